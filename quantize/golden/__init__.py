@@ -1,0 +1,1 @@
+"""systolix.quantize.golden."""
