@@ -1,0 +1,87 @@
+"""Activations: float elementwise ops, and on integer tensors 256-entry lookup tables.
+
+In an integer model every unary op between DequantizeLinear and QuantizeLinear (and QLinearLeakyRelu,
+QLinearSigmoid) becomes a :class:`~systolix.frontend.ir.Lookup` whose table onnxruntime computes.
+"""
+
+from __future__ import annotations
+
+import onnx
+
+from systolix.errors import SystolixError
+
+from ..context import ImportContext, attr, quant_params
+from ..ir import Activation, Lookup
+from ..tables import UNARY_OPS, ort_table
+from . import register
+
+_FLOAT = {"Relu": "relu", "Clip": "clip", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh",
+          "HardSigmoid": "hard_sigmoid", "Elu": "elu", "Softplus": "softplus"}
+
+
+@register(*_FLOAT)
+def activation(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    if ctx.quantized:
+        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): a float activation in an integer model must "
+                            "sit between DequantizeLinear and QuantizeLinear")
+    x = ctx.resolve(node.input[0])
+    attrs: list[tuple[str, float]] = []
+    if node.op_type == "Clip":
+        lo = attr(node, "min")
+        hi = attr(node, "max")
+        if len(node.input) > 1 and node.input[1]:
+            lo = float(ctx.const(node, 1, "min"))
+        if len(node.input) > 2 and node.input[2]:
+            hi = float(ctx.const(node, 2, "max"))
+        attrs = [(k, float(v)) for k, v in (("min", lo), ("max", hi)) if v is not None]
+    elif node.op_type in ("LeakyRelu", "Elu", "HardSigmoid"):
+        default = {"LeakyRelu": 0.01, "Elu": 1.0, "HardSigmoid": 0.2}[node.op_type]
+        attrs = [("alpha", float(attr(node, "alpha", default)))]
+        if node.op_type == "HardSigmoid":
+            attrs.append(("beta", float(attr(node, "beta", 0.5))))
+    shape = ctx.shape(x)
+    ctx.add(Activation(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
+                       in_shapes=(shape,), out_shape=shape, func=_FLOAT[node.op_type], attrs=tuple(attrs)))
+
+
+def _lookup(node: onnx.NodeProto, ctx: ImportContext, nodes: list[onnx.NodeProto], x: str, x_q, y_q,
+            func: str) -> None:
+    ctx.quant.setdefault(x, x_q)
+    shape = ctx.shape(x)
+    table = ort_table(ctx, nodes, x_q, y_q)
+    out = nodes[-1].output[0]
+    ctx.add(Lookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=out, in_shapes=(shape,),
+                   out_shape=shape, func=func, table=table, x_quant=x_q, y_quant=y_q), quant=y_q)
+
+
+@register("QLinearLeakyRelu", "QLinearSigmoid")
+def qlinear_unary(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    x_q = quant_params(ctx, node, 1, 2, "input")
+    y_q = quant_params(ctx, node, 3, 4, "output")
+    func = "leaky_relu" if node.op_type == "QLinearLeakyRelu" else "sigmoid"
+    if node.op_type == "QLinearLeakyRelu":
+        func += f"(alpha={float(attr(node, 'alpha', 0.01)):g})"
+    _lookup(node, ctx, [node], ctx.resolve(node.input[0]), x_q, y_q, func)
+
+
+@register("DequantizeLinear")
+def dequantize(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    """DequantizeLinear -> unary op -> QuantizeLinear becomes a table; nothing else is expected here."""
+    op = ctx.single_consumer(node.output[0])
+    q = ctx.single_consumer(op.output[0]) if op is not None and op.op_type in UNARY_OPS else None
+    if q is None or q.op_type != "QuantizeLinear":
+        raise SystolixError(f"node {ctx.node_label} (DequantizeLinear): in the integer form a DequantizeLinear must "
+                            f"feed exactly one unary op ({', '.join(sorted(UNARY_OPS))}) followed by "
+                            "QuantizeLinear; float computation elsewhere is not supported")
+    if attr(node, "axis", 1) != 1 and ctx.const(node, 1, "scale").size > 1:
+        raise SystolixError(f"node {ctx.node_label}: per-channel activation quantization is not supported")
+    x = ctx.resolve(node.input[0])
+    x_q = quant_params(ctx, node, 1, 2, "input")
+    y_q = quant_params(ctx, q, 1, 2, "output")
+    if x_q.per_channel or y_q.per_channel:
+        raise SystolixError(f"node {ctx.node_label}: per-channel activation quantization is not supported")
+    ctx.consumed.update({id(op), id(q)})
+    label = ctx.node_label
+    ctx.node_label = op.name or label
+    _lookup(op, ctx, [node, op, q], x, x_q, y_q, op.op_type.lower())
+    ctx.node_label = label

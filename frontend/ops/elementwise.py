@@ -1,0 +1,141 @@
+"""Add (residual, or a bias folded into the layer before it), QLinearAdd, Concat, QLinearConcat and
+BatchNormalization (folded into the Conv before it)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+
+from systolix.errors import SystolixError
+
+from ..context import ImportContext, attr, quant_params
+from ..ir import Add, Concat, Conv, Dense
+from . import register
+
+
+def _broadcast_shape(node: onnx.NodeProto, ctx: ImportContext, a: tuple, b: tuple) -> tuple:
+    try:
+        return tuple(int(d) for d in np.broadcast_shapes(a, b))
+    except ValueError:
+        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): shapes {a} and {b} do not broadcast") from None
+
+
+def _fold_bias(node: onnx.NodeProto, ctx: ImportContext, x: str, c: np.ndarray) -> bool:
+    """Fold ``x + c`` into the Dense/Conv producing ``x`` when c is a per-output-channel vector."""
+    layer = ctx.producer.get(x)
+    if not isinstance(layer, Dense | Conv) or ctx.single_consumer(x) is not node or layer.x_quant is not None:
+        return False
+    m = layer.weight.shape[1] if isinstance(layer, Dense) else layer.weight.shape[0]
+    shape = layer.out_shape
+    axis = len(shape) - 1 if isinstance(layer, Dense) else 1
+    want = [1] * len(shape)
+    want[axis] = m
+    if c.size not in (1, m) or (c.size == m and c.ndim and int(np.prod(c.shape)) == m
+                                and tuple(c.shape) not in (tuple(want[-c.ndim:]), (m,))):
+        return False
+    add = np.broadcast_to(c.astype(np.float32).reshape(-1), (m,))
+    bias = add if layer.bias is None else layer.bias + add
+    new = dataclasses.replace(layer, bias=bias.astype(np.float32), output=node.output[0])
+    ctx.replace(layer, new)
+    return True
+
+
+@register("Add")
+def add(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[1])
+    if ctx.is_const(b) or ctx.is_const(a):
+        x, c = (a, ctx.constants[b]) if ctx.is_const(b) else (b, ctx.constants[a])
+        if _fold_bias(node, ctx, x, c):
+            return
+        raise SystolixError(f"node {ctx.node_label} (Add): adding a constant is supported only as the bias of the "
+                            "Conv/Gemm/MatMul right before it")
+    sa, sb = ctx.shape(a), ctx.shape(b)
+    out = _broadcast_shape(node, ctx, sa, sb)
+    ctx.add(Add(name=ctx.node_label, op="Add", inputs=(a, b), output=node.output[0], in_shapes=(sa, sb),
+                out_shape=out))
+
+
+@register("QLinearAdd")
+def qlinear_add(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[3])
+    if ctx.is_const(a) or ctx.is_const(b):
+        raise SystolixError(f"node {ctx.node_label} (QLinearAdd): a constant operand is not supported (residual "
+                            "adds of two activations only)")
+    a_q = quant_params(ctx, node, 1, 2, "input A")
+    b_q = quant_params(ctx, node, 4, 5, "input B")
+    y_q = quant_params(ctx, node, 6, 7, "output")
+    ctx.quant.setdefault(a, a_q)
+    ctx.quant.setdefault(b, b_q)
+    sa, sb = ctx.shape(a), ctx.shape(b)
+    out = _broadcast_shape(node, ctx, sa, sb)
+    ctx.add(Add(name=ctx.node_label, op=node.op_type, inputs=(a, b), output=node.output[0], in_shapes=(sa, sb),
+                out_shape=out, a_quant=a_q, b_quant=b_q, y_quant=y_q), quant=y_q)
+
+
+def _concat_shape(node: onnx.NodeProto, ctx: ImportContext, shapes: list[tuple], axis: int) -> tuple[int, tuple]:
+    rank = len(shapes[0])
+    axis = axis + rank if axis < 0 else axis
+    for s in shapes:
+        if len(s) != rank or any(s[i] != shapes[0][i] for i in range(rank) if i != axis):
+            raise SystolixError(f"node {ctx.node_label} ({node.op_type}): shapes {shapes} differ off axis {axis}")
+    out = list(shapes[0])
+    out[axis] = sum(s[axis] for s in shapes)
+    return axis, tuple(out)
+
+
+@register("Concat")
+def concat(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    xs = ctx.inputs(node.input)
+    shapes = [ctx.shape(x) for x in xs]
+    axis, out = _concat_shape(node, ctx, shapes, int(attr(node, "axis", 1)))
+    quant = [ctx.quant.get(x) for x in xs]
+    same = all(q is not None for q in quant) and len({(float(q.scale), int(q.zero_point), q.dtype)
+                                                      for q in quant}) == 1
+    if ctx.quantized and not same:
+        raise SystolixError(f"node {ctx.node_label} (Concat): integer inputs with different quantization")
+    ctx.add(Concat(name=ctx.node_label, op="Concat", inputs=xs, output=node.output[0], in_shapes=tuple(shapes),
+                   out_shape=out, axis=axis, in_quant=tuple(quant) if ctx.quantized else None,
+                   y_quant=quant[0] if ctx.quantized else None), quant=quant[0] if ctx.quantized else None)
+
+
+@register("QLinearConcat")
+def qlinear_concat(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    y_q = quant_params(ctx, node, 0, 1, "output")
+    if (len(node.input) - 2) % 3:
+        raise SystolixError(f"node {ctx.node_label} (QLinearConcat): inputs must come in (x, scale, zp) triples")
+    xs, quants = [], []
+    for i in range(2, len(node.input), 3):
+        x = ctx.resolve(node.input[i])
+        q = quant_params(ctx, node, i + 1, i + 2, f"input {len(xs)}")
+        ctx.quant.setdefault(x, q)
+        xs.append(x)
+        quants.append(q)
+    shapes = [ctx.shape(x) for x in xs]
+    axis, out = _concat_shape(node, ctx, shapes, int(attr(node, "axis", 1)))
+    ctx.add(Concat(name=ctx.node_label, op=node.op_type, inputs=tuple(xs), output=node.output[0],
+                   in_shapes=tuple(shapes), out_shape=out, axis=axis, in_quant=tuple(quants), y_quant=y_q),
+            quant=y_q)
+
+
+@register("BatchNormalization")
+def batch_norm(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    x = ctx.resolve(node.input[0])
+    layer = ctx.producer.get(x)
+    if not isinstance(layer, Conv) or ctx.single_consumer(x) is not node:
+        raise SystolixError(f"node {ctx.node_label} (BatchNormalization): only a BatchNormalization right after a "
+                            "Conv (its only consumer) is supported; it is folded into that Conv")
+    if len(node.output) > 1 and any(node.output[1:]):
+        raise SystolixError(f"node {ctx.node_label} (BatchNormalization): training-mode outputs are not supported")
+    gamma, beta, mean, var = (ctx.const(node, i, w).astype(np.float64).reshape(-1)
+                              for i, w in ((1, "scale"), (2, "bias"), (3, "mean"), (4, "variance")))
+    eps = float(attr(node, "epsilon", 1e-5))
+    m = layer.weight.shape[0]
+    if not all(v.size == m for v in (gamma, beta, mean, var)):
+        raise SystolixError(f"node {ctx.node_label} (BatchNormalization): parameters do not have {m} channels")
+    k = gamma / np.sqrt(var + eps)
+    weight = (layer.weight.astype(np.float64) * k.reshape(-1, *([1] * (layer.weight.ndim - 1)))).astype(np.float32)
+    bias0 = np.zeros(m) if layer.bias is None else layer.bias.astype(np.float64)
+    bias = ((bias0 - mean) * k + beta).astype(np.float32)
+    ctx.replace(layer, dataclasses.replace(layer, weight=weight, bias=bias, output=node.output[0]))

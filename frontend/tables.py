@@ -1,0 +1,69 @@
+"""256-entry lookup tables for unary ops on integer codes, computed by onnxruntime itself.
+
+A unary op between a DequantizeLinear and a QuantizeLinear (or QLinearLeakyRelu, QLinearSigmoid) maps
+each of the 256 input codes to one output code. Running onnxruntime on all 256 codes through exactly
+those nodes gives the table that reproduces what onnxruntime computes on this machine, including
+instruction-set-dependent polynomials (QLinearSigmoid, Tanh), with no float model of ours in between.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from systolix.errors import SystolixError
+
+from .context import ImportContext
+from .ir import QuantParams
+
+UNARY_OPS = frozenset({
+    "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Celu",
+    "Softplus", "Softsign", "Exp", "Log", "Neg", "Abs", "Sqrt", "Reciprocal", "Erf", "Gelu", "Mish",
+    "ThresholdedRelu", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign", "PRelu",
+})
+
+_ONNX_TYPE = {"int8": onnx.TensorProto.INT8, "uint8": onnx.TensorProto.UINT8}
+
+
+def ort_table(ctx: ImportContext, nodes: list[onnx.NodeProto], x_q: QuantParams, y_q: QuantParams) -> np.ndarray:
+    """Run ``nodes`` (first input: the integer tensor, last output: the integer result) on all 256 codes.
+
+    Returns the table ``t`` with ``y = t[x - x_q.qmin]``, of ``y_q``'s integer type.
+    """
+    from systolix.quantize.reference import reference_session
+
+    first_in, last_out = nodes[0].input[0], nodes[-1].output[0]
+    copies, needed = [], set()
+    for node in nodes:
+        copy = onnx.NodeProto()
+        copy.CopyFrom(node)
+        for i, name in enumerate(copy.input):
+            if name == first_in:
+                copy.input[i] = "x"
+            elif name:
+                needed.add(ctx.resolve(name))
+                copy.input[i] = ctx.resolve(name)
+        for i, name in enumerate(copy.output):
+            if name == last_out:
+                copy.output[i] = "y"
+        copies.append(copy)
+    inits = []
+    for name in sorted(needed):
+        if name in ctx.constants:
+            inits.append(numpy_helper.from_array(ctx.constants[name], name))
+        elif not any(name in n.output for n in copies):
+            raise SystolixError(f"node {ctx.node_label}: input {name!r} of a table op must be a constant")
+    graph = helper.make_graph(
+        copies, "table",
+        [helper.make_tensor_value_info("x", _ONNX_TYPE[x_q.dtype], [256])],
+        [helper.make_tensor_value_info("y", _ONNX_TYPE[y_q.dtype], [256])], inits)
+    model = helper.make_model(graph, opset_imports=list(ctx.model.opset_import))
+    model.ir_version = ctx.model.ir_version
+    codes = np.arange(x_q.qmin, x_q.qmax + 1).astype(x_q.np_dtype)
+    try:
+        (table,) = reference_session(model).run(["y"], {"x": codes})
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise SystolixError(f"node {ctx.node_label}: onnxruntime could not evaluate the table op: "
+                            f"{str(exc).splitlines()[0]}") from None
+    return np.asarray(table).astype(y_q.np_dtype)
