@@ -31,6 +31,10 @@ def window_geometry(node: onnx.NodeProto, ctx: ImportContext, in_shape: Shape, k
     auto_pad = attr(node, "auto_pad", "NOTSET")
     spatial = in_shape[2:]
     if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        if any(d != 1 for d in dilations):
+            raise SystolixError(f"node {ctx.node_label} ({node.op_type}): auto_pad={auto_pad} with dilations "
+                                f"{dilations} is not supported (onnxruntime, the reference, refuses it); give "
+                                "explicit pads")
         begin, end = [], []
         for i in range(n):
             out = math.ceil(spatial[i] / strides[i])

@@ -1,0 +1,56 @@
+"""Simulation backends: each runs an integer model on batched samples and returns its tensors.
+
+``golden`` is the NumPy integer golden model. The RTL backends (Amaranth's simulator, Verilator) plug in
+here with the same interface, so ``systolix simulate`` compares them against onnxruntime the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from systolix.errors import SystolixError
+from systolix.frontend.ir import Model
+
+
+class Backend(Protocol):
+    """Runs a model on samples (batched on axis 0) and returns every tensor it computed, by name."""
+
+    name: str
+
+    def run(self, model: Model, inputs: dict[str, np.ndarray],
+            progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]: ...
+
+
+class GoldenBackend:
+    """The NumPy integer golden model, in chunks of samples (memory stays bounded on big data sets)."""
+
+    name = "golden"
+
+    def __init__(self, chunk: int = 256) -> None:
+        self.chunk = chunk
+
+    def run(self, model: Model, inputs: dict[str, np.ndarray],
+            progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+        from systolix.quantize.golden_model import run_golden
+
+        n = len(next(iter(inputs.values())))
+        parts: dict[str, list[np.ndarray]] = {}
+        for start in range(0, n, self.chunk):
+            out = run_golden(model, {k: v[start:start + self.chunk] for k, v in inputs.items()})
+            for name, value in out.items():
+                parts.setdefault(name, []).append(value)
+            if progress is not None:
+                progress(min(start + self.chunk, n))
+        return {name: np.concatenate(values, axis=0) for name, values in parts.items()}
+
+
+BACKENDS: dict[str, Callable[[], Backend]] = {"golden": GoldenBackend}
+
+
+def get_backend(name: str) -> Backend:
+    if name not in BACKENDS:
+        raise SystolixError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}")
+    return BACKENDS[name]()

@@ -1,0 +1,147 @@
+"""``systolix simulate``: run a backend and onnxruntime on the same samples and compare every element.
+
+Flow: import the model (quantized models are brought to the integer canonical form, which is what
+onnxruntime runs as the reference); load the samples (float samples go through the model's input
+quantization on the host, done both by onnxruntime's QuantizeLinear and the golden one, and compared);
+run onnxruntime with the compared tensors exposed as graph outputs; run the backend; compare.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from systolix.errors import SystolixError
+from systolix.frontend.importer import Imported, import_model
+from systolix.frontend.ir import Model, QuantParams
+from systolix.quantize.datasets import load_inputs
+from systolix.quantize.golden.quantize_linear import quantize_linear
+from systolix.quantize.reference import reference_session
+
+from .backends import get_backend
+from .compare import Comparison, compare_tensors
+from .onnxruntime_runner import run_onnxruntime
+
+
+@dataclass
+class SimulationResult:
+    """Everything ``simulate`` found, for the summary table and the JSON report."""
+
+    model: str
+    backend: str
+    comparison: Comparison
+    converted: tuple[str, ...] = ()
+    host_ops: tuple[str, ...] = ()
+    accuracy: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.comparison.bit_exact
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "backend": self.backend, **self.comparison.to_json(),
+                "converted_layers": list(self.converted), "host_ops": list(self.host_ops),
+                "accuracy": self.accuracy, "seconds": self.seconds}
+
+
+def _onnx_quantize_linear(x: np.ndarray, q: QuantParams) -> np.ndarray:
+    """onnxruntime's own QuantizeLinear on the samples (the reference for the host's input quantization)."""
+    elem = helper.np_dtype_to_tensor_dtype(np.dtype(q.np_dtype))
+    shape = ["N", *x.shape[1:]]
+    graph = helper.make_graph(
+        [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["y"])], "quantize_input",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("y", elem, shape)],
+        [helper.make_tensor("s", onnx.TensorProto.FLOAT, [], [float(q.scale)]),
+         helper.make_tensor("zp", elem, [], [int(q.zero_point)])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    (y,) = reference_session(model).run(["y"], {"x": x})
+    return y
+
+
+def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | None, seed: int = 0
+                   ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None, QuantParams | None, np.ndarray | None]:
+    """Samples for the model's one input.
+
+    Returns (input name, samples for onnxruntime, samples for the backend, labels, input quantization,
+    the float samples) — the two sample arrays differ only if the host quantization disagrees.
+    """
+    ir = imported.ir
+    if len(ir.inputs) != 1:
+        raise SystolixError(f"{ir.name}: models with {len(ir.inputs)} inputs are not supported yet (one input)")
+    info = ir.inputs[0]
+    q = ir.input_quant.get(info.name)
+    if (inputs is None) == (random is None):
+        raise SystolixError("give exactly one of --inputs FILE and --random N")
+    if random is not None:
+        if random < 1:
+            raise SystolixError(f"--random must be a positive number of samples, not {random}")
+        if info.dtype not in ("int8", "uint8"):
+            raise SystolixError(f"input {info.name!r} has type {info.dtype}; --random makes int8/uint8 codes")
+        dtype = np.dtype(info.dtype)
+        lo, hi = np.iinfo(dtype).min, np.iinfo(dtype).max
+        x = np.random.default_rng(seed).integers(lo, hi + 1, size=(random, *info.shape[1:])).astype(dtype)
+        return info.name, x, x, None, None, None
+    canon = imported.canonical
+    user_name = getattr(canon, "input_map", {}).get(info.name, info.name) if canon is not None else info.name
+    if q is not None:
+        x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.float32)
+        ref = _onnx_quantize_linear(x, q)
+        mine = quantize_linear(x, q.scale, int(q.zero_point), q.qmin, q.qmax).astype(q.np_dtype)
+        return info.name, ref, mine, y, q, x
+    x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.dtype(info.dtype))
+    return info.name, x, x, y, None, None
+
+
+def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random: int | None = None,
+             backend: str = "golden", layers: bool = False, seed: int = 0,
+             progress: Callable[[str, int, int], None] | None = None) -> SimulationResult:
+    """Run ``backend`` and onnxruntime on every sample and compare every output element.
+
+    With ``layers`` every intermediate tensor is compared too. ``progress(stage, done, total)`` is
+    called as samples complete.
+    """
+    t0 = time.perf_counter()
+    imported = import_model(model_path)
+    ir: Model = imported.ir
+    if not ir.quantized:
+        raise SystolixError(f"{ir.name} is a float model; quantize it first: systolix quantize {model_path} "
+                            "--calib DATA -o MODEL_int8.onnx")
+    runner = get_backend(backend)
+    name, x_ref, x_backend, labels, q, _ = prepare_inputs(imported, inputs, random, seed)
+    n = len(x_ref)
+    seconds = {"import": time.perf_counter() - t0}
+    compared = [(layer.name, layer.op, layer.output) for layer in ir.layers if layer.output in
+                {o.name for o in ir.outputs} or layers]
+    ref_names = list(dict.fromkeys(t for _, _, t in compared))
+
+    t = time.perf_counter()
+    reference = run_onnxruntime(imported.reference, {name: x_ref}, ref_names,
+                                progress=None if progress is None else lambda d: progress("onnxruntime", d, n))
+    seconds["onnxruntime"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    produced = runner.run(ir, {name: x_backend},
+                          progress=None if progress is None else lambda d: progress(backend, d, n))
+    seconds[backend] = time.perf_counter() - t
+
+    comparison = Comparison(samples=n)
+    if q is not None:
+        compare_tensors(comparison, "input quantization", "QuantizeLinear", name, x_backend, x_ref)
+    for layer_name, op, tensor in compared:
+        compare_tensors(comparison, layer_name, op, tensor, produced.get(tensor), reference[tensor])
+    accuracy = {}
+    if labels is not None:
+        out = ir.outputs[0].name
+        accuracy = {"onnxruntime": float(np.mean(reference[out].reshape(n, -1).argmax(1) == labels)),
+                    backend: float(np.mean(produced[out].reshape(n, -1).argmax(1) == labels))}
+    seconds["total"] = time.perf_counter() - t0
+    return SimulationResult(ir.name, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds)

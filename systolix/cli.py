@@ -1,0 +1,214 @@
+"""The ``systolix`` command: inspect, quantize, simulate, demo.
+
+Exit codes: 0 success (and bit-exact, for ``simulate``), 1 a mismatch against onnxruntime, 2 bad input
+(one line on stderr, nothing half-written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import SystolixError
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "keras_mnist"
+
+
+def _console() -> Console:
+    return Console(width=max(100, Console().width))
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write a file via a temporary file in the same folder, so a failure leaves nothing half-written."""
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise SystolixError(f"{path}: folder {path.parent} does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# -- inspect ------------------------------------------------------------------------------------------
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .frontend.importer import import_model
+    from .frontend.inspect import inspect_table, layer_rows
+
+    imported = import_model(args.model)
+    console = _console()
+    console.print(inspect_table(imported.ir))
+    for line in imported.ir.host_ops:
+        console.print(f"host: {line}")
+    for line in imported.ir.converted:
+        console.print(f"converted to integer: {line}")
+    if args.json:
+        ir = imported.ir
+        write_atomic(args.json, json.dumps({"model": ir.name, "quantized": ir.quantized, "params": ir.params,
+                                            "macs": ir.macs, "layers": layer_rows(ir)}, indent=2))
+    return 0
+
+
+# -- quantize -----------------------------------------------------------------------------------------
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from .quantize.ptq import agreement, agreement_table, quantize_model
+
+    console = _console()
+    with console.status(f"calibrating ({args.method}) and quantizing {args.model}"):
+        result = quantize_model(args.model, args.calib, args.output, method=args.method,
+                                per_channel=not args.per_tensor, quant_format=args.format,
+                                activation_type=args.activation_type, max_calib_samples=args.max_calib)
+    console.print(f"wrote {args.output}")
+    console.print(str(result))
+    eval_path = args.eval or args.calib
+    from .frontend.importer import import_model
+    from .quantize.datasets import load_inputs
+
+    float_ir = import_model(args.model).ir
+    info = float_ir.inputs[0]
+    x, y = load_inputs(eval_path, info.name, (None, *info.shape[1:]), "float32")
+    console.print(agreement_table(agreement(args.model, args.output, x, y), title=f"float vs int8 on {eval_path}"))
+    return 0
+
+
+# -- simulate -----------------------------------------------------------------------------------------
+def _progress(console: Console):
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, transient=True)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done)
+
+    return bar, update
+
+
+def summary_table(result) -> Table:
+    cmp = result.comparison
+    table = Table(title=f"{result.model}: {result.backend} vs onnxruntime")
+    table.add_column("tensor")
+    table.add_column("op")
+    table.add_column("elements", justify="right")
+    table.add_column("mismatches", justify="right")
+    for layer in cmp.layers:
+        style = "red" if layer.mismatches else None
+        table.add_row(layer.name, layer.op, f"{layer.elements:,}", f"{layer.mismatches:,}", style=style)
+    table.add_section()
+    verdict = "BIT-EXACT" if result.bit_exact else "MISMATCH"
+    table.add_row(f"{cmp.samples} samples", verdict, f"{cmp.elements:,}", f"{cmp.mismatches:,}",
+                  style="bold green" if result.bit_exact else "bold red")
+    return table
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .sim.simulate import simulate
+
+    console = _console()
+    bar, update = _progress(console)
+    with bar:
+        result = simulate(args.model, inputs=args.inputs, random=args.random, backend=args.backend,
+                          layers=args.layers, seed=args.seed, progress=update)
+    console.print(summary_table(result))
+    for line in result.host_ops:
+        console.print(f"host: {line}")
+    for line in result.converted:
+        console.print(f"converted to integer: {line}")
+    for who, acc in result.accuracy.items():
+        console.print(f"accuracy ({who}): {acc:.2%}")
+    first = result.comparison.first_mismatch
+    if first is not None:
+        console.print(f"first mismatch: layer {first.layer} ({first.op}), tensor {first.tensor}, sample "
+                      f"{first.sample}, index {first.index}: {result.backend} {first.backend}, onnxruntime "
+                      f"{first.reference} {first.note}".rstrip(), style="red")
+    console.print(f"time: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
+    if args.json:
+        write_atomic(args.json, json.dumps(result.to_json(), indent=2))
+    return 0 if result.bit_exact else 1
+
+
+# -- demo ---------------------------------------------------------------------------------------------
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job on the bundled example: inspect, quantize, simulate the test set bit-exactly."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model, calib, test = EXAMPLE / "model.onnx", EXAMPLE / "calib.npz", EXAMPLE / "test.npz"
+    quantized = out / "model_int8.onnx"
+    console = _console()
+    console.rule("1. inspect the float model")
+    cmd_inspect(argparse.Namespace(model=model, json=None))
+    console.rule("2. quantize to int8 (calibration set)")
+    cmd_quantize(argparse.Namespace(model=model, calib=calib, output=quantized, method="minmax", per_tensor=False,
+                                    format="qoperator", activation_type="int8", max_calib=None, eval=test))
+    console.rule("3. the integer model")
+    cmd_inspect(argparse.Namespace(model=quantized, json=None))
+    console.rule("4. golden model vs onnxruntime on the whole test set, every layer")
+    return cmd_simulate(argparse.Namespace(model=quantized, inputs=test, random=None, backend="golden", layers=True,
+                                           seed=0, json=out / "simulate.json"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="systolix", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("inspect", help="per-layer shapes, geometry, parameters and MACs")
+    p.add_argument("model")
+    p.add_argument("--json", help="also write the table as JSON")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("quantize", help="int8 post-training quantization with onnxruntime's quantize_static")
+    p.add_argument("model")
+    p.add_argument("--calib", required=True, help="calibration samples (.npz or .npy)")
+    p.add_argument("-o", "--output", required=True, help="the quantized .onnx to write")
+    p.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales (default per channel)")
+    p.add_argument("--format", default="qoperator", choices=["qoperator", "qdq"])
+    p.add_argument("--activation-type", default="int8", choices=["int8", "uint8"])
+    p.add_argument("--max-calib", type=int, default=None, help="use at most this many calibration samples")
+    p.add_argument("--eval", help="samples (with labels y) for the float vs int8 agreement (default: --calib)")
+    p.set_defaults(func=cmd_quantize)
+
+    p = sub.add_parser("simulate", help="run a backend and onnxruntime, compare every element")
+    p.add_argument("model")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--inputs", help="samples (.npz/.npy); float samples go through the input quantization")
+    src.add_argument("--random", type=int, help="N random integer input samples")
+    p.add_argument("--backend", default="golden", choices=["golden"])
+    p.add_argument("--layers", action="store_true", help="compare every intermediate tensor too")
+    p.add_argument("--json", help="write the report as JSON")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("demo", help="the whole flow on the bundled example model")
+    p.add_argument("--out", default="out/demo", help="folder for the quantized model and reports")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SystolixError as exc:
+        print(f"systolix: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("systolix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Inspect figures against hand-computed shapes, parameters and MACs, and against onnxruntime's shapes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from systolix.cli import main
+from systolix.frontend.importer import import_model
+from systolix.frontend.ir import window_output_size
+from tests.conftest import EXAMPLE, SHARED, needs_shared
+
+
+def test_bundled_example_by_hand():
+    ir = import_model(EXAMPLE / "model.onnx").ir
+    rows = {layer.name: layer for layer in ir.layers}
+    # Hand-computed: 28-5+1=24, 24-3+1=22, 22/2=11, 11-3+1=9, floor(9/2)=4, 16*4*4=256.
+    expect = {
+        "conv1": ((1, 4, 24, 24), 4 * 25 + 4, 4 * 24 * 24 * 25),
+        "conv2": ((1, 8, 22, 22), 8 * 4 * 9 + 8, 8 * 22 * 22 * 4 * 9),
+        "pool1": ((1, 8, 11, 11), 0, 0),
+        "conv3": ((1, 16, 9, 9), 16 * 8 * 9 + 16, 16 * 9 * 9 * 8 * 9),
+        "pool2": ((1, 16, 4, 4), 0, 0),
+        "flatten": ((1, 256), 0, 0),
+        "fc1": ((1, 128), 256 * 128 + 128, 256 * 128),
+        "fc2": ((1, 10), 128 * 10 + 10, 128 * 10),
+    }
+    for name, (shape, params, macs) in expect.items():
+        assert rows[name].out_shape == shape, name
+        assert rows[name].params == params, name
+        assert rows[name].macs == macs, name
+    assert ir.params == sum(p for _, p, _ in expect.values())
+    assert rows["softmax"].host
+
+
+@pytest.mark.parametrize("size,k,s,pb,pe,d", [(28, 5, 1, 0, 0, 1), (32, 3, 2, 0, 1, 1), (10, 3, 3, 1, 1, 2),
+                                              (7, 2, 2, 0, 0, 1), (9, 2, 2, 0, 0, 1), (5, 5, 1, 2, 2, 1)])
+def test_output_size_formula(size, k, s, pb, pe, d):
+    assert window_output_size(size, k, s, pb, pe, d) == (size + pb + pe - d * (k - 1) - 1) // s + 1
+
+
+def _conv_model(in_shape, w_shape, **attrs) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal(w_shape).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.standard_normal(w_shape[0]).astype(np.float32), "b")
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv", **attrs)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, b])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+CONV_CASES = [
+    ((1, 3, 17, 13), (8, 3, 3, 3), dict(strides=[2, 3], pads=[1, 0, 2, 1])),
+    ((1, 4, 15, 15), (4, 1, 3, 3), dict(group=4, dilations=[2, 2], pads=[2, 1, 2, 3])),
+    ((1, 6, 11, 9), (6, 2, 5, 3), dict(group=3, auto_pad="SAME_LOWER", strides=[3, 2])),
+    ((1, 2, 19), (5, 2, 4), dict(strides=[3], pads=[2, 1], dilations=[2])),
+    ((1, 3, 8, 8), (2, 3, 1, 1), dict(auto_pad="VALID")),
+]
+
+
+@pytest.mark.parametrize("in_shape,w_shape,attrs", CONV_CASES)
+def test_conv_shapes_match_onnxruntime(in_shape, w_shape, attrs):
+    model = _conv_model(in_shape, w_shape, **attrs)
+    layer = import_model(model).ir.layers[0]
+    (y,) = ort.InferenceSession(model.SerializeToString()).run(None, {"x": np.zeros(in_shape, np.float32)})
+    assert layer.out_shape == y.shape
+    c_in, group = in_shape[1], attrs.get("group", 1)
+    assert layer.params == int(np.prod(w_shape)) + w_shape[0]
+    assert layer.macs == int(np.prod(y.shape[1:])) * (c_in // group) * int(np.prod(w_shape[2:]))
+
+
+def test_batchnorm_is_folded_into_conv():
+    rng = np.random.default_rng(1)
+    model = _conv_model((1, 3, 8, 8), (4, 3, 3, 3))
+    graph = model.graph
+    graph.node[0].output[0] = "c"
+    stats = [rng.uniform(0.5, 2, 4), rng.standard_normal(4), rng.standard_normal(4), rng.uniform(0.5, 2, 4)]
+    for name, v in zip(("g", "be", "m", "v"), stats, strict=True):
+        graph.initializer.append(numpy_helper.from_array(v.astype(np.float32), name))
+    graph.node.append(helper.make_node("BatchNormalization", ["c", "g", "be", "m", "v"], ["y"], name="bn"))
+    ir = import_model(model).ir
+    assert [layer.kind for layer in ir.layers] == ["conv"]
+    x = rng.standard_normal((1, 3, 8, 8)).astype(np.float32)
+    (want,) = ort.InferenceSession(model.SerializeToString()).run(None, {"x": x})
+    conv = ir.layers[0]
+    # Float check of the folded weights through onnxruntime (tolerance only on this float path).
+    folded = _conv_model((1, 3, 8, 8), conv.weight.shape)
+    folded.graph.initializer[0].CopyFrom(numpy_helper.from_array(conv.weight, "w"))
+    folded.graph.initializer[1].CopyFrom(numpy_helper.from_array(conv.bias, "b"))
+    (got,) = ort.InferenceSession(folded.SerializeToString()).run(None, {"x": x})
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
+@needs_shared
+@pytest.mark.parametrize("name", ["mnist_cnn_2018.onnx", "mlperf_tiny_resnet8_float.onnx",
+                                  "mlperf_tiny_resnet8_int8.onnx", "mlperf_tiny_kws_dscnn_int8.onnx"])
+def test_inspect_shared_models(name, tmp_path, capsys):
+    report = tmp_path / "inspect.json"
+    assert main(["inspect", str(SHARED / "models" / name), "--json", str(report)]) == 0
+    data = json.loads(report.read_text())
+    assert data["layers"] and data["macs"] > 0 and data["params"] > 0
+
+
+@needs_shared
+def test_inspect_mnist_cnn_2018_by_hand():
+    ir = import_model(SHARED / "models" / "mnist_cnn_2018.onnx").ir
+    convs = [layer for layer in ir.layers if layer.kind == "conv"]
+    # SAME_UPPER 5x5: 28 -> 28 (8 filters), pool 2 -> 14, 14 -> 14 (16 filters), pool 3 -> 4.
+    assert [c.out_shape for c in convs] == [(1, 8, 28, 28), (1, 16, 14, 14)]
+    assert [c.params for c in convs] == [8 * 25 + 8, 16 * 8 * 25 + 16]
+    assert [c.macs for c in convs] == [8 * 28 * 28 * 25, 16 * 14 * 14 * 8 * 25]
+    dense = ir.layers[-1]
+    assert dense.kind == "dense" and dense.params == 256 * 10 + 10 and dense.macs == 2560
