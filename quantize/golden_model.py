@@ -35,6 +35,7 @@ def _runs(kind: type) -> Callable[[Runner], Runner]:
     def wrap(fn: Runner) -> Runner:
         _RUNNERS[kind] = fn
         return fn
+
     return wrap
 
 
@@ -54,9 +55,22 @@ def _conv(layer: ir.Conv, xs: list[np.ndarray]) -> np.ndarray:
     x_q, w_q, y_q = layer.x_quant, layer.w_quant, layer.y_quant
     scale = requant.output_scale(x_q.scale, w_q.scale, y_q.scale)
     lo, hi = _out_range(layer, y_q)
-    return qlinear_conv(xs[0], int(x_q.zero_point), layer.weight, _zp(w_q), layer.bias, scale, int(y_q.zero_point),
-                        lo, hi, strides=layer.strides, pads=layer.pads, dilations=layer.dilations,
-                        group=layer.group, out_dtype=y_q.np_dtype)
+    return qlinear_conv(
+        xs[0],
+        int(x_q.zero_point),
+        layer.weight,
+        _zp(w_q),
+        layer.bias,
+        scale,
+        int(y_q.zero_point),
+        lo,
+        hi,
+        strides=layer.strides,
+        pads=layer.pads,
+        dilations=layer.dilations,
+        group=layer.group,
+        out_dtype=y_q.np_dtype,
+    )
 
 
 @_runs(ir.Dense)
@@ -80,31 +94,52 @@ def _matmul(layer: ir.MatMul, xs: list[np.ndarray]) -> np.ndarray:
     scale = requant.output_scale(a_q.scale, b_q.scale, y_q.scale)
     lead = a.shape[:-2]
     a2, b2 = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])
-    out = [qgemm(a2[i], int(a_q.zero_point), b2[i], _zp(b_q), None, scale, int(y_q.zero_point), y_q.qmin, y_q.qmax)
-           for i in range(a2.shape[0])]
+    out = [
+        qgemm(
+            a2[i], int(a_q.zero_point), b2[i], _zp(b_q), None, scale, int(y_q.zero_point), y_q.qmin, y_q.qmax
+        )
+        for i in range(a2.shape[0])
+    ]
     return np.stack(out).reshape(*lead, a.shape[-2], b.shape[-1]).astype(y_q.np_dtype)
 
 
 @_runs(ir.MaxPool)
 def _max_pool(layer: ir.MaxPool, xs: list[np.ndarray]) -> np.ndarray:
-    return max_pool(xs[0], kernel=layer.kernel, strides=layer.strides, pads=layer.pads, dilations=layer.dilations,
-                    ceil_mode=layer.ceil_mode)
+    return max_pool(
+        xs[0],
+        kernel=layer.kernel,
+        strides=layer.strides,
+        pads=layer.pads,
+        dilations=layer.dilations,
+        ceil_mode=layer.ceil_mode,
+    )
 
 
 @_runs(ir.AveragePool)
 def _average_pool(layer: ir.AveragePool, xs: list[np.ndarray]) -> np.ndarray:
     x_q, y_q = layer.x_quant, layer.y_quant
-    return qlinear_average_pool(xs[0], x_q.scale, int(x_q.zero_point), y_q.scale, int(y_q.zero_point), y_q.qmin,
-                                y_q.qmax, kernel=layer.kernel, strides=layer.strides, pads=layer.pads,
-                                count_include_pad=layer.count_include_pad, ceil_mode=layer.ceil_mode
-                                ).astype(y_q.np_dtype)
+    return qlinear_average_pool(
+        xs[0],
+        x_q.scale,
+        int(x_q.zero_point),
+        y_q.scale,
+        int(y_q.zero_point),
+        y_q.qmin,
+        y_q.qmax,
+        kernel=layer.kernel,
+        strides=layer.strides,
+        pads=layer.pads,
+        count_include_pad=layer.count_include_pad,
+        ceil_mode=layer.ceil_mode,
+    ).astype(y_q.np_dtype)
 
 
 @_runs(ir.GlobalAveragePool)
 def _global_average_pool(layer: ir.GlobalAveragePool, xs: list[np.ndarray]) -> np.ndarray:
     x_q, y_q = layer.x_quant, layer.y_quant
-    return qlinear_global_average_pool(xs[0], x_q.scale, int(x_q.zero_point), y_q.scale, int(y_q.zero_point),
-                                       y_q.qmin, y_q.qmax).astype(y_q.np_dtype)
+    return qlinear_global_average_pool(
+        xs[0], x_q.scale, int(x_q.zero_point), y_q.scale, int(y_q.zero_point), y_q.qmin, y_q.qmax
+    ).astype(y_q.np_dtype)
 
 
 @_runs(ir.Lookup)
@@ -115,17 +150,28 @@ def _lookup(layer: ir.Lookup, xs: list[np.ndarray]) -> np.ndarray:
 @_runs(ir.Add)
 def _add(layer: ir.Add, xs: list[np.ndarray]) -> np.ndarray:
     a_q, b_q, y_q = layer.a_quant, layer.b_quant, layer.y_quant
-    return qlinear_add(xs[0], a_q.scale, int(a_q.zero_point), xs[1], b_q.scale, int(b_q.zero_point), y_q.scale,
-                       int(y_q.zero_point), y_q.qmin, y_q.qmax, variant=probe_qlinear_add_variant()
-                       ).astype(y_q.np_dtype)
+    return qlinear_add(
+        xs[0],
+        a_q.scale,
+        int(a_q.zero_point),
+        xs[1],
+        b_q.scale,
+        int(b_q.zero_point),
+        y_q.scale,
+        int(y_q.zero_point),
+        y_q.qmin,
+        y_q.qmax,
+        variant=probe_qlinear_add_variant(),
+    ).astype(y_q.np_dtype)
 
 
 @_runs(ir.Concat)
 def _concat(layer: ir.Concat, xs: list[np.ndarray]) -> np.ndarray:
     y_q = layer.y_quant
     params = [(q.scale, int(q.zero_point)) for q in layer.in_quant]
-    return qlinear_concat(xs, params, y_q.scale, int(y_q.zero_point), y_q.qmin, y_q.qmax,
-                          axis=layer.axis).astype(y_q.np_dtype)
+    return qlinear_concat(
+        xs, params, y_q.scale, int(y_q.zero_point), y_q.qmin, y_q.qmax, axis=layer.axis
+    ).astype(y_q.np_dtype)
 
 
 @_runs(ir.Reshape)
@@ -142,8 +188,10 @@ def run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> np.ndarray:
     """Evaluate one integer layer on batched inputs."""
     runner = _RUNNERS.get(type(layer))
     if runner is None:
-        raise SystolixError(f"layer {layer.name} ({layer.op}): the golden model has no integer form of "
-                            f"{type(layer).__name__} layers")
+        raise SystolixError(
+            f"layer {layer.name} ({layer.op}): the golden model has no integer form of "
+            f"{type(layer).__name__} layers"
+        )
     if layer.host:
         raise SystolixError(f"layer {layer.name} ({layer.op}) is a host operation")
     return runner(layer, inputs)
@@ -152,7 +200,9 @@ def run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> np.ndarray:
 def run_golden(model: ir.Model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Run the integer golden model; returns every tensor (inputs and each layer's output) by name."""
     if not model.quantized:
-        raise SystolixError(f"{model.name}: the golden model runs integer models; quantize this float model first")
+        raise SystolixError(
+            f"{model.name}: the golden model runs integer models; quantize this float model first"
+        )
     tensors = dict(inputs)
     for layer in model.layers:
         tensors[layer.output] = run_layer(layer, [tensors[name] for name in layer.inputs])
