@@ -1,0 +1,238 @@
+"""The one configuration object of the accelerator.
+
+`AcceleratorConfig` holds the few numbers that size the hardware (array shape, widths, memory
+depths). Everything else -- address widths, bytes of on-chip memory, multiply-accumulates per cycle
+-- is derived from them as properties, so the HDL, the compiler and the simulators all read the
+same values from the same object. It is frozen and checked on construction; it round-trips through
+JSON so a build can be reproduced from a file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from systolix.errors import SystolixError
+
+__all__ = ["PRESETS", "AcceleratorConfig"]
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SystolixError(f"{name} must be a positive int, not {value!r}")
+
+
+def _address_width(depth: int) -> int:
+    return max(1, (depth - 1).bit_length())
+
+
+@dataclasses.dataclass(frozen=True)
+class AcceleratorConfig:
+    """Size of the accelerator: systolic array shape, data widths, on-chip memory depths.
+
+    Parameters
+    ----------
+    rows : int
+        Rows of the systolic array: the length of an activation vector (the reduction dimension
+        handled per pass).
+    cols : int
+        Columns of the systolic array: output channels computed in parallel.
+    data_width : int
+        Width of activations and weights in bits. Only 8 (int8) is supported.
+    acc_width : int
+        Width of the accumulators in bits. Only 32 is supported: onnxruntime accumulates in int32
+        (with wrap-around), and bit-exactness depends on it.
+    act_buffer_depth : int
+        Entries of the activation buffer, each one `rows`-element vector.
+    weight_buffer_depth : int
+        Entries of the weight buffer, each one `cols`-element weight row.
+    acc_memory_depth : int
+        Entries of the accumulator memory, each one `cols`-element vector of accumulators.
+    param_memory_depth : int
+        Entries of the per-channel parameter memory (bias, requantization mantissa and exponent).
+    program_memory_depth : int
+        Instructions the controller's program memory holds.
+    pe_product_register : bool
+        Register the product inside each processing element (one more cycle of latency, a
+        shorter critical path: ~25% higher Fmax on ECP5).
+    """
+
+    rows: int
+    cols: int
+    data_width: int = 8
+    acc_width: int = 32
+    act_buffer_depth: int = 4096
+    weight_buffer_depth: int = 2048
+    acc_memory_depth: int = 2048
+    param_memory_depth: int = 512
+    program_memory_depth: int = 512
+    pe_product_register: bool = True
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            if field.name == "pe_product_register":
+                continue
+            _check_positive_int(field.name, getattr(self, field.name))
+        if self.data_width != 8:
+            raise SystolixError(f"data_width must be 8 (only int8 is supported), not {self.data_width!r}")
+        if self.acc_width != 32:
+            raise SystolixError(
+                f"acc_width must be 32 (onnxruntime accumulates in int32), not {self.acc_width!r}"
+            )
+        if not isinstance(self.pe_product_register, bool):
+            raise SystolixError(f"pe_product_register must be a bool, not {self.pe_product_register!r}")
+
+    # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def macs_per_cycle(self) -> int:
+        """Multiply-accumulates the array performs per clock cycle."""
+        return self.rows * self.cols
+
+    @property
+    def operand_width(self) -> int:
+        """Width of a multiplier operand after its zero point is subtracted (signed)."""
+        return self.data_width + 1
+
+    @property
+    def act_buffer_bytes(self) -> int:
+        """Size of the activation buffer in bytes."""
+        return self.act_buffer_depth * self.rows * self.data_width // 8
+
+    @property
+    def weight_buffer_bytes(self) -> int:
+        """Size of the weight buffer in bytes."""
+        return self.weight_buffer_depth * self.cols * self.data_width // 8
+
+    @property
+    def acc_memory_bytes(self) -> int:
+        """Size of the accumulator memory in bytes."""
+        return self.acc_memory_depth * self.cols * self.acc_width // 8
+
+    @property
+    def act_addr_width(self) -> int:
+        """Bits of an activation buffer address."""
+        return _address_width(self.act_buffer_depth)
+
+    @property
+    def weight_addr_width(self) -> int:
+        """Bits of a weight buffer address."""
+        return _address_width(self.weight_buffer_depth)
+
+    @property
+    def acc_addr_width(self) -> int:
+        """Bits of an accumulator memory address."""
+        return _address_width(self.acc_memory_depth)
+
+    @property
+    def param_addr_width(self) -> int:
+        """Bits of a parameter memory address."""
+        return _address_width(self.param_memory_depth)
+
+    @property
+    def program_addr_width(self) -> int:
+        """Bits of a program memory address."""
+        return _address_width(self.program_memory_depth)
+
+    # -- presets and serialisation --------------------------------------------------------------
+
+    @classmethod
+    def preset(cls, name: str) -> AcceleratorConfig:
+        """Return the named preset (one of `PRESETS`).
+
+        Raises
+        ------
+        SystolixError
+            If there is no preset of that name.
+        """
+        try:
+            return PRESETS[name]
+        except (KeyError, TypeError):
+            known = ", ".join(PRESETS)
+            raise SystolixError(f"unknown accelerator preset {name!r}; known presets: {known}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (JSON types only)."""
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """The configuration as a JSON object (text), readable by `from_json`."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> AcceleratorConfig:
+        """Build a configuration from a mapping of field names to values.
+
+        Raises
+        ------
+        SystolixError
+            On unknown or missing keys, or bad values.
+        """
+        if not isinstance(values, Mapping):
+            raise SystolixError(f"accelerator config must be a JSON object, not {type(values).__name__}")
+        known = [field.name for field in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise SystolixError(
+                f"unknown key(s) in accelerator config: {', '.join(map(repr, unknown))}; "
+                f"known keys: {', '.join(known)}"
+            )
+        missing = [name for name in ("rows", "cols") if name not in values]
+        if missing:
+            raise SystolixError(f"accelerator config lacks required key(s): {', '.join(missing)}")
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text: str) -> AcceleratorConfig:
+        """Parse a configuration from JSON text (as written by `to_json`).
+
+        Raises
+        ------
+        SystolixError
+            On malformed JSON, unknown or missing keys, or bad values.
+        """
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SystolixError(f"accelerator config is not valid JSON: {error}") from None
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> AcceleratorConfig:
+        """Read a configuration from a JSON file.
+
+        Raises
+        ------
+        SystolixError
+            If the file cannot be read, or as `from_json`.
+        """
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise SystolixError(f"cannot read accelerator config {str(path)!r}: {error}") from None
+        try:
+            return cls.from_json(text)
+        except SystolixError as error:
+            raise SystolixError(f"{path}: {error}") from None
+
+
+#: Named configurations. Memory depths are chosen so that the whole design fits the block RAM of
+#: an ECP5 LFE5U-85F (208 x 18 kbit); "4x4" also suits small parts (iCE40 UP5K with its SPRAM).
+PRESETS: Mapping[str, AcceleratorConfig] = MappingProxyType({
+    "4x4": AcceleratorConfig(
+        rows=4, cols=4, act_buffer_depth=2048, weight_buffer_depth=1024, acc_memory_depth=1024,
+        param_memory_depth=256, program_memory_depth=256,
+    ),
+    "8x8": AcceleratorConfig(
+        rows=8, cols=8, act_buffer_depth=4096, weight_buffer_depth=2048, acc_memory_depth=2048,
+        param_memory_depth=512, program_memory_depth=512,
+    ),
+    "16x16": AcceleratorConfig(
+        rows=16, cols=16, act_buffer_depth=4096, weight_buffer_depth=2048, acc_memory_depth=2048,
+        param_memory_depth=1024, program_memory_depth=1024,
+    ),
+})

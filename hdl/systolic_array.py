@@ -1,0 +1,248 @@
+"""The systolic array and its stream wrapper.
+
+`SystolicArray` is the bare R x C grid of `ProcessingElement` s (Gemmini's ``Mesh``): it expects
+its inputs already skewed and runs freely, one wavefront per cycle. `MatMulUnit` (Gemmini's
+``MeshWithDelays``) wraps it into a unit with ready/valid streams: zero-point subtraction, input
+skew, the grid, output de-skew, double-buffered weight loading and an output FIFO.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from .config import AcceleratorConfig
+from .pe import ProcessingElement
+from .skew import Skew
+
+__all__ = ["MatMulUnit", "SystolicArray"]
+
+
+class SystolicArray(wiring.Component):
+    """R x C weight-stationary grid of processing elements, inputs and outputs skewed.
+
+    Row ``r`` of the grid holds row ``r`` of the weight tile (input index ``r``), column ``c``
+    computes output ``c``. ``x_in[r]`` (with its bank bit ``sel_in[r]``) enters row ``r`` from the
+    west and moves one column east per cycle; partial sums start at zero at the top and move one row
+    south per cycle. For the products of one activation vector to meet, element ``r`` must be
+    presented ``r`` cycles after element 0; column ``c`` of the result then appears on
+    ``psum_out[c]`` `latency` ``+ c`` cycles after element 0 was presented.
+
+    Weights enter at the bottom row and shift up one row per load (``w_load``), into bank
+    ``w_bank`` only: after `rows` loads the first row loaded sits in row 0.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Grid shape.
+    operand_width, acc_width, product_register :
+        As for `ProcessingElement`.
+
+    Members
+    -------
+    x_in : In(ArrayLayout(signed(operand_width), rows))
+    sel_in : In(ArrayLayout(1, rows))
+    psum_out : Out(ArrayLayout(signed(acc_width), cols))
+    w_row : In(ArrayLayout(signed(operand_width), cols))
+    w_load, w_bank : In(1)
+    """
+
+    def __init__(self, rows: int, cols: int, *, operand_width: int = 9, acc_width: int = 32,
+                 product_register: bool = True):
+        self._rows = rows
+        self._cols = cols
+        self._pe_args = dict(operand_width=operand_width, acc_width=acc_width,
+                             product_register=product_register)
+        super().__init__({
+            "x_in": In(data.ArrayLayout(signed(operand_width), rows)),
+            "sel_in": In(data.ArrayLayout(1, rows)),
+            "psum_out": Out(data.ArrayLayout(signed(acc_width), cols)),
+            "w_row": In(data.ArrayLayout(signed(operand_width), cols)),
+            "w_load": In(1),
+            "w_bank": In(1),
+        })
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def cols(self) -> int:
+        return self._cols
+
+    @property
+    def latency(self) -> int:
+        """Cycles from ``x_in[0]`` to ``psum_out[0]`` (add ``c`` for column ``c``)."""
+        # x_in[rows-1] is presented rows-1 cycles after x_in[0]; the bottom PE of column 0 adds it.
+        return (self._rows - 1) + int(self._pe_args["product_register"]) + ProcessingElement.PSUM_LATENCY
+
+    def elaborate(self, platform):
+        m = Module()
+        grid = [[ProcessingElement(**self._pe_args) for _ in range(self._cols)] for _ in range(self._rows)]
+        for r, row in enumerate(grid):
+            for c, pe in enumerate(row):
+                m.submodules[f"pe_{r}_{c}"] = pe
+                m.d.comb += [pe.w_load.eq(self.w_load), pe.w_bank.eq(self.w_bank)]
+                if c == 0:
+                    m.d.comb += [pe.x_in.eq(self.x_in[r]), pe.sel_in.eq(self.sel_in[r])]
+                else:
+                    m.d.comb += [pe.x_in.eq(row[c - 1].x_out), pe.sel_in.eq(row[c - 1].sel_out)]
+                if r == 0:
+                    m.d.comb += pe.psum_in.eq(0)
+                else:
+                    m.d.comb += pe.psum_in.eq(grid[r - 1][c].psum_out)
+                if r == self._rows - 1:
+                    m.d.comb += [pe.w_in.eq(self.w_row[c]), self.psum_out[c].eq(pe.psum_out)]
+                else:
+                    m.d.comb += pe.w_in.eq(grid[r + 1][c].w_out)
+        return m
+
+
+def activation_layout(rows: int) -> data.StructLayout:
+    """Payload of `MatMulUnit.x`: an int8 vector and the flag that switches weight tiles."""
+    return data.StructLayout({"data": data.ArrayLayout(signed(8), rows), "swap": unsigned(1)})
+
+
+class MatMulUnit(wiring.Component):
+    """Stream unit computing ``y = (x - x_zp) @ (W - w_zp)`` with a loaded R x C weight tile.
+
+    Weight tiles are loaded through ``w``, one row of ``cols`` int8 weights per transfer, row 0
+    first; ``w_zp`` (per column) is sampled with each row and subtracted on the way in. Loading
+    goes to the idle bank and overlaps the computation with the active tile. After the ``rows``-th
+    row of a tile ``w`` stops accepting until the tile has been put into use.
+
+    Activation vectors enter through ``x``; ``x_zp`` is sampled with each vector. A vector with
+    ``swap`` set switches to the most recently loaded tile: it and every later vector use that tile.
+    ``x`` waits (ready low) while a swap is asked for before the new tile is complete; the first
+    vector after reset must ask for one (the banks hold no tile yet). After a swap
+    the old bank becomes loadable again once the last vector using it has left the grid.
+
+    Results leave through ``y`` in order, one int32 vector per activation vector. Back-pressure is
+    credit-based, as in Gemmini: the grid never stalls (no enable fanning out to every PE); instead
+    ``x`` is accepted only while the output FIFO is sure to have room for everything in flight, so
+    ``y.ready`` may be held low for any time without losing or duplicating data. With ``y.ready``
+    always high the unit accepts one vector per cycle.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        Uses ``rows``, ``cols``, ``pe_product_register``.
+
+    Members
+    -------
+    x : In(stream.Signature(activation_layout(rows)))
+    x_zp : In(signed(8))
+    w : In(stream.Signature(ArrayLayout(signed(8), cols)))
+    w_zp : In(ArrayLayout(signed(8), cols))
+    y : Out(stream.Signature(ArrayLayout(signed(32), cols)))
+    """
+
+    def __init__(self, config: AcceleratorConfig):
+        self._config = config
+        self._array = SystolicArray(
+            config.rows, config.cols, operand_width=config.operand_width, acc_width=config.acc_width,
+            product_register=config.pe_product_register,
+        )
+        super().__init__({
+            "x": In(stream.Signature(activation_layout(config.rows))),
+            "x_zp": In(signed(config.data_width)),
+            "w": In(stream.Signature(data.ArrayLayout(signed(config.data_width), config.cols))),
+            "w_zp": In(data.ArrayLayout(signed(config.data_width), config.cols)),
+            "y": Out(stream.Signature(data.ArrayLayout(signed(config.acc_width), config.cols))),
+        })
+
+    @property
+    def config(self) -> AcceleratorConfig:
+        return self._config
+
+    @property
+    def pipeline_latency(self) -> int:
+        """Cycles from the transfer on ``x`` to the result being written into the output FIFO."""
+        # entry register + grid (which counts from the unskewed lane 0) + output de-skew
+        return 1 + self._array.latency + (self._config.cols - 1)
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the transfer on ``x`` to ``y.valid`` (output FIFO empty, ``y.ready`` high)."""
+        return self.pipeline_latency + 2  # SyncFIFOBuffered: write, then its output register
+
+    @property
+    def fifo_depth(self) -> int:
+        """Entries of the output FIFO (also the credits: vectors in flight or waiting)."""
+        # Enough to cover the round trip, so a consumer that is always ready sees full throughput.
+        return self.pipeline_latency + 3
+
+    @property
+    def drain_cycles(self) -> int:
+        """Cycles after a swap before the released bank may be overwritten."""
+        return self._config.rows + self._config.cols + self._array.latency
+
+    def elaborate(self, platform):
+        cfg = self._config
+        rows, cols = cfg.rows, cfg.cols
+        m = Module()
+        m.submodules.array = array = self._array
+        lane = data.StructLayout({"x": signed(cfg.operand_width), "sel": unsigned(1)})
+        m.submodules.skew_in = skew_in = Skew.ascending(lane, rows)
+        m.submodules.skew_out = skew_out = Skew.descending(signed(cfg.acc_width), cols)
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=cols * cfg.acc_width, depth=self.fifo_depth)
+
+        # Weight banks. `active` is the bank that newly accepted vectors use; rows are loaded into
+        # the other one. `loaded` counts rows of the tile waiting in the idle bank; `drain` holds
+        # loading off after a swap until vectors still using the released bank have left the grid.
+        active = Signal(1)
+        loaded = Signal(range(rows + 1))
+        drain = Signal(range(self.drain_cycles + 1))
+        tile_ready = loaded == rows
+
+        m.d.comb += self.w.ready.eq(~tile_ready & (drain == 0))
+        w_fire = self.w.valid & self.w.ready
+        m.d.comb += [array.w_load.eq(w_fire), array.w_bank.eq(~active)]
+        for c in range(cols):
+            m.d.comb += array.w_row[c].eq(self.w.payload[c] - self.w_zp[c])
+        with m.If(drain != 0):
+            m.d.sync += drain.eq(drain - 1)
+        with m.If(w_fire):
+            m.d.sync += loaded.eq(loaded + 1)
+
+        # Credits: vectors accepted and not yet read from `y`. Never more than the FIFO holds, so
+        # the FIFO cannot overflow however long `y.ready` stays low.
+        credits = Signal(range(self.fifo_depth + 1))
+        have_credit = credits != self.fifo_depth
+        m.d.comb += self.x.ready.eq(have_credit & (~self.x.payload.swap | tile_ready))
+        x_fire = self.x.valid & self.x.ready
+        y_fire = self.y.valid & self.y.ready
+        with m.If(x_fire & ~y_fire):
+            m.d.sync += credits.eq(credits + 1)
+        with m.Elif(~x_fire & y_fire):
+            m.d.sync += credits.eq(credits - 1)
+
+        sel = Signal(1)
+        m.d.comb += sel.eq(active)
+        with m.If(x_fire & self.x.payload.swap):
+            m.d.comb += sel.eq(~active)
+            m.d.sync += [active.eq(~active), loaded.eq(0), drain.eq(self.drain_cycles)]
+
+        # Entry register: subtract the zero point (9-bit result) and tag the bank. It updates every
+        # cycle; `valid_line` remembers which cycles carried a real vector.
+        entry = Signal(data.ArrayLayout(lane, rows), reset_less=True)
+        for r in range(rows):
+            m.d.sync += [entry[r].x.eq(self.x.payload.data[r] - self.x_zp), entry[r].sel.eq(sel)]
+        m.d.comb += skew_in.i.eq(entry)
+        for r in range(rows):
+            m.d.comb += [array.x_in[r].eq(skew_in.o[r].x), array.sel_in[r].eq(skew_in.o[r].sel)]
+        m.d.comb += skew_out.i.eq(array.psum_out)
+
+        valid_line = Signal(self.pipeline_latency)
+        m.d.sync += valid_line.eq(valid_line << 1 | x_fire)
+
+        m.d.comb += [
+            fifo.w_data.eq(skew_out.o.as_value()),
+            fifo.w_en.eq(valid_line[-1]),
+            self.y.payload.eq(fifo.r_data),
+            self.y.valid.eq(fifo.r_rdy),
+            fifo.r_en.eq(self.y.ready),
+        ]
+        return m

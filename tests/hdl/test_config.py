@@ -1,0 +1,110 @@
+"""AcceleratorConfig: checks, derived values, presets, JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+
+import pytest
+
+from systolix.errors import SystolixError
+from systolix.hdl.config import PRESETS, AcceleratorConfig
+
+
+def test_derived_values():
+    config = AcceleratorConfig(rows=8, cols=4, act_buffer_depth=1000, weight_buffer_depth=1024,
+                               acc_memory_depth=1025, param_memory_depth=1, program_memory_depth=2)
+    assert config.macs_per_cycle == 32
+    assert config.operand_width == 9
+    assert config.act_buffer_bytes == 8000
+    assert config.weight_buffer_bytes == 4096
+    assert config.acc_memory_bytes == 1025 * 16
+    assert (config.act_addr_width, config.weight_addr_width, config.acc_addr_width) == (10, 10, 11)
+    assert (config.param_addr_width, config.program_addr_width) == (1, 1)
+
+
+def test_presets():
+    assert list(PRESETS) == ["4x4", "8x8", "16x16"]
+    for name, config in PRESETS.items():
+        assert f"{config.rows}x{config.cols}" == name
+        assert AcceleratorConfig.preset(name) is config
+    with pytest.raises(TypeError):
+        PRESETS["2x2"] = AcceleratorConfig(rows=2, cols=2)  # type: ignore[index]
+
+
+def test_unknown_preset():
+    with pytest.raises(SystolixError) as info:
+        AcceleratorConfig.preset("3x3")
+    assert str(info.value) == "unknown accelerator preset '3x3'; known presets: 4x4, 8x8, 16x16"
+
+
+def test_frozen():
+    config = AcceleratorConfig.preset("4x4")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.rows = 5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("rows", 0, "rows must be a positive int, not 0"),
+    ("cols", -3, "cols must be a positive int, not -3"),
+    ("rows", True, "rows must be a positive int, not True"),
+    ("rows", 4.0, "rows must be a positive int, not 4.0"),
+    ("cols", "4", "cols must be a positive int, not '4'"),
+    ("act_buffer_depth", 0, "act_buffer_depth must be a positive int, not 0"),
+    ("program_memory_depth", None, "program_memory_depth must be a positive int, not None"),
+    ("data_width", 16, "data_width must be 8 (only int8 is supported), not 16"),
+    ("acc_width", 24, "acc_width must be 32 (onnxruntime accumulates in int32), not 24"),
+    ("pe_product_register", 1, "pe_product_register must be a bool, not 1"),
+])
+def test_bad_values(field, value, message):
+    values = {"rows": 4, "cols": 4, field: value}
+    with pytest.raises(SystolixError) as info:
+        AcceleratorConfig(**values)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_json_round_trip(name):
+    config = AcceleratorConfig.preset(name)
+    text = config.to_json()
+    assert json.loads(text)["rows"] == config.rows
+    assert AcceleratorConfig.from_json(text) == config
+
+
+def test_from_json_fills_defaults():
+    config = AcceleratorConfig.from_json('{"rows": 2, "cols": 3}')
+    assert config == AcceleratorConfig(rows=2, cols=3)
+
+
+def test_from_file(tmp_path):
+    path = tmp_path / "accel.json"
+    path.write_text(AcceleratorConfig(rows=2, cols=6, pe_product_register=False).to_json())
+    assert AcceleratorConfig.from_file(path) == AcceleratorConfig(rows=2, cols=6, pe_product_register=False)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{", re.escape("accelerator config is not valid JSON: Expecting property name enclosed in double "
+                    "quotes: line 1 column 2 (char 1)")),
+    ("[4, 4]", "^accelerator config must be a JSON object, not list$"),
+    ('{"rows": 4, "cols": 4, "depth": 3, "banks": 2}',
+     "^unknown key\\(s\\) in accelerator config: 'banks', 'depth'; known keys: rows, cols, "),
+    ('{"rows": 4}', "^accelerator config lacks required key\\(s\\): cols$"),
+    ('{"rows": 4, "cols": 0}', "^cols must be a positive int, not 0$"),
+    ('{"rows": 4, "cols": 4.5}', "^cols must be a positive int, not 4.5$"),
+])
+def test_bad_json(text, message):
+    with pytest.raises(SystolixError, match=message):
+        AcceleratorConfig.from_json(text)
+
+
+def test_bad_files(tmp_path):
+    missing = tmp_path / "missing.json"
+    with pytest.raises(SystolixError) as info:
+        AcceleratorConfig.from_file(missing)
+    assert str(info.value).startswith(f"cannot read accelerator config {str(missing)!r}: ")
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"rows": 4, "cols": 4, "colz": 4}')
+    with pytest.raises(SystolixError) as info:
+        AcceleratorConfig.from_file(broken)
+    assert str(info.value).startswith(f"{broken}: unknown key(s) in accelerator config: 'colz'; ")
