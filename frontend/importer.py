@@ -114,6 +114,7 @@ class Imported:
     ir: Model
     reference: onnx.ModelProto
     canonical: object | None = None
+    original: onnx.ModelProto | None = None
 
 
 def import_model(source: str | os.PathLike | onnx.ModelProto, name: str | None = None) -> Imported:
@@ -135,4 +136,4 @@ def import_model(source: str | os.PathLike | onnx.ModelProto, name: str | None =
     converted = tuple(f"{c.name} ({c.op}): {c.why}" for c in canon.converted)
     ir = Model(name=ir.name, inputs=ir.inputs, outputs=ir.outputs, layers=ir.layers, quantized=True,
                input_quant=ir.input_quant, host_ops=host, converted=converted, tensors=ir.tensors)
-    return Imported(ir, canon.model, canon)
+    return Imported(ir, canon.model, canon, model)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import numpy as np
 import onnx
 from onnx import TensorProto, helper
-from systolix.quantize.canonical_graph import QRANGE, GraphView, describe
 
 from systolix.errors import SystolixError
+from systolix.quantize.canonical_graph import QRANGE, GraphView, describe
 
 #: Float ops the host performs after the accelerator's last integer tensor.
 HOST_OPS = ("Softmax", "LogSoftmax")

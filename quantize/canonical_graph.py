@@ -38,6 +38,19 @@ QOP_OUTPUT_ZP_INPUT = {
 }
 
 
+#: Standard ops whose output has the element type of their first input (layout and elementwise ops).
+SAME_TYPE_OPS = frozenset(
+    {
+        "MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Softmax",
+        "LogSoftmax", "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil", "Celu", "Clip",
+        "Cos", "Cosh", "Elu", "Erf", "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "LeakyRelu", "Log",
+        "Mish", "Neg", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign", "Sin", "Sinh", "Softplus",
+        "Softsign", "Sqrt", "Tan", "Tanh", "ThresholdedRelu", "Add", "Sub", "Mul", "Div", "Concat",
+        "AveragePool", "GlobalAveragePool", "Conv", "MatMul", "Gemm",
+    }
+)  # fmt: skip
+
+
 def describe(node: onnx.NodeProto) -> str:
     """``Conv node 'name'``: how error messages name a node."""
     return f"{node.op_type} node {node.name or '(unnamed, output ' + repr(node.output[0]) + ')'!r}"
@@ -278,7 +291,6 @@ def elem_types(view: GraphView) -> dict[str, int]:
                 types[out] = TensorProto.FLOAT
             elif len(node.input) > idx and node.input[idx] in types:
                 types[out] = types[node.input[idx]]
-        elif node.input and node.input[0] in types:
-            # Layout ops and elementwise float ops keep their first input's type.
+        elif node.domain in ("", "ai.onnx") and node.op_type in SAME_TYPE_OPS and node.input[0] in types:
             types[out] = types[node.input[0]]
     return types

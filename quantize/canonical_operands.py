@@ -10,9 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 from onnx import helper
-from systolix.quantize.canonical_graph import QRANGE, GraphView, QParams, describe
 
 from systolix.errors import SystolixError
+from systolix.quantize.canonical_graph import QRANGE, GraphView, QParams, describe
 
 #: Ops that clamp only: after a requantizing op they are the quantized range clamp when it covers them.
 CLAMP_OPS = ("Relu", "Clip")

@@ -17,9 +17,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto
-from systolix.quantize.reference import ORT_ERRORS, add_outputs, reference_session, session_options
 
 from systolix.errors import SystolixError
+from systolix.quantize.reference import ORT_ERRORS, add_outputs, reference_session, session_options
 
 if TYPE_CHECKING:
     from systolix.quantize.canonical import CanonicalModel

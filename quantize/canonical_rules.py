@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 from onnx import helper
-from systolix.quantize.canonical_graph import GraphView, QParams, describe
-from systolix.quantize.canonical_operands import activation, const_weight, int32_bias
 
 from systolix.errors import SystolixError
+from systolix.quantize.canonical_graph import GraphView, QParams, describe
+from systolix.quantize.canonical_operands import activation, const_weight, int32_bias
 
 MS = "com.microsoft"
 

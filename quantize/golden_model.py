@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from systolix.frontend import ir
 
 from systolix.errors import SystolixError
+from systolix.frontend import ir
 
 from . import requant
 from .golden import (

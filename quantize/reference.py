@@ -16,9 +16,9 @@ from __future__ import annotations
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto
-from systolix.quantize.canonical_graph import GraphView, elem_types
 
 from systolix.errors import SystolixError
+from systolix.quantize.canonical_graph import GraphView, elem_types
 
 __all__ = ["add_outputs", "needs_x64_precision", "reference_session", "session_options"]
 

@@ -8,6 +8,7 @@ run onnxruntime with the compared tensors exposed as graph outputs; run the back
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ class SimulationResult:
     host_ops: tuple[str, ...] = ()
     accuracy: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    float_execution: list = field(default_factory=list)
 
     @property
     def bit_exact(self) -> bool:
@@ -48,7 +50,8 @@ class SimulationResult:
     def to_json(self) -> dict:
         return {"model": self.model, "backend": self.backend, **self.comparison.to_json(),
                 "converted_layers": list(self.converted), "host_ops": list(self.host_ops),
-                "accuracy": self.accuracy, "seconds": self.seconds}
+                "accuracy": self.accuracy, "seconds": self.seconds,
+                "float_execution": [dataclasses.asdict(d) for d in self.float_execution]}
 
 
 def _onnx_quantize_linear(x: np.ndarray, q: QuantParams) -> np.ndarray:
@@ -143,5 +146,15 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         out = ir.outputs[0].name
         accuracy = {"onnxruntime": float(np.mean(reference[out].reshape(n, -1).argmax(1) == labels)),
                     backend: float(np.mean(produced[out].reshape(n, -1).argmax(1) == labels))}
+    float_execution = []
+    if imported.canonical is not None and imported.canonical.converted:
+        # onnxruntime runs some groups of the original graph in float: say how far that is from the
+        # integer meaning the canonical form (and the hardware) computes.
+        from systolix.quantize.canonical_report import float_execution_report
+
+        t = time.perf_counter()
+        float_execution = float_execution_report(imported.original, imported.canonical, {name: x_ref})
+        seconds["float_report"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
-    return SimulationResult(ir.name, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds)
+    return SimulationResult(ir.name, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds,
+                            float_execution)

@@ -114,6 +114,28 @@ def summary_table(result) -> Table:
     return table
 
 
+def _short(name: str) -> str:
+    """TFLite-converted names join several op names with ';': show the last one."""
+    return name.split(";")[-1]
+
+
+def float_execution_table(result) -> Table:
+    """Layers onnxruntime leaves in float in the original graph, and how far that is from the integer form."""
+    table = Table(title="layers onnxruntime computes in float32 in the original graph (converted to their "
+                        "integer meaning here); onnxruntime on the original vs on the integer form")
+    table.add_column("tensor")
+    table.add_column("op")
+    table.add_column("float in original")
+    table.add_column("elements", justify="right")
+    table.add_column("differing", justify="right")
+    table.add_column("max |diff|", justify="right")
+    for d in result.float_execution:
+        if d.differing or d.float_in_original or d.op == "graph output":
+            table.add_row(_short(d.node or d.name), d.op, "yes" if d.float_in_original else "", f"{d.elements:,}",
+                          f"{d.differing:,}", f"{d.max_abs_diff:g}")
+    return table
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .sim.simulate import simulate
 
@@ -125,8 +147,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     console.print(summary_table(result))
     for line in result.host_ops:
         console.print(f"host: {line}")
-    for line in result.converted:
-        console.print(f"converted to integer: {line}")
+    if result.converted:
+        console.print(float_execution_table(result))
     for who, acc in result.accuracy.items():
         console.print(f"accuracy ({who}): {acc:.2%}")
     first = result.comparison.first_mismatch
@@ -134,7 +156,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         console.print(f"first mismatch: layer {first.layer} ({first.op}), tensor {first.tensor}, sample "
                       f"{first.sample}, index {first.index}: {result.backend} {first.backend}, onnxruntime "
                       f"{first.reference} {first.note}".rstrip(), style="red")
-    console.print(f"time: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
+    console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
     if args.json:
         write_atomic(args.json, json.dumps(result.to_json(), indent=2))
     return 0 if result.bit_exact else 1

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from systolix.quantize.golden._window import out_size, spatial_params, windows
 
 from systolix.errors import SystolixError
+from systolix.quantize.golden._window import out_size, spatial_params, windows
 
 __all__ = ["max_pool"]
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
-from systolix.quantize.requant import requantize
 
 from systolix.errors import SystolixError
+from systolix.quantize.requant import requantize
 
 __all__ = ["matmul_accumulate", "qgemm"]
 

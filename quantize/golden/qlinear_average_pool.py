@@ -19,10 +19,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
-from systolix.quantize.golden._window import out_size, spatial_params
-from systolix.quantize.golden.qlinear_global_average_pool import qlinear_global_average_pool
 
 from systolix.errors import SystolixError
+from systolix.quantize.golden._window import out_size, spatial_params
+from systolix.quantize.golden.qlinear_global_average_pool import qlinear_global_average_pool
 
 __all__ = ["qlinear_average_pool"]
 

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
-from systolix.quantize.golden.lookup import lookup
-from systolix.quantize.golden.table import unary_table
 
 from systolix.errors import SystolixError
+from systolix.quantize.golden.lookup import lookup
+from systolix.quantize.golden.table import unary_table
 
 __all__ = ["qlinear_concat"]
 

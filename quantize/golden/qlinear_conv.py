@@ -13,10 +13,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
-from systolix.quantize.golden._window import out_size, spatial_params, windows
-from systolix.quantize.requant import requantize
 
 from systolix.errors import SystolixError
+from systolix.quantize.golden._window import out_size, spatial_params, windows
+from systolix.quantize.requant import requantize
 
 __all__ = ["conv_accumulate", "qlinear_conv"]
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
-from systolix.quantize.requant import gap_output_scale, requantize
 
 from systolix.errors import SystolixError
+from systolix.quantize.requant import gap_output_scale, requantize
 
 __all__ = ["qlinear_global_average_pool"]
 

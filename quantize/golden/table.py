@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import DTypeLike
-from systolix.quantize.golden.quantize_linear import quantize_linear
 
 from systolix.errors import SystolixError
+from systolix.quantize.golden.quantize_linear import quantize_linear
 
 __all__ = ["all_codes", "leaky_relu_table", "requant_table", "unary_table"]
 

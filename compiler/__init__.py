@@ -1,0 +1,1 @@
+"""systolix.compiler: integer IR -> accelerator program and memory images."""
