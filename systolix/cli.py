@@ -70,8 +70,15 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         result = quantize_model(args.model, args.calib, args.output, method=args.method,
                                 per_channel=not args.per_tensor, quant_format=args.format,
                                 activation_type=args.activation_type, max_calib_samples=args.max_calib)
-    console.print(f"wrote {args.output}")
-    console.print(str(result))
+    console.print(f"wrote {args.output}: {result.calib_samples} calibration samples, {result.method}, "
+                  f"{result.activation_type} activations x {result.weight_type} "
+                  f"{'per-channel' if result.per_channel else 'per-tensor'} weights, {result.quant_format}, "
+                  f"{result.seconds:.1f} s")
+    console.print("ops: " + ", ".join(f"{op} x{n}" for op, n in result.op_counts.items()))
+    console.print("integer-exact on any x86 CPU: " + ("yes" if result.exact_on_any_x86 else "NO"),
+                  style=None if result.exact_on_any_x86 else "red")
+    for note in result.notes:
+        console.print(f"note: {note}")
     eval_path = args.eval or args.calib
     from .frontend.importer import import_model
     from .quantize.datasets import load_inputs
