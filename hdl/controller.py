@@ -1,0 +1,104 @@
+"""The controller: runs the compiled program, one layer instruction at a time.
+
+It is deliberately small. On ``start`` it fetches instruction 0 from the program memory, hands it to
+the engine its opcode names (the MATMUL engine, or the vector engine for MAXPOOL / ADD / LUT) with a
+one-cycle ``start`` pulse, waits for that engine's ``done``, and fetches the next one, until HALT. ``pc``
+shows the instruction being executed, so a simulator can time every layer from outside; ``cycles``
+counts the cycles of the current run.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from systolix.compiler.isa import Opcode, instruction_layout
+
+from .ports import engine_control, read_port
+
+
+class Controller(wiring.Component):
+    """Fetch, dispatch, wait; one instruction in flight.
+
+    Parameters
+    ----------
+    program_addr_width : int
+        Address bits of the program memory.
+
+    Members
+    -------
+    start : In(1)
+        Pulse to run the program from address 0 (ignored while busy).
+    busy : Out(1)
+        High from ``start`` until HALT is reached.
+    done : Out(1)
+        Pulses for one cycle when HALT is reached.
+    pc : Out(program_addr_width)
+        Address of the instruction being fetched or executed.
+    cycles : Out(32)
+        Cycles since the last ``start`` (stops at HALT).
+    prog : Out(read_port(...))
+        Program memory read port (one instruction per word).
+    matmul, vector : Out(engine_control())
+        Engine control: ``instr`` is held stable while the engine runs.
+    """
+
+    def __init__(self, program_addr_width: int):
+        self._aw = program_addr_width
+        super().__init__({
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "pc": Out(program_addr_width),
+            "cycles": Out(32),
+            "prog": Out(read_port(program_addr_width, instruction_layout())),
+            "matmul": Out(engine_control()),
+            "vector": Out(engine_control()),
+        })
+
+    #: Cycles between an engine's ``done`` and the next engine's ``start`` (fetch + decode).
+    DISPATCH_CYCLES = 2
+
+    def elaborate(self, platform):
+        m = Module()
+        instr = Signal(instruction_layout())
+        m.d.comb += [
+            self.prog.addr.eq(self.pc),
+            self.matmul.instr.eq(instr),
+            self.vector.instr.eq(instr),
+        ]
+        with m.If(self.busy):
+            m.d.sync += self.cycles.eq(self.cycles + 1)
+
+        with m.FSM():
+            with m.State("IDLE"), m.If(self.start):
+                m.d.sync += [self.pc.eq(0), self.busy.eq(1), self.cycles.eq(0)]
+                m.next = "FETCH"
+            with m.State("FETCH"):
+                m.d.comb += self.prog.en.eq(1)
+                m.next = "DECODE"
+            with m.State("DECODE"):
+                m.d.sync += instr.eq(self.prog.data)
+                with m.Switch(self.prog.data.opcode):
+                    with m.Case(Opcode.HALT):
+                        m.d.sync += self.busy.eq(0)
+                        m.d.comb += self.done.eq(1)
+                        m.next = "IDLE"
+                    with m.Case(Opcode.MATMUL):
+                        m.next = "START_MATMUL"
+                    with m.Default():
+                        m.next = "START_VECTOR"
+            with m.State("START_MATMUL"):
+                m.d.comb += self.matmul.start.eq(1)
+                m.next = "WAIT_MATMUL"
+            with m.State("WAIT_MATMUL"), m.If(self.matmul.done):
+                m.d.sync += self.pc.eq(self.pc + 1)
+                m.next = "FETCH"
+            with m.State("START_VECTOR"):
+                m.d.comb += self.vector.start.eq(1)
+                m.next = "WAIT_VECTOR"
+            with m.State("WAIT_VECTOR"), m.If(self.vector.done):
+                m.d.sync += self.pc.eq(self.pc + 1)
+                m.next = "FETCH"
+        return m

@@ -1,0 +1,74 @@
+"""The controller dispatches each instruction to the right engine, in order, and stops at HALT."""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import memory
+from amaranth.sim import Simulator
+
+from systolix.compiler.isa import Instruction, Mode, Opcode, encode, instruction_layout
+from systolix.hdl.controller import Controller
+from tests.hdl.conftest import run_simulation
+
+PROGRAM = [
+    Instruction(Opcode.MATMUL, Mode.CONV, layer=0),
+    Instruction(Opcode.MAXPOOL, layer=1),
+    Instruction(Opcode.MATMUL, Mode.DENSE, layer=2),
+    Instruction(Opcode.LUT, layer=3),
+    Instruction(Opcode.ADD, layer=4),
+    Instruction(Opcode.HALT),
+]
+
+
+
+
+def test_controller_runs_program_in_order():
+    words = [encode(i) for i in PROGRAM]
+    ctl = Controller(program_addr_width=4)
+    m = Module()
+    m.submodules.ctl = ctl
+    m.submodules.prog = prog = memory.Memory(shape=instruction_layout().size, depth=16, init=words)
+    port = prog.read_port()
+    m.d.comb += [port.addr.eq(ctl.prog.addr), port.en.eq(ctl.prog.en), ctl.prog.data.eq(port.data)]
+    rng = np.random.default_rng(3)
+    seen: list[tuple[str, int, int]] = []
+
+    def engine(name, ctrl, count):
+        async def tb(ctx):
+            for _ in range(count):
+                await ctx.tick().until(ctrl.start)
+                layer = ctx.get(ctrl.instr.layer)
+                opcode = ctx.get(ctrl.instr.opcode)
+                seen.append((name, int(opcode), int(layer)))
+                for _ in range(int(rng.integers(0, 6))):
+                    await ctx.tick()
+                ctx.set(ctrl.done, 1)
+                await ctx.tick()
+                ctx.set(ctrl.done, 0)
+        return tb
+
+    result = {}
+
+    async def host(ctx):
+        await ctx.tick()
+        ctx.set(ctl.start, 1)
+        await ctx.tick()
+        ctx.set(ctl.start, 0)
+        assert ctx.get(ctl.busy)
+        await ctx.tick().until(ctl.done)
+        await ctx.tick()
+        result["busy"] = ctx.get(ctl.busy)
+        result["cycles"] = ctx.get(ctl.cycles)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    n_matmul = sum(i.opcode == Opcode.MATMUL for i in PROGRAM)
+    sim.add_testbench(engine("matmul", ctl.matmul, n_matmul))
+    sim.add_testbench(engine("vector", ctl.vector, len(PROGRAM) - 1 - n_matmul))
+    sim.add_testbench(host)
+    run_simulation(sim, "controller", max_cycles=2000)
+    expect = [("matmul" if i.opcode == Opcode.MATMUL else "vector", int(i.opcode), i.layer) for i in PROGRAM[:-1]]
+    assert seen == expect
+    assert result["busy"] == 0
+    assert result["cycles"] >= len(PROGRAM) * Controller.DISPATCH_CYCLES
