@@ -59,6 +59,7 @@ FIELDS: tuple[tuple[str, int], ...] = (
     ("lut_base", 12),    # lut row (LUT: table; ADD: first of its tables)
     ("rows", 16),        # ADD / LUT: act rows to process
     ("layer", 8),        # index of the IR layer, for reports
+    ("w_shared", 1),     # MATMUL: every reduction step uses the one tile at w_base (global average pool)
 )
 
 INSTRUCTION_BITS = sum(bits for _, bits in FIELDS)
@@ -96,6 +97,7 @@ class Instruction:
     lut_base: int = 0
     rows: int = 0
     layer: int = 0
+    w_shared: int = 0
 
     def __post_init__(self) -> None:
         for name, bits in FIELDS:

@@ -20,7 +20,7 @@ from .ir import QuantParams
 UNARY_OPS = frozenset({
     "Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu", "Celu",
     "Softplus", "Softsign", "Exp", "Log", "Neg", "Abs", "Sqrt", "Reciprocal", "Erf", "Gelu", "Mish",
-    "ThresholdedRelu", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign", "PRelu",
+    "ThresholdedRelu", "Sin", "Cos", "Floor", "Ceil", "Round", "Sign", "PRelu", "Identity",
 })
 
 _ONNX_TYPE = {"int8": onnx.TensorProto.INT8, "uint8": onnx.TensorProto.UINT8}

@@ -13,7 +13,7 @@ from systolix.errors import SystolixError
 from systolix.quantize.canonical_graph import QRANGE, GraphView, describe
 
 #: Float ops the host performs after the accelerator's last integer tensor.
-HOST_OPS = ("Softmax", "LogSoftmax")
+HOST_OPS = ("Softmax", "LogSoftmax", "Tanh", "Sigmoid")  # final float activations left to the host
 
 FLOAT_TYPES = (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE, TensorProto.BFLOAT16)
 

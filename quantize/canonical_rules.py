@@ -254,18 +254,28 @@ def layout(view: GraphView, group: Group) -> Rewrite:
     """DQ -> MaxPool/Reshape/... -> Q with identical parameters  =>  the op on the integer tensor."""
     node = group.compute
     x = activation(view, node.input[0], node)
-    if not x.params.same_as(group.out):
-        raise SystolixError(
-            f"{describe(node)}: input ({x.params.text()}) and output ({group.out.text()}) quantization "
-            f"differ; {node.op_type} can run on the integers only when they are identical"
-        )
     if len([o for o in node.output if o]) > 1:
         raise SystolixError(f"{describe(node)}: only the first output is supported")
-    new = helper.make_node(
-        node.op_type, [x.name, *node.input[1:]], [group.out_name], name=node.name, domain=node.domain
-    )
+    if x.params.same_as(group.out):
+        new = helper.make_node(
+            node.op_type, [x.name, *node.input[1:]], [group.out_name], name=node.name, domain=node.domain
+        )
+        new.attribute.extend(node.attribute)
+        return Rewrite([new], [node], node.op_type)
+    # Different parameters (onnxruntime's quantizer gives a MaxPool/Flatten followed by a Relu the Relu's
+    # range): run the op on the input's integers, then requantize through a DQ -> Identity -> Q table.
+    # Exact: these ops only move or select values, and Q(DQ(.)) is non-decreasing, so max commutes with it.
+    mid = view.unique(f"{group.out_name}_int")
+    new = helper.make_node(node.op_type, [x.name, *node.input[1:]], [mid], name=node.name, domain=node.domain)
     new.attribute.extend(node.attribute)
-    return Rewrite([new], [node], node.op_type)
+    deq = view.unique(f"{group.out_name}_dequantized")
+    dq = helper.make_node("DequantizeLinear", [mid, *x.dq.input[1:]], [deq], name=view.unique(f"{node.name}_dq"))
+    ident = view.unique(f"{group.out_name}_requantized")
+    idn = helper.make_node("Identity", [deq], [ident], name=view.unique(f"{node.name}_requantize"))
+    q = helper.make_node("QuantizeLinear", [ident, *group.q.input[1:]], [group.out_name],
+                         name=view.unique(f"{node.name}_q"))
+    return Rewrite([new, dq, idn, q], [node], f"{node.op_type} + requantization table",
+                   notes=[f"{node.op_type} input and output quantization differ: requantized by a table"])
 
 
 Rule = Callable[[GraphView, Group], Rewrite]

@@ -72,6 +72,9 @@ def with_host_edges(canon: CanonicalModel, original: onnx.ModelProto) -> onnx.Mo
     del graph.output[:]
     graph.output.extend(new_outputs)
     have = {i.name for i in graph.initializer}
-    graph.initializer.extend(i for i in extra_inits if i.name not in have)
+    for init in extra_inits:
+        if init.name not in have:
+            graph.initializer.append(init)
+            have.add(init.name)
     onnx.checker.check_model(model)
     return model

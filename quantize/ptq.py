@@ -429,8 +429,9 @@ def _op_types_to_quantize(quant_format: str) -> list[str]:
     float (QLinearSoftmax is a lookup-and-divide kernel with no integer contract we reproduce)."""
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
-    registry = QLinearOpsRegistry if quant_format == "qoperator" else QDQRegistry
-    return sorted(op for op in registry if op != "Softmax")
+    # onnxruntime's own default is both registries together (the QDQ one alone lacks Add, Concat, ...).
+    del quant_format
+    return sorted(op for op in {*QLinearOpsRegistry, *QDQRegistry} if op != "Softmax")
 
 
 def quantize_model(

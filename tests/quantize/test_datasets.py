@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from systolix.quantize.datasets import format_shape, load_inputs
 
 from systolix.errors import SystolixError
+from systolix.quantize.datasets import format_shape, load_inputs
 
 SHAPE = (None, 1, 4, 4)
 

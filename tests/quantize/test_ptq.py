@@ -12,6 +12,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from rich.console import Console
+
+from systolix.errors import SystolixError
 from systolix.quantize.calibration import ArrayDataReader
 from systolix.quantize.ptq import (
     QuantizationWarning,
@@ -21,8 +23,6 @@ from systolix.quantize.ptq import (
     quantize_model,
     reference_session,
 )
-
-from systolix.errors import SystolixError
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 MNIST_MODEL = SHARED / "models" / "mnist_cnn_2018.onnx"

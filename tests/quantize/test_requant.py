@@ -8,6 +8,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+
+from systolix.errors import SystolixError
 from systolix.quantize.requant import (
     gap_output_scale,
     output_scale,
@@ -16,8 +18,6 @@ from systolix.quantize.requant import (
     requantize_float32,
     scale_to_mantissa_exponent,
 )
-
-from systolix.errors import SystolixError
 
 
 def _random_acc(rng: np.random.Generator, n: int) -> np.ndarray:

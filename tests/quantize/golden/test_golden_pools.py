@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from systolix.quantize.golden import max_pool, qlinear_average_pool, qlinear_global_average_pool
 
 from systolix.errors import SystolixError
+from systolix.quantize.golden import max_pool, qlinear_average_pool, qlinear_global_average_pool
 
 INFO = {np.int8: (-128, 127), np.uint8: (0, 255)}
 

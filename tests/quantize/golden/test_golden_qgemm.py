@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from systolix.quantize.golden import qgemm
 from systolix.quantize.requant import output_scale, qgemm_output_scale
 

@@ -6,6 +6,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+
 from systolix.quantize.golden import fma_f32, probe_qlinear_add_variant, qlinear_add
 from systolix.quantize.golden.qlinear_add import qlinear_add_kernel
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from systolix.quantize.golden import conv_accumulate, qlinear_conv
 from systolix.quantize.requant import output_scale
 

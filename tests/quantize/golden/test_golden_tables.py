@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from systolix.errors import SystolixError
 from systolix.quantize.golden import (
     dequantize_linear,
     leaky_relu_table,
@@ -12,8 +14,6 @@ from systolix.quantize.golden import (
     quantize_linear,
 )
 from systolix.quantize.golden.table import all_codes
-
-from systolix.errors import SystolixError
 
 INFO = {np.int8: (-128, 127), np.uint8: (0, 255)}
 

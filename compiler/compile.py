@@ -1,0 +1,464 @@
+"""The compiler's entry point: an integer IR model -> a program and the memory images.
+
+:func:`compile_model` classifies the layers (host transforms at the graph input, aliases, accelerator
+layers), places every tensor in ``act`` (:mod:`.layout`), lowers each accelerator layer to one
+instruction (:mod:`.lower`), places weight tiles, parameter rows and tables one after the other, checks
+every size against the configuration, and returns a :class:`Program`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+
+from systolix.errors import SystolixError
+from systolix.frontend import ir
+from systolix.hdl.config import AcceleratorConfig
+
+from . import isa
+from .cycles import predicted_cycles
+from .images import MemoryImages
+from .layout import TensorPlacement, allocate, storage_geometry
+from .lower import (
+    Lowered,
+    is_global_average,
+    lower_add,
+    lower_conv,
+    lower_dense,
+    lower_gap,
+    lower_lookup,
+    lower_maxpool,
+)
+
+__all__ = ["HostTransform", "LayerPlan", "Program", "compile_model"]
+
+#: Rows the ``lut`` memory can address (``lut_base`` is 12 bits and a table takes 256 rows).
+LUT_MAX_ROWS = 1 << 12
+
+
+@dataclasses.dataclass(frozen=True)
+class HostTransform:
+    """A layer at the graph input done by the host before writing ``act`` (Transpose or Reshape)."""
+
+    layer: str
+    op: str
+    input: str
+    output: str
+    perm: tuple[int, ...] | None = None
+    shape: tuple[int, ...] | None = None
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """Apply to a batch (axis 0 is the batch)."""
+        if self.perm is not None:
+            return np.ascontiguousarray(np.transpose(x, self.perm))
+        return x.reshape(x.shape[0], *self.shape[1:])
+
+    def to_json(self) -> dict:
+        return {"layer": self.layer, "op": self.op, "input": self.input, "output": self.output,
+                "perm": None if self.perm is None else list(self.perm),
+                "shape": None if self.shape is None else list(self.shape)}
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerPlan:
+    """What the compiler made of one IR layer."""
+
+    name: str
+    op: str
+    kind: str
+    instructions: tuple[int, ...]
+    macs: int
+    cycles: int
+    act_rows: int
+    wgt_rows: int
+    prm_rows: int
+    lut_rows: int
+    note: str
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self) | {"instructions": list(self.instructions)}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Program:
+    """A compiled model: instructions, memory images, and where every tensor is.
+
+    Attributes
+    ----------
+    instructions : list of Instruction
+        Ending with HALT.
+    images : MemoryImages
+        Initial memory contents (``prog`` holds the encoded instructions).
+    tensors : dict
+        Tensor name -> :class:`~systolix.compiler.layout.TensorPlacement` (graph inputs as written by
+        the host, every layer output, aliases).
+    layers : list of LayerPlan
+        One per IR layer.
+    input_transform : list of HostTransform
+        Done by the host on the graph input before writing it.
+    inputs, outputs : tuple of str
+        Graph input and output tensor names.
+    readable : frozenset of str
+        Tensors whose rows still hold them after the run (all of them with ``keep_all``).
+    config : AcceleratorConfig
+    keep_all : bool
+    act_rows, act_rows_reuse, act_rows_keep_all : int
+        ``act`` rows used by this program, and by the two allocation policies.
+    add_layers : dict
+        IR layer index -> Add layer (the functional model's golden fallback when there are no ADD tables).
+    add_variant : str
+        QLinearAdd kernel variant reproduced ("avx2" / "sse2").
+    """
+
+    instructions: list[isa.Instruction]
+    images: MemoryImages
+    tensors: dict[str, TensorPlacement]
+    layers: list[LayerPlan]
+    input_transform: list[HostTransform]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    readable: frozenset[str]
+    config: AcceleratorConfig
+    keep_all: bool
+    act_rows: int
+    act_rows_reuse: int
+    act_rows_keep_all: int
+    add_layers: dict[int, ir.Add]
+    add_images: dict[int, object]
+    add_variant: str
+    model_name: str = ""
+
+    @property
+    def predicted_cycles(self) -> int:
+        """Sum of the predicted cycles of every instruction."""
+        return sum(predicted_cycles(i, self.config) for i in self.instructions)
+
+    def host_inputs(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The graph inputs and the host-transformed tensors computed from them (batched)."""
+        tensors = dict(inputs)
+        for t in self.input_transform:
+            tensors[t.output] = t.apply(np.asarray(tensors[t.input]))
+        return tensors
+
+    def to_json(self) -> dict:
+        """Everything about the program for ``report.json`` (JSON types only)."""
+        used = self.images.used()
+        return {
+            "model": self.model_name,
+            "config": self.config.to_dict(),
+            "keep_all": self.keep_all,
+            "memory_use": {
+                "act_rows": self.act_rows, "act_rows_reuse": self.act_rows_reuse,
+                "act_rows_keep_all": self.act_rows_keep_all, "act_depth": self.config.act_buffer_depth,
+                "wgt_rows": used["wgt"], "wgt_depth": self.config.weight_buffer_depth,
+                "prm_rows": used["prm"], "prm_depth": self.config.param_memory_depth,
+                "lut_rows": used["lut"], "addtab_entries": used["addtab"],
+                "instructions": used["prog"], "prog_depth": self.config.program_memory_depth,
+            },
+            "predicted_cycles": self.predicted_cycles,
+            "input_transform": [t.to_json() for t in self.input_transform],
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "layers": [p.to_json() for p in self.layers],
+            "tensors": {n: p.to_json() | {"readable_after_run": n in self.readable} for n, p in self.tensors.items()},
+            "instructions": [{k: (int(v) if not isinstance(v, str) else v) for k, v in dataclasses.asdict(i).items()}
+                             | {"opcode": i.opcode.name, "mode": i.mode.name} for i in self.instructions],
+            "add_variant": self.add_variant,
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2)
+
+
+# ---------------------------------------------------------------------------------------------------
+
+
+def _tensor_quant(model: ir.Model, name: str) -> ir.QuantParams | None:
+    info = model.tensors.get(name)
+    if info is not None and info.quant is not None:
+        return info.quant
+    for layer in model.layers:  # a graph input without quantization: its consumer's input quantization
+        if name in layer.inputs:
+            q = getattr(layer, "x_quant", None) or getattr(layer, "a_quant", None)
+            if q is not None and not q.per_channel:
+                return q
+    return None
+
+
+def _dtype_zp(model: ir.Model, name: str) -> tuple[str, int]:
+    q = _tensor_quant(model, name)
+    if q is not None:
+        return q.dtype, int(q.zero_point)
+    info = model.tensors.get(name)
+    dtype = info.dtype if info is not None else "int8"
+    if dtype not in ("int8", "uint8"):
+        raise SystolixError(f"tensor {name!r} has type {dtype}; the accelerator holds int8/uint8 tensors only")
+    return dtype, 0
+
+
+def _unsupported(layer: ir.Layer) -> str | None:
+    """Why a layer cannot run on the accelerator (None if it can)."""
+    if isinstance(layer, ir.AveragePool) and not is_global_average(layer):
+        return (f"an average pool with kernel {'x'.join(map(str, layer.kernel))} over a "
+                f"{'x'.join(map(str, layer.in_shapes[0][2:]))} input (pads {list(layer.pads)}) is computed by "
+                "onnxruntime in float; only a pool covering the whole input without padding (a global average) "
+                "runs on the accelerator")
+    if isinstance(layer, ir.Concat):
+        return "Concat is not supported by the accelerator"
+    if isinstance(layer, ir.MatMul):
+        return "a matrix product of two activations is not supported by the accelerator (only constant weights)"
+    if isinstance(layer, ir.Transpose):
+        return "a Transpose is supported only on the graph input (done by the host)"
+    if isinstance(layer, ir.Activation):
+        return "a float activation: quantize the model first"
+    if layer.host:
+        return "this operation is left to the host and cannot be part of the accelerator program"
+    if not isinstance(layer, ir.Conv | ir.Dense | ir.MaxPool | ir.AveragePool | ir.GlobalAveragePool | ir.Lookup
+                      | ir.Add | ir.Reshape):
+        return f"{type(layer).__name__} layers are not supported by the accelerator"
+    return None
+
+
+def _fit_error(layer: str, need: int, what: str, field: str, depth: int, total: int) -> SystolixError:
+    return SystolixError(f"layer {layer} needs {need:,} {what} but {field} is {depth:,}; "
+                         f"use {field} >= {total:,} or a larger preset")
+
+
+def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool = False) -> Program:
+    """Compile an integer IR model for an accelerator configuration.
+
+    Parameters
+    ----------
+    model : ir.Model
+        Integer canonical form (``model.quantized``).
+    config : AcceleratorConfig
+        Square array (``rows == cols``).
+    keep_all : bool
+        Give every tensor its own ``act`` rows, so that every intermediate can be read after the run
+        (for per-layer comparisons); by default rows of dead tensors are reused.
+
+    Returns
+    -------
+    Program
+
+    Raises
+    ------
+    SystolixError
+        A layer the accelerator cannot run, or anything that does not fit the configuration (the message
+        names the layer and the size that would fit).
+    """
+    if not model.quantized:
+        raise SystolixError(f"{model.name} is a float model; quantize it first")
+    if config.rows != config.cols:
+        raise SystolixError(f"the compiler needs a square array (rows == cols), not {config.rows}x{config.cols}")
+    lanes = config.rows
+    layers = list(model.layers)
+    graph_inputs = tuple(t.name for t in model.inputs)
+    outputs = tuple(t.name for t in model.outputs)
+
+    # -- classify: host transforms at the input, aliases (Reshape), accelerator layers -------------------
+    host_tensors = set(graph_inputs)
+    transforms: list[HostTransform] = []
+    alias: dict[str, str] = {}  # alias tensor -> storage tensor
+    device: list[int] = []
+    for index, layer in enumerate(layers):
+        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host_tensors:
+            perm = tuple(layer.perm) if isinstance(layer, ir.Transpose) else None
+            shape = None if perm is not None else tuple(layer.out_shape)
+            transforms.append(HostTransform(layer.name, layer.op, layer.inputs[0], layer.output, perm, shape))
+            host_tensors.add(layer.output)
+            continue
+        why = _unsupported(layer)
+        if why is not None:
+            raise SystolixError(f"layer {layer.name} ({layer.op}): {why}")
+        if isinstance(layer, ir.Reshape):
+            alias[layer.output] = alias.get(layer.inputs[0], layer.inputs[0])
+        device.append(index)
+
+    def root(name: str) -> str:
+        return alias.get(name, name)
+
+    # -- tensors to place, their sizes and live intervals (steps = layer indices) ------------------------
+    sizes: dict[str, int] = {}
+    geometry: dict[str, tuple[int, int, int]] = {}
+    live: dict[str, list[int]] = {}
+    shapes = {t.name: t.shape for t in model.tensors.values()} | {t.name: t.shape for t in model.inputs}
+    for layer in layers:
+        shapes[layer.output] = tuple(layer.out_shape)
+        for name, shape in zip(layer.inputs, layer.in_shapes, strict=True):
+            shapes.setdefault(name, tuple(shape))
+    consumed = {root(n) for i in device for n in layers[i].inputs}
+    for name in [*graph_inputs, *(t.output for t in transforms)]:
+        if name in consumed:
+            geometry[name] = storage_geometry(shapes[name], f"tensor {name!r}")
+            live[name] = [-1, -1]
+    for i in device:
+        layer = layers[i]
+        for name in layer.inputs:
+            r = root(name)
+            if r not in live:
+                raise SystolixError(f"layer {layer.name}: its input {name!r} is not produced on the accelerator")
+            live[r][1] = max(live[r][1], i)
+        if not isinstance(layer, ir.Reshape):
+            geometry[layer.output] = storage_geometry(layer.out_shape, f"layer {layer.name}")
+            live[layer.output] = [i, i]
+    for name in outputs:
+        if root(name) in live:
+            live[root(name)][1] = len(layers)
+    for name, (c, h, w) in geometry.items():
+        sizes[name] = -(-c // lanes) * h * w
+
+    reuse = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=False)
+    separate = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=True)
+    alloc = separate if keep_all else reuse
+    if alloc.rows > config.act_buffer_depth:
+        top = 0
+        for name in sizes:  # the first tensor that ends beyond the memory: name its producer
+            top = max(top, alloc.bases[name] + sizes[name])
+            if top > config.act_buffer_depth:
+                producer = next((lay.name for lay in layers if lay.output == name), f"input {name}")
+                raise _fit_error(producer, top, "activation rows", "act_buffer_depth", config.act_buffer_depth,
+                                 alloc.rows)
+
+    placements: dict[str, TensorPlacement] = {}
+    for name, (c, h, w) in geometry.items():
+        dtype, zp = _dtype_zp(model, name)
+        placements[name] = TensorPlacement(name, alloc.bases[name], c, h, w, -(-c // lanes), lanes, dtype, zp,
+                                           tuple(shapes[name]))
+    for name, src in alias.items():
+        s = placements[src]
+        placements[name] = dataclasses.replace(s, name=name, shape=tuple(shapes[name]), layout=f"alias of {src}")
+
+    # -- lower every accelerator layer ----------------------------------------------------------------------
+    add_variant = ""
+    if any(isinstance(layers[i], ir.Add) for i in device):
+        from systolix.quantize.golden.qlinear_add import probe_qlinear_add_variant
+
+        add_variant = probe_qlinear_add_variant()
+    instructions: list[isa.Instruction] = []
+    plans: list[LayerPlan | None] = []
+    pending: list[tuple] = []
+    wgt_parts, prm_rows, lut_parts, addtab_parts = [], [], [], []
+    wgt_top = lut_top = addtab_top = 0
+    need = {"wgt": [], "prm": [], "lut": []}
+    add_layers: dict[int, ir.Add] = {}
+    add_images: dict[int, object] = {}
+    device_set = set(device)
+    for index, layer in enumerate(layers):
+        if index not in device_set or isinstance(layer, ir.Reshape):
+            note = "host (before writing the input)" if index not in device_set else "alias: no data moved"
+            plans.append(LayerPlan(layer.name, layer.op, layer.kind, (), layer.macs, 0, 0, 0, 0, 0, note))
+            continue
+        plans.append(None)  # filled in below
+        xs = [placements[n] for n in layer.inputs]
+        y = placements[layer.output]
+        _check_input_layout(layer, xs)
+        lowered = _lower(layer, xs, y, lanes, config, add_variant)
+        fields = dict(lowered.fields)
+        fields.update(in_base=xs[0].base, out_base=y.base, layer=index)
+        if len(xs) > 1:
+            fields["in2_base"] = xs[1].base
+        wgt_rows = 0
+        if lowered.tiles is not None:
+            fields["w_base"] = wgt_top
+            wgt_rows = lowered.tiles.shape[0]
+            wgt_parts.append(lowered.tiles)
+            wgt_top += wgt_rows
+        if lowered.prm:
+            fields["p_base"] = len(prm_rows)
+            prm_rows.extend(lowered.prm)
+        lut_rows = 0
+        if lowered.lut is not None:
+            fields["lut_base"] = lut_top
+            lut_rows = lowered.lut.shape[0]
+            lut_parts.append(lowered.lut)
+            lut_top += lut_rows
+        if lowered.addtab is not None:
+            fields["lut_base"] = addtab_top
+            addtab_parts.append(lowered.addtab)
+            addtab_top += lowered.addtab.shape[0] if lowered.addtab.ndim else 1
+        if isinstance(layer, ir.Add):
+            add_layers[index] = layer
+            if lowered.add_images is not None:
+                add_images[index] = lowered.add_images
+        need["wgt"].append((layer.name, wgt_top))
+        need["prm"].append((layer.name, len(prm_rows)))
+        need["lut"].append((layer.name, lut_top))
+        pending.append((index, layer, fields, lowered, y.rows, wgt_rows, lut_rows))
+
+    for key, field, depth, what in (("wgt", "weight_buffer_depth", config.weight_buffer_depth, "weight rows"),
+                                    ("prm", "param_memory_depth", config.param_memory_depth, "parameter rows"),
+                                    ("lut", "the lut memory's addressable rows", LUT_MAX_ROWS, "table rows")):
+        total = need[key][-1][1] if need[key] else 0
+        if total > depth:
+            name, rows = next((n, r) for n, r in need[key] if r > depth)
+            if key == "lut":
+                raise SystolixError(f"layer {name} needs {rows:,} table rows in total but the lut memory can "
+                                    f"address {depth:,} ({depth // 256} tables); the model has too many lookup tables")
+            raise _fit_error(name, rows, what, field, depth, total)
+    if len(pending) + 1 > config.program_memory_depth:
+        raise SystolixError(f"the program has {len(pending) + 1:,} instructions but program_memory_depth is "
+                            f"{config.program_memory_depth:,}; use program_memory_depth >= {len(pending) + 1:,}")
+
+    # -- instructions and the per-layer plan -----------------------------------------------------------------
+    for index, layer, fields, lowered, act_rows, wgt_rows, lut_rows in pending:
+        try:
+            instr = isa.Instruction(**fields)
+        except SystolixError as e:
+            raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
+        instructions.append(instr)
+        plans[index] = LayerPlan(layer.name, layer.op, layer.kind, (len(instructions) - 1,), layer.macs,
+                                 predicted_cycles(instr, config), act_rows, wgt_rows, len(lowered.prm), lut_rows,
+                                 lowered.note)
+    instructions.append(isa.Instruction(opcode=isa.Opcode.HALT))
+
+    wgt = np.zeros((config.weight_buffer_depth, lanes), dtype=np.int8)
+    if wgt_parts:
+        stacked = np.concatenate(wgt_parts)
+        wgt[: stacked.shape[0]] = stacked
+    lut = np.concatenate(lut_parts) if lut_parts else np.zeros((0, lanes), dtype=np.int8)
+    addtab = np.concatenate([np.atleast_1d(a) for a in addtab_parts]) if addtab_parts else np.zeros(0, np.int64)
+    images = MemoryImages(act=np.zeros((config.act_buffer_depth, lanes), dtype=np.int8), wgt=wgt, prm=prm_rows,
+                          lut=lut, addtab=addtab, prog=[isa.encode(i) for i in instructions])
+    readable = {n for n in placements if root(n) in alloc.intact}
+    return Program(instructions=instructions, images=images, tensors=placements, layers=plans,
+                   input_transform=transforms, inputs=graph_inputs, outputs=outputs, readable=frozenset(readable),
+                   config=config, keep_all=keep_all, act_rows=alloc.rows, act_rows_reuse=reuse.rows,
+                   act_rows_keep_all=separate.rows, add_layers=add_layers, add_images=add_images,
+                   add_variant=add_variant, model_name=model.name)
+
+
+def _check_input_layout(layer: ir.Layer, xs: list[TensorPlacement]) -> None:
+    """An aliased input must be stored as the layer reads it (same channels and pixel count), except for Dense."""
+    if isinstance(layer, ir.Dense):
+        return
+    for x, shape in zip(xs, layer.in_shapes, strict=True):
+        c, h, w = storage_geometry(shape, f"layer {layer.name}")
+        if (c, h * w) != (x.channels, x.h * x.w):
+            raise SystolixError(
+                f"layer {layer.name} ({layer.op}) reads {x.name!r} as {c}x{h}x{w} but it is stored as "
+                f"{x.channels}x{x.h}x{x.w} (a Reshape that moves data between channels and pixels); only a Dense "
+                "layer can follow such a reshape on the accelerator")
+
+
+def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes: int, config: AcceleratorConfig,
+           add_variant: str) -> Lowered:
+    if not isinstance(layer, ir.Dense):  # read with the layer's own H x W (an alias may split pixels otherwise)
+        geoms = [storage_geometry(shape, f"layer {layer.name}") for shape in layer.in_shapes]
+        xs = [dataclasses.replace(p, h=h, w=w) for p, (_, h, w) in zip(xs, geoms, strict=True)]
+    x = xs[0]
+    if isinstance(layer, ir.Conv):
+        return lower_conv(layer, x, y, lanes, config.acc_memory_depth)
+    if isinstance(layer, ir.Dense):
+        return lower_dense(layer, x, y, lanes)
+    if isinstance(layer, ir.GlobalAveragePool | ir.AveragePool):
+        return lower_gap(layer, x, y, lanes)
+    if isinstance(layer, ir.MaxPool):
+        return lower_maxpool(layer, x, y)
+    if isinstance(layer, ir.Lookup):
+        return lower_lookup(layer, x, y, lanes)
+    if isinstance(layer, ir.Add):
+        return lower_add(layer, xs[0], xs[1], y, add_variant)
+    raise SystolixError(f"layer {layer.name} ({layer.op}): no lowering for {type(layer).__name__}")

@@ -1,0 +1,218 @@
+"""Lowering: one integer IR layer -> one instruction's fields and its memory contents.
+
+Each ``lower_*`` function gets the layer and the placements of its input(s) and output, and returns a
+:class:`Lowered`: the instruction fields that do not depend on where the weights, parameters and tables
+end up (``compile.py`` fills ``w_base``, ``p_base``, ``lut_base``), plus the weight tiles, ``prm`` rows
+and table rows to place.
+
+Requantization parameters are formed exactly as the golden model forms them
+(:mod:`systolix.quantize.golden_model`): QLinearConv / QLinearMatMul scale, QGemm's alpha formula, the
+global-average-pool scale; then split into the integer ``M * 2**-E`` of the requantizer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import numpy as np
+
+from systolix.errors import SystolixError
+from systolix.frontend import ir
+from systolix.quantize import requant
+
+from .images import channel_rows, conv_tiles, dense_tiles, depthwise_tiles, lut_rows, to_int8
+from .isa import Mode, Opcode
+from .layout import TensorPlacement
+from .params import ChannelParams
+
+__all__ = ["Lowered", "lower_add", "lower_conv", "lower_dense", "lower_gap", "lower_lookup", "lower_maxpool"]
+
+
+@dataclasses.dataclass
+class Lowered:
+    """One layer's instruction fields (bases of wgt/prm/lut excluded) and memory contents."""
+
+    fields: dict
+    tiles: np.ndarray | None = None  # int8 [rows, L] for wgt
+    prm: list[int] = dataclasses.field(default_factory=list)
+    lut: np.ndarray | None = None  # int8 [256*k, L]
+    addtab: np.ndarray | None = None
+    add_images: object | None = None
+    note: str = ""
+
+
+def _window_fields(layer: ir._Window) -> dict:
+    """k/stride/pad/dilation fields (1D windows as H = 1)."""
+    if layer.spatial_dims == 1:
+        return dict(k_h=1, k_w=layer.kernel[0], stride_h=1, stride_w=layer.strides[0], pad_top=0,
+                    pad_left=layer.pads[0], dil_h=1, dil_w=layer.dilations[0])
+    return dict(k_h=layer.kernel[0], k_w=layer.kernel[1], stride_h=layer.strides[0], stride_w=layer.strides[1],
+                pad_top=layer.pads[0], pad_left=layer.pads[1], dil_h=layer.dilations[0], dil_w=layer.dilations[1])
+
+
+def _io_fields(x: TensorPlacement, y: TensorPlacement) -> dict:
+    return dict(in_blocks=x.blocks, in_h=x.h, in_w=x.w, out_blocks=y.blocks, out_h=y.h, out_w=y.w)
+
+
+def _symmetric_weights(layer: ir.Layer, w: np.ndarray, q: ir.QuantParams) -> np.ndarray:
+    """Weights minus their zero point, as int8; only symmetric weights (int8 zp 0, uint8 zp 128) are accepted."""
+    zp = np.asarray(q.zero_point, dtype=np.int64).reshape(-1)
+    expected = 128 if q.dtype == "uint8" else 0
+    if np.any(zp != expected):
+        bad = sorted({int(z) for z in zp if z != expected})[:4]
+        raise SystolixError(
+            f"layer {layer.name} ({layer.op}): its {q.dtype} weights have zero point(s) {bad}; the accelerator "
+            f"needs symmetric weights ({q.dtype} zero point {expected}); quantize with symmetric int8 weights "
+            "(the default of systolix quantize)")
+    return to_int8(np.asarray(w, dtype=np.int64) - expected, f"layer {layer.name}")
+
+
+def _out_range(layer: ir.Layer, y: ir.QuantParams) -> tuple[int, int]:
+    lo, hi = y.qmin, y.qmax
+    clamp = getattr(layer, "clamp", None)
+    if clamp is not None:
+        lo, hi = max(lo, int(clamp[0])), min(hi, int(clamp[1]))
+    return lo, hi
+
+
+def _channels(layer: ir.Layer, scale: np.ndarray, bias: np.ndarray | None, count: int, y: TensorPlacement,
+              lo: int, hi: int, lanes: int) -> list[int]:
+    """prm rows for ``count`` output channels (scale one or per channel)."""
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float32).reshape(-1), (count,))
+    try:
+        mant, exp = requant.scale_to_mantissa_exponent(scale)
+    except SystolixError as e:
+        raise SystolixError(f"layer {layer.name}: {e}") from None
+    # A scale >= 2**24 (E < 0) can be given as E = 0: every non-zero accumulator saturates either way.
+    exp = np.maximum(exp, 0)
+    b = np.zeros(count, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
+    s = y.shift
+    chans = [ChannelParams(bias=int(b[c]), m=int(mant[c]), e=int(exp[c]), zp=y.zero_point - s, lo=lo - s, hi=hi - s)
+             for c in range(count)]
+    zp = y.zero_point - s
+    pad = ChannelParams(bias=0, m=1 << 23, e=0, zp=zp, lo=zp, hi=zp)  # lanes past C: always the zero point
+    return channel_rows(chans, lanes, pad)
+
+
+def _chunk_rows(layer: ir.Layer, out_h: int, out_w: int, acc_depth: int) -> int:
+    if out_w > acc_depth:
+        raise SystolixError(
+            f"layer {layer.name} needs an accumulator memory of at least {out_w:,} rows (one output row of "
+            f"{out_w:,} pixels) but acc_memory_depth is {acc_depth:,}; use acc_memory_depth >= {out_w:,}")
+    return min(out_h, acc_depth // out_w)
+
+
+def lower_conv(layer: ir.Conv, x: TensorPlacement, y: TensorPlacement, lanes: int, acc_depth: int) -> Lowered:
+    """Conv 1D/2D: DEPTHWISE when groups == C == M, else CONV with block-diagonal tiles for groups."""
+    w = _symmetric_weights(layer, layer.weight, layer.w_quant)
+    w4 = w[:, :, None, :] if layer.spatial_dims == 1 else w
+    m, c = layer.weight.shape[0], layer.in_shapes[0][1]
+    if layer.group > 1 and layer.group == c == m:
+        tiles, taps = depthwise_tiles(w4, lanes)
+        mode, note = Mode.DEPTHWISE, "depthwise"
+    else:
+        tiles, taps = conv_tiles(w4, layer.group, lanes)
+        mode, note = Mode.CONV, "conv" if layer.group == 1 else f"grouped conv ({layer.group} groups)"
+    x_q, w_q, y_q = layer.x_quant, layer.w_quant, layer.y_quant
+    scale = requant.output_scale(x_q.scale, w_q.scale, y_q.scale)
+    lo, hi = _out_range(layer, y_q)
+    fields = dict(opcode=Opcode.MATMUL, mode=mode, **_io_fields(x, y), **_window_fields(layer), taps=taps,
+                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=x.stored_zero_point)
+    return Lowered(fields, tiles=tiles.astype(np.int8),
+                   prm=_channels(layer, scale, layer.bias, m, y, lo, hi, lanes), note=note)
+
+
+def lower_dense(layer: ir.Dense, x: TensorPlacement, y: TensorPlacement, lanes: int) -> Lowered:
+    """Dense: DENSE, every input row a reduction step; weights permuted to the input's stored layout."""
+    if len(layer.in_shapes[0]) != 2:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): a Dense layer with input {list(layer.in_shapes[0])} "
+                            f"(leading dimensions besides the batch) is not supported by the accelerator")
+    w = _symmetric_weights(layer, layer.weight, layer.w_quant)
+    tiles, taps = dense_tiles(w, (x.channels, x.h, x.w), lanes)
+    x_q, w_q, y_q = layer.x_quant, layer.w_quant, layer.y_quant
+    if layer.op == "QGemm":
+        scale = requant.qgemm_output_scale(layer.alpha, x_q.scale, w_q.scale, y_q.scale)
+    else:
+        scale = requant.output_scale(x_q.scale, w_q.scale, y_q.scale)
+    lo, hi = _out_range(layer, y_q)
+    fields = dict(opcode=Opcode.MATMUL, mode=Mode.DENSE, **_io_fields(x, y), k_h=1, k_w=1, stride_h=1, stride_w=1,
+                  dil_h=1, dil_w=1, taps=taps, chunk_rows=1, x_zp=x.stored_zero_point)
+    note = "dense" if (x.h, x.w) == (1, 1) else f"dense, weights permuted to the {x.channels}x{x.h}x{x.w} layout"
+    return Lowered(fields, tiles=tiles.astype(np.int8),
+                   prm=_channels(layer, scale, layer.bias, layer.weight.shape[1], y, lo, hi, lanes), note=note)
+
+
+def is_global_average(layer: ir.AveragePool) -> bool:
+    """True when the pool covers the whole input with no padding (onnxruntime's integer GAP path)."""
+    return tuple(layer.kernel) == tuple(layer.in_shapes[0][2:]) and not any(layer.pads)
+
+
+def lower_gap(layer: ir.GlobalAveragePool | ir.AveragePool, x: TensorPlacement, y: TensorPlacement,
+              lanes: int) -> Lowered:
+    """Global average pool: DEPTHWISE over the whole input with one shared identity tile (all-ones weights).
+
+    The array computes ``sum(x - x_zp)`` = onnxruntime's ``sum(x) - x_zp * HW``; the scale is
+    ``f32(x_s / f32(y_s * f32(HW)))``, the bias 0.
+    """
+    hw = x.h * x.w
+    if hw >= 1 << 24:
+        raise SystolixError(f"layer {layer.name}: global average pool over {hw} elements: onnxruntime refuses 2**24")
+    scale = requant.gap_output_scale(layer.x_quant.scale, layer.y_quant.scale, hw)
+    if not 2.0**-32 <= float(scale[0]) < 256.0:
+        raise SystolixError(f"layer {layer.name}: global average pool scale {float(scale[0])!r} is outside "
+                            f"[2**-32, 256): onnxruntime refuses it")
+    y_q = layer.y_quant
+    fields = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, **_io_fields(x, y), k_h=x.h, k_w=x.w, stride_h=1,
+                  stride_w=1, dil_h=1, dil_w=1, taps=hw, chunk_rows=1, x_zp=x.stored_zero_point, w_shared=1)
+    tile = np.eye(lanes, dtype=np.int8)
+    return Lowered(fields, tiles=tile, prm=_channels(layer, scale, None, x.channels, y, y_q.qmin, y_q.qmax, lanes),
+                   note=f"global average pool as depthwise with one shared all-ones tile, {hw} taps")
+
+
+def lower_maxpool(layer: ir.MaxPool, x: TensorPlacement, y: TensorPlacement) -> Lowered:
+    """MaxPool: the vector unit's MAXPOOL (padding cells ignored)."""
+    f = _window_fields(layer)
+    for size, k, s, p, d, out in ((x.h, f["k_h"], f["stride_h"], f["pad_top"], f["dil_h"], y.h),
+                                  (x.w, f["k_w"], f["stride_w"], f["pad_left"], f["dil_w"], y.w)):
+        for o in range(out):
+            if not any(0 <= o * s - p + i * d < size for i in range(k)):
+                raise SystolixError(f"layer {layer.name}: a max-pool window lies entirely in the padding")
+    return Lowered(dict(opcode=Opcode.MAXPOOL, **_io_fields(x, y), **f), note="max pool")
+
+
+def lower_lookup(layer: ir.Lookup, x: TensorPlacement, y: TensorPlacement, lanes: int) -> Lowered:
+    """Lookup: a 256-row table, row ``code + 128`` (int8 storage codes in and out)."""
+    table = np.asarray(layer.table, dtype=np.int64) - y.shift
+    return Lowered(dict(opcode=Opcode.LUT, rows=x.rows), lut=lut_rows(table, lanes), note=f"table ({layer.func})")
+
+
+def lower_add(layer: ir.Add, a: TensorPlacement, b: TensorPlacement, y: TensorPlacement, variant: str) -> Lowered:
+    """Add of two same-shape tensors: the vector unit's ADD, tables from :mod:`.add_arith` when present."""
+    if tuple(layer.in_shapes[0]) != tuple(layer.in_shapes[1]):
+        raise SystolixError(f"layer {layer.name} ({layer.op}): an Add with broadcasting ({list(layer.in_shapes[0])} "
+                            f"+ {list(layer.in_shapes[1])}) is not supported by the accelerator")
+    fields = dict(opcode=Opcode.ADD, rows=a.rows)
+    add_arith = load_add_arith()
+    if add_arith is None:
+        return Lowered(fields, note="residual add (golden model arithmetic; no ADD tables yet)")
+    single = int(np.prod(layer.out_shape)) == 1  # onnxruntime swaps the operands of a one-element add
+    try:
+        images = add_arith.add_images(layer.a_quant, layer.b_quant, layer.y_quant, variant, swap=single)
+    except SystolixError as e:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
+    return Lowered(fields, prm=[int(images.prm_row)], addtab=np.asarray(images.table, dtype=np.int64),
+                   add_images=images, note=f"residual add ({variant} QLinearAdd in integers)")
+
+
+def load_add_arith():
+    """The module :mod:`systolix.compiler.add_arith` if it exists with the expected API, else None."""
+    try:
+        add_arith = importlib.import_module(f"{__package__}.add_arith")
+    except ModuleNotFoundError as e:
+        if e.name != f"{__package__}.add_arith":
+            raise
+        return None
+    if not (hasattr(add_arith, "add_images") and hasattr(add_arith, "qadd_model")):
+        return None
+    return add_arith
