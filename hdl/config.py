@@ -222,17 +222,19 @@ class AcceleratorConfig:
 
 #: Named configurations. Memory depths are chosen so that the whole design fits the block RAM of
 #: an ECP5 LFE5U-85F (208 x 18 kbit); "4x4" also suits small parts (iCE40 UP5K with its SPRAM).
+# Depths sized so that the bundled example, mnist_cnn_2018 and both MLPerf Tiny int8 models fit the 8x8
+# preset (ResNet-8 needs 7,168 activation and 9,816 weight rows there), within an ECP5-85F's block RAM.
 PRESETS: Mapping[str, AcceleratorConfig] = MappingProxyType({
     "4x4": AcceleratorConfig(
-        rows=4, cols=4, act_buffer_depth=2048, weight_buffer_depth=1024, acc_memory_depth=1024,
-        param_memory_depth=256, program_memory_depth=256,
+        rows=4, cols=4, act_buffer_depth=4096, weight_buffer_depth=16384, acc_memory_depth=512,
+        param_memory_depth=256, program_memory_depth=128,
     ),
     "8x8": AcceleratorConfig(
-        rows=8, cols=8, act_buffer_depth=4096, weight_buffer_depth=2048, acc_memory_depth=2048,
-        param_memory_depth=512, program_memory_depth=512,
+        rows=8, cols=8, act_buffer_depth=8192, weight_buffer_depth=16384, acc_memory_depth=1024,
+        param_memory_depth=256, program_memory_depth=128,
     ),
     "16x16": AcceleratorConfig(
-        rows=16, cols=16, act_buffer_depth=4096, weight_buffer_depth=2048, acc_memory_depth=2048,
-        param_memory_depth=1024, program_memory_depth=1024,
+        rows=16, cols=16, act_buffer_depth=4096, weight_buffer_depth=8192, acc_memory_depth=512,
+        param_memory_depth=256, program_memory_depth=128,
     ),
 })

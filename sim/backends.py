@@ -47,10 +47,21 @@ class GoldenBackend:
         return {name: np.concatenate(values, axis=0) for name, values in parts.items()}
 
 
-BACKENDS: dict[str, Callable[[], Backend]] = {"golden": GoldenBackend}
+def _amaranth(config=None, layers: bool = True) -> Backend:
+    from .amaranth_backend import AmaranthBackend
+
+    return AmaranthBackend(config, layers=layers)
 
 
-def get_backend(name: str) -> Backend:
+def _golden(config=None, layers: bool = True) -> Backend:
+    return GoldenBackend()
+
+
+BACKENDS: dict[str, Callable[..., Backend]] = {"golden": _golden, "amaranth": _amaranth}
+
+
+def get_backend(name: str, config=None, layers: bool = True) -> Backend:
+    """The backend ``name``; hardware backends build the accelerator for ``config`` (default: 4x4)."""
     if name not in BACKENDS:
         raise SystolixError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}")
-    return BACKENDS[name]()
+    return BACKENDS[name](config, layers)

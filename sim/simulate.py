@@ -42,6 +42,7 @@ class SimulationResult:
     accuracy: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     float_execution: list = field(default_factory=list)
+    hardware: dict | None = None
 
     @property
     def bit_exact(self) -> bool:
@@ -51,7 +52,8 @@ class SimulationResult:
         return {"model": self.model, "backend": self.backend, **self.comparison.to_json(),
                 "converted_layers": list(self.converted), "host_ops": list(self.host_ops),
                 "accuracy": self.accuracy, "seconds": self.seconds,
-                "float_execution": [dataclasses.asdict(d) for d in self.float_execution]}
+                "float_execution": [dataclasses.asdict(d) for d in self.float_execution],
+                **({} if self.hardware is None else self.hardware)}
 
 
 def _onnx_quantize_linear(x: np.ndarray, q: QuantParams) -> np.ndarray:
@@ -106,7 +108,8 @@ def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | 
 
 def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random: int | None = None,
              backend: str = "golden", layers: bool = False, seed: int = 0,
-             progress: Callable[[str, int, int], None] | None = None) -> SimulationResult:
+             progress: Callable[[str, int, int], None] | None = None, config=None,
+             clock_mhz: float = 50.0) -> SimulationResult:
     """Run ``backend`` and onnxruntime on every sample and compare every output element.
 
     With ``layers`` every intermediate tensor is compared too. ``progress(stage, done, total)`` is
@@ -118,7 +121,7 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
     if not ir.quantized:
         raise SystolixError(f"{ir.name} is a float model; quantize it first: systolix quantize {model_path} "
                             "--calib DATA -o MODEL_int8.onnx")
-    runner = get_backend(backend)
+    runner = get_backend(backend, config, layers)
     name, x_ref, x_backend, labels, q, _ = prepare_inputs(imported, inputs, random, seed)
     n = len(x_ref)
     seconds = {"import": time.perf_counter() - t0}
@@ -156,5 +159,30 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         float_execution = float_execution_report(imported.original, imported.canonical, {name: x_ref})
         seconds["float_report"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t0
+    hardware = None
+    if getattr(runner, "last_run", None) is not None:
+        hardware = hardware_report(runner, seconds[backend], clock_mhz)
     return SimulationResult(ir.name, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds,
-                            float_execution)
+                            float_execution, hardware)
+
+
+def hardware_report(runner, wall_seconds: float, clock_mhz: float) -> dict:
+    """Measured cycles per layer next to the compiler's prediction, MACs and array utilisation."""
+    run, program, config = runner.last_run, runner.program, runner.config
+    macs_per_cycle = config.rows * config.cols
+    per_instruction = {pc: float(np.mean(c)) for pc, c in run.layer_cycles.items()}
+    layers = []
+    for plan in program.layers:
+        measured = sum(per_instruction.get(i, 0.0) for i in plan.instructions)
+        layers.append({"name": plan.name, "op": plan.op, "instructions": list(plan.instructions),
+                       "macs": plan.macs, "cycles": measured, "predicted_cycles": plan.cycles,
+                       "utilization": plan.macs / (measured * macs_per_cycle) if measured and plan.macs else 0.0})
+    cycles = float(np.mean(run.cycles))
+    macs = sum(plan.macs for plan in program.layers)
+    total_cycles = float(np.sum(run.cycles))
+    return {"cycles": cycles, "predicted_cycles": program.predicted_cycles,
+            "config": config.to_dict(), "clock_mhz": clock_mhz,
+            "latency_ms": cycles / (clock_mhz * 1e3), "utilization": macs / (cycles * macs_per_cycle),
+            "simulated_cycles_per_second": total_cycles / wall_seconds if wall_seconds else 0.0,
+            "samples_per_second": len(run.cycles) / wall_seconds if wall_seconds else 0.0,
+            "hardware_layers": layers}

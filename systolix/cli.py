@@ -143,6 +143,32 @@ def float_execution_table(result) -> Table:
     return table
 
 
+def _config(args: argparse.Namespace):
+    """The accelerator configuration from ``--array NAME`` or ``--config FILE`` (default 8x8)."""
+    from .hdl.config import AcceleratorConfig
+
+    if getattr(args, "config", None):
+        return AcceleratorConfig.from_file(args.config)
+    return AcceleratorConfig.preset(getattr(args, "array", None) or "8x8")
+
+
+def hardware_table(result) -> Table:
+    hw = result.hardware
+    table = Table(title=f"measured on {result.backend}: {hw['config']['rows']}x{hw['config']['cols']} array, "
+                        f"{hw['clock_mhz']:g} MHz")
+    for col in ("layer", "op", "MACs", "cycles", "predicted", "utilization"):
+        table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for layer in hw["hardware_layers"]:
+        table.add_row(_short(layer["name"]), layer["op"], f"{layer['macs']:,}", f"{layer['cycles']:,.0f}",
+                      f"{layer['predicted_cycles']:,}", f"{layer['utilization']:.1%}")
+    table.add_section()
+    table.add_row("total", "", f"{sum(x['macs'] for x in hw['hardware_layers']):,}", f"{hw['cycles']:,.0f}",
+                  f"{hw['predicted_cycles']:,}", f"{hw['utilization']:.1%}", style="bold")
+    table.caption = (f"latency {hw['latency_ms']:.3f} ms per inference; simulated "
+                     f"{hw['simulated_cycles_per_second']:,.0f} cycles/s, {hw['samples_per_second']:.3g} samples/s")
+    return table
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .sim.simulate import simulate
 
@@ -150,8 +176,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     bar, update = _progress(console)
     with bar:
         result = simulate(args.model, inputs=args.inputs, random=args.random, backend=args.backend,
-                          layers=args.layers, seed=args.seed, progress=update)
+                          layers=args.layers, seed=args.seed, progress=update, config=_config(args),
+                          clock_mhz=getattr(args, "clock_mhz", 50.0))
     console.print(summary_table(result))
+    if result.hardware is not None:
+        console.print(hardware_table(result))
     for line in result.host_ops:
         console.print(f"host: {line}")
     if result.converted:
@@ -167,6 +196,30 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if args.json:
         write_atomic(args.json, json.dumps(result.to_json(), indent=2))
     return 0 if result.bit_exact else 1
+
+
+# -- compile ------------------------------------------------------------------------------------------
+def cmd_compile(args: argparse.Namespace) -> int:
+    from .compiler.build import build
+
+    console = _console()
+    config = _config(args)
+    with console.status(f"compiling {args.model} for {config.rows}x{config.cols}"):
+        result = build(args.model, args.output, config, calib=args.calib, synth=args.synth)
+    report = result.report
+    table = Table(title=f"{args.model} on a {config.rows}x{config.cols} array")
+    for col in ("layer", "op", "instr", "MACs", "predicted cycles", "act rows", "wgt rows"):
+        table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    for layer in report["layers"]:
+        table.add_row(_short(layer["name"]), layer["op"], ",".join(map(str, layer["instructions"])),
+                      f"{layer['macs']:,}", f"{layer['cycles']:,}", f"{layer['act_rows']:,}", f"{layer['wgt_rows']:,}")
+    console.print(table)
+    console.print(f"predicted {report['predicted_cycles']:,} cycles per inference; wrote {result.folder}/: "
+                  + ", ".join(sorted(p.name for p in result.folder.iterdir())))
+    if "synthesis" in report:
+        cells = report["synthesis"]["cells"]
+        console.print("yosys synth_ecp5: " + ", ".join(f"{k} {v:,}" for k, v in sorted(cells.items())))
+    return 0
 
 
 # -- demo ---------------------------------------------------------------------------------------------
@@ -215,11 +268,23 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--inputs", help="samples (.npz/.npy); float samples go through the input quantization")
     src.add_argument("--random", type=int, help="N random integer input samples")
-    p.add_argument("--backend", default="golden", choices=["golden"])
+    p.add_argument("--backend", default="golden", choices=["golden", "amaranth"])
+    p.add_argument("--array", help="accelerator preset for hardware backends: 4x4, 8x8 (default), 16x16")
+    p.add_argument("--config", help="accelerator configuration JSON file (instead of --array)")
+    p.add_argument("--clock-mhz", type=float, default=50.0, help="clock for the latency figure (default 50)")
     p.add_argument("--layers", action="store_true", help="compare every intermediate tensor too")
     p.add_argument("--json", help="write the report as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed for --random")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("compile", help="compile a model for the accelerator: Verilog, program, memory images")
+    p.add_argument("model")
+    p.add_argument("--calib", help="calibration data, to quantize a float model first")
+    p.add_argument("--array", help="preset: 4x4, 8x8 (default), 16x16")
+    p.add_argument("--config", help="accelerator configuration JSON file (instead of --array)")
+    p.add_argument("-o", "--output", required=True, help="the build folder to write")
+    p.add_argument("--synth", action="store_true", help="also run yosys synth_ecp5 on the Verilog")
+    p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("demo", help="the whole flow on the bundled example model")
     p.add_argument("--out", default="out/demo", help="folder for the quantized model and reports")

@@ -1,0 +1,132 @@
+"""Accumulator memory of the MATMUL engine: ``acc[p] = (0 if first else acc[p]) + y``.
+
+Results of the array arrive one vector per transfer with the accumulator row ``p`` they belong to
+and two flags: ``first`` (reduction step ``t == 0``: start from zero) and ``last`` (``t == taps-1``:
+the sum is complete). A complete sum is not written back; it leaves on ``o`` instead (the engine
+adds the bias and requantizes it), so no separate drain pass over the memory is needed.
+
+Read-modify-write in two steps. Cycle 1: the transfer on ``i`` reads ``acc[p]`` (synchronous read)
+and the item moves into the register stage B. Cycle 2: stage B adds the row read to ``y`` and
+writes the sum back (or hands it to the output register when ``last``). The hazard: when stage B
+writes row ``p`` in the very cycle the next item reads row ``p`` -- the same pixel twice in a row,
+which is every transfer of a DENSE instruction (one pixel per chunk) -- the read returns the old
+row. That one case is forwarded: the item remembers the sum being written and uses it instead of
+the memory data. Writes two or more cycles earlier are seen by the read itself, and a stalled
+stage B writes nothing, so no other case exists. Full throughput, no stall.
+
+Stage B moves on unless it holds a ``last`` item while the output register is full; while it waits,
+the read port is not enabled, so its data holds.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.hdl import ShapeLike
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["Accumulator", "accumulator_input_layout", "accumulator_output_layout"]
+
+
+def accumulator_input_layout(lanes: int, addr_width: int, extra: ShapeLike = 1) -> data.StructLayout:
+    """Payload of `Accumulator.i`: the array's result vector ``y``, its row and flags, and ``extra``."""
+    return data.StructLayout({
+        "y": data.ArrayLayout(signed(32), lanes),
+        "p": addr_width,
+        "first": 1,
+        "last": 1,
+        "extra": extra,
+    })
+
+
+def accumulator_output_layout(lanes: int, extra: ShapeLike = 1) -> data.StructLayout:
+    """Payload of `Accumulator.o`: a complete sum and the ``extra`` of its last item."""
+    return data.StructLayout({"acc": data.ArrayLayout(signed(32), lanes), "extra": extra})
+
+
+class Accumulator(wiring.Component):
+    """Read-modify-write accumulator memory, ``lanes`` int32 sums per row (module docstring).
+
+    Parameters
+    ----------
+    lanes : int
+        Sums per row (the array's columns).
+    depth : int
+        Rows of the accumulator memory.
+    extra : ShapeLike
+        Shape of a field passed from the ``last`` item of a sum to its output (``unsigned(1)``
+        when unused).
+
+    Members
+    -------
+    i : In(stream.Signature(accumulator_input_layout(lanes, addr_width, extra)))
+    o : Out(stream.Signature(accumulator_output_layout(lanes, extra)))
+        One transfer per ``last`` item, in order.
+    """
+
+    def __init__(self, lanes: int, depth: int, extra: ShapeLike = 1):
+        self._lanes = lanes
+        self._depth = depth
+        self._extra = extra
+        self._addr_width = max(1, (depth - 1).bit_length())
+        super().__init__({
+            "i": In(stream.Signature(accumulator_input_layout(lanes, self._addr_width, extra))),
+            "o": Out(stream.Signature(accumulator_output_layout(lanes, extra))),
+        })
+
+    @property
+    def latency(self) -> int:
+        """Cycles from the ``last`` transfer on ``i`` to its sum on ``o`` (``o`` not stalled)."""
+        return 2
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes = self._lanes
+        vector = data.ArrayLayout(signed(32), lanes)
+        m.submodules.memory = memory = Memory(shape=vector, depth=self._depth, init=[])
+        rd = memory.read_port()
+        wr = memory.write_port()
+
+        # Stage B: the item whose row is being read, and the forwarded sum when it needs one.
+        b_valid = Signal()
+        b = Signal(accumulator_input_layout(lanes, self._addr_width, self._extra), reset_less=True)
+        b_fwd = Signal(reset_less=True)
+        b_fwd_sum = Signal(vector, reset_less=True)
+
+        previous = Signal(vector)
+        m.d.comb += previous.eq(Mux(b_fwd, b_fwd_sum, rd.data))
+        total = Signal(vector)
+        for lane in range(lanes):
+            # The int32 register truncates the 33-bit sum: two's-complement wrap, as onnxruntime.
+            m.d.comb += total[lane].eq(b.y[lane] + Mux(b.first, 0, previous[lane]))
+
+        o_valid = Signal()
+        o_free = ~o_valid | self.o.ready
+        b_move = b_valid & (~b.last | o_free)
+        m.d.comb += self.i.ready.eq(~b_valid | b_move)
+        fire = self.i.valid & self.i.ready
+
+        writing = b_valid & ~b.last  # such an item always moves on
+        m.d.comb += [wr.en.eq(writing), wr.addr.eq(b.p), wr.data.eq(total)]
+        m.d.comb += [rd.en.eq(fire), rd.addr.eq(self.i.payload.p)]
+
+        with m.If(fire):
+            m.d.sync += [
+                b_valid.eq(1),
+                b.eq(self.i.payload),
+                b_fwd.eq(writing & (b.p == self.i.payload.p)),
+                b_fwd_sum.eq(total),
+            ]
+        with m.Elif(b_move):
+            m.d.sync += b_valid.eq(0)
+
+        # Output register.
+        o_acc = Signal(vector, reset_less=True)
+        o_extra = Signal(self._extra, reset_less=True)
+        with m.If(b_valid & b.last & o_free):
+            m.d.sync += [o_valid.eq(1), o_acc.eq(total), o_extra.eq(b.extra)]
+        with m.Elif(self.o.ready):
+            m.d.sync += o_valid.eq(0)
+        m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.acc.eq(o_acc), self.o.payload.extra.eq(o_extra)]
+        return m

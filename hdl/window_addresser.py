@@ -1,0 +1,238 @@
+"""Activation addresses of one MATMUL instruction, in the order the array consumes them.
+
+The loop nest of ``docs/architecture.md`` (MATMUL sequencing)::
+
+    for j in range(out_blocks):
+      for chunk (output rows oy0 .. oy0 + chunk_rows - 1, cut at out_h):
+        for t in range(taps):                       # CONV: t = (ky*k_w + kx)*in_blocks + cbi
+          for oy in chunk: for ox in range(out_w):  # p = pixel index inside the chunk
+            iy = oy*stride_h - pad_top + ky*dil_h;  ix = ox*stride_w - pad_left + kx*dil_w
+            emit row = in_base + (cbi*in_h + iy)*in_w + ix, valid = inside the input
+
+DEPTHWISE has no ``cbi`` loop (``cbi = j``); DENSE has a single output pixel and ``row = in_base + t``,
+always valid.
+
+No multiplier in the loop. The address is split as ``row = tap_row + line_off + ox*stride_w`` with
+``tap_row = in_base - pad_top*in_w - pad_left + cbi*in_h*in_w + ky*dil_h*in_w + kx*dil_w`` (plus
+``j*in_h*in_w`` in DEPTHWISE) and ``line_off = oy*stride_h*in_w``. Each loop level keeps the value
+its inner levels restart from (``j_base``, ``ky_row``, ``kx_row``, ``tap_row``; ``c_*`` for the chunk
+start) and adds a per-instruction constant when it steps: ``in_h*in_w``, ``dil_h*in_w``,
+``stride_h*in_w``, ``pad_top*in_w``. These four products are formed once per instruction by one
+shared multiplier in four cycles. Addresses are computed modulo ``2**act_addr_width`` (exact for the
+valid rows, whatever the intermediate signs); the coordinates ``iy``, ``ix`` are kept as true signed
+numbers for the bounds test.
+
+Every emitted item carries the flags the rest of the engine needs: ``swap`` (first vector of a
+weight tile; with ``w_shared``, where every step uses the one tile at ``w_base``, only the first
+vector of the instruction), ``first``/``last`` (``t == 0`` / ``t == taps - 1``), ``p``, ``j`` and ``end`` (the last
+item of the instruction). The output is the current state (a function of registers), so it holds
+under back-pressure; the state steps on each transfer: one item per cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from systolix.compiler.isa import Mode, instruction_layout
+
+from .config import AcceleratorConfig
+
+__all__ = ["WindowAddresser", "window_item_layout"]
+
+_COORD = signed(20)  # iy, ix and their parts: |oy*stride| < 2**14, |ky*dil| < 2**12, pads < 64
+
+
+def window_item_layout(config: AcceleratorConfig) -> data.StructLayout:
+    """Payload of `WindowAddresser.o`: one activation row request and its flags."""
+    return data.StructLayout({
+        "addr": unsigned(config.act_addr_width),
+        "valid": unsigned(1),   # inside the input; otherwise the row is not used (x = x_zp)
+        "swap": unsigned(1),    # first vector of a weight tile
+        "p": unsigned(config.acc_addr_width),  # pixel index inside the chunk (accumulator row)
+        "first": unsigned(1),   # t == 0
+        "last": unsigned(1),    # t == taps - 1
+        "j": unsigned(8),       # output block
+        "end": unsigned(1),     # last item of the instruction
+    })
+
+
+class WindowAddresser(wiring.Component):
+    """Streams the activation row addresses of one MATMUL instruction (see the module docstring).
+
+    ``instr`` must stay stable from the ``start`` pulse until `busy` falls. Requirements on the
+    instruction (the compiler's): ``out_blocks``, ``taps``, ``chunk_rows``, ``out_h``, ``out_w``,
+    ``k_h``, ``k_w`` >= 1; CONV: ``taps == k_h*k_w*in_blocks``; DEPTHWISE: ``taps == k_h*k_w``;
+    ``chunk_rows*out_w <= acc_memory_depth``. In DENSE mode the output size fields are ignored (one
+    pixel).
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+
+    Members
+    -------
+    instr : In(instruction_layout())
+    start : In(1)
+        Pulse to begin (ignored while busy).
+    busy : Out(1)
+        High from ``start`` until the last item has been transferred.
+    o : Out(stream.Signature(window_item_layout(config)))
+    """
+
+    #: Cycles from ``start`` to the first item (the per-instruction products).
+    SETUP_CYCLES = 4
+
+    def __init__(self, config: AcceleratorConfig):
+        self._config = config
+        super().__init__({
+            "instr": In(instruction_layout()),
+            "start": In(1),
+            "busy": Out(1),
+            "o": Out(stream.Signature(window_item_layout(config))),
+        })
+
+    def elaborate(self, platform):
+        cfg = self._config
+        aw = cfg.act_addr_width
+        ins = self.instr
+        m = Module()
+
+        conv = ins.mode == Mode.CONV
+        dw = ins.mode == Mode.DEPTHWISE
+        dense = ins.mode == Mode.DENSE
+
+        # Per-instruction products by in_w (modulo 2**aw: they only enter addresses).
+        ptw = Signal(aw)   # pad_top * in_w
+        hw = Signal(aw)    # in_h * in_w
+        dhw = Signal(aw)   # dil_h * in_w
+        shw = Signal(aw)   # stride_h * in_w
+        step = Signal(2)
+
+        # Loop state (see the module docstring).
+        j = Signal(8)
+        j_base = Signal(aw)
+        c_oy = Signal(10)
+        c_oy_s = Signal(_COORD)
+        c_line = Signal(aw)
+        t = Signal(16)
+        ky = Signal(8)
+        kx = Signal(8)
+        cbi = Signal(8)
+        tap_iy = Signal(_COORD)
+        tap_ix = Signal(_COORD)
+        ky_row = Signal(aw)
+        kx_row = Signal(aw)
+        tap_row = Signal(aw)
+        oy = Signal(10)
+        rc = Signal(10)        # row inside the chunk
+        oy_s = Signal(_COORD)  # oy * stride_h
+        line_off = Signal(aw)  # oy * stride_h * in_w
+        ox = Signal(10)
+        ox_s = Signal(_COORD)  # ox * stride_w
+        p = Signal(cfg.acc_addr_width)
+        first_item = Signal()  # w_shared: only the instruction's first vector swaps its one tile in
+
+        # The current item.
+        iy = Signal(_COORD)
+        ix = Signal(_COORD)
+        m.d.comb += [iy.eq(tap_iy + oy_s), ix.eq(tap_ix + ox_s)]
+        inside = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
+        ox_last = dense | (ox == ins.out_w - 1)
+        oy_out_last = dense | (oy == ins.out_h - 1)
+        row_last = oy_out_last | (rc == ins.chunk_rows - 1)
+        t_last = t == ins.taps - 1
+        j_last = j == ins.out_blocks - 1
+        cbi_last = ~conv | (cbi == ins.in_blocks - 1)
+        kx_last = kx == ins.k_w - 1
+        item = self.o.payload
+        m.d.comb += [
+            item.addr.eq(tap_row + line_off + ox_s[:aw]),
+            item.valid.eq(dense | inside),
+            item.swap.eq((p == 0) & (~ins.w_shared | first_item)),
+            item.p.eq(p),
+            item.first.eq(t == 0),
+            item.last.eq(t_last),
+            item.j.eq(j),
+            item.end.eq(ox_last & row_last & oy_out_last & t_last & j_last),
+        ]
+
+        def restart_taps(base):
+            """Tap loop back to (ky, kx, cbi) = 0 from the block's base row."""
+            return [ky.eq(0), kx.eq(0), cbi.eq(0), t.eq(0),
+                    tap_iy.eq(-ins.pad_top), tap_ix.eq(-ins.pad_left),
+                    ky_row.eq(base), kx_row.eq(base), tap_row.eq(base)]
+
+        def set_rows(oy_v, oy_s_v, line_v):
+            return [oy.eq(oy_v), oy_s.eq(oy_s_v), line_off.eq(line_v), rc.eq(0)]
+
+        with m.FSM():
+            with m.State("IDLE"), m.If(self.start):
+                m.d.sync += step.eq(0)
+                m.next = "SETUP"
+            with m.State("SETUP"):
+                # One shared multiplier: in_w times pad_top, in_h, dil_h, stride_h.
+                m.d.comb += self.busy.eq(1)
+                operand = Signal(10)
+                m.d.comb += operand.eq(Mux(step == 0, ins.pad_top, Mux(step == 1, ins.in_h,
+                                                                     Mux(step == 2, ins.dil_h, ins.stride_h))))
+                product = ins.in_w * operand
+                with m.Switch(step):
+                    with m.Case(0):
+                        m.d.sync += ptw.eq(product)
+                    with m.Case(1):
+                        m.d.sync += hw.eq(product)
+                    with m.Case(2):
+                        m.d.sync += dhw.eq(product)
+                    with m.Case(3):
+                        m.d.sync += shw.eq(product)
+                        origin = Mux(dense, ins.in_base, ins.in_base - ptw - ins.pad_left)
+                        m.d.sync += [j.eq(0), j_base.eq(origin), c_oy.eq(0), c_oy_s.eq(0), c_line.eq(0),
+                                     ox.eq(0), ox_s.eq(0), p.eq(0), first_item.eq(1)]
+                        m.d.sync += restart_taps(origin)
+                        m.d.sync += set_rows(0, 0, 0)
+                        m.next = "RUN"
+                m.d.sync += step.eq(step + 1)
+            with m.State("RUN"):
+                m.d.comb += [self.busy.eq(1), self.o.valid.eq(1)]
+                with m.If(self.o.ready):
+                    m.d.sync += first_item.eq(0)
+                    with m.If(~ox_last):
+                        m.d.sync += [ox.eq(ox + 1), ox_s.eq(ox_s + ins.stride_w), p.eq(p + 1)]
+                    with m.Else():
+                        m.d.sync += [ox.eq(0), ox_s.eq(0)]
+                        with m.If(~row_last):
+                            m.d.sync += [oy.eq(oy + 1), oy_s.eq(oy_s + ins.stride_h),
+                                         line_off.eq(line_off + shw), rc.eq(rc + 1), p.eq(p + 1)]
+                        with m.Else():
+                            m.d.sync += p.eq(0)
+                            with m.If(~t_last):
+                                # Next tap of the same chunk.
+                                m.d.sync += [t.eq(t + 1), *set_rows(c_oy, c_oy_s, c_line)]
+                                with m.If(dense):
+                                    m.d.sync += tap_row.eq(tap_row + 1)
+                                with m.Elif(~cbi_last):
+                                    m.d.sync += [cbi.eq(cbi + 1), tap_row.eq(tap_row + hw)]
+                                with m.Elif(~kx_last):
+                                    m.d.sync += [cbi.eq(0), kx.eq(kx + 1), tap_ix.eq(tap_ix + ins.dil_w),
+                                                 kx_row.eq(kx_row + ins.dil_w),
+                                                 tap_row.eq(kx_row + ins.dil_w)]
+                                with m.Else():
+                                    m.d.sync += [cbi.eq(0), kx.eq(0), ky.eq(ky + 1),
+                                                 tap_ix.eq(-ins.pad_left), tap_iy.eq(tap_iy + ins.dil_h),
+                                                 ky_row.eq(ky_row + dhw), kx_row.eq(ky_row + dhw),
+                                                 tap_row.eq(ky_row + dhw)]
+                            with m.Elif(~oy_out_last):
+                                # Next chunk of the same output block.
+                                nxt_oy, nxt_oy_s, nxt_line = oy + 1, oy_s + ins.stride_h, line_off + shw
+                                m.d.sync += [c_oy.eq(nxt_oy), c_oy_s.eq(nxt_oy_s), c_line.eq(nxt_line),
+                                             *set_rows(nxt_oy, nxt_oy_s, nxt_line), *restart_taps(j_base)]
+                            with m.Elif(~j_last):
+                                # Next output block.
+                                nxt_base = Mux(dw, j_base + hw, j_base)
+                                m.d.sync += [j.eq(j + 1), j_base.eq(nxt_base), c_oy.eq(0), c_oy_s.eq(0),
+                                             c_line.eq(0), *set_rows(0, 0, 0), *restart_taps(nxt_base)]
+                            with m.Else():
+                                m.next = "IDLE"
+        return m
