@@ -62,3 +62,14 @@ def test_bundled_example_on_rtl_4x4(tmp_path):
     data = json.loads(report.read_text())
     assert data["bit_exact"] and data["mismatches"] == 0 and data["compared_elements"] > 16_000
     assert data["cycles"] > 0 and {"macs", "cycles", "utilization"} <= set(data["hardware_layers"][0])
+
+
+@pytest.mark.slow
+def test_bundled_example_few_images_on_rtl_4x4(tmp_path):
+    quantized = tmp_path / "int8.onnx"
+    quantize_model(EXAMPLE / "model.onnx", EXAMPLE / "calib.npz", quantized)
+    test = np.load(EXAMPLE / "test.npz")
+    few = tmp_path / "few.npz"
+    np.savez(few, x=test["x"][:4], y=test["y"][:4])
+    result = simulate(quantized, inputs=few, backend="amaranth", layers=True, config=AcceleratorConfig.preset("4x4"))
+    assert result.comparison.samples == 4 and result.comparison.mismatches == 0, result.comparison.first_mismatch
