@@ -1,10 +1,10 @@
 """``systolix compile``: a model -> a build folder with everything needed to simulate or synthesise it.
 
-The folder holds ``reference.onnx`` (the integer model onnxruntime runs as the reference), ``accelerator.v``
-(the whole accelerator with this program's memory images baked in), ``program.json`` (the instructions,
-decoded), ``images.npz`` and ``*.hex`` (memory images, ``$readmemh`` format), ``config.json`` and
-``report.json`` (per-layer MACs, predicted cycles, buffer use). It is written into a temporary folder
-and renamed at the end: a failure leaves nothing half-written.
+The folder holds ``model.onnx`` (the quantized model), ``reference.onnx`` (the integer model onnxruntime
+runs as the reference), ``accelerator.v`` (the whole accelerator with this program's memory images baked
+in), ``program.json`` (the instructions, decoded), ``images.npz`` and ``*.hex`` (memory images,
+``$readmemh`` format), ``config.json`` and ``report.json`` (per-layer MACs, predicted cycles, buffer use).
+It is written into a temporary folder and renamed at the end: a failure leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -118,6 +118,10 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
         else:
             source = Path(model_path)
         imported = import_model(source)
+        if source != tmp / "model_int8.onnx":
+            shutil.copyfile(source, tmp / "model.onnx")
+        else:
+            os.replace(source, tmp / "model.onnx")
         program = compile_model(imported.ir, config)
         onnx.save(imported.reference, str(tmp / "reference.onnx"))
         top = Accelerator(config, program.images)

@@ -19,6 +19,7 @@ from systolix.hdl.config import AcceleratorConfig
 
 from . import isa
 from .cycles import predicted_cycles
+from .im2col import Window, im2col, im2col_conv, im2col_tiles
 from .images import MemoryImages
 from .layout import TensorPlacement, allocate, storage_geometry
 from .lower import (
@@ -40,7 +41,12 @@ LUT_MAX_ROWS = 1 << 12
 
 @dataclasses.dataclass(frozen=True)
 class HostTransform:
-    """A layer at the graph input done by the host before writing ``act`` (Transpose or Reshape)."""
+    """Work done by the host on the graph input before writing ``act``.
+
+    A Transpose (``perm``) or Reshape (``shape``) layer at the graph input, or the im2col form of the
+    input of a convolution (op ``"Im2col"``, ``window`` and ``pad_value``: :mod:`.im2col`; ``layer``
+    names the convolution, ``output`` is a tensor of its own that replaces the convolution's input).
+    """
 
     layer: str
     op: str
@@ -48,9 +54,13 @@ class HostTransform:
     output: str
     perm: tuple[int, ...] | None = None
     shape: tuple[int, ...] | None = None
+    window: Window | None = None
+    pad_value: int = 0
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Apply to a batch (axis 0 is the batch)."""
+        if self.window is not None:
+            return im2col(x, self.window, self.pad_value)
         if self.perm is not None:
             return np.ascontiguousarray(np.transpose(x, self.perm))
         return x.reshape(x.shape[0], *self.shape[1:])
@@ -58,7 +68,8 @@ class HostTransform:
     def to_json(self) -> dict:
         return {"layer": self.layer, "op": self.op, "input": self.input, "output": self.output,
                 "perm": None if self.perm is None else list(self.perm),
-                "shape": None if self.shape is None else list(self.shape)}
+                "shape": None if self.shape is None else list(self.shape),
+                "window": None if self.window is None else self.window.to_json(), "pad_value": self.pad_value}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +108,9 @@ class Program:
     layers : list of LayerPlan
         One per IR layer.
     input_transform : list of HostTransform
-        Done by the host on the graph input before writing it.
+        Done by the host on the graph input before writing it (Transpose / Reshape at the input, im2col
+        of a first convolution). :meth:`host_inputs` applies them; :meth:`device_inputs` selects what the
+        host writes into ``act`` (a tensor only read through its im2col form is not written).
     inputs, outputs : tuple of str
         Graph input and output tensor names.
     readable : frozenset of str
@@ -141,6 +154,16 @@ class Program:
         for t in self.input_transform:
             tensors[t.output] = t.apply(np.asarray(tensors[t.input]))
         return tensors
+
+    @property
+    def internal_tensors(self) -> frozenset[str]:
+        """Tensors of the compiler's own (im2col forms), not tensors of the model."""
+        return frozenset(t.output for t in self.input_transform if t.window is not None)
+
+    def device_inputs(self, host_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The tensors of :meth:`host_inputs` the host writes into ``act`` (those with a placement)."""
+        return {name: value for name, value in host_inputs.items()
+                if name in self.tensors and self.tensors[name].layout == "channel-blocked"}
 
     def to_json(self) -> dict:
         """Everything about the program for ``report.json`` (JSON types only)."""
@@ -226,7 +249,12 @@ def _fit_error(layer: str, need: int, what: str, field: str, depth: int, total: 
                          f"use {field} >= {total:,} or a larger preset")
 
 
-def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool = False) -> Program:
+class _Im2colDoesNotFit(Exception):
+    """The im2col tensors make the activations overflow ``act``: compile without them."""
+
+
+def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool = False,
+                  im2col: bool = True) -> Program:
     """Compile an integer IR model for an accelerator configuration.
 
     Parameters
@@ -238,6 +266,10 @@ def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool 
     keep_all : bool
         Give every tensor its own ``act`` rows, so that every intermediate can be read after the run
         (for per-layer comparisons); by default rows of dead tensors are reused.
+    im2col : bool
+        Let the host write the input of a convolution that reads the graph input in im2col form when
+        that needs fewer weight tiles (:mod:`.im2col`; the input tensor is then not written into
+        ``act`` unless another layer reads it). Not done when the activations would no longer fit.
 
     Returns
     -------
@@ -253,8 +285,18 @@ def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool 
         raise SystolixError(f"{model.name} is a float model; quantize it first")
     if config.rows != config.cols:
         raise SystolixError(f"the compiler needs a square array (rows == cols), not {config.rows}x{config.cols}")
+    if im2col:
+        try:
+            return _compile(model, config, keep_all, True)
+        except _Im2colDoesNotFit:
+            pass
+    return _compile(model, config, keep_all, False)
+
+
+def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2col: bool) -> Program:
     lanes = config.rows
-    layers = list(model.layers)
+    original = list(model.layers)
+    layers = list(original)
     graph_inputs = tuple(t.name for t in model.inputs)
     outputs = tuple(t.name for t in model.outputs)
 
@@ -276,6 +318,27 @@ def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool 
         if isinstance(layer, ir.Reshape):
             alias[layer.output] = alias.get(layer.inputs[0], layer.inputs[0])
         device.append(index)
+
+    # -- convolutions reading a host tensor: the host writes their input in im2col form if that pays -------
+    source: dict[str, str] = {}  # im2col tensor -> the tensor it is formed from
+    if use_im2col:
+        taken = set(model.tensors) | {t.name for t in model.inputs} | {lay.output for lay in layers}
+        for i in device:
+            layer = layers[i]
+            if not (isinstance(layer, ir.Conv) and layer.inputs[0] in host_tensors):
+                continue
+            name = f"{layer.name}:im2col"
+            while name in taken:
+                name += "_"
+            conv = im2col_conv(layer, lanes, name)
+            if conv is None:
+                continue
+            _, zp = _dtype_zp(model, layer.inputs[0])
+            transforms.append(HostTransform(layer.name, "Im2col", layer.inputs[0], name, window=Window.of(layer),
+                                            pad_value=zp))
+            layers[i] = conv
+            source[name] = layer.inputs[0]
+            taken.add(name)
 
     def root(name: str) -> str:
         return alias.get(name, name)
@@ -314,6 +377,8 @@ def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool 
     separate = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=True)
     alloc = separate if keep_all else reuse
     if alloc.rows > config.act_buffer_depth:
+        if source:
+            raise _Im2colDoesNotFit
         top = 0
         for name in sizes:  # the first tensor that ends beyond the memory: name its producer
             top = max(top, alloc.bases[name] + sizes[name])
@@ -324,7 +389,7 @@ def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool 
 
     placements: dict[str, TensorPlacement] = {}
     for name, (c, h, w) in geometry.items():
-        dtype, zp = _dtype_zp(model, name)
+        dtype, zp = _dtype_zp(model, source.get(name, name))
         placements[name] = TensorPlacement(name, alloc.bases[name], c, h, w, -(-c // lanes), lanes, dtype, zp,
                                            tuple(shapes[name]))
     for name, src in alias.items():
@@ -409,9 +474,14 @@ def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool 
         except SystolixError as e:
             raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
         instructions.append(instr)
-        plans[index] = LayerPlan(layer.name, layer.op, layer.kind, (len(instructions) - 1,), layer.macs,
+        note = lowered.note
+        if layer is not original[index]:
+            before, after = im2col_tiles(original[index], lanes)
+            note += (f" over the host's im2col input ({layer.in_shapes[0][1]} values per pixel: {after} tiles per "
+                     f"output block instead of {before})")
+        plans[index] = LayerPlan(layer.name, layer.op, layer.kind, (len(instructions) - 1,), original[index].macs,
                                  predicted_cycles(instr, config), act_rows, wgt_rows, len(lowered.prm), lut_rows,
-                                 lowered.note)
+                                 note)
     instructions.append(isa.Instruction(opcode=isa.Opcode.HALT))
 
     wgt = np.zeros((config.weight_buffer_depth, lanes), dtype=np.int8)

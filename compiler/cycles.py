@@ -3,22 +3,30 @@
 Assumptions (each a guess about the engines, stated so that a measured difference points at one):
 
 MATMUL (``docs/architecture.md`` sequencing: blocks j, chunks, taps t, pixels p)
-  - Weight tiles load one ``wgt`` row per cycle into the idle bank of `MatMulUnit`, overlapped with the
-    streaming of the current tile. The idle bank is free again ``MatMulUnit.drain_cycles`` after a
-    swap, so two swaps are at least ``tile_interval = drain_cycles + L + 1`` cycles apart (the load
-    plus one cycle of synchronous read). A reduction step over the ``P`` pixels of a chunk therefore
-    lasts ``max(P, tile_interval)`` cycles (DENSE and the global average pool: ``P = 1``).
-  - The first tile of the instruction is loaded before anything streams: ``L + 1`` cycles.
+  - A reduction step (one weight tile) streams the ``P`` pixels of its chunk, one per cycle (DENSE:
+    ``P = 1``).
+  - Weight tiles load one ``wgt`` row per cycle into the idle bank of `MatMulUnit`, overlapped with
+    the streaming of the current tile, starting ``MatMulUnit.drain_cycles`` (``L``) cycles after the
+    last vector that used that bank (the last one before the previous swap) and no sooner than the
+    cycle after that swap; the tile is swapped in when its ``L`` rows are loaded. Swap times follow
+    ``s_(k+1) = max(s_k + P_k, max(s_k + 1, s_(k-1) + P_(k-1) - 1 + L) + L)``: ``max(P, 2L - 1)``
+    for tiles streamed back to back, ``L + 1`` per DENSE step. With ``w_shared`` (global average
+    pool) there is one tile for the whole instruction: ``P`` cycles per step.
+  - The first tile of the instruction is loaded before anything streams: ``L + 1`` cycles, + 2 to
+    start the engine (measured).
   - Accumulation and requantization are pipelined behind the array (a sum leaves the accumulator on
     its last tap), so an instruction adds one pipeline latency, not one per chunk:
     ``MatMulUnit.latency + 1`` (accumulator) ``+ 1`` (parameter fetch, bias) ``+ Requantizer.latency + 1``
     (act write).
+  - The parameter fetch reads a new ``prm`` row for each output block, holding the sums up for 2
+    cycles; when the pixels stream back to back (``P >= 2L - 1``) the array waits too: + 2 cycles per
+    output block after the first (about ``(P - 2) // 2`` for fewer pixels; nothing for DENSE).
 MAXPOOL: one ``act`` read per window tap: ``blocks * out_pixels * k_h * k_w`` cycles, + 3 (read
   latency, compare, write).
 LUT: one row per cycle: ``rows + 3`` (act read, lut read, write).
 ADD: the two operand rows are read through the one ``act`` read port: ``2 * rows`` + 2 (read, write) +
   ``AddUnit.latency``.
-Every instruction: 2 cycles of fetch/decode/start/done handshake. HALT: 1.
+Every instruction: 4 cycles of fetch/decode/start/done handshake (measured). HALT: 1.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ from .isa import Instruction, Mode, Opcode
 
 __all__ = ["pipeline_latencies", "predicted_cycles"]
 
-_OVERHEAD = 2
+_OVERHEAD = 4
 
 
 @functools.cache
@@ -57,6 +65,21 @@ def _chunk_pixels(instr: Instruction) -> list[int]:
     return [rows * instr.out_w] * full + ([rest * instr.out_w] if rest else [])
 
 
+def _streaming_cycles(instr: Instruction, lanes: int, drain: int) -> int:
+    """Cycles from the first vector of the instruction to the last one (inclusive)."""
+    chunks = _chunk_pixels(instr)
+    if instr.w_shared:
+        return instr.out_blocks * instr.taps * sum(chunks)
+    swap, before = 0, None  # the current tile's swap cycle; the last vector before it
+    for _ in range(instr.out_blocks):
+        for p in chunks:
+            for _ in range(instr.taps):
+                first_load = swap + 1 if before is None else max(swap + 1, before + drain)
+                swap, before = max(swap + p, first_load + lanes), swap + p - 1
+    return before + 1  # the last tile's vectors end where the (never used) next swap's `before` is
+
+
+@functools.lru_cache(maxsize=4096)
 def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
     """Cycles the hardware is predicted to take for one instruction (module docstring)."""
     lanes = config.rows
@@ -64,9 +87,10 @@ def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
         return 1
     if instr.opcode == Opcode.MATMUL:
         lat = pipeline_latencies(config)
-        interval = lat["drain"] + lanes + 1
-        steps = sum(instr.taps * max(p, interval) for p in _chunk_pixels(instr)) * instr.out_blocks
-        return _OVERHEAD + lanes + 1 + steps + lat["matmul"] + 2 + lat["requantizer"] + 1
+        steps = _streaming_cycles(instr, lanes, lat["drain"])
+        pixels = min(_chunk_pixels(instr))
+        params = (instr.out_blocks - 1) * min(2, max(0, (pixels - 2) // 2))
+        return _OVERHEAD + lanes + 3 + steps + params + lat["matmul"] + 2 + lat["requantizer"] + 1
     if instr.opcode == Opcode.MAXPOOL:
         return _OVERHEAD + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 3
     if instr.opcode == Opcode.LUT:

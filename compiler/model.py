@@ -198,7 +198,8 @@ def run_program(program, config: AcceleratorConfig, inputs: dict[str, np.ndarray
     -------
     dict
         Tensor name -> codes ``[N, ...]``: the graph inputs, the host-transformed tensors, and every tensor
-        still intact in ``act`` after the run (all of them for a ``keep_all`` program; always the outputs).
+        still intact in ``act`` after the run (all of them for a ``keep_all`` program; always the outputs);
+        not the compiler's own im2col tensors.
     """
     if config != program.config:
         raise SystolixError("run_program: the configuration differs from the one the program was compiled for")
@@ -222,8 +223,9 @@ def run_program(program, config: AcceleratorConfig, inputs: dict[str, np.ndarray
         engines[ins.opcode](ins)
     else:
         raise SystolixError("the program ran past its last instruction without HALT")
-    result = dict(host)
+    internal = program.internal_tensors
+    result = {name: value for name, value in host.items() if name not in internal}
     for name, p in program.tensors.items():
-        if name in program.readable and name not in result:
+        if name in program.readable and name not in result and name not in internal:
             result[name] = read_tensor(p, act)
     return result

@@ -29,13 +29,17 @@ is complete.
 
 Cycles from ``start`` to ``done`` (measured in ``tests/hdl/test_matmul_engine.py``, within +-2):
 each (j, chunk, t) tile streams its ``P`` pixels (``P`` = rows of the chunk x ``out_w``; DENSE 1) at
-one per cycle, but a tile cannot be swapped in sooner than `tile_interval` cycles after the previous
-swap (`MatMulUnit` frees the idle bank ``drain_cycles`` after a swap, then ``L`` row loads)::
+one per cycle. `MatMulUnit` loads the next tile (``L`` rows, one per cycle) into the bank released
+by the last swap, from ``drain_cycles = L`` cycles after the last vector that used that bank (the
+last vector before that swap), and swaps it in when complete. With ``s_k`` the swap of tile ``k``
+(``s_0 = 0``) and ``c_k = s_(k-1) + P_(k-1) - 1`` the last vector before it::
 
-    cycles = sum(max(P, tile_interval) for every tile but the last) + P_last + fixed_cycles
-           (w_shared: sum(P for every tile) + fixed_cycles)
+    s_(k+1) = max(s_k + P_k, max(s_k + 1, c_k + L) + L)
+    cycles  = s_last + P_last + fixed_cycles        (w_shared: sum(P for every tile) + fixed_cycles)
 
-with ``tile_interval = 4L + 2`` and ``fixed_cycles = 3L + 17`` for the presets (product register on).
+so a tile lasts ``max(P, 2L - 1)`` cycles when the tiles before it streamed back to back, and
+``L + 1`` in DENSE (one vector per tile: the released bank is free at once); ``fixed_cycles =
+3L + 17`` for the presets (product register on).
 """
 
 from __future__ import annotations
@@ -101,9 +105,9 @@ class MatMulEngine(wiring.Component):
         return self._config
 
     @property
-    def tile_interval(self) -> int:
-        """Fewest cycles between two weight swaps: `MatMulUnit` drain, then ``L`` row loads (+1)."""
-        return self._unit.drain_cycles + self._config.rows + 1
+    def drain_cycles(self) -> int:
+        """`MatMulUnit.drain_cycles`: cycles from the last vector using a bank to its first reload."""
+        return self._unit.drain_cycles
 
     @property
     def fixed_cycles(self) -> int:

@@ -30,8 +30,10 @@ class SystolicArray(wiring.Component):
     presented ``r`` cycles after element 0; column ``c`` of the result then appears on
     ``psum_out[c]`` `latency` ``+ c`` cycles after element 0 was presented.
 
-    Weights enter at the bottom row and shift up one row per load (``w_load``), into bank
-    ``w_bank`` only: after `rows` loads the first row loaded sits in row 0.
+    Weights are written one grid row at a time: with ``w_load`` high, ``w_row`` goes into bank
+    ``w_bank`` of row ``w_addr`` (the row's PEs only; the other rows and the other bank keep their
+    weights). Writing row ``r`` while it is still read is safe from the cycle its last reader (the
+    PE in column ``cols - 1``) takes the old weight: the write takes effect at the end of the cycle.
 
     Parameters
     ----------
@@ -46,6 +48,7 @@ class SystolicArray(wiring.Component):
     sel_in : In(ArrayLayout(1, rows))
     psum_out : Out(ArrayLayout(signed(acc_width), cols))
     w_row : In(ArrayLayout(signed(operand_width), cols))
+    w_addr : In(range(rows))
     w_load, w_bank : In(1)
     """
 
@@ -60,6 +63,7 @@ class SystolicArray(wiring.Component):
             "sel_in": In(data.ArrayLayout(1, rows)),
             "psum_out": Out(data.ArrayLayout(signed(acc_width), cols)),
             "w_row": In(data.ArrayLayout(signed(operand_width), cols)),
+            "w_addr": In(range(rows)),
             "w_load": In(1),
             "w_bank": In(1),
         })
@@ -84,7 +88,10 @@ class SystolicArray(wiring.Component):
         for r, row in enumerate(grid):
             for c, pe in enumerate(row):
                 m.submodules[f"pe_{r}_{c}"] = pe
-                m.d.comb += [pe.w_load.eq(self.w_load), pe.w_bank.eq(self.w_bank)]
+                # Addressed row writes (the PEs' shift chain ``w_out`` is not used): row r can be
+                # refilled as soon as the last vector using it has passed, before the rows below it.
+                m.d.comb += [pe.w_load.eq(self.w_load & (self.w_addr == r)), pe.w_bank.eq(self.w_bank),
+                             pe.w_in.eq(self.w_row[c])]
                 if c == 0:
                     m.d.comb += [pe.x_in.eq(self.x_in[r]), pe.sel_in.eq(self.sel_in[r])]
                 else:
@@ -94,9 +101,7 @@ class SystolicArray(wiring.Component):
                 else:
                     m.d.comb += pe.psum_in.eq(grid[r - 1][c].psum_out)
                 if r == self._rows - 1:
-                    m.d.comb += [pe.w_in.eq(self.w_row[c]), self.psum_out[c].eq(pe.psum_out)]
-                else:
-                    m.d.comb += pe.w_in.eq(grid[r + 1][c].w_out)
+                    m.d.comb += self.psum_out[c].eq(pe.psum_out)
         return m
 
 
@@ -116,8 +121,9 @@ class MatMulUnit(wiring.Component):
     Activation vectors enter through ``x``; ``x_zp`` is sampled with each vector. A vector with
     ``swap`` set switches to the most recently loaded tile: it and every later vector use that tile.
     ``x`` waits (ready low) while a swap is asked for before the new tile is complete; the first
-    vector after reset must ask for one (the banks hold no tile yet). After a swap
-    the old bank becomes loadable again once the last vector using it has left the grid.
+    vector after reset must ask for one (the banks hold no tile yet). After a swap the old bank
+    becomes loadable again once the last vector using it has passed the grid row written first
+    (see `drain_cycles`); the rows of a tile are written in order, row 0 first, one per transfer.
 
     Results leave through ``y`` in order, one int32 vector per activation vector. Back-pressure is
     credit-based, as in Gemmini: the grid never stalls (no enable fanning out to every PE); instead
@@ -176,8 +182,19 @@ class MatMulUnit(wiring.Component):
 
     @property
     def drain_cycles(self) -> int:
-        """Cycles after a swap before the released bank may be overwritten."""
-        return self._config.rows + self._config.cols + self._array.latency
+        """Cycles after the transfer of the last vector using a bank before that bank may be rewritten.
+
+        A vector accepted on ``x`` in cycle ``c`` sits in the entry register in cycle ``c + 1``; the
+        input skew presents lane ``r`` to grid row ``r`` in cycle ``c + 1 + r``, and it reaches column
+        ``k`` ``k`` cycles later: the PE of row ``r``, column ``cols - 1`` reads its weight (the product
+        is formed combinationally from ``x_in``) in cycle ``c + cols + r``. Tile rows are written in
+        order, row ``r`` by the ``r``-th load, no sooner than ``r`` cycles after the first, and a write
+        takes effect at the end of its cycle. So the first load may happen in cycle ``c + cols``:
+        ``drain_cycles = cols`` cycles after ``c``. The unit counts them from the last vector accepted
+        before the swap, not from the swap itself: when the swap follows a gap (DENSE: one vector per
+        tile) the bank is free at once.
+        """
+        return self._config.cols
 
     def elaborate(self, platform):
         cfg = self._config
@@ -190,20 +207,26 @@ class MatMulUnit(wiring.Component):
         m.submodules.fifo = fifo = SyncFIFOBuffered(width=cols * cfg.acc_width, depth=self.fifo_depth)
 
         # Weight banks. `active` is the bank that newly accepted vectors use; rows are loaded into
-        # the other one. `loaded` counts rows of the tile waiting in the idle bank; `drain` holds
-        # loading off after a swap until vectors still using the released bank have left the grid.
+        # the other one, row `loaded` next. `loaded` counts rows of the tile waiting in the idle
+        # bank. `recent` counts down the cycles until the bank of the last vector accepted may be
+        # rewritten (`drain_cycles` after it, less the cycle in which the swap itself is accepted);
+        # a swap copies it into `drain`, which holds loading off until the released bank is free.
         active = Signal(1)
         loaded = Signal(range(rows + 1))
-        drain = Signal(range(self.drain_cycles + 1))
+        hold = max(0, self.drain_cycles - 2)
+        recent = Signal(range(hold + 1))
+        drain = Signal(range(hold + 1))
         tile_ready = loaded == rows
 
         m.d.comb += self.w.ready.eq(~tile_ready & (drain == 0))
         w_fire = self.w.valid & self.w.ready
-        m.d.comb += [array.w_load.eq(w_fire), array.w_bank.eq(~active)]
+        m.d.comb += [array.w_load.eq(w_fire), array.w_bank.eq(~active), array.w_addr.eq(loaded[:len(array.w_addr)])]
         for c in range(cols):
             m.d.comb += array.w_row[c].eq(self.w.payload[c] - self.w_zp[c])
         with m.If(drain != 0):
             m.d.sync += drain.eq(drain - 1)
+        with m.If(recent != 0):
+            m.d.sync += recent.eq(recent - 1)
         with m.If(w_fire):
             m.d.sync += loaded.eq(loaded + 1)
 
@@ -221,9 +244,11 @@ class MatMulUnit(wiring.Component):
 
         sel = Signal(1)
         m.d.comb += sel.eq(active)
+        with m.If(x_fire):
+            m.d.sync += recent.eq(hold)
         with m.If(x_fire & self.x.payload.swap):
             m.d.comb += sel.eq(~active)
-            m.d.sync += [active.eq(~active), loaded.eq(0), drain.eq(self.drain_cycles)]
+            m.d.sync += [active.eq(~active), loaded.eq(0), drain.eq(recent)]
 
         # Entry register: subtract the zero point (9-bit result) and tag the bank. It updates every
         # cycle; `valid_line` remembers which cycles carried a real vector.

@@ -40,9 +40,9 @@ def _unpack_rows(words: list[int], lanes: int) -> np.ndarray:
 
 
 def _pack_rows(rows: np.ndarray) -> list[int]:
-    rows = rows.astype(np.int64) & 0xFF
-    shifts = (8 * np.arange(rows.shape[1])).astype(np.int64)
-    return [int(v) for v in (rows << shifts).sum(axis=1)]
+    """One integer word per row, lane i in bits 8i..8i+7 (Python integers: 16 lanes need 128 bits)."""
+    codes = (np.asarray(rows).astype(np.int64) & 0xFF).tolist()
+    return [sum(v << (8 * i) for i, v in enumerate(row)) for row in codes]
 
 
 @dataclasses.dataclass
@@ -77,6 +77,7 @@ class AmaranthBackend:
         config, program = program_for(model, self.config, self.layers)
         self.program, self.config = program, config
         host_inputs = program.host_inputs(inputs)
+        device_inputs = program.device_inputs(host_inputs)
         n = len(next(iter(inputs.values())))
         top = Accelerator(config, program.images)
         lanes = config.rows
@@ -87,7 +88,7 @@ class AmaranthBackend:
 
         async def testbench(ctx):
             for s in range(n):
-                for name, value in host_inputs.items():
+                for name, value in device_inputs.items():
                     placement = program.tensors[name]
                     rows = write_tensor(placement, value[s:s + 1])[0]
                     for i, word in enumerate(_pack_rows(rows)):
@@ -126,5 +127,7 @@ class AmaranthBackend:
         sim.add_testbench(testbench)
         sim.run()
         tensors = {name: np.stack(v) for name, v in out.items() if v}
+        for name, value in host_inputs.items():  # done by the host, or not kept in act: as written
+            tensors.setdefault(name, np.asarray(value))
         self.last_run = HardwareRun(tensors, cycles, layer_cycles)
         return tensors

@@ -53,15 +53,38 @@ def _amaranth(config=None, layers: bool = True) -> Backend:
     return AmaranthBackend(config, layers=layers)
 
 
+def _verilator(config=None, layers: bool = True) -> Backend:
+    from .verilator_backend import VerilatorBackend
+
+    return VerilatorBackend(config, layers=layers)
+
+
 def _golden(config=None, layers: bool = True) -> Backend:
     return GoldenBackend()
 
 
-BACKENDS: dict[str, Callable[..., Backend]] = {"golden": _golden, "amaranth": _amaranth}
+BACKENDS: dict[str, Callable[..., Backend]] = {"golden": _golden, "amaranth": _amaranth, "verilator": _verilator}
 
 
-def get_backend(name: str, config=None, layers: bool = True) -> Backend:
+def default_backend() -> str:
+    """``verilator`` when Verilator, perl, make and a C++ compiler are there, else ``golden``."""
+    try:
+        from .verilator_backend import _tools
+
+        _tools()
+    except SystolixError:
+        return "golden"
+    return "verilator"
+
+
+def get_backend(name: str, config=None, layers: bool = True, **options) -> Backend:
     """The backend ``name``; hardware backends build the accelerator for ``config`` (default: 4x4)."""
+    if name == "auto":
+        name = default_backend()
     if name not in BACKENDS:
         raise SystolixError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}")
+    if options and name == "verilator":
+        from .verilator_backend import VerilatorBackend
+
+        return VerilatorBackend(config, layers=layers, **options)
     return BACKENDS[name](config, layers)

@@ -49,7 +49,15 @@ class SimulationResult:
         return self.comparison.bit_exact
 
     def to_json(self) -> dict:
-        return {"model": self.model, "backend": self.backend, **self.comparison.to_json(),
+        compared = self.comparison.to_json()
+        if self.hardware is not None:  # measured cycles, MACs and utilisation beside each compared layer
+            by_name = {layer["name"]: layer for layer in self.hardware["hardware_layers"]}
+            for layer in compared["layers"]:
+                hw = by_name.get(layer["name"])
+                if hw is not None:
+                    layer.update(cycles=hw["cycles"], predicted_cycles=hw["predicted_cycles"], macs=hw["macs"],
+                                 utilization=hw["utilization"])
+        return {"model": self.model, "backend": self.backend, **compared,
                 "converted_layers": list(self.converted), "host_ops": list(self.host_ops),
                 "accuracy": self.accuracy, "seconds": self.seconds,
                 "float_execution": [dataclasses.asdict(d) for d in self.float_execution],
@@ -109,13 +117,23 @@ def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | 
 def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random: int | None = None,
              backend: str = "golden", layers: bool = False, seed: int = 0,
              progress: Callable[[str, int, int], None] | None = None, config=None,
-             clock_mhz: float = 50.0) -> SimulationResult:
+             clock_mhz: float = 50.0, waveform: str | Path | None = None,
+             trace_sample: int | None = None) -> SimulationResult:
     """Run ``backend`` and onnxruntime on every sample and compare every output element.
 
     With ``layers`` every intermediate tensor is compared too. ``progress(stage, done, total)`` is
     called as samples complete.
     """
     t0 = time.perf_counter()
+    model_path, config = resolve_build(model_path, config)
+    if config is None:
+        from systolix.hdl.config import AcceleratorConfig
+
+        config = AcceleratorConfig.preset("8x8")
+    if backend == "auto":
+        from .backends import default_backend
+
+        backend = default_backend()
     imported = import_model(model_path)
     ir: Model = imported.ir
     if not ir.quantized:
@@ -158,6 +176,11 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         t = time.perf_counter()
         float_execution = float_execution_report(imported.original, imported.canonical, {name: x_ref})
         seconds["float_report"] = time.perf_counter() - t
+    if waveform is not None:
+        sample = trace_sample
+        if sample is None:
+            sample = comparison.first_mismatch.sample if comparison.first_mismatch is not None else 0
+        seconds["waveform"] = _write_waveform(ir, name, x_backend, sample, config, layers, waveform, backend)
     seconds["total"] = time.perf_counter() - t0
     hardware = None
     if getattr(runner, "last_run", None) is not None:
@@ -166,9 +189,38 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
                             float_execution, hardware)
 
 
+def resolve_build(model_path: str | Path, config):
+    """A ``systolix compile`` folder stands for its quantized model and its configuration."""
+    path = Path(model_path)
+    if path.is_dir():
+        if not (path / "report.json").exists() or not (path / "model.onnx").exists():
+            raise SystolixError(f"{path}: not a systolix build folder (no report.json / model.onnx)")
+        if config is None:
+            from systolix.hdl.config import AcceleratorConfig
+
+            config = AcceleratorConfig.from_file(path / "config.json")
+        return path / "model.onnx", config
+    return path, config
+
+
+def _write_waveform(ir, name, x, sample, config, layers, path, backend) -> float:
+    """Re-run one sample on Verilator with tracing on and write its waveform (FST, or VCD by extension)."""
+    if backend != "verilator":
+        raise SystolixError("--waveform needs --backend verilator")
+    if not 0 <= sample < len(x):
+        raise SystolixError(f"--trace-sample {sample} is not one of the {len(x)} samples")
+    from .backends import get_backend
+
+    started = time.perf_counter()
+    tracer = get_backend("verilator", config, layers, trace_sample=0, trace_path=str(path))
+    tracer.run(ir, {name: x[sample:sample + 1]})
+    return time.perf_counter() - started
+
+
 def hardware_report(runner, wall_seconds: float, clock_mhz: float) -> dict:
     """Measured cycles per layer next to the compiler's prediction, MACs and array utilisation."""
     run, program, config = runner.last_run, runner.program, runner.config
+    wall_seconds = getattr(runner, "simulate_seconds", 0.0) or wall_seconds  # without the (cached) build
     macs_per_cycle = config.rows * config.cols
     per_instruction = {pc: float(np.mean(c)) for pc, c in run.layer_cycles.items()}
     layers = []

@@ -143,13 +143,14 @@ def float_execution_table(result) -> Table:
     return table
 
 
-def _config(args: argparse.Namespace):
-    """The accelerator configuration from ``--array NAME`` or ``--config FILE`` (default 8x8)."""
+def _config(args: argparse.Namespace, default: str | None = "8x8"):
+    """The accelerator configuration from ``--array NAME`` or ``--config FILE`` (else the preset ``default``)."""
     from .hdl.config import AcceleratorConfig
 
     if getattr(args, "config", None):
         return AcceleratorConfig.from_file(args.config)
-    return AcceleratorConfig.preset(getattr(args, "array", None) or "8x8")
+    name = getattr(args, "array", None) or default
+    return None if name is None else AcceleratorConfig.preset(name)
 
 
 def hardware_table(result) -> Table:
@@ -176,8 +177,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     bar, update = _progress(console)
     with bar:
         result = simulate(args.model, inputs=args.inputs, random=args.random, backend=args.backend,
-                          layers=args.layers, seed=args.seed, progress=update, config=_config(args),
-                          clock_mhz=getattr(args, "clock_mhz", 50.0))
+                          layers=args.layers, seed=args.seed, progress=update, config=_config(args, None),
+                          clock_mhz=getattr(args, "clock_mhz", 50.0), waveform=getattr(args, "waveform", None),
+                          trace_sample=getattr(args, "trace_sample", None))
     console.print(summary_table(result))
     if result.hardware is not None:
         console.print(hardware_table(result))
@@ -224,22 +226,48 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 # -- demo ---------------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the bundled example: inspect, quantize, simulate the test set bit-exactly."""
+    """The main job on the bundled example: inspect, quantize, compile for 8x8, simulate the whole test set on
+    the accelerator RTL (Verilator; the golden model if Verilator is not available), bit-exactly."""
+    from .quantize.ptq import agreement
+
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     model, calib, test = EXAMPLE / "model.onnx", EXAMPLE / "calib.npz", EXAMPLE / "test.npz"
-    quantized = out / "model_int8.onnx"
+    quantized, build_dir = out / "model_int8.onnx", out / f"build_{args.array}"
     console = _console()
     console.rule("1. inspect the float model")
     cmd_inspect(argparse.Namespace(model=model, json=None))
     console.rule("2. quantize to int8 (calibration set)")
     cmd_quantize(argparse.Namespace(model=model, calib=calib, output=quantized, method="minmax", per_tensor=False,
                                     format="qoperator", activation_type="int8", max_calib=None, eval=test))
-    console.rule("3. the integer model")
-    cmd_inspect(argparse.Namespace(model=quantized, json=None))
-    console.rule("4. golden model vs onnxruntime on the whole test set, every layer")
-    return cmd_simulate(argparse.Namespace(model=quantized, inputs=test, random=None, backend="golden", layers=True,
-                                           seed=0, json=out / "simulate.json"))
+    console.rule(f"3. compile for the {args.array} accelerator")
+    cmd_compile(argparse.Namespace(model=quantized, calib=None, array=args.array, config=None, output=build_dir,
+                                   synth=False))
+    console.rule("4. the whole test set on the accelerator vs onnxruntime, every layer")
+    code = cmd_simulate(argparse.Namespace(model=build_dir, inputs=test, random=None, backend=args.backend,
+                                           layers=True, seed=0, json=out / "simulate.json", array=None, config=None,
+                                           clock_mhz=args.clock_mhz, waveform=None, trace_sample=None))
+    report = json.loads((out / "simulate.json").read_text())
+    import numpy as np
+
+    data = np.load(test, allow_pickle=False)
+    agree = agreement(model, quantized, data["x"], data["y"])
+    table = Table(title="bundled example: summary")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("test images", str(report["samples"]))
+    table.add_row("float accuracy (onnxruntime)", f"{agree.float_correct / agree.samples:.2%}")
+    table.add_row("int8 accuracy (onnxruntime)", f"{report['accuracy']['onnxruntime']:.2%}")
+    table.add_row(f"hardware accuracy ({report['backend']})", f"{report['accuracy'][report['backend']]:.2%}")
+    table.add_row("mismatches vs onnxruntime", f"{report['mismatches']:,} of {report['compared_elements']:,}")
+    if "cycles" in report:
+        table.add_row("cycles per inference", f"{report['cycles']:,.0f} (predicted {report['predicted_cycles']:,})")
+        table.add_row("MAC utilisation", f"{report['utilization']:.1%}")
+        table.add_row(f"latency at {report['clock_mhz']:g} MHz", f"{report['latency_ms']:.3f} ms")
+        table.add_row("simulation speed", f"{report['simulated_cycles_per_second']:,.0f} cycles/s, "
+                                          f"{report['samples_per_second']:.1f} images/s")
+    console.print(table)
+    return code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,14 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_quantize)
 
     p = sub.add_parser("simulate", help="run a backend and onnxruntime, compare every element")
-    p.add_argument("model")
+    p.add_argument("model", help="a quantized .onnx, or a folder written by systolix compile")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--inputs", help="samples (.npz/.npy); float samples go through the input quantization")
     src.add_argument("--random", type=int, help="N random integer input samples")
-    p.add_argument("--backend", default="golden", choices=["golden", "amaranth"])
+    p.add_argument("--backend", default="auto", choices=["auto", "golden", "amaranth", "verilator"],
+                   help="auto (default): verilator when Verilator and a C++ compiler are available, else golden")
     p.add_argument("--array", help="accelerator preset for hardware backends: 4x4, 8x8 (default), 16x16")
     p.add_argument("--config", help="accelerator configuration JSON file (instead of --array)")
     p.add_argument("--clock-mhz", type=float, default=50.0, help="clock for the latency figure (default 50)")
+    p.add_argument("--waveform", help="verilator: write the waveform (.fst, or .vcd) of the first mismatching "
+                                      "sample (or of --trace-sample) to this file")
+    p.add_argument("--trace-sample", type=int, help="the sample --waveform records (default: first mismatch, else 0)")
     p.add_argument("--layers", action="store_true", help="compare every intermediate tensor too")
     p.add_argument("--json", help="write the report as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed for --random")
@@ -287,7 +319,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("demo", help="the whole flow on the bundled example model")
-    p.add_argument("--out", default="out/demo", help="folder for the quantized model and reports")
+    p.add_argument("--out", default="out/demo", help="folder for the quantized model, the build and reports")
+    p.add_argument("--array", default="8x8", help="accelerator preset (default 8x8)")
+    p.add_argument("--backend", default="auto", choices=["auto", "golden", "amaranth", "verilator"])
+    p.add_argument("--clock-mhz", type=float, default=50.0, help="nominal clock for the latency (default 50)")
     p.set_defaults(func=cmd_demo)
     return parser
 

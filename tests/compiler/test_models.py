@@ -127,7 +127,14 @@ def test_mlperf_kws_dscnn(kws: ir.Model, preset: str) -> None:
 
 @pytest.mark.shared
 def test_input_transpose_is_left_to_the_host(resnet8: ir.Model) -> None:
-    program = compile_model(resnet8, _big("8x8"))
+    program = compile_model(resnet8, _big("8x8"), im2col=False)
     (t,) = program.input_transform
     assert t.input == resnet8.inputs[0].name and t.perm == (0, 3, 1, 2)
     assert t.input not in program.tensors and t.output in program.tensors
+    # With im2col (the default) the host also forms the first convolution's windows from the transposed
+    # input, and writes only those.
+    program = compile_model(resnet8, _big("8x8"))
+    transpose, windows = program.input_transform
+    assert transpose.perm == (0, 3, 1, 2) and windows.op == "Im2col" and windows.input == transpose.output
+    assert transpose.output not in program.tensors and windows.output in program.tensors
+    assert program.tensors[windows.output].channels == 3 * 3 * 3

@@ -22,6 +22,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from systolix.compiler.cycles import predicted_cycles
 from systolix.compiler.isa import FIELDS, Instruction, Mode, Opcode
 from systolix.compiler.isa import decode as isa_decode
 from systolix.compiler.params import ChannelParams
@@ -234,9 +235,9 @@ def dense_case(rng, config, *, c_in, h, w, c_out, bases=None) -> Case:
 
 def run_engine(config: AcceleratorConfig, case: Case, simulate) -> tuple[dict[int, list[int]], int, int]:
     """Run one instruction; return the rows written (address -> lanes), the cycles from start to done
-    and the engine's `tile_interval`."""
-    writes, cycles, interval = run_program(config, case.act, case.wgt, case.prm, [case.instr], simulate)
-    return writes[0], cycles[0], interval
+    and the engine's `drain_cycles`."""
+    writes, cycles, drain = run_program(config, case.act, case.wgt, case.prm, [case.instr], simulate)
+    return writes[0], cycles[0], drain
 
 
 def run_program(config, act, wgt, prm, instrs, simulate):
@@ -275,7 +276,7 @@ def run_program(config, act, wgt, prm, instrs, simulate):
     sim.add_clock(1e-8)
     sim.add_testbench(control)
     simulate(sim, max_cycles=200_000)
-    return writes, cycles, engine.tile_interval
+    return writes, cycles, engine.drain_cycles
 
 
 def check(case: Case, writes: dict[int, list[int]]) -> None:
@@ -286,18 +287,24 @@ def check(case: Case, writes: dict[int, list[int]]) -> None:
     np.testing.assert_array_equal(got, case.expected)
 
 
-def model_cycles(case: Case, lanes: int, interval: int, fixed: int) -> int:
-    """The cycle model, start to done: each (j, chunk, t) tile streams its P pixels but the next swap
-    comes no sooner than ``interval`` cycles after the previous one; the last tile takes P; plus the
-    fill and drain of the pipelines, ``fixed`` (``3L + 17``). With ``w_shared`` there is no swap after the first:
-    every tile takes P."""
+def model_cycles(case: Case, lanes: int, drain: int, fixed: int) -> int:
+    """The cycle model, start to done: each (j, chunk, t) tile streams its P pixels, one per cycle; the
+    next tile is loaded (``lanes`` rows, one per cycle) into the bank the last swap released, starting
+    ``drain`` cycles after the last vector that used that bank (and after the swap), and swapped in
+    when complete; the last tile takes P; plus the fill and drain of the pipelines, ``fixed``
+    (``3L + 17``). With ``w_shared`` there is no swap after the first: every tile takes P."""
     ins = case.instr
     out_h, out_w = (1, 1) if ins.mode == Mode.DENSE else (ins.out_h, ins.out_w)
     chunk_rows = 1 if ins.mode == Mode.DENSE else ins.chunk_rows
     pixels = [min(chunk_rows, out_h - oy0) * out_w for oy0 in range(0, out_h, chunk_rows)]
     tiles = [p for _ in range(ins.out_blocks) for p in pixels for _ in range(ins.taps)]
-    streaming = sum(tiles) if ins.w_shared else sum(max(p, interval) for p in tiles[:-1]) + tiles[-1]
-    return streaming + fixed
+    if ins.w_shared:
+        return sum(tiles) + fixed
+    swap, before = 0, None  # cycle of the current swap; last vector before it
+    for p in tiles[:-1]:
+        first_load = swap + 1 if before is None else max(swap + 1, before + drain)
+        swap, before = max(swap + p, first_load + lanes), swap + p - 1
+    return swap + tiles[-1] + fixed
 
 
 CASES = {
@@ -341,19 +348,26 @@ def test_engine_8x8(simulate):
 
 
 def test_engine_cycles_follow_model(simulate):
-    """Measured cycles against `model_cycles` (pixel-bound, weight-bound, one-pixel and shared tiles)."""
+    """Measured cycles against `model_cycles` (pixel-bound, weight-bound with few pixels, one-pixel DENSE
+    tiles, shared tiles)."""
     rng = np.random.default_rng(7)
     cases = [conv_case(rng, SMALL, c_in=4, c_out=4, h=8, w=8),
              conv_case(rng, SMALL, c_in=4, c_out=8, h=3, w=3),
              conv_case(rng, SMALL, c_in=3, c_out=5, h=7, w=4, chunk_rows=3),
              dense_case(rng, SMALL, c_in=8, h=1, w=2, c_out=4),
+             dense_case(rng, SMALL, c_in=20, h=1, w=3, c_out=9),
+             conv_case(rng, SMALL, c_in=9, c_out=6, h=2, w=3, k=(1, 1), pads=(0, 0, 0, 0)),
+             conv_case(rng, SMALL, c_in=9, c_out=6, h=2, w=2, k=(2, 2), pads=(0, 0, 0, 0)),
              conv_case(rng, SMALL, c_in=6, c_out=6, h=5, w=5, k=(5, 5), pads=(0, 0, 0, 0), depthwise=True, gap=True)]
     for case in cases:
-        writes, cycles, interval = run_engine(SMALL, case, simulate)
+        writes, cycles, drain = run_engine(SMALL, case, simulate)
         check(case, writes)
-        assert interval == 4 * SMALL.rows + 2
-        model = model_cycles(case, SMALL.rows, interval, 3 * SMALL.rows + 17)
+        assert drain == SMALL.rows
+        model = model_cycles(case, SMALL.rows, drain, 3 * SMALL.rows + 17)
         assert model - 3 <= cycles <= model + 3, (cycles, model)
+        # The compiler's prediction (which adds the controller's 4 cycles of handshake) agrees as well.
+        predicted = predicted_cycles(case.instr, SMALL) - 4
+        assert predicted - 3 <= cycles <= predicted + 3, (cycles, predicted)
 
 
 RANDOM_SHAPES = 4

@@ -49,7 +49,8 @@ def test_program_and_weights_loaded_over_the_bus(tmp_path):
     top = Accelerator(config, blank, loadable=True)
     name = ir.inputs[0].name
     x = np.random.default_rng(1).integers(-128, 128, (1, *ir.inputs[0].shape[1:])).astype(np.int8)
-    placement = program.tensors[name]
+    # What the host writes: the input, or the tensors it forms from it (im2col of the first conv).
+    writes = [(program.tensors[t], value) for t, value in program.device_inputs(program.host_inputs({name: x})).items()]
     out_name = ir.outputs[0].name
     got = {}
 
@@ -64,11 +65,12 @@ def test_program_and_weights_loaded_over_the_bus(tmp_path):
                 ctx.set(top.load_we, 1)
                 await ctx.tick()
         ctx.set(top.load_we, 0)
-        for i, word in enumerate(_pack_rows(write_tensor(placement, x)[0])):  # input through the host port
-            ctx.set(top.host_addr, placement.base + i)
-            ctx.set(top.host_wdata, word)
-            ctx.set(top.host_we, 1)
-            await ctx.tick()
+        for placement, value in writes:
+            for i, word in enumerate(_pack_rows(write_tensor(placement, value)[0])):  # through the host port
+                ctx.set(top.host_addr, placement.base + i)
+                ctx.set(top.host_wdata, word)
+                ctx.set(top.host_we, 1)
+                await ctx.tick()
         ctx.set(top.host_we, 0)
         ctx.set(top.start, 1)
         await ctx.tick()

@@ -73,3 +73,17 @@ def test_bundled_example_few_images_on_rtl_4x4(tmp_path):
     np.savez(few, x=test["x"][:4], y=test["y"][:4])
     result = simulate(quantized, inputs=few, backend="amaranth", layers=True, config=AcceleratorConfig.preset("4x4"))
     assert result.comparison.samples == 4 and result.comparison.mismatches == 0, result.comparison.first_mismatch
+
+
+@pytest.mark.parametrize("lanes", [4, 8, 16])
+def test_host_words_hold_every_lane(lanes):
+    """Rows packed into memory words and back (16 lanes of 8 bits need 128-bit words)."""
+    from systolix.sim.amaranth_backend import _pack_rows, _unpack_rows
+
+    rows = np.random.default_rng(lanes).integers(-128, 128, (20, lanes)).astype(np.int8)
+    words = _pack_rows(rows)
+    assert all(0 <= w < 1 << (8 * lanes) for w in words)
+    assert words[0] == sum((int(v) & 0xFF) << (8 * i) for i, v in enumerate(rows[0]))
+    back = _unpack_rows(words, lanes)
+    assert back.shape == rows.shape and back.dtype == rows.dtype
+    np.testing.assert_array_equal(back, rows)

