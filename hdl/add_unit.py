@@ -21,11 +21,13 @@ on when the next one is empty or moving, so any back-pressure on ``o`` is safe.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from systolix.compiler.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS, add_param_layout
+
+from .rounding import excess_bits, rne_shift_right
 
 __all__ = ["AddUnit", "add_input_layout", "table_read_port"]
 
@@ -46,23 +48,6 @@ def table_read_port(lanes: int, addr_width: int, width: int) -> wiring.Signature
         "en": Out(1),
         "data": In(data.ArrayLayout(unsigned(width), lanes)),
     })
-
-
-def _rne_shift_right(value, amount, sticky=0):
-    """``RNE((value + f) / 2**amount)``, ``amount >= 1``, ``f`` in (0, 1) when ``sticky`` else 0."""
-    quotient = value >> amount
-    twice = Cat(Const(0, 1), value)
-    half = (twice >> amount)[0]
-    below = (twice & ((Const(1, 1) << amount) - 1)).any() | sticky
-    return quotient + (half & (below | quotient[0]))
-
-
-def _excess_bits(value, keep: int):
-    """``max(0, bit_length(value) - keep)``."""
-    excess = Const(0, range(len(value) - keep + 1))
-    for bit in range(keep, len(value)):
-        excess = Mux(value[bit], bit - keep + 1, excess)
-    return excess
 
 
 class AddUnit(wiring.Component):
@@ -167,10 +152,10 @@ class AddUnit(wiring.Component):
             return dict(neg=code < 0, p=abs(code) * p.m, t=word.value, ts=word.sticky)
 
         def stage2(lane, r):
-            return dict(neg=r.neg, p=r.p, x=Mux(p.round_product, _excess_bits(r.p, 24), 0), t=r.t, ts=r.ts)
+            return dict(neg=r.neg, p=r.p, x=Mux(p.round_product, excess_bits(r.p, 24), 0), t=r.t, ts=r.ts)
 
         def stage3(lane, r):  # sse2: f32(v * r), the product rounded to 24 significant bits
-            rounded = _rne_shift_right(r.p, r.x) << r.x
+            rounded = rne_shift_right(r.p, r.x) << r.x
             return dict(neg=r.neg, p=Mux(r.x == 0, r.p, rounded), t=r.t, ts=r.ts)
 
         def stage4(lane, r):  # into the window: left shift, or right shift into the sticky bit
@@ -196,10 +181,10 @@ class AddUnit(wiring.Component):
                         small=magnitude < _HALF)
 
         def stage7(lane, r):  # round to 24 significant bits
-            return dict(neg=r.neg, sig=_rne_shift_right(r.mag, r.k, r.st), k=r.k, big=r.big, small=r.small)
+            return dict(neg=r.neg, sig=rne_shift_right(r.mag, r.k, r.st), k=r.k, big=r.big, small=r.small)
 
         def stage8(lane, r):  # round to an integer, saturate, storage offset
-            rounded = _rne_shift_right(r.sig, (FRAC_BITS - r.k).as_unsigned()[:5])
+            rounded = rne_shift_right(r.sig, (FRAC_BITS - r.k).as_unsigned()[:5])
             magnitude = Mux(r.big, 512, Mux(r.small, 0, rounded))
             value = Mux(r.neg, -magnitude, magnitude)
             value = Mux(value < p.lo, p.lo, value)

@@ -31,9 +31,11 @@ squeezed out.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from .rounding import excess_bits, rne_shift_right
 
 __all__ = ["Requantizer", "requantizer_input_layout"]
 
@@ -50,24 +52,6 @@ def requantizer_input_layout(lanes: int) -> data.StructLayout:
         "qmin": signed(8),
         "qmax": signed(8),
     })
-
-
-def _rne_shift_right(value, amount):
-    """``RNE(value / 2**amount)`` for unsigned ``value`` and unsigned variable ``amount``."""
-    quotient = value >> amount
-    twice = Cat(Const(0, 1), value)  # value << 1: its bit `amount` is the half bit of the remainder
-    half = (twice >> amount)[0]
-    sticky = (twice & ((Const(1, 1) << amount) - 1)).any()  # the bits below the half bit
-    return quotient + (half & (sticky | quotient[0]))
-
-
-def _excess_bits(value, keep: int):
-    """``max(0, bit_length(value) - keep)`` as a priority encoder on the bits above ``keep``."""
-    width = len(value)
-    excess = Const(0, range(width - keep + 1))
-    for bit in range(keep, width):  # the highest set bit wins: it is the outermost Mux
-        excess = Mux(value[bit], bit - keep + 1, excess)
-    return excess
 
 
 class Requantizer(wiring.Component):
@@ -165,11 +149,11 @@ class Requantizer(wiring.Component):
         # 1. sign and magnitude; how far |acc| extends beyond 24 significant bits.
         def stage1(lane):
             magnitude = abs(lane.acc)
-            return dict(neg=lane.acc < 0, a=magnitude, s=_excess_bits(magnitude, 24), m=lane.m, e=lane.e)
+            return dict(neg=lane.acc < 0, a=magnitude, s=excess_bits(magnitude, 24), m=lane.m, e=lane.e)
 
         # 2. step 1: round |acc| to 24 significant bits (a 25-bit significand after a carry).
         def stage2(lane):
-            return dict(neg=lane.neg, a=_rne_shift_right(lane.a, lane.s), s=lane.s, m=lane.m, e=lane.e)
+            return dict(neg=lane.neg, a=rne_shift_right(lane.a, lane.s), s=lane.s, m=lane.m, e=lane.e)
 
         # 3. step 2: the exact product of the significands.
         def stage3(lane):
@@ -177,17 +161,17 @@ class Requantizer(wiring.Component):
 
         # 4. step 3, first half: how many low bits of the product must go.
         def stage4(lane):
-            t = _excess_bits(lane.p, 24)
+            t = excess_bits(lane.p, 24)
             return dict(neg=lane.neg, p=lane.p, t=t, k=lane.e - lane.s - t)
 
         # 5. step 3, second half: round the product to 24 significant bits.
         def stage5(lane):
-            return dict(neg=lane.neg, p=_rne_shift_right(lane.p, lane.t), k=lane.k)
+            return dict(neg=lane.neg, p=rne_shift_right(lane.p, lane.t), k=lane.k)
 
         # 6. step 4: the final shift by k = E - s - t, right with rounding or left, saturated.
         def stage6(lane):
             right_amount = Mux(lane.k > 26, 26, lane.k)[:5]  # p < 2**25: shifts >= 26 all give 0
-            right = _rne_shift_right(lane.p, right_amount)
+            right = rne_shift_right(lane.p, right_amount)
             left_amount = (-lane.k)[:4]
             left = Mux((-lane.k) >= 10, Mux(lane.p != 0, _SATURATE, 0), lane.p << left_amount)
             magnitude = Mux(lane.k > 0, right, left)

@@ -1,0 +1,30 @@
+"""Rounding helpers shared by the units that reproduce float32 roundings in integers (requantizer, ADD).
+
+Like Gemmini's one ``Arithmetic`` home: every round-to-nearest-even shift and leading-one search the
+hardware performs is built here, once.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Mux
+
+
+def rne_shift_right(value, amount, sticky=0):
+    """``RNE((value + f) / 2**amount)`` for unsigned ``value`` and unsigned variable ``amount``.
+
+    ``f`` is a fraction in (0, 1) when ``sticky`` is set (bits already lost below ``value``), else 0.
+    The half bit is bit ``amount - 1`` of ``value``; the bits below it, or ``sticky``, break ties.
+    """
+    quotient = value >> amount
+    twice = Cat(Const(0, 1), value)  # value << 1: its bit `amount` is the half bit of the remainder
+    half = (twice >> amount)[0]
+    below = (twice & ((Const(1, 1) << amount) - 1)).any() | sticky
+    return quotient + (half & (below | quotient[0]))
+
+
+def excess_bits(value, keep: int):
+    """``max(0, bit_length(value) - keep)`` as a priority encoder on the bits above ``keep``."""
+    excess = Const(0, range(len(value) - keep + 1))
+    for bit in range(keep, len(value)):  # the highest set bit wins: it is the outermost Mux
+        excess = Mux(value[bit], bit - keep + 1, excess)
+    return excess
