@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random", type=int, default=200, help="random inputs for each MLPerf model")
     parser.add_argument("--out", default=None, help="folder for quantized models (default: a temp dir)")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=max(120, Console().width))
     out = Path(args.out or tempfile.mkdtemp(prefix="systolix-bench-"))
     out.mkdir(parents=True, exist_ok=True)
     cases: list[tuple[str, dict]] = []

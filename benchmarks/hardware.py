@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="bundled example only, 100 images")
     args = parser.parse_args(argv)
-    console = Console()
+    console = Console(width=max(160, Console().width))
     out = Path(tempfile.mkdtemp(prefix="systolix-hw-bench-"))
     cases = _cases(out, args.quick)
     if args.quick:
