@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 
 from systolix.compiler.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS, add_param_layout
 
+from .pipeline import elastic_handshake
 from .rounding import excess_bits, rne_shift_right
 
 __all__ = ["AddUnit", "add_input_layout", "table_read_port"]
@@ -114,20 +115,9 @@ class AddUnit(wiring.Component):
         m = Module()
         lanes, p = self._lanes, self.params
 
-        valids = [Signal(name=f"s{n}_valid") for n in range(len(self._STAGES))]
         regs = [Signal(data.ArrayLayout(data.StructLayout(f), lanes), name=f"s{n}", reset_less=True)
                 for n, f in enumerate(self._STAGES)]
-        loads = [Signal(name=f"s{n}_load") for n in range(len(self._STAGES))]
-        downstream_ready = self.o.ready
-        for valid, load in reversed(list(zip(valids, loads, strict=True))):
-            m.d.comb += load.eq(~valid | downstream_ready)
-            downstream_ready = load
-        m.d.comb += self.i.ready.eq(loads[0])
-        upstream_valid = self.i.valid
-        for valid, load in zip(valids, loads, strict=True):
-            with m.If(load):
-                m.d.sync += valid.eq(upstream_valid)
-            upstream_valid = valid
+        valids, loads = elastic_handshake(m, self.i, self.o, len(self._STAGES))
 
         # Stage 0: the table read (the word arrives with stage 0's register).
         m.d.comb += self.tab_rd.en.eq(self.i.valid & loads[0])

@@ -35,6 +35,7 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .pipeline import elastic_handshake
 from .rounding import excess_bits, rne_shift_right
 
 __all__ = ["Requantizer", "requantizer_input_layout"]
@@ -106,26 +107,13 @@ class Requantizer(wiring.Component):
         lanes = self._lanes
 
         # One register per stage: a `valid` bit (reset) and the data (no reset needed).
-        valids, regs = [], []
+        regs = []
         for index, fields in enumerate(self._STAGES):
             layout = data.StructLayout({
                 "lanes": data.ArrayLayout(data.StructLayout(fields), lanes), **self._SHARED,
             })
-            valids.append(Signal(name=f"s{index + 1}_valid"))
             regs.append(Signal(layout, name=f"s{index + 1}", reset_less=True))
-
-        # Stage `n` loads when it is empty or its content moves on in the same cycle.
-        loads = [Signal(name=f"s{index + 1}_load") for index in range(len(regs))]
-        downstream_ready = self.o.ready
-        for valid, load in reversed(list(zip(valids, loads, strict=True))):
-            m.d.comb += load.eq(~valid | downstream_ready)
-            downstream_ready = load
-        m.d.comb += self.i.ready.eq(loads[0])
-        upstream_valid = self.i.valid
-        for valid, load in zip(valids, loads, strict=True):
-            with m.If(load):
-                m.d.sync += valid.eq(upstream_valid)
-            upstream_valid = valid
+        valids, loads = elastic_handshake(m, self.i, self.o, len(regs), first=1)
 
         def step(index, compute_lane):
             """Register stage `index` from the previous one: shared fields pass, lanes computed."""
