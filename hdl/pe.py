@@ -16,8 +16,10 @@ once at the edge of the array (per row for activations, per column at weight loa
 Weights are double-buffered (as Gemmini's PE does with its ``propagate`` bit): two weight
 registers, *banks*. A bank-select bit travels east together with each activation, so every product
 of one activation vector uses the same bank even while the wavefront of the next vector already
-uses the other one. The idle bank is loaded through a shift chain (``w_in`` -> register ->
-``w_out`` of the neighbour) without disturbing the computation.
+uses the other one. The idle bank is loaded (``w_load`` with ``w_in``) without disturbing the
+computation. `SystolicArray` drives ``w_load`` per row (addressed row writes, so a row can be refilled
+as soon as the last vector using it has passed); ``w_out`` also offers the bank's content to a
+neighbour for shift-chain loading, which the array does not use (synthesis removes it).
 """
 
 from __future__ import annotations
