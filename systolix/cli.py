@@ -63,6 +63,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 # -- quantize -----------------------------------------------------------------------------------------
 def cmd_quantize(args: argparse.Namespace) -> int:
+    _quantize(args)
+    return 0
+
+
+def _quantize(args: argparse.Namespace):
+    """Quantize, print the summary and the float vs int8 agreement table; return the agreement."""
     from .quantize.ptq import agreement, agreement_table, quantize_model
 
     console = _console()
@@ -86,8 +92,9 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     float_ir = import_model(args.model).ir
     info = float_ir.inputs[0]
     x, y = load_inputs(eval_path, info.name, (None, *info.shape[1:]), "float32")
-    console.print(agreement_table(agreement(args.model, args.output, x, y), title=f"float vs int8 on {eval_path}"))
-    return 0
+    agree = agreement(args.model, args.output, x, y)
+    console.print(agreement_table(agree, title=f"float vs int8 on {eval_path}"))
+    return agree
 
 
 # -- simulate -----------------------------------------------------------------------------------------
@@ -228,7 +235,6 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the bundled example: inspect, quantize, compile for 8x8, simulate the whole test set on
     the accelerator RTL (Verilator; the golden model if Verilator is not available), bit-exactly."""
-    from .quantize.ptq import agreement
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -238,8 +244,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     console.rule("1. inspect the float model")
     cmd_inspect(argparse.Namespace(model=model, json=None))
     console.rule("2. quantize to int8 (calibration set)")
-    cmd_quantize(argparse.Namespace(model=model, calib=calib, output=quantized, method="minmax", per_tensor=False,
-                                    format="qoperator", activation_type="int8", max_calib=None, eval=test))
+    agree = _quantize(argparse.Namespace(model=model, calib=calib, output=quantized, method="minmax",
+                                         per_tensor=False, format="qoperator", activation_type="int8", max_calib=None,
+                                         eval=test))
     console.rule(f"3. compile for the {args.array} accelerator")
     cmd_compile(argparse.Namespace(model=quantized, calib=None, array=args.array, config=None, output=build_dir,
                                    synth=False))
@@ -248,10 +255,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                            layers=True, seed=0, json=out / "simulate.json", array=None, config=None,
                                            clock_mhz=args.clock_mhz, waveform=None, trace_sample=None))
     report = json.loads((out / "simulate.json").read_text())
-    import numpy as np
-
-    data = np.load(test, allow_pickle=False)
-    agree = agreement(model, quantized, data["x"], data["y"])
     table = Table(title="bundled example: summary")
     table.add_column("measure")
     table.add_column("value", justify="right")
