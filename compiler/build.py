@@ -1,17 +1,30 @@
-"""``systolix compile``: a model -> a build folder with everything needed to simulate or synthesise it.
+"""``systolix compile``: a model -> a build folder, the exact artifact that is simulated, synthesised and loaded.
 
-The folder holds ``model.onnx`` (the quantized model), ``reference.onnx`` (the integer model onnxruntime
-runs as the reference), ``accelerator.v`` (the whole accelerator with this program's memory images baked
-in), ``program.json`` (the instructions, decoded), ``images.npz`` and ``*.hex`` (memory images,
-``$readmemh`` format), ``config.json`` and ``report.json`` (per-layer MACs, predicted cycles, buffer use).
-It is written into a temporary folder and renamed at the end: a failure leaves nothing half-written.
+The folder holds
+
+- ``accelerator.v``: the accelerator for the configuration (:class:`~systolix.hdl.top.Accelerator`). It
+  depends on ``config.json`` only: every model compiled for the same configuration gets the same file;
+- ``wgt.hex``, ``prm.hex``, ``lut.hex``, ``addtab.hex``, ``prog.hex``: the words a host writes through the
+  load bus, one hexadecimal word per line (``$readmemh`` format), used part of each memory only
+  (:meth:`~systolix.compiler.images.MemoryImages.words`); ``images.npz``: the same images as arrays;
+- ``program.json``: what the host needs to run the program (instructions, where every tensor is, the
+  host's input transforms, the per-layer plan; :meth:`~systolix.compiler.compile.Program.to_json`);
+- ``config.json``, ``model.onnx`` (the quantized model), ``reference.onnx`` (the integer model onnxruntime
+  runs as the reference);
+- ``report.json``: per-layer MACs, predicted cycles, memory use, and the SHA-256 of every file above.
+
+:func:`load_build` reads a folder back and refuses it if any file differs from its recorded SHA-256, so
+``systolix simulate BUILD`` proves exactly what is in the folder. It is written into a temporary folder and
+renamed at the end: a failure leaves nothing half-written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,10 +38,15 @@ import onnx
 from systolix.errors import SystolixError
 from systolix.hdl.config import AcceleratorConfig
 
-from .isa import INSTRUCTION_BITS
-from .params import CHANNEL_BITS
+from .images import MEMORIES, MemoryImages, memory_depths, word_bits
+
+__all__ = ["ARTIFACTS", "BUILD_FORMAT", "Build", "BuildResult", "build", "load_build", "verilog_for"]
 
 MARKER = "report.json"
+BUILD_FORMAT = "systolix-build/1"
+#: The files of a build folder whose SHA-256 ``report.json`` records.
+ARTIFACTS = ("accelerator.v", "config.json", "program.json", *(f"{m}.hex" for m in MEMORIES), "images.npz",
+             "model.onnx", "reference.onnx")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,29 +57,91 @@ class BuildResult:
     report: dict
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class Build:
+    """A build folder read back and checked (:func:`load_build`).
+
+    Attributes
+    ----------
+    folder : pathlib.Path
+    config : AcceleratorConfig
+        From ``config.json`` (``add_variant`` resolved).
+    program : Program
+        From ``program.json``, with the memory images read from the ``*.hex`` files.
+    verilog : str
+        The text of ``accelerator.v``.
+    model, reference : pathlib.Path
+        ``model.onnx`` and ``reference.onnx``.
+    report : dict
+        ``report.json``.
+    """
+
+    folder: Path
+    config: AcceleratorConfig
+    program: object
+    verilog: str
+    model: Path
+    reference: Path
+    report: dict
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def _hex_lines(words: list[int], bits: int) -> str:
     digits = (bits + 3) // 4
-    return "".join(f"{w & ((1 << bits) - 1):0{digits}x}\n" for w in words)
+    mask = (1 << bits) - 1
+    return "".join(f"{w & mask:0{digits}x}\n" for w in words)
 
 
-def _rows_to_words(rows: np.ndarray) -> list[int]:
-    rows = rows.astype(np.int64) & 0xFF
-    shifts = 8 * np.arange(rows.shape[1], dtype=np.int64)
-    return [int(v) for v in (rows << shifts).sum(axis=1)]
+def read_hex(path: Path, bits: int, depth: int) -> list[int]:
+    """Words of a ``$readmemh`` file as :func:`write_images` writes it (one word per line, no addresses).
+
+    Raises
+    ------
+    SystolixError
+        On a line that is not a hexadecimal word of ``bits`` bits, or more than ``depth`` words.
+    """
+    words = []
+    digits = (bits + 3) // 4
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", line) or int(line, 16) >> bits:
+            raise SystolixError(f"{path}:{number}: not a {bits}-bit hexadecimal word: {line[:40]!r}")
+        words.append(int(line, 16))
+    if len(words) > depth:
+        raise SystolixError(f"{path}: {len(words):,} words do not fit the memory's {depth:,}")
+    return words
 
 
-def write_images(folder: Path, program, config: AcceleratorConfig) -> None:
-    img = program.images
-    lanes = config.rows
-    np.savez_compressed(folder / "images.npz", act=img.act, wgt=img.wgt, lut=img.lut, addtab=img.addtab,
-                        prm=np.array([str(w) for w in img.prm]), prog=np.array([str(w) for w in img.prog]))
-    (folder / "wgt.hex").write_text(_hex_lines(_rows_to_words(img.wgt), 8 * lanes))
-    (folder / "prm.hex").write_text(_hex_lines(img.prm, CHANNEL_BITS * lanes))
-    (folder / "prog.hex").write_text(_hex_lines(img.prog, INSTRUCTION_BITS))
-    if img.lut.size:
-        (folder / "lut.hex").write_text(_hex_lines(_rows_to_words(img.lut), 8 * lanes))
-    if img.addtab.size:
-        (folder / "addtab.hex").write_text(_hex_lines([int(w) for w in img.addtab.reshape(-1)], 48))
+def write_images(folder: Path, images: MemoryImages, config: AcceleratorConfig) -> None:
+    """The ``*.hex`` load images and ``images.npz``."""
+    words = images.words()
+    bits = word_bits(config)
+    for name in MEMORIES:
+        (folder / f"{name}.hex").write_text(_hex_lines(words[name], bits[name]))
+    np.savez_compressed(folder / "images.npz", wgt=images.wgt, lut=images.lut, addtab=images.addtab,
+                        prm=np.array([str(w) for w in images.prm]), prog=np.array([str(w) for w in images.prog]))
+
+
+def read_images(folder: Path, config: AcceleratorConfig) -> MemoryImages:
+    """The memory images of the ``*.hex`` files of a build folder."""
+    bits, depths = word_bits(config), memory_depths(config)
+    words = {name: read_hex(folder / f"{name}.hex", bits[name], depths[name]) for name in MEMORIES}
+    return MemoryImages.from_words(words, config.rows, config.weight_buffer_depth)
+
+
+def verilog_for(config: AcceleratorConfig) -> str:
+    """The Verilog of the accelerator for ``config`` (the same text for every model)."""
+    from amaranth.back import verilog
+
+    from systolix.hdl.top import Accelerator
+
+    return verilog.convert(Accelerator(config), name="accelerator")
 
 
 def synthesize(folder: Path, top: str = "accelerator", family: str = "ecp5") -> dict:
@@ -90,21 +170,23 @@ def synthesize(folder: Path, top: str = "accelerator", family: str = "ecp5") -> 
 
 
 def build(model_path: str | os.PathLike, out: str | os.PathLike, config: AcceleratorConfig, *,
-          calib: str | os.PathLike | None = None, synth: bool = False) -> BuildResult:
-    """Quantize (float models, with ``calib``), compile and write the build folder ``out``."""
-    from amaranth.back import verilog
+          calib: str | os.PathLike | None = None, synth: bool = False,
+          verilog: str | None = None) -> BuildResult:
+    """Quantize (float models, with ``calib``), compile and write the build folder ``out``.
 
+    ``verilog`` (the text of :func:`verilog_for` for ``config``) saves generating it again.
+    """
     from systolix.frontend.importer import import_model, is_quantized
     from systolix.frontend.loader import load_onnx
-    from systolix.hdl.top import Accelerator
 
-    from .compile import compile_model
+    from .compile import compile_model, resolve_add_variant
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MARKER).exists())):
         raise SystolixError(f"{out}: exists and is not a systolix build folder; choose another -o")
     if not out.parent.exists():
         raise SystolixError(f"{out.parent}: folder does not exist")
+    config = resolve_add_variant(config)
     model = load_onnx(model_path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -124,15 +206,14 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
             os.replace(source, tmp / "model.onnx")
         program = compile_model(imported.ir, config)
         onnx.save(imported.reference, str(tmp / "reference.onnx"))
-        top = Accelerator(config, program.images)
-        (tmp / "accelerator.v").write_text(verilog.convert(top, name="accelerator"))
-        write_images(tmp, program, config)
+        (tmp / "accelerator.v").write_text(verilog if verilog is not None else verilog_for(config))
+        write_images(tmp, program.images, config)
         (tmp / "config.json").write_text(config.to_json())
-        (tmp / "program.json").write_text(json.dumps(
-            [{"index": i, **{k: (int(v) if not isinstance(v, str) else v)
-                             for k, v in dataclasses.asdict(ins).items()}}
-             for i, ins in enumerate(program.instructions)], indent=1))
-        report = {"model": str(model_path), "config": config.to_dict(), **program.to_json()}
+        (tmp / "program.json").write_text(json.dumps(program.to_json(), indent=1))
+        summary = program.to_json()
+        report = {"format": BUILD_FORMAT, "model": str(model_path),
+                  **{k: summary[k] for k in ("config", "memory_use", "predicted_cycles", "layers", "add_variant")},
+                  "artifacts": {name: _sha256(tmp / name) for name in ARTIFACTS}}
         if synth:
             report["synthesis"] = synthesize(tmp)
         (tmp / MARKER).write_text(json.dumps(report, indent=2, default=str))
@@ -143,3 +224,50 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return BuildResult(out, report)
+
+
+def load_build(folder: str | os.PathLike) -> Build:
+    """Read a build folder back, checking every artifact against the SHA-256 in ``report.json``.
+
+    Raises
+    ------
+    SystolixError
+        Not a build folder, a missing or changed file (named), or images inconsistent with the program.
+    """
+    from .compile import Program
+
+    folder = Path(folder)
+    if not (folder / MARKER).is_file():
+        raise SystolixError(f"{folder}: not a systolix build folder (no {MARKER}); write one with systolix compile")
+    try:
+        report = json.loads((folder / MARKER).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SystolixError(f"{folder / MARKER}: cannot be read ({error})") from None
+    if not isinstance(report, dict) or report.get("format") != BUILD_FORMAT:
+        found = report.get("format") if isinstance(report, dict) else None
+        raise SystolixError(f"{folder}: a build folder of another format ({found!r}, expected {BUILD_FORMAT!r}); "
+                            "compile the model again")
+    recorded = report.get("artifacts", {})
+    for name in ARTIFACTS:
+        path = folder / name
+        if not path.is_file():
+            raise SystolixError(f"{folder}: {name} is missing")
+        if recorded.get(name) != _sha256(path):
+            raise SystolixError(f"{path} differs from the file systolix compile wrote (SHA-256 in {MARKER}); "
+                                "compile again rather than editing a build folder")
+    config = AcceleratorConfig.from_file(folder / "config.json")
+    if config.add_variant == "auto":
+        raise SystolixError(f"{folder / 'config.json'}: add_variant must be resolved (avx2 or sse2) in a build")
+    images = read_images(folder, config)
+    try:
+        data = json.loads((folder / "program.json").read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SystolixError(f"{folder / 'program.json'}: not JSON ({error})") from None
+    try:
+        program = Program.from_json(data, images)
+    except SystolixError as error:
+        raise SystolixError(f"{folder}: {error}") from None
+    if program.config != config:
+        raise SystolixError(f"{folder}: program.json was compiled for another configuration than config.json")
+    return Build(folder, config, program, (folder / "accelerator.v").read_text(), folder / "model.onnx",
+                 folder / "reference.onnx", report)

@@ -33,10 +33,10 @@ from .lower import (
     lower_maxpool,
 )
 
-__all__ = ["HostTransform", "LayerPlan", "Program", "compile_model"]
+__all__ = ["PROGRAM_FORMAT", "HostTransform", "LayerPlan", "Program", "compile_model", "resolve_add_variant"]
 
-#: Rows the ``lut`` memory can address (``lut_base`` is 12 bits and a table takes 256 rows).
-LUT_MAX_ROWS = 1 << 12
+#: ``format`` of :meth:`Program.to_json` (``program.json`` of a build folder).
+PROGRAM_FORMAT = "systolix-program/1"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +71,14 @@ class HostTransform:
                 "shape": None if self.shape is None else list(self.shape),
                 "window": None if self.window is None else self.window.to_json(), "pad_value": self.pad_value}
 
+    @classmethod
+    def from_json(cls, data: dict) -> HostTransform:
+        """Inverse of :meth:`to_json`."""
+        return cls(data["layer"], data["op"], data["input"], data["output"],
+                   None if data["perm"] is None else tuple(data["perm"]),
+                   None if data["shape"] is None else tuple(data["shape"]),
+                   None if data["window"] is None else Window.from_json(data["window"]), int(data["pad_value"]))
+
 
 @dataclasses.dataclass(frozen=True)
 class LayerPlan:
@@ -87,9 +95,16 @@ class LayerPlan:
     prm_rows: int
     lut_rows: int
     note: str
+    output: str = ""
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self) | {"instructions": list(self.instructions)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> LayerPlan:
+        """Inverse of :meth:`to_json`."""
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        return cls(**(values | {"instructions": tuple(values["instructions"])}))
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -169,6 +184,7 @@ class Program:
         """Everything about the program for ``report.json`` (JSON types only)."""
         used = self.images.used()
         return {
+            "format": PROGRAM_FORMAT,
             "model": self.model_name,
             "config": self.config.to_dict(),
             "keep_all": self.keep_all,
@@ -193,6 +209,43 @@ class Program:
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2)
+
+    @classmethod
+    def from_json(cls, data: dict, images: MemoryImages) -> Program:
+        """The program a build folder describes: ``program.json`` (:meth:`to_json`) and its memory images.
+
+        What the host needs to run it on the accelerator (tensor placements, host transforms, the
+        instructions and the per-layer plan); the golden fallbacks of the functional model
+        (``add_layers``, ``add_images``) are not kept: :func:`~systolix.compiler.model.run_program` reads the
+        ADD tables from ``images`` like the hardware. The instructions must be those encoded in ``images.prog``.
+
+        Raises
+        ------
+        SystolixError
+            If the JSON is not a program, or its instructions differ from ``images.prog``.
+        """
+        try:
+            config = AcceleratorConfig.from_dict(data["config"])
+            names = [name for name, _ in isa.FIELDS]
+            instructions = [isa.Instruction(**{k: (isa.Opcode[v] if k == "opcode" else isa.Mode[v] if k == "mode"
+                                                   else int(v)) for k, v in i.items() if k in names})
+                            for i in data["instructions"]]
+            tensors = {n: TensorPlacement.from_json(p) for n, p in data["tensors"].items()}
+            readable = frozenset(n for n, p in data["tensors"].items() if p["readable_after_run"])
+            memory = data["memory_use"]
+            program = cls(instructions=instructions, images=images, tensors=tensors,
+                          layers=[LayerPlan.from_json(p) for p in data["layers"]],
+                          input_transform=[HostTransform.from_json(t) for t in data["input_transform"]],
+                          inputs=tuple(data["inputs"]), outputs=tuple(data["outputs"]), readable=readable,
+                          config=config, keep_all=bool(data["keep_all"]), act_rows=int(memory["act_rows"]),
+                          act_rows_reuse=int(memory["act_rows_reuse"]),
+                          act_rows_keep_all=int(memory["act_rows_keep_all"]), add_layers={}, add_images={},
+                          add_variant=str(data["add_variant"]), model_name=str(data["model"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise SystolixError(f"not a systolix program description ({type(error).__name__}: {error})") from None
+        if [isa.encode(i) for i in instructions] != [int(w) for w in images.prog]:
+            raise SystolixError("the program's instructions differ from the program memory image")
+        return program
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -242,6 +295,15 @@ def _unsupported(layer: ir.Layer) -> str | None:
                       | ir.Add | ir.Reshape):
         return f"{type(layer).__name__} layers are not supported by the accelerator"
     return None
+
+
+def resolve_add_variant(config: AcceleratorConfig) -> AcceleratorConfig:
+    """``config`` with ``add_variant="auto"`` replaced by the QLinearAdd kernel the local onnxruntime runs."""
+    if config.add_variant != "auto":
+        return config
+    from systolix.quantize.golden.qlinear_add import probe_qlinear_add_variant
+
+    return dataclasses.replace(config, add_variant=probe_qlinear_add_variant())
 
 
 def _fit_error(layer: str, need: int, what: str, field: str, depth: int, total: int) -> SystolixError:
@@ -397,24 +459,23 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
         placements[name] = dataclasses.replace(s, name=name, shape=tuple(shapes[name]), layout=f"alias of {src}")
 
     # -- lower every accelerator layer ----------------------------------------------------------------------
-    add_variant = ""
-    if any(isinstance(layers[i], ir.Add) for i in device):
-        from systolix.quantize.golden.qlinear_add import probe_qlinear_add_variant
-
-        add_variant = probe_qlinear_add_variant()
+    add_variant = config.add_variant
+    if add_variant == "auto":
+        config = resolve_add_variant(config)
+        add_variant = config.add_variant
     instructions: list[isa.Instruction] = []
     plans: list[LayerPlan | None] = []
     pending: list[tuple] = []
     wgt_parts, prm_rows, lut_parts, addtab_parts = [], [], [], []
     wgt_top = lut_top = addtab_top = 0
-    need = {"wgt": [], "prm": [], "lut": []}
+    need = {"wgt": [], "prm": [], "lut": [], "addtab": []}
     add_layers: dict[int, ir.Add] = {}
     add_images: dict[int, object] = {}
     device_set = set(device)
     for index, layer in enumerate(layers):
         if index not in device_set or isinstance(layer, ir.Reshape):
             note = "host (before writing the input)" if index not in device_set else "alias: no data moved"
-            plans.append(LayerPlan(layer.name, layer.op, layer.kind, (), layer.macs, 0, 0, 0, 0, 0, note))
+            plans.append(LayerPlan(layer.name, layer.op, layer.kind, (), layer.macs, 0, 0, 0, 0, 0, note, layer.output))
             continue
         plans.append(None)  # filled in below
         xs = [placements[n] for n in layer.inputs]
@@ -451,17 +512,16 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
         need["wgt"].append((layer.name, wgt_top))
         need["prm"].append((layer.name, len(prm_rows)))
         need["lut"].append((layer.name, lut_top))
+        need["addtab"].append((layer.name, addtab_top))
         pending.append((index, layer, fields, lowered, y.rows, wgt_rows, lut_rows))
 
     for key, field, depth, what in (("wgt", "weight_buffer_depth", config.weight_buffer_depth, "weight rows"),
                                     ("prm", "param_memory_depth", config.param_memory_depth, "parameter rows"),
-                                    ("lut", "the lut memory's addressable rows", LUT_MAX_ROWS, "table rows")):
+                                    ("lut", "lut_memory_depth", config.lut_memory_depth, "lookup-table rows"),
+                                    ("addtab", "add_table_depth", config.add_table_depth, "ADD table entries")):
         total = need[key][-1][1] if need[key] else 0
         if total > depth:
             name, rows = next((n, r) for n, r in need[key] if r > depth)
-            if key == "lut":
-                raise SystolixError(f"layer {name} needs {rows:,} table rows in total but the lut memory can "
-                                    f"address {depth:,} ({depth // 256} tables); the model has too many lookup tables")
             raise _fit_error(name, rows, what, field, depth, total)
     if len(pending) + 1 > config.program_memory_depth:
         raise SystolixError(f"the program has {len(pending) + 1:,} instructions but program_memory_depth is "
@@ -481,7 +541,7 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
                      f"output block instead of {before})")
         plans[index] = LayerPlan(layer.name, layer.op, layer.kind, (len(instructions) - 1,), original[index].macs,
                                  predicted_cycles(instr, config), act_rows, wgt_rows, len(lowered.prm), lut_rows,
-                                 note)
+                                 note, layer.output)
     instructions.append(isa.Instruction(opcode=isa.Opcode.HALT))
 
     wgt = np.zeros((config.weight_buffer_depth, lanes), dtype=np.int8)
@@ -490,7 +550,7 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
         wgt[: stacked.shape[0]] = stacked
     lut = np.concatenate(lut_parts) if lut_parts else np.zeros((0, lanes), dtype=np.int8)
     addtab = np.concatenate([np.atleast_1d(a) for a in addtab_parts]) if addtab_parts else np.zeros(0, np.int64)
-    images = MemoryImages(act=np.zeros((config.act_buffer_depth, lanes), dtype=np.int8), wgt=wgt, prm=prm_rows,
+    images = MemoryImages(wgt=wgt, prm=prm_rows,
                           lut=lut, addtab=addtab, prog=[isa.encode(i) for i in instructions])
     readable = {n for n in placements if root(n) in alloc.intact}
     return Program(instructions=instructions, images=images, tensors=placements, layers=plans,

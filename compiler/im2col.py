@@ -48,6 +48,12 @@ class Window:
         return {"kernel": list(self.kernel), "strides": list(self.strides), "pads": list(self.pads),
                 "dilations": list(self.dilations), "spatial_dims": self.spatial_dims}
 
+    @classmethod
+    def from_json(cls, data: dict) -> Window:
+        """Inverse of :meth:`to_json`."""
+        return cls(tuple(data["kernel"]), tuple(data["strides"]), tuple(data["pads"]), tuple(data["dilations"]),
+                   int(data["spatial_dims"]))
+
 
 def im2col(x: np.ndarray, window: Window, pad_value: int) -> np.ndarray:
     """The im2col form of a batch ``x`` ``[N, C, H, W]`` (1D: ``[N, C, W]``).

@@ -16,7 +16,45 @@ from systolix.errors import SystolixError
 from . import params
 from .params import ChannelParams
 
-__all__ = ["MemoryImages", "channel_rows", "conv_tiles", "dense_tiles", "depthwise_tiles", "lut_rows"]
+__all__ = ["MEMORIES", "MemoryImages", "channel_rows", "conv_tiles", "dense_tiles", "depthwise_tiles", "lut_rows",
+           "pack_lanes", "unpack_lanes"]
+
+#: The memories a host loads before running a program, in load order (names of :class:`MemoryImages`), and
+#: their ``load_sel`` code on the load bus of ``hdl/top.py``.
+LOAD_SELECT = {"wgt": 0, "prm": 1, "prog": 2, "lut": 3, "addtab": 4}
+MEMORIES = ("wgt", "prm", "lut", "addtab", "prog")
+
+
+def word_bits(config) -> dict[str, int]:
+    """Bits of one load-bus word of each memory (and of a line of its ``.hex`` file)."""
+    from .add_arith import TABLE_BITS
+    from .isa import INSTRUCTION_BITS
+
+    lanes = config.rows
+    return {"wgt": 8 * lanes, "prm": params.CHANNEL_BITS * lanes, "lut": 8, "addtab": TABLE_BITS,
+            "prog": INSTRUCTION_BITS}
+
+
+def memory_depths(config) -> dict[str, int]:
+    """Words of each loadable memory."""
+    return {"wgt": config.weight_buffer_depth, "prm": config.param_memory_depth, "lut": config.lut_memory_depth,
+            "addtab": config.add_table_depth, "prog": config.program_memory_depth}
+
+
+def pack_lanes(rows: np.ndarray, bits: int = 8) -> list[int]:
+    """Rows of lane values -> one integer word per row, lane ``i`` in bits ``bits*i ..`` (two's complement).
+
+    Python integers, so that any number of lanes fits (16 lanes of int8 are 128 bits).
+    """
+    mask = (1 << bits) - 1
+    codes = np.asarray(rows).astype(np.int64).tolist()
+    return [sum((v & mask) << (bits * i) for i, v in enumerate(row)) for row in codes]
+
+
+def unpack_lanes(words: list[int], lanes: int) -> np.ndarray:
+    """One word per row -> int8 ``[rows, lanes]`` (inverse of :func:`pack_lanes` with 8-bit lanes)."""
+    raw = np.array([[(int(w) >> (8 * i)) & 0xFF for i in range(lanes)] for w in words], dtype=np.uint8)
+    return raw.reshape(len(words), lanes).view(np.int8)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -25,8 +63,6 @@ class MemoryImages:
 
     Attributes
     ----------
-    act : numpy.ndarray
-        int8 ``[act_buffer_depth, L]``: zeros (the host writes the input).
     wgt : numpy.ndarray
         int8 ``[weight_buffer_depth, L]``: weight tiles, L rows each (row r = input lane r, column o =
         output lane o); unused rows zero.
@@ -41,12 +77,40 @@ class MemoryImages:
         Encoded instructions (:func:`systolix.compiler.isa.encode`).
     """
 
-    act: np.ndarray
     wgt: np.ndarray
     prm: list[int]
     lut: np.ndarray
     addtab: np.ndarray
     prog: list[int]
+
+    def words(self, table_bits: int | None = None) -> dict[str, list[int]]:
+        """The words a host writes through the load bus (``hdl/top.py``), used part of each memory only.
+
+        ``wgt``: one row of L int8 lanes per word (:func:`pack_lanes`); ``prm`` and ``prog`` as they are;
+        ``lut``: one byte per row (the table is the same in every lane); ``addtab``: ``table_bits``-bit words.
+        """
+        lut = np.asarray(self.lut)
+        if lut.size and np.any(lut != lut[:, :1]):
+            raise SystolixError("lookup-table rows must hold the same value in every lane")
+        if table_bits is None:
+            from .add_arith import TABLE_BITS as table_bits
+        mask = (1 << table_bits) - 1
+        return {"wgt": pack_lanes(self.wgt[: self.used()["wgt"]]), "prm": [int(w) for w in self.prm],
+                "lut": [int(v) & 0xFF for v in lut[:, 0]] if lut.size else [],
+                "addtab": [int(w) & mask for w in np.asarray(self.addtab).reshape(-1)],
+                "prog": [int(w) for w in self.prog]}
+
+    @classmethod
+    def from_words(cls, words: dict[str, list[int]], lanes: int, weight_depth: int) -> MemoryImages:
+        """The images that :meth:`words` came from (``wgt`` padded with zero rows to ``weight_depth``)."""
+        wgt = np.zeros((weight_depth, lanes), np.int8)
+        used = unpack_lanes(words["wgt"], lanes)
+        if used.shape[0] > weight_depth:
+            raise SystolixError(f"{used.shape[0]:,} weight rows do not fit weight_buffer_depth {weight_depth:,}")
+        wgt[: used.shape[0]] = used
+        lut = np.array([[(v ^ 0x80) - 0x80] * lanes for v in words["lut"]], np.int8).reshape(-1, lanes)
+        return cls(wgt=wgt, prm=list(words["prm"]), lut=lut, addtab=np.array(words["addtab"], np.int64),
+                   prog=list(words["prog"]))
 
     def used(self) -> dict[str, int]:
         """Rows (words) of each memory the program uses (``wgt``: up to the last non-zero tile row)."""

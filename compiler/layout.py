@@ -91,9 +91,16 @@ class TensorPlacement:
         return self.zero_point - self.shift
 
     def to_json(self) -> dict:
-        return {"name": self.name, "base": self.base, "rows": self.rows, "channels": self.channels,
+        return {"name": self.name, "base": self.base, "rows": self.rows, "channels": self.channels, "lanes": self.lanes,
                 "h": self.h, "w": self.w, "blocks": self.blocks, "dtype": self.dtype,
                 "zero_point": self.zero_point, "shape": list(self.shape), "layout": self.layout}
+
+    @classmethod
+    def from_json(cls, data: dict) -> TensorPlacement:
+        """Inverse of :meth:`to_json` (``lanes`` is not in the JSON: the configuration's)."""
+        return cls(data["name"], int(data["base"]), int(data["channels"]), int(data["h"]), int(data["w"]),
+                   int(data["blocks"]), int(data["lanes"]), str(data["dtype"]), int(data["zero_point"]),
+                   tuple(int(v) for v in data["shape"]), str(data["layout"]))
 
 
 def write_tensor(placement: TensorPlacement, array: np.ndarray) -> np.ndarray:

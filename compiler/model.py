@@ -148,7 +148,7 @@ class _Machine:
         a = self.act[:, ins.in_base : ins.in_base + ins.rows]
         b = self.act[:, ins.in2_base : ins.in2_base + ins.rows]
         add_arith = load_add_arith()
-        if add_arith is not None and ins.layer in self.program.add_images:
+        if add_arith is not None and (ins.layer in self.program.add_images or ins.layer not in self.program.add_layers):
             out = add_arith.qadd_model(a, b, _add_images(add_arith, self.program.images, ins))
         else:
             out = _golden_add(self.program.add_layers[ins.layer], a, b, self.program.add_variant)
@@ -201,14 +201,14 @@ def run_program(program, config: AcceleratorConfig, inputs: dict[str, np.ndarray
         still intact in ``act`` after the run (all of them for a ``keep_all`` program; always the outputs);
         not the compiler's own im2col tensors.
     """
-    if config != program.config:
+    if config.hardware_dict != program.config.hardware_dict:
         raise SystolixError("run_program: the configuration differs from the one the program was compiled for")
     missing = [name for name in program.inputs if name not in inputs]
     if missing:
         raise SystolixError(f"run_program: missing input(s) {missing}")
     host = program.host_inputs({k: np.asarray(v) for k, v in inputs.items()})
     n = len(next(iter(host.values())))
-    act = np.repeat(program.images.act[None], n, axis=0)
+    act = np.zeros((n, program.config.act_buffer_depth, program.config.rows), np.int8)
     for name, value in host.items():
         p = program.tensors.get(name)
         if p is not None and p.layout == "channel-blocked":

@@ -18,7 +18,10 @@ from typing import Any
 
 from systolix.errors import SystolixError
 
-__all__ = ["PRESETS", "AcceleratorConfig"]
+__all__ = ["ADD_VARIANTS", "PRESETS", "AcceleratorConfig"]
+
+#: Values of ``AcceleratorConfig.add_variant``.
+ADD_VARIANTS = ("auto", "avx2", "sse2")
 
 
 def _check_positive_int(name: str, value: object) -> None:
@@ -56,6 +59,14 @@ class AcceleratorConfig:
         Entries of the per-channel parameter memory (bias, requantization mantissa and exponent).
     program_memory_depth : int
         Instructions the controller's program memory holds.
+    lut_memory_depth : int
+        Rows of the lookup-table memory: 256 per table (one copy per lane in the hardware).
+    add_table_depth : int
+        Entries of the ADD unit's table memory: 256 per residual Add (one copy per lane).
+    add_variant : {"auto", "avx2", "sse2"}
+        Which of onnxruntime's two QLinearAdd kernels the ADD tables reproduce. It changes the tables
+        the compiler writes, not the hardware. ``"auto"`` is resolved by the compiler to what the local
+        onnxruntime uses; a build folder always records the resolved value.
     pe_product_register : bool
         Register the product inside each processing element (one more cycle of latency, a
         shorter critical path: ~25% higher Fmax on ECP5).
@@ -70,11 +81,14 @@ class AcceleratorConfig:
     acc_memory_depth: int = 2048
     param_memory_depth: int = 512
     program_memory_depth: int = 512
+    lut_memory_depth: int = 1024
+    add_table_depth: int = 1024
+    add_variant: str = "auto"
     pe_product_register: bool = True
 
     def __post_init__(self) -> None:
         for field in dataclasses.fields(self):
-            if field.name == "pe_product_register":
+            if field.name in ("pe_product_register", "add_variant"):
                 continue
             _check_positive_int(field.name, getattr(self, field.name))
         if self.data_width != 8:
@@ -85,6 +99,12 @@ class AcceleratorConfig:
             )
         if not isinstance(self.pe_product_register, bool):
             raise SystolixError(f"pe_product_register must be a bool, not {self.pe_product_register!r}")
+        if self.add_variant not in ADD_VARIANTS:
+            raise SystolixError(f"add_variant must be one of {', '.join(ADD_VARIANTS)}, not {self.add_variant!r}")
+        for name, limit in (("lut_memory_depth", 1 << 12), ("add_table_depth", 1 << 12)):
+            value = getattr(self, name)
+            if value % 256 or value > limit:
+                raise SystolixError(f"{name} must be a multiple of 256 (one table) up to {limit:,}, not {value!r}")
 
     # -- derived values -------------------------------------------------------------------------
 
@@ -137,6 +157,23 @@ class AcceleratorConfig:
     def program_addr_width(self) -> int:
         """Bits of a program memory address."""
         return _address_width(self.program_memory_depth)
+
+    @property
+    def lut_addr_width(self) -> int:
+        """Bits of a lookup-table memory address."""
+        return _address_width(self.lut_memory_depth)
+
+    @property
+    def add_table_addr_width(self) -> int:
+        """Bits of an ADD table memory address."""
+        return _address_width(self.add_table_depth)
+
+    @property
+    def hardware_dict(self) -> dict[str, Any]:
+        """The fields that shape the hardware (all but ``add_variant``, which only changes the tables)."""
+        values = self.to_dict()
+        del values["add_variant"]
+        return values
 
     # -- presets and serialisation --------------------------------------------------------------
 

@@ -5,6 +5,11 @@ the engine its opcode names (the MATMUL engine, or the vector engine for MAXPOOL
 one-cycle ``start`` pulse, waits for that engine's ``done``, and fetches the next one, until HALT. ``pc``
 shows the instruction being executed, so a simulator can time every layer from outside; ``cycles``
 counts the cycles of the current run.
+
+With ``step`` high it pauses after every instruction (``paused`` high, ``pc`` at the next one) until the
+next ``start``: a host reads the layer's output from the activation memory in between. A paused cycle is
+not counted and the resume is the same FETCH that would have followed, so a program run step by step
+spends exactly the cycles of a continuous run at every instruction.
 """
 
 from __future__ import annotations
@@ -29,7 +34,11 @@ class Controller(wiring.Component):
     Members
     -------
     start : In(1)
-        Pulse to run the program from address 0 (ignored while busy).
+        Pulse to run the program from address 0 (ignored while busy), or to resume when paused.
+    step : In(1)
+        Pause after each instruction.
+    paused : Out(1)
+        Paused between two instructions (``busy`` stays high).
     busy : Out(1)
         High from ``start`` until HALT is reached.
     done : Out(1)
@@ -48,6 +57,8 @@ class Controller(wiring.Component):
         self._aw = program_addr_width
         super().__init__({
             "start": In(1),
+            "step": In(1),
+            "paused": Out(1),
             "busy": Out(1),
             "done": Out(1),
             "pc": Out(program_addr_width),
@@ -68,7 +79,7 @@ class Controller(wiring.Component):
             self.matmul.instr.eq(instr),
             self.vector.instr.eq(instr),
         ]
-        with m.If(self.busy):
+        with m.If(self.busy & ~self.paused):
             m.d.sync += self.cycles.eq(self.cycles + 1)
 
         with m.FSM():
@@ -89,16 +100,19 @@ class Controller(wiring.Component):
                         m.next = "START_MATMUL"
                     with m.Default():
                         m.next = "START_VECTOR"
-            with m.State("START_MATMUL"):
-                m.d.comb += self.matmul.start.eq(1)
-                m.next = "WAIT_MATMUL"
-            with m.State("WAIT_MATMUL"), m.If(self.matmul.done):
-                m.d.sync += self.pc.eq(self.pc + 1)
-                m.next = "FETCH"
-            with m.State("START_VECTOR"):
-                m.d.comb += self.vector.start.eq(1)
-                m.next = "WAIT_VECTOR"
-            with m.State("WAIT_VECTOR"), m.If(self.vector.done):
-                m.d.sync += self.pc.eq(self.pc + 1)
+            for engine in ("MATMUL", "VECTOR"):
+                port = self.matmul if engine == "MATMUL" else self.vector
+                with m.State(f"START_{engine}"):
+                    m.d.comb += port.start.eq(1)
+                    m.next = f"WAIT_{engine}"
+                with m.State(f"WAIT_{engine}"), m.If(port.done):
+                    m.d.sync += self.pc.eq(self.pc + 1)
+                    with m.If(self.step):
+                        m.d.sync += self.paused.eq(1)
+                        m.next = "PAUSED"
+                    with m.Else():
+                        m.next = "FETCH"
+            with m.State("PAUSED"), m.If(self.start):
+                m.d.sync += self.paused.eq(0)
                 m.next = "FETCH"
         return m

@@ -1,14 +1,23 @@
 """The whole accelerator: memories, the controller and the two engines.
 
-The top level owns every memory (contents baked in from a compiled program's images) and wires the
-engines to them. The engines run one at a time (the controller dispatches one instruction and waits for
-it), so each shared memory port is a plain mux: whoever asserts ``en`` this cycle owns it, and the host
-port has it while the accelerator is idle.
+One accelerator per configuration: the design depends on :class:`AcceleratorConfig` only. Weights,
+parameters, lookup and ADD tables and the program are written at run time through the load bus, so one
+Verilog file (one Verilator build, one bitstream) serves every model that fits the configuration.
 
-Host protocol: write the input rows into ``act`` through ``host_*`` (``host_we``), pulse ``start``, wait
-for ``done`` (or ``busy`` low), read the output rows back (``host_re``: data the next cycle).
-With ``loadable=True`` the weight, parameter and program memories also get a write port on the host
-bus (``load_*``), so one bitstream can run other programs; by default their contents are baked in.
+The top level owns every memory and wires the engines to them. The engines run one at a time (the
+controller dispatches one instruction and waits for it), so each shared memory port is a plain mux:
+whoever asserts ``en`` this cycle owns it, and the host has it while the accelerator is idle.
+
+Host protocol:
+
+1. load the model while idle: for every memory, ``load_sel`` (``LOAD_*``), ``load_addr``, ``load_data``
+   (one word in the layout of :mod:`systolix.compiler.images`), ``load_we`` high for one clock per word.
+   The ``lut`` and ADD table memories exist once per lane; one write fills every copy;
+2. write the input rows into ``act`` through ``host_*`` (``host_we``), pulse ``start``, wait for ``done``
+   (or ``busy`` low), read the output rows back (``host_re``: data the next cycle);
+3. with ``step`` high the controller pauses after every instruction (``paused``); the host reads that
+   layer's output through ``host_re`` and pulses ``start`` to go on. Cycles per instruction are those of a
+   continuous run (:class:`~systolix.hdl.controller.Controller`).
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from systolix.compiler.add_arith import TABLE_BITS
-from systolix.compiler.images import MemoryImages
+from systolix.compiler.images import LOAD_SELECT, memory_depths, word_bits
 from systolix.compiler.isa import INSTRUCTION_BITS
 from systolix.compiler.params import CHANNEL_BITS
 
@@ -27,56 +36,48 @@ from .controller import Controller
 from .matmul_engine import MatMulEngine
 from .vector_engine import VectorEngine
 
-#: ``load_sel`` values of the optional load bus.
-LOAD_WGT, LOAD_PRM, LOAD_PROG = 0, 1, 2
+__all__ = ["LOAD_LUT", "LOAD_PRM", "LOAD_PROG", "LOAD_TAB", "LOAD_WGT", "Accelerator"]
 
-
-def _aw(depth: int) -> int:
-    return max(1, (depth - 1).bit_length())
-
-
-def _pack(rows, lanes: int, bits: int) -> list[int]:
-    """Rows of ``lanes`` signed lane values -> integers (lane 0 in the low bits)."""
-    mask = (1 << bits) - 1
-    return [sum((int(v) & mask) << (bits * i) for i, v in enumerate(row[:lanes])) for row in rows]
+#: ``load_sel`` values of the load bus.
+LOAD_WGT, LOAD_PRM, LOAD_PROG, LOAD_LUT, LOAD_TAB = (LOAD_SELECT[m] for m in ("wgt", "prm", "prog", "lut", "addtab"))
 
 
 class Accelerator(wiring.Component):
-    """The accelerator for one configuration, with a compiled program's memory images baked in.
+    """The accelerator for one configuration.
 
     Parameters
     ----------
     config : AcceleratorConfig
         Array and memory sizes.
-    images : MemoryImages
-        Initial contents of ``wgt``, ``prm``, ``lut``, the ADD tables and ``prog`` (``act`` starts as
-        given, normally zeros: the host writes the input).
-    loadable : bool
-        Add the ``load_*`` write bus for ``wgt``, ``prm`` and ``prog``.
 
     Members
     -------
     start : In(1)
-    busy, done : Out(1)
+        Run the loaded program from instruction 0 (or resume when paused).
+    step : In(1)
+        Pause after every instruction.
+    busy, done, paused : Out(1)
     pc : Out
         Instruction being executed (for timing layers from outside).
     cycles : Out(32)
         Cycles of the current / last run.
     host_addr, host_wdata, host_we, host_re, host_rdata
-        Host access to ``act`` while idle (one row of ``L`` int8 lanes per address).
+        Host access to ``act`` (one row of ``L`` int8 lanes per address); writes while idle.
+    load_sel, load_addr, load_data, load_we
+        The load bus: one word of ``wgt``, ``prm``, ``prog``, ``lut`` or the ADD tables per clock while idle.
     """
 
-    def __init__(self, config: AcceleratorConfig, images: MemoryImages, *, loadable: bool = False):
+    def __init__(self, config: AcceleratorConfig):
         self._config = config
-        self._images = images
-        self._loadable = loadable
         lanes = config.rows
-        self.lut_depth = max(256, int(images.lut.shape[0]))
-        self.tab_depth = max(256, int(images.addtab.shape[0]) if images.addtab.ndim else 256)
-        members = {
+        widths = word_bits(config)
+        address = max(max(1, (d - 1).bit_length()) for d in memory_depths(config).values())
+        super().__init__({
             "start": In(1),
+            "step": In(1),
             "busy": Out(1),
             "done": Out(1),
+            "paused": Out(1),
             "pc": Out(config.program_addr_width),
             "cycles": Out(32),
             "host_addr": In(config.act_addr_width),
@@ -84,39 +85,40 @@ class Accelerator(wiring.Component):
             "host_we": In(1),
             "host_re": In(1),
             "host_rdata": Out(8 * lanes),
-        }
-        if loadable:
-            width = max(8 * lanes, CHANNEL_BITS * lanes, INSTRUCTION_BITS)
-            members.update({"load_sel": In(2), "load_addr": In(16), "load_data": In(width), "load_we": In(1)})
-        super().__init__(members)
-        cfg, img = config, images
+            "load_sel": In(3),
+            "load_addr": In(address),
+            "load_data": In(max(widths.values())),
+            "load_we": In(1),
+        })
+        cfg = config
         #: The memories, created here so simulators can reach their contents (``act.data``).
-        self.act = memory.Memory(shape=unsigned(8 * lanes), depth=cfg.act_buffer_depth,
-                                 init=_pack(img.act, lanes, 8))
-        self.wgt = memory.Memory(shape=unsigned(8 * lanes), depth=cfg.weight_buffer_depth,
-                                 init=_pack(img.wgt, lanes, 8))
-        self.prm = memory.Memory(shape=unsigned(CHANNEL_BITS * lanes), depth=cfg.param_memory_depth,
-                                 init=list(img.prm))
-        self.prog = memory.Memory(shape=unsigned(INSTRUCTION_BITS), depth=cfg.program_memory_depth,
-                                  init=list(img.prog))
+        self.act = memory.Memory(shape=unsigned(8 * lanes), depth=cfg.act_buffer_depth, init=[])
+        self.wgt = memory.Memory(shape=unsigned(8 * lanes), depth=cfg.weight_buffer_depth, init=[])
+        self.prm = memory.Memory(shape=unsigned(CHANNEL_BITS * lanes), depth=cfg.param_memory_depth, init=[])
+        self.prog = memory.Memory(shape=unsigned(INSTRUCTION_BITS), depth=cfg.program_memory_depth, init=[])
+        #: One copy per lane (each lane looks up its own code every cycle).
+        self.lut = [memory.Memory(shape=unsigned(8), depth=cfg.lut_memory_depth, init=[]) for _ in range(lanes)]
+        self.tab = [memory.Memory(shape=unsigned(TABLE_BITS), depth=cfg.add_table_depth, init=[])
+                    for _ in range(lanes)]
 
     @property
     def config(self) -> AcceleratorConfig:
         return self._config
 
     def elaborate(self, platform):
-        cfg, img = self._config, self._images
+        cfg = self._config
         lanes = cfg.rows
         m = Module()
 
         m.submodules.controller = ctl = Controller(cfg.program_addr_width)
         m.submodules.matmul = mm = MatMulEngine(cfg)
-        m.submodules.vector = vec = VectorEngine(cfg, lut_addr_width=_aw(self.lut_depth),
-                                                 table_addr_width=_aw(self.tab_depth))
+        m.submodules.vector = vec = VectorEngine(cfg, lut_addr_width=cfg.lut_addr_width,
+                                                 table_addr_width=cfg.add_table_addr_width)
         wiring.connect(m, ctl.matmul, mm.ctl)
         wiring.connect(m, ctl.vector, vec.ctl)
-        m.d.comb += [ctl.start.eq(self.start), self.busy.eq(ctl.busy), self.done.eq(ctl.done),
-                     self.pc.eq(ctl.pc), self.cycles.eq(ctl.cycles)]
+        m.d.comb += [ctl.start.eq(self.start), ctl.step.eq(self.step), self.busy.eq(ctl.busy),
+                     self.done.eq(ctl.done), self.paused.eq(ctl.paused), self.pc.eq(ctl.pc),
+                     self.cycles.eq(ctl.cycles)]
 
         # -- memories -----------------------------------------------------------------------------
         act, wgt, prm, prog = self.act, self.wgt, self.prm, self.prog
@@ -156,13 +158,9 @@ class Accelerator(wiring.Component):
         prog_r = prog.read_port()
         m.d.comb += [prog_r.addr.eq(ctl.prog.addr), prog_r.en.eq(ctl.prog.en), ctl.prog.data.eq(prog_r.data)]
 
-        # lut and ADD tables: one copy per lane (each lane looks up its own code every cycle).
-        lut_rows = img.lut if img.lut.shape[0] else None
-        tab_words = [int(w) for w in img.addtab.reshape(-1)] if img.addtab.size else []
+        # lut and ADD tables: one copy per lane.
         for lane in range(lanes):
-            lut_init = [int(v) & 0xFF for v in lut_rows[:, lane]] if lut_rows is not None else []
-            lut = memory.Memory(shape=unsigned(8), depth=self.lut_depth, init=lut_init)
-            tab = memory.Memory(shape=unsigned(TABLE_BITS), depth=self.tab_depth, init=tab_words)
+            lut, tab = self.lut[lane], self.tab[lane]
             m.submodules[f"lut{lane}"], m.submodules[f"tab{lane}"] = lut, tab
             lr, tr = lut.read_port(), tab.read_port()
             m.d.comb += [lr.addr.eq(vec.lut_rd.addr[lane]), lr.en.eq(vec.lut_rd.en),
@@ -170,10 +168,12 @@ class Accelerator(wiring.Component):
                          tr.addr.eq(vec.tab_rd.addr[lane]), tr.en.eq(vec.tab_rd.en),
                          vec.tab_rd.data[lane].eq(tr.data)]
 
-        if self._loadable:
-            for sel, mem, width in ((LOAD_WGT, wgt, 8 * lanes), (LOAD_PRM, prm, CHANNEL_BITS * lanes),
-                                    (LOAD_PROG, prog, INSTRUCTION_BITS)):
-                w = mem.write_port()
-                m.d.comb += [w.addr.eq(self.load_addr), w.data.eq(self.load_data[:width]),
-                             w.en.eq(self.load_we & (self.load_sel == sel) & ~ctl.busy)]
+        # The load bus: one write port on each loadable memory (every copy of the per-lane tables).
+        targets = [("wgt", wgt), ("prm", prm), ("prog", prog),
+                   *(("lut", lut) for lut in self.lut), *(("addtab", tab) for tab in self.tab)]
+        widths = word_bits(cfg)
+        for name, mem in targets:
+            w = mem.write_port()
+            m.d.comb += [w.addr.eq(self.load_addr), w.data.eq(self.load_data[:widths[name]]),
+                         w.en.eq(self.load_we & (self.load_sel == LOAD_SELECT[name]) & ~ctl.busy)]
         return m

@@ -47,19 +47,19 @@ class GoldenBackend:
         return {name: np.concatenate(values, axis=0) for name, values in parts.items()}
 
 
-def _amaranth(config=None, layers: bool = True) -> Backend:
+def _amaranth(config=None, layers: bool = True, **options) -> Backend:
     from .amaranth_backend import AmaranthBackend
 
-    return AmaranthBackend(config, layers=layers)
+    return AmaranthBackend(config, layers=layers, **options)
 
 
-def _verilator(config=None, layers: bool = True) -> Backend:
+def _verilator(config=None, layers: bool = True, **options) -> Backend:
     from .verilator_backend import VerilatorBackend
 
-    return VerilatorBackend(config, layers=layers)
+    return VerilatorBackend(config, layers=layers, **options)
 
 
-def _golden(config=None, layers: bool = True) -> Backend:
+def _golden(config=None, layers: bool = True, **options) -> Backend:
     return GoldenBackend()
 
 
@@ -83,8 +83,4 @@ def get_backend(name: str, config=None, layers: bool = True, **options) -> Backe
         name = default_backend()
     if name not in BACKENDS:
         raise SystolixError(f"unknown backend {name!r}; available: {', '.join(sorted(BACKENDS))}")
-    if options and name == "verilator":
-        from .verilator_backend import VerilatorBackend
-
-        return VerilatorBackend(config, layers=layers, **options)
-    return BACKENDS[name](config, layers)
+    return BACKENDS[name](config, layers, **options)

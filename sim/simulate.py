@@ -20,7 +20,7 @@ from onnx import helper
 
 from systolix.errors import SystolixError
 from systolix.frontend.importer import Imported, import_model
-from systolix.frontend.ir import Model, QuantParams
+from systolix.frontend.ir import Add, Model, QuantParams
 from systolix.quantize.datasets import load_inputs
 from systolix.quantize.golden.quantize_linear import quantize_linear
 from systolix.quantize.reference import reference_session
@@ -125,7 +125,15 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
     called as samples complete.
     """
     t0 = time.perf_counter()
-    model_path, config = resolve_build(model_path, config)
+    build = None
+    if Path(model_path).is_dir():
+        from systolix.compiler.build import load_build
+
+        if config is not None:
+            raise SystolixError(f"{model_path} is a build folder: its config.json is the configuration "
+                                "(--array/--config apply to a model file)")
+        build = load_build(model_path)
+        model_path, config = build.model, build.config
     if config is None:
         from systolix.hdl.config import AcceleratorConfig
 
@@ -134,12 +142,16 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         from .backends import default_backend
 
         backend = default_backend()
+    if waveform is not None and backend != "verilator":
+        raise SystolixError("--waveform needs --backend verilator")
     imported = import_model(model_path)
     ir: Model = imported.ir
     if not ir.quantized:
         raise SystolixError(f"{ir.name} is a float model; quantize it first: systolix quantize {model_path} "
                             "--calib DATA -o MODEL_int8.onnx")
-    runner = get_backend(backend, config, layers)
+    config = _check_add_variant(ir, config)
+    runner = get_backend(backend, config, layers, **({"build": build} if build is not None and backend != "golden"
+                                                     else {}))
     name, x_ref, x_backend, labels, q, _ = prepare_inputs(imported, inputs, random, seed)
     n = len(x_ref)
     seconds = {"import": time.perf_counter() - t0}
@@ -180,7 +192,7 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         sample = trace_sample
         if sample is None:
             sample = comparison.first_mismatch.sample if comparison.first_mismatch is not None else 0
-        seconds["waveform"] = _write_waveform(ir, name, x_backend, sample, config, layers, waveform, backend)
+        seconds["waveform"] = _write_waveform(ir, name, x_backend, sample, config, layers, waveform, build)
     seconds["total"] = time.perf_counter() - t0
     hardware = None
     if getattr(runner, "last_run", None) is not None:
@@ -189,30 +201,29 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
                             float_execution, hardware)
 
 
-def resolve_build(model_path: str | Path, config):
-    """A ``systolix compile`` folder stands for its quantized model and its configuration."""
-    path = Path(model_path)
-    if path.is_dir():
-        if not (path / "report.json").exists() or not (path / "model.onnx").exists():
-            raise SystolixError(f"{path}: not a systolix build folder (no report.json / model.onnx)")
-        if config is None:
-            from systolix.hdl.config import AcceleratorConfig
+def _check_add_variant(ir: Model, config):
+    """The configuration's QLinearAdd variant must be the local onnxruntime's when the model has an Add."""
+    from systolix.compiler.compile import resolve_add_variant
 
-            config = AcceleratorConfig.from_file(path / "config.json")
-        return path / "model.onnx", config
-    return path, config
+    local = resolve_add_variant(dataclasses.replace(config, add_variant="auto")).add_variant
+    if config.add_variant == "auto":
+        return dataclasses.replace(config, add_variant=local)
+    if config.add_variant != local and any(isinstance(layer, Add) for layer in ir.layers):
+        raise SystolixError(f"this build reproduces onnxruntime's {config.add_variant} QLinearAdd kernel but the "
+                            f"local onnxruntime runs the {local} one, so their results may differ; compare on a "
+                            f"machine with the {config.add_variant} kernel or compile with add_variant {local}")
+    return config
 
 
-def _write_waveform(ir, name, x, sample, config, layers, path, backend) -> float:
+def _write_waveform(ir, name, x, sample, config, layers, path, build) -> float:
     """Re-run one sample on Verilator with tracing on and write its waveform (FST, or VCD by extension)."""
-    if backend != "verilator":
-        raise SystolixError("--waveform needs --backend verilator")
     if not 0 <= sample < len(x):
         raise SystolixError(f"--trace-sample {sample} is not one of the {len(x)} samples")
     from .backends import get_backend
 
     started = time.perf_counter()
-    tracer = get_backend("verilator", config, layers, trace_sample=0, trace_path=str(path))
+    tracer = get_backend("verilator", config, layers, trace_sample=0, trace_path=str(path),
+                         **({"build": build} if build is not None else {}))
     tracer.run(ir, {name: x[sample:sample + 1]})
     return time.perf_counter() - started
 

@@ -1,20 +1,21 @@
-"""``--backend verilator``: the generated Verilog of the accelerator, compiled to C++ by Verilator.
+"""``--backend verilator``: the accelerator's Verilog, compiled to C++ by Verilator.
 
-The model is compiled for the configuration exactly as for ``--backend amaranth``
-(:func:`~systolix.sim.amaranth_backend.program_for`), the accelerator with the program's memory images baked
-in is written as Verilog (``amaranth.back.verilog``) and Verilated together with a small C++ harness
-(``sim/verilator/harness.cpp``) into a shared library loaded with :mod:`ctypes`. The harness owns the
-clock: writing input rows through the host port, pulsing ``start``, clocking until ``done`` while
-counting the cycles spent at every program counter value, and reading rows back all happen in C++, so
+The Verilog depends on the configuration only (:func:`~systolix.compiler.build.verilog_for`), so one
+Verilator build serves every model of a configuration: the model's memory images are written through
+the load bus at run time, as a host does on a board. For a build folder it is the folder's own
+``accelerator.v`` that is Verilated, and the folder's ``*.hex`` images that are loaded. The Verilog is
+Verilated together with a small C++ harness (``sim/verilator/harness.cpp``) into a shared library loaded
+with :mod:`ctypes`. The harness owns the clock: loading the images, writing input rows through the host
+port, pulsing ``start``, clocking until ``done`` while counting the cycles spent at every program counter
+value, stepping instruction by instruction for ``--layers``, and reading rows back all happen in C++, so
 Python only moves whole samples. The edge semantics are those of the Amaranth testbench, so both
 backends measure the same cycles.
 
 Builds are cached in ``~/.cache/systolix/verilator/<key>/`` (``$SYSTOLIX_CACHE/verilator/<key>/`` when
 ``SYSTOLIX_CACHE`` is set), ``key`` being the SHA-256 of the Verilog text, the harness source, the
-Verilator version and the flags. Since the weights are in the Verilog, each model and configuration gets
-its own build (tens of seconds); a second run of the same design loads the library in well under a
-second. A small memo from the program's images (plus the sources of the HDL) to the key also skips the
-Verilog generation on that second run.
+Verilator version and the flags. A second run of the same configuration (any model) loads the library in
+well under a second. A small memo from the configuration (plus the sources of the HDL) to the key also
+skips the Verilog generation then.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from systolix.frontend.ir import Model
 from systolix.hdl.config import AcceleratorConfig
 
 from .amaranth_backend import HardwareRun, program_for
+from .readback import read_plan
 
 __all__ = ["VerilatedAccelerator", "VerilatorBackend", "build_simulator", "cache_root"]
 
@@ -164,9 +166,9 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
-def _design_memo(config: AcceleratorConfig, images, trace: str | None) -> str:
-    """Key of the Verilog a configuration and images produce: the images, the configuration, the sources
-    of the HDL and the compiler modules it imports, and the versions of Amaranth and its Verilog back end."""
+def _design_memo(config: AcceleratorConfig, trace: str | None) -> str:
+    """Key of the Verilog a configuration produces: its hardware fields, the sources of the HDL and the
+    compiler modules it imports, and the versions of Amaranth and its Verilog back end."""
     import systolix.compiler
     import systolix.hdl
 
@@ -180,10 +182,8 @@ def _design_memo(config: AcceleratorConfig, images, trace: str | None) -> str:
             versions.append(f"{dist} {importlib.metadata.version(dist)}")
         except importlib.metadata.PackageNotFoundError:
             versions.append(f"{dist} -")
-    arrays = [f"{a.dtype}{a.shape}".encode() + np.ascontiguousarray(a).tobytes()
-              for a in (images.act, images.wgt, images.lut, images.addtab)]
-    return _digest(config.to_json(), *arrays, " ".join(map(str, images.prm)), " ".join(map(str, images.prog)),
-                   *sources, *versions, os.environ.get("YOSYS", ""), str(trace), sys.version)
+    return _digest(json.dumps(config.hardware_dict, sort_keys=True), *sources, *versions,
+                   os.environ.get("YOSYS", ""), str(trace), sys.version)
 
 
 def _check_fst(tools: _Tools) -> None:
@@ -204,16 +204,16 @@ def _first_error(log: str) -> str:
     return lines[-1].strip() if lines else "no output"
 
 
-def build_simulator(config: AcceleratorConfig, images, *, trace: str | None = None,
+def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, trace: str | None = None,
                     status: Callable[[str], None] | None = None) -> Path:
-    """The Verilated accelerator for ``config`` with ``images`` baked in, as a shared library (cached).
+    """The Verilated accelerator as a shared library (cached).
 
     Parameters
     ----------
     config : AcceleratorConfig
         Array and memory sizes.
-    images : MemoryImages
-        The compiled program's memory images.
+    verilog : str, optional
+        The Verilog to build (a build folder's ``accelerator.v``); default: generated for ``config``.
     trace : {None, "fst", "vcd"}
         Build with waveform support in that format (a separate build).
     status : callable, optional
@@ -238,25 +238,26 @@ def build_simulator(config: AcceleratorConfig, images, *, trace: str | None = No
     harness = HARNESS.read_text()
     flags = (*VERILATOR_FLAGS, *TRACE_FLAGS.get(trace, ()), *MAKE_FLAGS, *CXX_FLAGS, *LD_FLAGS,
              f"-DSXL_ROW_BYTES={config.rows}")
-    memo = root / "designs" / _digest(_design_memo(config, images, trace), harness, tools.version, *flags)
-    if memo.is_file():
-        cached = root / memo.read_text().strip() / LIBRARY
-        if cached.is_file():
-            return cached
     with _Status(status) as show:
-        from amaranth.back import verilog
+        if verilog is None:
+            memo = root / "designs" / _digest(_design_memo(config, trace), harness, tools.version, *flags)
+            if memo.is_file():
+                cached = root / memo.read_text().strip() / LIBRARY
+                if cached.is_file():
+                    return cached
+            from systolix.compiler.build import verilog_for
 
-        from systolix.hdl.top import Accelerator
-
-        show.update(f"verilator: generating the Verilog of the {config.rows}x{config.cols} accelerator")
-        text = verilog.convert(Accelerator(config, images), name="accelerator")
-        key = _digest(text, harness, tools.version, *flags)
+            show.update(f"verilator: generating the Verilog of the {config.rows}x{config.cols} accelerator")
+            verilog = verilog_for(config)
+            memo.parent.mkdir(parents=True, exist_ok=True)
+            key = _digest(verilog, harness, tools.version, *flags)
+            _write_atomic(memo, key)
+        key = _digest(verilog, harness, tools.version, *flags)
         folder = root / key
-        with _locked(root / f".{key[:16]}.lock"):  # one build per design, even from parallel test workers
-            if not (folder / LIBRARY).is_file():
-                _verilate(folder, text, harness, config, trace, tools, show)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomic(memo, key)
+        if not (folder / LIBRARY).is_file():
+            with _locked(root / f".{key[:16]}.lock"):  # one build per design, even from parallel test workers
+                if not (folder / LIBRARY).is_file():
+                    _verilate(folder, verilog, harness, config, trace, tools, show)
     return folder / LIBRARY
 
 
@@ -349,6 +350,9 @@ def _load(path: str) -> ctypes.CDLL:
     lib.sxl_read_rows.argtypes = [vp, u32, u32, vp]
     lib.sxl_run.argtypes = [vp, u64, vp, u32]
     lib.sxl_run.restype = ctypes.c_int64
+    lib.sxl_step.argtypes = [vp, u64, vp, u32, vp]
+    lib.sxl_step.restype = ctypes.c_int
+    lib.sxl_load.argtypes = [vp, u32, u32, u32, vp, u32]
     lib.sxl_trace_open.argtypes = [vp, ctypes.c_char_p]
     lib.sxl_trace_open.restype = ctypes.c_int
     lib.sxl_trace_close.argtypes = [vp]
@@ -402,6 +406,28 @@ class VerilatedAccelerator:
         self._lib.sxl_read_rows(self._handle, addr, count, out.ctypes.data)
         return out
 
+    def load(self, words: dict[str, list[int]], bits: dict[str, int]) -> None:
+        """Write memory images through the load bus: ``words[memory]`` of ``bits[memory]`` bits each."""
+        from systolix.compiler.images import LOAD_SELECT
+
+        for name, values in words.items():
+            if not values:
+                continue
+            size = (bits[name] + 7) // 8
+            data = np.frombuffer(b"".join(int(w).to_bytes(size, "little") for w in values), np.uint8)
+            self._lib.sxl_load(self._handle, LOAD_SELECT[name], 0, len(values), data.ctypes.data, size)
+
+    def step(self, max_cycles: int, histogram: np.ndarray, total: np.ndarray) -> bool:
+        """Run (or resume) up to the end of the next instruction; True when the program has finished.
+
+        ``histogram`` (uint64, one entry per pc value) and ``total`` (uint64 ``[1]``) accumulate cycles.
+        """
+        status = self._lib.sxl_step(self._handle, max_cycles, histogram.ctypes.data, len(histogram),
+                                    total.ctypes.data)
+        if status < 0:
+            raise SystolixError(f"the accelerator did not finish within {max_cycles} cycles")
+        return status == 1
+
     def run(self, max_cycles: int) -> tuple[int, np.ndarray]:
         """Pulse ``start`` and clock until ``done``: (cycles, cycles spent at each pc value)."""
         histogram = np.zeros(self.pc_values, np.uint64)
@@ -425,14 +451,14 @@ class VerilatedAccelerator:
 # -- the backend ------------------------------------------------------------------------------------------
 
 class VerilatorBackend:
-    """Runs the compiled accelerator's Verilog, Verilated, one sample at a time in C++.
+    """Runs the accelerator's Verilog, Verilated, one sample at a time in C++.
 
     Parameters
     ----------
     config : AcceleratorConfig, optional
-        Accelerator configuration (default: the 4x4 preset).
+        Accelerator configuration (default: the 4x4 preset); ignored with ``build``.
     layers : bool
-        Keep every tensor in its own rows so all of them can be read back (as ``--layers``).
+        Read every layer's output back (the program runs instruction by instruction; as ``--layers``).
     max_cycles : int
         Cycles after which a sample that has not finished is an error.
     trace_sample : int, optional
@@ -444,29 +470,33 @@ class VerilatorBackend:
         Called with build progress messages (default: a rich status line).
     workers : int, optional
         Accelerator instances simulating samples in parallel threads (default: 2, or 1 on one core).
-        Each starts from reset and takes the next sample; results do not depend on the split.
+        Each is loaded with the images once and takes the next sample; results do not depend on the split.
+    build : Build, optional
+        A build folder (:func:`~systolix.compiler.build.load_build`): its ``accelerator.v`` and images are
+        what runs, nothing is compiled.
 
     Attributes
     ----------
     last_run : HardwareRun or None
         Tensors and cycles of the last :meth:`run`.
     program : Program or None
-        The compiled program of the last run.
+        The program of the last run.
     config : AcceleratorConfig
-        The configuration actually simulated (the activation buffer may be enlarged with ``layers``).
+        The configuration simulated.
     library : pathlib.Path or None
         The shared library of the last run.
     build_seconds, simulate_seconds : float
         Wall time of the last run spent getting the library (Verilog generation and build, or the
-        cache) and simulating the samples (writing inputs, running, reading every tensor back).
+        cache) and simulating the samples (loading, writing inputs, running, reading tensors back).
     """
 
     name = "verilator"
 
     def __init__(self, config: AcceleratorConfig | None = None, layers: bool = True, max_cycles: int = 50_000_000,
                  *, trace_sample: int | None = None, trace_path: str | os.PathLike | None = None,
-                 status: Callable[[str], None] | None = None, workers: int | None = None) -> None:
-        self.config = config or AcceleratorConfig.preset("4x4")
+                 status: Callable[[str], None] | None = None, workers: int | None = None, build=None) -> None:
+        self.build = build
+        self.config = build.config if build is not None else (config or AcceleratorConfig.preset("4x4"))
         self.layers = layers
         self.max_cycles = max_cycles
         self.trace_sample = trace_sample
@@ -480,9 +510,14 @@ class VerilatorBackend:
 
     def run(self, model: Model, inputs: dict[str, np.ndarray],
             progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-        from systolix.compiler.layout import read_tensor, write_tensor
+        from systolix.compiler.images import word_bits
+        from systolix.compiler.layout import write_tensor
 
-        config, program = program_for(model, self.config, self.layers)
+        if self.build is not None:
+            program, verilog = self.build.program, self.build.verilog
+        else:
+            program, verilog = program_for(model, self.config), None
+        config = program.config
         self.program, self.config = program, config
         n = len(next(iter(inputs.values())))
         trace = self.trace_sample is not None
@@ -490,26 +525,32 @@ class VerilatorBackend:
             raise SystolixError(f"trace_sample {self.trace_sample} is not one of the {n} samples")
         waveform = ("vcd" if self.trace_path.suffix.lower() == ".vcd" else "fst") if trace else None
         started = time.perf_counter()
-        self.library = build_simulator(config, program.images, trace=waveform, status=self.status)
+        self.library = build_simulator(config, verilog, trace=waveform, status=self.status)
         self.build_seconds = time.perf_counter() - started
 
+        words, bits = program.images.words(), word_bits(config)
         host_inputs = program.host_inputs(inputs)
         host_rows = {name: (program.tensors[name].base, write_tensor(program.tensors[name], value))
                      for name, value in program.device_inputs(host_inputs).items()}
-        readable = [name for name in program.readable if name in program.tensors]
-        ranges = sorted({(program.tensors[t].base, program.tensors[t].rows) for t in readable})
-        rows_read = {r: np.empty((n, r[1], config.rows), np.int8) for r in ranges}
+        plan = read_plan(program, self.layers)
+        rows_read = {(at, base, count): np.empty((n, count, config.rows), np.int8)
+                     for at, ranges in plan.reads.items() for base, count in ranges}
         cycles = np.zeros(n, np.int64)
         histograms = np.zeros((n, 1 << config.program_addr_width), np.uint64)
         samples = iter(range(n))
         lock = threading.Lock()
         finished = 0
 
+        def read(sim: VerilatedAccelerator, at: int | None, s: int) -> None:
+            for base, count in plan.reads.get(at, ()):
+                rows_read[at, base, count][s] = sim.read_rows(base, count)
+
         def worker() -> None:
-            # Each worker owns one instance and takes the next sample until none is left; ctypes releases
-            # the GIL during the C calls, so the instances run in parallel.
+            # Each worker owns one instance, loads the model into it once, and takes the next sample until
+            # none is left; ctypes releases the GIL during the C calls, so the instances run in parallel.
             nonlocal finished
             with VerilatedAccelerator(self.library, config.rows, histograms.shape[1]) as sim:
+                sim.load(words, bits)
                 while True:
                     with lock:
                         s = next(samples, None)
@@ -519,11 +560,18 @@ class VerilatorBackend:
                         sim.write_rows(base, rows[s])
                     if trace and s == self.trace_sample:
                         sim.trace_open(self.trace_path)
-                    cycles[s], histograms[s] = sim.run(self.max_cycles)
+                    if plan.step:
+                        total = np.zeros(1, np.uint64)
+                        instruction = 0
+                        while not sim.step(self.max_cycles, histograms[s], total):
+                            read(sim, instruction, s)
+                            instruction += 1
+                        cycles[s] = int(total[0])
+                    else:
+                        cycles[s], histograms[s] = sim.run(self.max_cycles)
                     if trace and s == self.trace_sample:
                         sim.trace_close()
-                    for base, count in ranges:
-                        rows_read[base, count][s] = sim.read_rows(base, count)
+                    read(sim, None, s)
                     with lock:
                         finished += 1
                         if progress is not None:
@@ -538,12 +586,8 @@ class VerilatorBackend:
                     future.result()
         self.simulate_seconds = time.perf_counter() - started - self.build_seconds
         layer_cycles = {int(pc): [int(c) for c in histograms[:, pc]] for pc in np.flatnonzero(histograms.any(0))}
-        tensors = {}
-        for name in readable:
-            p = program.tensors[name]
-            tensors[name] = read_tensor(p, rows_read[p.base, p.rows])
+        tensors = plan.decode(rows_read)
         for name, value in host_inputs.items():  # done by the host, or not kept in act: as written
             tensors.setdefault(name, np.asarray(value))
         self.last_run = HardwareRun(tensors, [int(c) for c in cycles], layer_cycles)
         return tensors
-

@@ -1,9 +1,10 @@
 // C API around the Verilated accelerator, loaded by sim/verilator_backend.py with ctypes.
 //
-// The host protocol of hdl/top.py, with no per-cycle Python: rows of the activation memory are written
-// and read through the host port (host_we / host_re, one row per clock, data of a read the clock after),
-// and `sxl_run` pulses `start` and clocks the design until `done`, counting the cycles spent on every
-// program counter value. The clock edge semantics match the Amaranth testbench (sim/amaranth_backend.py):
+// The host protocol of hdl/top.py, with no per-cycle Python: the model's memory images are written through
+// the load bus (`sxl_load`, one word per clock), rows of the activation memory are written and read
+// through the host port (host_we / host_re, one row per clock, data of a read the clock after), and
+// `sxl_run` pulses `start` and clocks the design until `done`, counting the cycles spent on every program
+// counter value; `sxl_step` does the same up to the end of the next instruction (`step` mode). The clock edge semantics match the Amaranth testbench (sim/amaranth_backend.py):
 // `done` and `pc` are sampled just before each rising edge, and the edge that samples `done` high is the
 // last one counted. Rows are L int8 lanes, lane 0 in the low byte; ports of 8L > 64 bits are VlWide.
 
@@ -99,8 +100,10 @@ SXL_API void* sxl_create() {
     top->clk = 0;
     top->rst = 0;
     top->start = 0;
+    top->step = 0;
     top->host_we = 0;
     top->host_re = 0;
+    top->load_we = 0;
     top->eval();
     return sim;
 }
@@ -156,25 +159,65 @@ SXL_API void sxl_write_row(void* handle, uint32_t addr, const uint8_t* bytes) { 
 
 SXL_API void sxl_read_row(void* handle, uint32_t addr, uint8_t* bytes) { sxl_read_rows(handle, addr, 1, bytes); }
 
-// Pulse `start` and clock until `done`. `histogram[pc]` (pc < length) is incremented for every cycle spent
-// at that program counter. Returns the cycles from start to done, or -1 after `max_cycles` without done.
-SXL_API int64_t sxl_run(void* handle, uint64_t max_cycles, uint64_t* histogram, uint32_t length) {
+// Write `count` words of `word_bytes` bytes each (little-endian) into memory `sel` of the load bus, from
+// word `addr` on.
+SXL_API void sxl_load(void* handle, uint32_t sel, uint32_t addr, uint32_t count, const uint8_t* bytes,
+                      uint32_t word_bytes) {
     auto* sim = static_cast<Sim*>(handle);
     Vaccelerator* top = sim->top.get();
+    top->load_sel = sel;
+    top->load_we = 1;
+    for (uint32_t i = 0; i < count; ++i) {
+        top->load_addr = addr + i;
+        put_bytes(top->load_data, bytes + static_cast<size_t>(i) * word_bytes, static_cast<int>(word_bytes));
+        tick(sim);
+    }
+    top->load_we = 0;
+    top->eval();
+}
+
+// Clock until `done` (returns 1) or, in step mode, until the controller pauses after an instruction
+// (returns 0); -1 after `max_cycles`. Cycles are added to `*total` and to `histogram[pc]`. A paused cycle
+// is not clocked here, so stepping counts exactly the cycles of a continuous run.
+static int clock_until(Sim* sim, uint64_t max_cycles, uint64_t* histogram, uint32_t length, uint64_t* total) {
+    Vaccelerator* top = sim->top.get();
+    for (;;) {
+        if (top->paused) return 0;
+        const bool done = top->done;
+        const uint32_t pc = top->pc;
+        tick(sim);
+        ++*total;
+        if (pc < length) ++histogram[pc];
+        if (done) return 1;
+        if (*total > max_cycles) return -1;
+    }
+}
+
+// Pulse `start` (run from instruction 0, or resume when paused) with `step` as given.
+static void pulse_start(Sim* sim, int step) {
+    Vaccelerator* top = sim->top.get();
+    top->step = step ? 1 : 0;
     top->start = 1;
     tick(sim);
     top->start = 0;
     top->eval();
+}
+
+// Run (or resume) in step mode up to the end of the next instruction: 1 when the program has finished
+// (HALT), 0 when paused after an instruction, -1 after `max_cycles` in all. `*total` accumulates cycles.
+SXL_API int sxl_step(void* handle, uint64_t max_cycles, uint64_t* histogram, uint32_t length, uint64_t* total) {
+    auto* sim = static_cast<Sim*>(handle);
+    pulse_start(sim, 1);
+    return clock_until(sim, max_cycles, histogram, length, total);
+}
+
+// Pulse `start` and clock until `done`. `histogram[pc]` (pc < length) is incremented for every cycle spent
+// at that program counter. Returns the cycles from start to done, or -1 after `max_cycles` without done.
+SXL_API int64_t sxl_run(void* handle, uint64_t max_cycles, uint64_t* histogram, uint32_t length) {
+    auto* sim = static_cast<Sim*>(handle);
+    pulse_start(sim, 0);
     uint64_t total = 0;
-    for (;;) {
-        const bool done = top->done;
-        const uint32_t pc = top->pc;
-        tick(sim);
-        ++total;
-        if (pc < length) ++histogram[pc];
-        if (done) return static_cast<int64_t>(total);
-        if (total > max_cycles) return -1;
-    }
+    return clock_until(sim, max_cycles, histogram, length, &total) == 1 ? static_cast<int64_t>(total) : -1;
 }
 
 // Start writing every following clock edge to the waveform file `path` (FST or VCD, as built); 0 on success.
