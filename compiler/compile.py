@@ -307,8 +307,12 @@ def resolve_add_variant(config: AcceleratorConfig) -> AcceleratorConfig:
 
 
 def _fit_error(layer: str, need: int, what: str, field: str, depth: int, total: int) -> SystolixError:
-    return SystolixError(f"layer {layer} needs {need:,} {what} but {field} is {depth:,}; "
-                         f"use {field} >= {total:,} or a larger preset")
+    """``layer``: "layer NAME", or "the graph input NAME"."""
+    if need >= total:
+        return SystolixError(f"{layer} needs {need:,} {what} but {field} is {depth:,}; "
+                             f"use {field} >= {total:,} or a larger preset")
+    return SystolixError(f"the model needs {total:,} {what} but {field} is {depth:,} ({layer} is the first that "
+                         f"does not fit); use {field} >= {total:,} or a larger preset")
 
 
 class _Im2colDoesNotFit(Exception):
@@ -445,7 +449,8 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
         for name in sizes:  # the first tensor that ends beyond the memory: name its producer
             top = max(top, alloc.bases[name] + sizes[name])
             if top > config.act_buffer_depth:
-                producer = next((lay.name for lay in layers if lay.output == name), f"input {name}")
+                producer = next((f"layer {lay.name}" for lay in layers if lay.output == name),
+                                f"the graph input {name}")
                 raise _fit_error(producer, top, "activation rows", "act_buffer_depth", config.act_buffer_depth,
                                  alloc.rows)
 
@@ -522,7 +527,7 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
         total = need[key][-1][1] if need[key] else 0
         if total > depth:
             name, rows = next((n, r) for n, r in need[key] if r > depth)
-            raise _fit_error(name, rows, what, field, depth, total)
+            raise _fit_error(f"layer {name}", rows, what, field, depth, total)
     if len(pending) + 1 > config.program_memory_depth:
         raise SystolixError(f"the program has {len(pending) + 1:,} instructions but program_memory_depth is "
                             f"{config.program_memory_depth:,}; use program_memory_depth >= {len(pending) + 1:,}")

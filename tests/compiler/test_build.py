@@ -2,16 +2,133 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import warnings
 
+import numpy as np
 import pytest
 
 from systolix.cli import main
+from systolix.compiler.build import ARTIFACTS, build, load_build, read_hex, verilog_for
+from systolix.compiler.compile import compile_model
+from systolix.compiler.images import unpack_lanes
+from systolix.compiler.isa import INSTRUCTION_BITS
+from systolix.errors import SystolixError
+from systolix.frontend.importer import import_model
 from systolix.hdl.config import AcceleratorConfig
+from systolix.quantize.ptq import QuantizationWarning, quantize_model
+from tests.compiler.test_networks import net2d
 from tests.conftest import EXAMPLE, SHARED, needs_shared
 
-EXPECTED = {"accelerator.v", "model.onnx", "reference.onnx", "program.json", "images.npz", "wgt.hex", "prm.hex",
-            "prog.hex", "config.json", "report.json"}
+EXPECTED = {*ARTIFACTS, "report.json"}
+
+
+@pytest.fixture(scope="module")
+def net2d_int8(tmp_path_factory) -> object:
+    folder = tmp_path_factory.mktemp("net2d")
+    shape = net2d(folder / "float.onnx")
+    np.savez(folder / "calib.npz", x=np.random.default_rng(2).normal(0, 1, (32, *shape)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        quantize_model(folder / "float.onnx", folder / "calib.npz", folder / "int8.onnx")
+    return folder / "int8.onnx"
+
+
+@pytest.mark.parametrize("preset", ["4x4", "8x8", "16x16"])
+def test_every_artifact_loads_back_as_compiled(tmp_path, net2d_int8, preset):
+    """The hex files, images.npz and program.json of a build folder hold exactly the compiler's images and
+    program, at every lane count (16 lanes: 128-bit wgt words, the lanes 8-15 that int64 packing lost)."""
+    config = AcceleratorConfig.preset(preset)
+    out = tmp_path / "build"
+    build(net2d_int8, out, config)
+    loaded = load_build(out)
+    program = compile_model(import_model(out / "model.onnx").ir, config)
+    want, got = program.images, loaded.program.images
+    for name in ("wgt", "lut", "addtab"):
+        w, g = np.asarray(getattr(want, name)), np.asarray(getattr(got, name))
+        assert g.shape == w.shape and g.dtype == w.dtype, name
+        np.testing.assert_array_equal(g, w, err_msg=name)
+    assert got.prm == want.prm and got.prog == want.prog
+    assert want.lut.size and want.addtab.size and want.prm  # net2d uses every memory
+    npz = np.load(out / "images.npz", allow_pickle=False)
+    for name in ("wgt", "lut", "addtab"):
+        np.testing.assert_array_equal(npz[name], getattr(want, name), err_msg=name)
+    assert [int(w) for w in npz["prm"]] == want.prm and [int(w) for w in npz["prog"]] == want.prog
+    lanes = config.rows
+    rows = unpack_lanes(read_hex(out / "wgt.hex", 8 * lanes, config.weight_buffer_depth), lanes)
+    np.testing.assert_array_equal(rows, want.wgt[: rows.shape[0]])
+    assert rows.shape[0] == want.used()["wgt"] and np.any(rows[:, lanes // 2:] != 0)
+    assert loaded.program.instructions == program.instructions
+    assert loaded.program.tensors == program.tensors and loaded.program.readable == program.readable
+    assert loaded.program.input_transform == program.input_transform
+    assert loaded.program.layers == program.layers and loaded.program.outputs == program.outputs
+    assert loaded.config == program.config and loaded.config.add_variant in ("avx2", "sse2")
+    assert loaded.verilog == verilog_for(config)
+
+
+def test_wgt_hex_keeps_lanes_8_to_15():
+    """Regression: rows were packed with int64 shifts, so lanes 8-15 of 16-lane words came out as zeros."""
+    from systolix.compiler.build import _hex_lines
+    from systolix.compiler.images import pack_lanes
+
+    rows = np.arange(-8, 8, dtype=np.int8)[None].repeat(2, 0)
+    line = _hex_lines(pack_lanes(rows), 128).splitlines()[0]
+    assert line == "0706050403020100fffefdfcfbfaf9f8"
+
+
+def test_same_configuration_same_verilog(tmp_path, net2d_int8):
+    """Two models compiled for one configuration get byte-identical accelerator.v files."""
+    config = AcceleratorConfig.preset("4x4")
+    build(net2d_int8, tmp_path / "a", config)
+    build(EXAMPLE / "model.onnx", tmp_path / "b", config, calib=EXAMPLE / "calib.npz")
+    assert (tmp_path / "a" / "accelerator.v").read_bytes() == (tmp_path / "b" / "accelerator.v").read_bytes()
+    assert (tmp_path / "a" / "wgt.hex").read_bytes() != (tmp_path / "b" / "wgt.hex").read_bytes()
+
+
+@pytest.mark.parametrize("name,edit", [
+    ("accelerator.v", lambda t: t.replace("module accelerator", "module accelerator ", 1)),
+    ("wgt.hex", lambda t: ("1" if t[0] == "0" else "0") + t[1:]),
+    ("program.json", lambda t: t + " "),
+    ("config.json", lambda t: t.replace('"rows": 4', '"rows": 4 ')),
+    ("model.onnx", None)])
+def test_tampered_build_folder_is_refused(tmp_path, net2d_int8, capsys, name, edit):
+    out = tmp_path / "build"
+    build(net2d_int8, out, AcceleratorConfig.preset("4x4"))
+    path = out / name
+    if edit is None:
+        path.unlink()
+        message = f"systolix: error: {out}: {name} is missing"
+    else:
+        path.write_text(edit(path.read_text()))
+        message = (f"systolix: error: {path} differs from the file systolix compile wrote (SHA-256 in report.json); "
+                   "compile again rather than editing a build folder")
+    assert main(["simulate", str(out), "--random", "1", "--backend", "golden"]) == 2
+    assert capsys.readouterr().err.strip() == message
+
+
+def test_build_folder_of_another_format_is_refused(tmp_path):
+    (tmp_path / "report.json").write_text(json.dumps({"model": "x.onnx", "config": {}}))
+    with pytest.raises(SystolixError, match="a build folder of another format"):
+        load_build(tmp_path)
+
+
+def test_hex_file_checked(tmp_path):
+    (tmp_path / "prog.hex").write_text("12345\nxyz\n")
+    with pytest.raises(SystolixError, match=rf"prog.hex:1: not a {INSTRUCTION_BITS}-bit hexadecimal word"):
+        read_hex(tmp_path / "prog.hex", INSTRUCTION_BITS, 16)
+
+
+def test_program_must_match_its_image(tmp_path, net2d_int8):
+    from systolix.compiler.compile import Program
+
+    out = tmp_path / "build"
+    build(net2d_int8, out, AcceleratorConfig.preset("4x4"))
+    loaded = load_build(out)
+    data = json.loads((out / "program.json").read_text())
+    other = dataclasses.replace(loaded.program.images, prog=loaded.program.images.prog[1:])
+    with pytest.raises(SystolixError, match="^the program's instructions differ from the program memory image$"):
+        Program.from_json(data, other)
 
 
 def test_compile_bundled_example_writes_build(tmp_path):
@@ -36,7 +153,7 @@ def test_layer_that_does_not_fit_names_it(tmp_path, capsys):
                  str(config), "-o", str(out)])
     err = capsys.readouterr().err.strip()
     assert code == 2, err
-    assert len(err.splitlines()) == 1 and err.startswith("systolix: error: layer ")
+    assert len(err.splitlines()) == 1 and err.startswith("systolix: error: the model needs ")
     assert "act_buffer_depth" in err or "weight_buffer_depth" in err
     assert not out.exists() and not list(tmp_path.glob(".build.*"))
 

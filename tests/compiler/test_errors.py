@@ -156,10 +156,15 @@ def test_program_depth() -> None:
 def test_lookup_tables() -> None:
     net = Net((1, 4))
     t = "x"
+    names = []
     for _ in range(17):
         t = net.lookup(t)
-    with raises(f"layer {t} needs 4,352 table rows in total but the lut memory can address 4,096 (16 tables); "
-                "the model has too many lookup tables"):
+        names.append(t)
+    with raises(f"layer {names[16]} needs 4,352 lookup-table rows but lut_memory_depth is 4,096; "
+                "use lut_memory_depth >= 4,352 or a larger preset"):
+        compile_model(net.model(t), config(lut_memory_depth=4096))
+    with raises(f"the model needs 4,352 lookup-table rows but lut_memory_depth is 1,024 (layer {names[4]} is the "
+                "first that does not fit); use lut_memory_depth >= 4,352 or a larger preset"):
         compile_model(net.model(t), config())
 
 

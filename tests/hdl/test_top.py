@@ -1,97 +1,147 @@
-"""The top level with ``loadable=True``: weights, parameters and program loaded over the bus, then run."""
+"""The top level as a host drives it: every memory loaded over the load bus, the input through the host
+port, the program run straight through and step by step (every layer read back between instructions)."""
 
 from __future__ import annotations
 
-import dataclasses
+import warnings
 
 import numpy as np
+import pytest
 from amaranth.sim import Simulator
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from systolix.compiler.compile import compile_model
+from systolix.compiler.images import LOAD_SELECT, MEMORIES, pack_lanes, unpack_lanes
 from systolix.compiler.layout import read_tensor, write_tensor
 from systolix.frontend.importer import import_model
 from systolix.hdl.config import AcceleratorConfig
-from systolix.hdl.top import LOAD_PRM, LOAD_PROG, LOAD_WGT, Accelerator
+from systolix.hdl.top import Accelerator
 from systolix.quantize.golden_model import run_golden
-from systolix.quantize.ptq import quantize_model
-from systolix.sim.amaranth_backend import _pack_rows, _unpack_rows
+from systolix.quantize.ptq import QuantizationWarning, quantize_model
+from tests.compiler.test_networks import _conv, _gemm, _save
 from tests.hdl.conftest import run_simulation
 
 
-def _model(tmp_path):
-    rng = np.random.default_rng(5)
-    inits = [numpy_helper.from_array(rng.normal(0, 0.4, (6, 2, 3, 3)).astype(np.float32), "w1"),
-             numpy_helper.from_array(rng.normal(0, 0.1, 6).astype(np.float32), "b1"),
-             numpy_helper.from_array(rng.normal(0, 0.3, (6 * 3 * 3, 5)).astype(np.float32), "w2")]
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c"], pads=[1, 1, 1, 1], name="conv"),
-             helper.make_node("Relu", ["c"], ["r"], name="relu"),
-             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[2, 2], strides=[2, 2], name="pool"),
-             helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
-             helper.make_node("MatMul", ["f", "w2"], ["y"], name="fc")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", 1, ["N", 2, 6, 7])],
-                              [helper.make_tensor_value_info("y", 1, ["N", 5])], inits)
-    path = tmp_path / "f.onnx"
-    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)],
-                                       ir_version=8).SerializeToString())
-    np.savez(tmp_path / "c.npz", x=rng.normal(0, 1, (16, 2, 6, 7)).astype(np.float32))
-    quantize_model(path, tmp_path / "c.npz", tmp_path / "q.onnx")
-    return import_model(tmp_path / "q.onnx").ir
+def tiny(path) -> tuple[int, ...]:
+    """Conv -> Tanh (a lookup table) -> Conv -> residual Add (ADD tables) -> MaxPool -> Flatten -> Gemm:
+    every loadable memory in use, few cycles."""
+    rng = np.random.default_rng(3)
+    nodes, inits = [], []
+    for node, weights in (_conv(rng, "c1", "x", 2, 5, [3, 3], pads=[1, 1, 1, 1]),):
+        nodes.append(node)
+        inits += weights
+    nodes.append(helper.make_node("Tanh", ["c1"], ["t1"]))
+    node, weights = _conv(rng, "c2", "t1", 5, 5, [3, 3], pads=[1, 0, 1, 2])
+    nodes.append(node)
+    inits += weights
+    nodes += [helper.make_node("Add", ["t1", "c2"], ["a"]),
+              helper.make_node("MaxPool", ["a"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+              helper.make_node("Flatten", ["p"], ["f"])]
+    node, weights = _gemm(rng, "y", "f", 5 * 3 * 3, 3)
+    _save(path, "tiny", [*nodes, node], inits + weights, (2, 6, 7), "y", 3)
+    return (2, 6, 7)
 
 
-def test_program_and_weights_loaded_over_the_bus(tmp_path):
-    ir = _model(tmp_path)
-    config = AcceleratorConfig(rows=4, cols=4, act_buffer_depth=512, weight_buffer_depth=512, acc_memory_depth=64,
-                               param_memory_depth=32, program_memory_depth=16)
-    program = compile_model(ir, config)
-    img = program.images
-    blank = dataclasses.replace(img, wgt=np.zeros_like(img.wgt), prm=[], prog=[])
-    top = Accelerator(config, blank, loadable=True)
-    name = ir.inputs[0].name
-    x = np.random.default_rng(1).integers(-128, 128, (1, *ir.inputs[0].shape[1:])).astype(np.int8)
-    # What the host writes: the input, or the tensors it forms from it (im2col of the first conv).
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("top")
+    shape = tiny(folder / "f.onnx")
+    np.savez(folder / "c.npz", x=np.random.default_rng(2).normal(0, 1, (16, *shape)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        quantize_model(folder / "f.onnx", folder / "c.npz", folder / "q.onnx")
+    return import_model(folder / "q.onnx").ir
+
+
+def test_loaded_over_the_bus_run_straight_and_step_by_step(model):
+    """Weights, parameters, lookup and ADD tables and program written over the load bus (nothing baked
+    in); a straight run gives the golden output, a stepped run every layer, with the same cycles per
+    instruction."""
+    config = AcceleratorConfig(rows=4, cols=4, act_buffer_depth=512, weight_buffer_depth=256,
+                               acc_memory_depth=128, param_memory_depth=32, program_memory_depth=16,
+                               lut_memory_depth=256, add_table_depth=256)
+    program = compile_model(model, config)
+    words = program.images.words()
+    assert all(words[name] for name in MEMORIES)  # this model uses every loadable memory
+    top = Accelerator(config)
+    name = model.inputs[0].name
+    x = np.random.default_rng(1).integers(-128, 128, (1, *model.inputs[0].shape[1:])).astype(np.int8)
     writes = [(program.tensors[t], value) for t, value in program.device_inputs(program.host_inputs({name: x})).items()]
-    out_name = ir.outputs[0].name
-    got = {}
+    produced = {plan.instructions[-1]: plan.output for plan in program.layers
+                if plan.instructions and plan.output in program.tensors}
+    got: dict[str, dict[str, np.ndarray]] = {"straight": {}, "step": {}}
+    cycles: dict[str, dict[int, int]] = {"straight": {}, "step": {}}
+
+    async def read(ctx, tensor):
+        p = program.tensors[tensor]
+        rows = []
+        for i in range(p.rows):  # through the host port: data the cycle after the address
+            ctx.set(top.host_addr, p.base + i)
+            ctx.set(top.host_re, 1)
+            await ctx.tick()
+            rows.append(ctx.get(top.host_rdata))
+        ctx.set(top.host_re, 0)
+        return read_tensor(p, unpack_lanes(rows, config.rows)[None])
 
     async def testbench(ctx):
-        loads = [(LOAD_WGT, _pack_rows(img.wgt[: int(np.flatnonzero(img.wgt.any(1))[-1]) + 1])),
-                 (LOAD_PRM, list(img.prm)), (LOAD_PROG, list(img.prog))]
-        for sel, words in loads:
-            for addr, word in enumerate(words):
-                ctx.set(top.load_sel, sel)
+        for memory in MEMORIES:
+            for addr, word in enumerate(words[memory]):
+                ctx.set(top.load_sel, LOAD_SELECT[memory])
                 ctx.set(top.load_addr, addr)
                 ctx.set(top.load_data, word)
                 ctx.set(top.load_we, 1)
                 await ctx.tick()
         ctx.set(top.load_we, 0)
-        for placement, value in writes:
-            for i, word in enumerate(_pack_rows(write_tensor(placement, value)[0])):  # through the host port
-                ctx.set(top.host_addr, placement.base + i)
-                ctx.set(top.host_wdata, word)
-                ctx.set(top.host_we, 1)
+        for mode in ("straight", "step"):
+            for placement, value in writes:
+                for i, word in enumerate(pack_lanes(write_tensor(placement, value)[0])):
+                    ctx.set(top.host_addr, placement.base + i)
+                    ctx.set(top.host_wdata, word)
+                    ctx.set(top.host_we, 1)
+                    await ctx.tick()
+            ctx.set(top.host_we, 0)
+            ctx.set(top.step, mode == "step")
+            instruction = 0
+            while True:
+                ctx.set(top.start, 1)
                 await ctx.tick()
-        ctx.set(top.host_we, 0)
-        ctx.set(top.start, 1)
-        await ctx.tick()
-        ctx.set(top.start, 0)
-        await ctx.tick().until(top.done)
-        p = program.tensors[out_name]
-        words = []
-        for i in range(p.rows):  # output through the host port: data the cycle after the address
-            ctx.set(top.host_addr, p.base + i)
-            ctx.set(top.host_re, 1)
-            await ctx.tick()
-            words.append(ctx.get(top.host_rdata))
-        ctx.set(top.host_re, 0)
-        full = np.zeros((p.base + p.rows, config.rows), np.int8)
-        full[p.base:] = _unpack_rows(words, config.rows)
-        got["y"] = read_tensor(p, full[None])
+                ctx.set(top.start, 0)
+                done = False
+                while not ctx.get(top.paused) and not done:
+                    _, _, done, pc = await ctx.tick().sample(top.done, top.pc)
+                    cycles[mode][int(pc)] = cycles[mode].get(int(pc), 0) + 1
+                if done:
+                    break
+                assert mode == "step" and ctx.get(top.busy)
+                got[mode][produced[instruction]] = await read(ctx, produced[instruction])
+                instruction += 1
+            for output in program.outputs:
+                got[mode].setdefault(output, await read(ctx, output))
 
     sim = Simulator(top)
     sim.add_clock(1e-8)
     sim.add_testbench(testbench)
-    run_simulation(sim, "top_loadable", max_cycles=200_000)
-    want = run_golden(ir, {name: x})[out_name]
-    assert got["y"].shape == want.shape and got["y"].dtype == want.dtype
-    np.testing.assert_array_equal(got["y"], want)
+    run_simulation(sim, "top_loaded", max_cycles=400_000)
+    want = run_golden(model, {name: x})
+    assert set(got["step"]) == set(produced.values()) and len(got["step"]) >= 6
+    for mode in ("straight", "step"):
+        for tensor, value in got[mode].items():
+            assert value.shape == want[tensor].shape and value.dtype == want[tensor].dtype, tensor
+            np.testing.assert_array_equal(value, want[tensor], err_msg=f"{mode}: {tensor}")
+    assert cycles["step"] == cycles["straight"]
+
+
+def test_verilog_depends_on_the_configuration_only(model):
+    """Two programs for one configuration, one Verilog: the design has no trace of the model."""
+    from amaranth.back import verilog
+
+    config = AcceleratorConfig(rows=4, cols=4, act_buffer_depth=256, weight_buffer_depth=256, acc_memory_depth=64,
+                               param_memory_depth=16, program_memory_depth=16, lut_memory_depth=256,
+                               add_table_depth=256)
+    first = verilog.convert(Accelerator(config), name="accelerator")
+    assert first == verilog.convert(Accelerator(config), name="accelerator")
+    wider = verilog.convert(Accelerator(AcceleratorConfig(**(config.to_dict() | {"lut_memory_depth": 512}))),
+                            name="accelerator")
+    assert "reg [7:0] lut0 [255:0]" in first and "reg [7:0] lut0 [511:0]" in wider
+    variant = AcceleratorConfig(**(config.to_dict() | {"add_variant": "sse2"}))
+    assert verilog.convert(Accelerator(variant), name="accelerator") == first  # tables, not hardware

@@ -9,11 +9,11 @@ a cold one costs some 10 to 40 seconds per design.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
-import types
 import warnings
 from pathlib import Path
 
@@ -211,20 +211,69 @@ def test_missing_compiler(monkeypatch, fresh_tools):
 @needs_verilator
 def test_build_error_reports_first_error_line(monkeypatch, tmp_path):
     """A Verilog the compiler rejects: a SystolixError with Verilator's first error line, nothing cached."""
-    import amaranth.back.verilog
-
-    import systolix.hdl.top
-
     monkeypatch.setenv("SYSTOLIX_CACHE", str(tmp_path))
-    monkeypatch.setattr(systolix.hdl.top, "Accelerator", lambda config, images: None)
-    monkeypatch.setattr(amaranth.back.verilog, "convert",
-                        lambda top, name: "module accelerator(input clk);\n  wire [3:0] x = ;\nendmodule\n")
-    lanes = 4
-    images = types.SimpleNamespace(act=np.zeros((4, lanes), np.int8), wgt=np.zeros((4, lanes), np.int8),
-                                   lut=np.zeros((0, lanes), np.int8), addtab=np.zeros(0, np.int64), prm=[], prog=[])
     with pytest.raises(SystolixError) as error:
-        build_simulator(AcceleratorConfig.preset("4x4"), images)
+        build_simulator(AcceleratorConfig.preset("4x4"),
+                        "module accelerator(input clk);\n  wire [3:0] x = ;\nendmodule\n")
     message = str(error.value)
     assert message.startswith("Verilator build failed: %Error: accelerator.v:2:")
     assert "syntax error" in message and "(log: " in message
     assert not any((p / verilator_backend.LIBRARY).exists() for p in (tmp_path / "verilator").iterdir())
+
+
+@needs_verilator
+def test_one_build_per_configuration(quantized):
+    """A second model of the same configuration runs on the same Verilated library: nothing is built."""
+    config = AcceleratorConfig.preset("4x4")
+    libraries = []
+    for network in ("net1d", "net2d"):
+        ir = import_model(quantized(network, "int8")).ir
+        info = ir.inputs[0]
+        x = np.random.default_rng(7).integers(-128, 128, (2, *info.shape[1:])).astype(np.int8)
+        backend = VerilatorBackend(config, layers=False)
+        backend.run(ir, {info.name: x})
+        libraries.append(backend.library)
+    assert libraries[0] == libraries[1]
+    assert backend.build_seconds < 5  # loaded from the cache, not built
+
+
+@needs_verilator
+def test_layers_step_the_same_program(quantized):
+    """``--layers`` reads every layer between instructions of the program a plain run executes: same program,
+    same outputs, same cycles at every instruction."""
+    ir = import_model(quantized("net2d", "uint8")).ir
+    info = ir.inputs[0]
+    x = np.random.default_rng(8).integers(0, 256, (3, *info.shape[1:])).astype(np.uint8)
+    config = AcceleratorConfig.preset("4x4")
+    plain, stepped = VerilatorBackend(config, layers=False), VerilatorBackend(config, layers=True)
+    got_plain, got_stepped = plain.run(ir, {info.name: x}), stepped.run(ir, {info.name: x})
+    assert plain.program.instructions == stepped.program.instructions and not stepped.program.keep_all
+    assert plain.last_run.cycles == stepped.last_run.cycles
+    assert plain.last_run.layer_cycles == stepped.last_run.layer_cycles
+    compute = [layer.output for layer in ir.layers if layer.op not in ("Flatten", "Reshape")]
+    assert set(compute) <= set(got_stepped) and not set(compute) <= set(got_plain)
+    for name in got_plain:
+        np.testing.assert_array_equal(got_plain[name], got_stepped[name], err_msg=name)
+
+
+@needs_verilator
+def test_simulate_runs_the_build_folder(tmp_path, quantized, monkeypatch):
+    """``simulate BUILD`` runs the folder's own accelerator.v and hex images: a folder whose Verilog the
+    current HDL would not generate (here: a marker comment added, the SHA-256 updated) is what runs."""
+    from systolix.compiler import build as build_module
+
+    out = tmp_path / "build"
+    build_module.build(quantized("net1d", "int8"), out, AcceleratorConfig.preset("4x4"))
+    verilog = out / "accelerator.v"
+    verilog.write_text("// edited by the test\n" + verilog.read_text())
+    report = json.loads((out / "report.json").read_text())
+    report["artifacts"]["accelerator.v"] = build_module._sha256(verilog)
+    (out / "report.json").write_text(json.dumps(report))
+    seen = []
+    real = verilator_backend.build_simulator
+    monkeypatch.setattr(verilator_backend, "build_simulator",
+                        lambda config, text, **kw: seen.append(text) or real(config, text, **kw))
+    result = simulate(out, random=4, backend="verilator", layers=True)
+    assert seen == [verilog.read_text()]
+    assert result.comparison.samples == 4 and result.comparison.mismatches == 0, result.comparison.first_mismatch
+    assert len(result.comparison.layers) > 5
