@@ -46,8 +46,8 @@ def _cases(out: Path, quick: bool) -> list[tuple[str, Path, dict]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from systolix.arch.config import AcceleratorConfig
     from systolix.errors import SystolixError
-    from systolix.hdl.config import AcceleratorConfig
     from systolix.sim.simulate import simulate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

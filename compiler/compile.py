@@ -13,11 +13,11 @@ import json
 
 import numpy as np
 
+from systolix.arch import isa
+from systolix.arch.config import AcceleratorConfig
 from systolix.errors import SystolixError
 from systolix.frontend import ir
-from systolix.hdl.config import AcceleratorConfig
 
-from . import isa
 from .cycles import predicted_cycles
 from .im2col import Window, im2col, im2col_conv, im2col_tiles
 from .images import MemoryImages

@@ -33,9 +33,8 @@ from __future__ import annotations
 
 import functools
 
-from systolix.hdl.config import AcceleratorConfig
-
-from .isa import Instruction, Mode, Opcode
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import Instruction, Mode, Opcode
 
 __all__ = ["pipeline_latencies", "predicted_cycles"]
 

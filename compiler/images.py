@@ -1,7 +1,7 @@
 """Memory images: the initial contents of ``act``, ``wgt``, ``prm``, ``lut``, the ADD tables and ``prog``.
 
 Also the builders of what goes into them for one layer: weight tiles (L x L, one ``wgt`` row per array
-row), per-output-channel parameter rows (:mod:`systolix.compiler.params`) and lookup tables (256 rows,
+row), per-output-channel parameter rows (:mod:`systolix.arch.params`) and lookup tables (256 rows,
 the same value in every lane).
 """
 
@@ -11,51 +11,12 @@ import dataclasses
 
 import numpy as np
 
+from systolix.arch import params
+from systolix.arch.memory import pack_lanes, unpack_lanes
+from systolix.arch.params import ChannelParams
 from systolix.errors import SystolixError
 
-from . import params
-from .params import ChannelParams
-
-__all__ = ["MEMORIES", "MemoryImages", "channel_rows", "conv_tiles", "dense_tiles", "depthwise_tiles", "lut_rows",
-           "pack_lanes", "unpack_lanes"]
-
-#: The memories a host loads before running a program, in load order (names of :class:`MemoryImages`), and
-#: their ``load_sel`` code on the load bus of ``hdl/top.py``.
-LOAD_SELECT = {"wgt": 0, "prm": 1, "prog": 2, "lut": 3, "addtab": 4}
-MEMORIES = ("wgt", "prm", "lut", "addtab", "prog")
-
-
-def word_bits(config) -> dict[str, int]:
-    """Bits of one load-bus word of each memory (and of a line of its ``.hex`` file)."""
-    from .add_arith import TABLE_BITS
-    from .isa import INSTRUCTION_BITS
-
-    lanes = config.rows
-    return {"wgt": 8 * lanes, "prm": params.CHANNEL_BITS * lanes, "lut": 8, "addtab": TABLE_BITS,
-            "prog": INSTRUCTION_BITS}
-
-
-def memory_depths(config) -> dict[str, int]:
-    """Words of each loadable memory."""
-    return {"wgt": config.weight_buffer_depth, "prm": config.param_memory_depth, "lut": config.lut_memory_depth,
-            "addtab": config.add_table_depth, "prog": config.program_memory_depth}
-
-
-def pack_lanes(rows: np.ndarray, bits: int = 8) -> list[int]:
-    """Rows of lane values -> one integer word per row, lane ``i`` in bits ``bits*i ..`` (two's complement).
-
-    Python integers, so that any number of lanes fits (16 lanes of int8 are 128 bits).
-    """
-    mask = (1 << bits) - 1
-    codes = np.asarray(rows).astype(np.int64).tolist()
-    return [sum((v & mask) << (bits * i) for i, v in enumerate(row)) for row in codes]
-
-
-def unpack_lanes(words: list[int], lanes: int) -> np.ndarray:
-    """One word per row -> int8 ``[rows, lanes]`` (inverse of :func:`pack_lanes` with 8-bit lanes)."""
-    raw = np.array([[(int(w) >> (8 * i)) & 0xFF for i in range(lanes)] for w in words], dtype=np.uint8)
-    return raw.reshape(len(words), lanes).view(np.int8)
-
+__all__ = ["MemoryImages", "channel_rows", "conv_tiles", "dense_tiles", "depthwise_tiles", "lut_rows"]
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class MemoryImages:
@@ -67,14 +28,14 @@ class MemoryImages:
         int8 ``[weight_buffer_depth, L]``: weight tiles, L rows each (row r = input lane r, column o =
         output lane o); unused rows zero.
     prm : list of int
-        One ``L * 96``-bit word per used ``prm`` row (:func:`systolix.compiler.params.pack_row`).
+        One ``L * 96``-bit word per used ``prm`` row (:func:`systolix.arch.params.pack_row`).
     lut : numpy.ndarray
         int8 ``[tables * 256, L]``: table row ``lut_base + code + 128`` holds the output code for
         input code ``code`` (int8 storage) in every lane.
     addtab : numpy.ndarray
-        The ADD unit's tables (format of :mod:`systolix.compiler.add_arith`; empty without it).
+        The ADD unit's tables (format of :mod:`systolix.arch.add_arith`; empty without it).
     prog : list of int
-        Encoded instructions (:func:`systolix.compiler.isa.encode`).
+        Encoded instructions (:func:`systolix.arch.isa.encode`).
     """
 
     wgt: np.ndarray
@@ -93,7 +54,7 @@ class MemoryImages:
         if lut.size and np.any(lut != lut[:, :1]):
             raise SystolixError("lookup-table rows must hold the same value in every lane")
         if table_bits is None:
-            from .add_arith import TABLE_BITS as table_bits
+            from systolix.arch.add_arith import TABLE_BITS as table_bits
         mask = (1 << table_bits) - 1
         return {"wgt": pack_lanes(self.wgt[: self.used()["wgt"]]), "prm": [int(w) for w in self.prm],
                 "lut": [int(v) & 0xFF for v in lut[:, 0]] if lut.size else [],

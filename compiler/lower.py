@@ -13,18 +13,18 @@ global-average-pool scale; then split into the integer ``M * 2**-E`` of the requ
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 import numpy as np
 
+from systolix.arch import add_arith
+from systolix.arch.isa import Mode, Opcode
+from systolix.arch.params import ChannelParams
 from systolix.errors import SystolixError
 from systolix.frontend import ir
 from systolix.quantize import requant
 
 from .images import channel_rows, conv_tiles, dense_tiles, depthwise_tiles, lut_rows, to_int8
-from .isa import Mode, Opcode
 from .layout import TensorPlacement
-from .params import ChannelParams
 
 __all__ = ["Lowered", "lower_add", "lower_conv", "lower_dense", "lower_gap", "lower_lookup", "lower_maxpool"]
 
@@ -188,14 +188,11 @@ def lower_lookup(layer: ir.Lookup, x: TensorPlacement, y: TensorPlacement, lanes
 
 
 def lower_add(layer: ir.Add, a: TensorPlacement, b: TensorPlacement, y: TensorPlacement, variant: str) -> Lowered:
-    """Add of two same-shape tensors: the vector unit's ADD, tables from :mod:`.add_arith` when present."""
+    """Add of two same-shape tensors: the vector unit's ADD with tables from :mod:`systolix.arch.add_arith`."""
     if tuple(layer.in_shapes[0]) != tuple(layer.in_shapes[1]):
         raise SystolixError(f"layer {layer.name} ({layer.op}): an Add with broadcasting ({list(layer.in_shapes[0])} "
                             f"+ {list(layer.in_shapes[1])}) is not supported by the accelerator")
     fields = dict(opcode=Opcode.ADD, rows=a.rows)
-    add_arith = load_add_arith()
-    if add_arith is None:
-        return Lowered(fields, note="residual add (golden model arithmetic; no ADD tables yet)")
     single = int(np.prod(layer.out_shape)) == 1  # onnxruntime swaps the operands of a one-element add
     try:
         images = add_arith.add_images(layer.a_quant, layer.b_quant, layer.y_quant, variant, swap=single)
@@ -203,16 +200,3 @@ def lower_add(layer: ir.Add, a: TensorPlacement, b: TensorPlacement, y: TensorPl
         raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
     return Lowered(fields, prm=[int(images.prm_row)], addtab=np.asarray(images.table, dtype=np.int64),
                    add_images=images, note=f"residual add ({variant} QLinearAdd in integers)")
-
-
-def load_add_arith():
-    """The module :mod:`systolix.compiler.add_arith` if it exists with the expected API, else None."""
-    try:
-        add_arith = importlib.import_module(f"{__package__}.add_arith")
-    except ModuleNotFoundError as e:
-        if e.name != f"{__package__}.add_arith":
-            raise
-        return None
-    if not (hasattr(add_arith, "add_images") and hasattr(add_arith, "qadd_model")):
-        return None
-    return add_arith

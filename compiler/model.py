@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from systolix.arch import add_arith, isa, params
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import Mode, Opcode
 from systolix.errors import SystolixError
-from systolix.hdl.config import AcceleratorConfig
 from systolix.quantize.requant import round_shift_rne, round_to_significant_bits
 
-from . import isa, params
-from .isa import Mode, Opcode
 from .layout import read_tensor, write_tensor
-from .lower import load_add_arith
 
 __all__ = ["requantize_lanes", "run_program"]
 
@@ -147,11 +146,7 @@ class _Machine:
     def add(self, ins: isa.Instruction) -> None:
         a = self.act[:, ins.in_base : ins.in_base + ins.rows]
         b = self.act[:, ins.in2_base : ins.in2_base + ins.rows]
-        add_arith = load_add_arith()
-        if add_arith is not None and (ins.layer in self.program.add_images or ins.layer not in self.program.add_layers):
-            out = add_arith.qadd_model(a, b, _add_images(add_arith, self.program.images, ins))
-        else:
-            out = _golden_add(self.program.add_layers[ins.layer], a, b, self.program.add_variant)
+        out = add_arith.qadd_model(a, b, _add_images(add_arith, self.program.images, ins))
         self.act[:, ins.out_base : ins.out_base + ins.rows] = np.asarray(out).astype(np.int8)
 
 
@@ -165,21 +160,6 @@ def _add_images(add_arith, images, ins: isa.Instruction):
     sticky = (table >> bits) & 1
     return add_arith.AddImages(params=add_arith.unpack_add_params(word), prm_row=word, value=value, sticky=sticky,
                                table=table)
-
-
-def _golden_add(layer, a: np.ndarray, b: np.ndarray, variant: str) -> np.ndarray:
-    """QLinearAdd on stored int8 rows via the golden kernel (fallback while there are no ADD tables)."""
-    from systolix.quantize.golden.qlinear_add import qlinear_add_kernel
-
-    a_q, b_q, y_q = layer.a_quant, layer.b_quant, layer.y_quant
-    sa, sb, sy = (128 if q.dtype == "uint8" else 0 for q in (a_q, b_q, y_q))
-    args_a = (a.astype(np.int64) + sa, float(a_q.scale), int(a_q.zero_point))
-    args_b = (b.astype(np.int64) + sb, float(b_q.scale), int(b_q.zero_point))
-    single = int(np.prod(layer.out_shape)) == 1  # onnxruntime swaps the operands for a one-element add
-    first, second = (args_b, args_a) if single else (args_a, args_b)
-    q = qlinear_add_kernel(*first, *second, float(y_q.scale), int(y_q.zero_point), y_q.qmin, y_q.qmax,
-                           variant=variant, scalar_b=single)
-    return q - sy
 
 
 def run_program(program, config: AcceleratorConfig, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -1,7 +1,7 @@
 """ONNX -> typed layer IR.
 
 Float models are imported op by op. Quantized models (QDQ, QOperator or a mix) are first brought to the
-integer canonical form (:mod:`systolix.quantize.canonical`), which is also the model onnxruntime runs as
+integer canonical form (:mod:`systolix.frontend.canonical`), which is also the model onnxruntime runs as
 the reference, and that form is imported.
 """
 
@@ -125,7 +125,7 @@ def import_model(source: str | os.PathLike | onnx.ModelProto, name: str | None =
         model, name = load_onnx(source), name or Path(source).name
     if not is_quantized(model):
         return Imported(import_graph(model, quantized=False, name=name), model)
-    from systolix.quantize.canonical import canonicalize
+    from systolix.frontend.canonical import canonicalize
 
     canon = canonicalize(model)
     input_quant = {}

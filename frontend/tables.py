@@ -31,7 +31,7 @@ def ort_table(ctx: ImportContext, nodes: list[onnx.NodeProto], x_q: QuantParams,
 
     Returns the table ``t`` with ``y = t[x - x_q.qmin]``, of ``y_q``'s integer type.
     """
-    from systolix.quantize.reference import reference_session
+    from systolix.frontend.reference import reference_session
 
     first_in, last_out = nodes[0].input[0], nodes[-1].output[0]
     copies, needed = [], set()

@@ -1,6 +1,6 @@
 """ADD unit: QLinearAdd of two int8 storage codes per lane, bit-exact with onnxruntime, in integers.
 
-The arithmetic is the contract of ``systolix.compiler.add_arith`` (read its module docstring for the
+The arithmetic is the contract of ``systolix.arch.add_arith`` (read its module docstring for the
 why): per lane ``S = T[u] + X(v)`` in fixed point (units of ``2**-32``, a floor and a sticky bit),
 with ``T`` a 256-entry table of the layer (indexed by the table operand's code ``u``) and ``X`` the
 other operand's code ``v`` times a constant significand, optionally rounded to 24 significant bits
@@ -25,7 +25,7 @@ from amaranth import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.compiler.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS, add_param_layout
+from systolix.arch.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS, add_param_layout
 
 from .pipeline import elastic_handshake
 from .rounding import excess_bits, rne_shift_right

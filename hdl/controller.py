@@ -18,7 +18,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.compiler.isa import Opcode, instruction_layout
+from systolix.arch.isa import Opcode, instruction_layout
 
 from .ports import engine_control, read_port
 

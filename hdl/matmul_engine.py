@@ -49,11 +49,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from systolix.compiler.params import channel_layout
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.params import channel_layout
 
 from . import ports
 from .accumulator import Accumulator
-from .config import AcceleratorConfig
 from .param_fetch import ParamFetch, clamp_layout
 from .requantizer import Requantizer
 from .sync_reader import SyncReader

@@ -21,7 +21,7 @@ from amaranth.hdl import ShapeLike
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.compiler.params import channel_layout
+from systolix.arch.params import channel_layout
 
 from . import ports
 from .requantizer import requantizer_input_layout

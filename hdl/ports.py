@@ -11,7 +11,7 @@ from amaranth.hdl import ShapeLike
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.compiler.isa import instruction_layout
+from systolix.arch.isa import instruction_layout
 
 
 def read_port(addr_width: int, shape: ShapeLike) -> wiring.Signature:

@@ -13,7 +13,8 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from .config import AcceleratorConfig
+from systolix.arch.config import AcceleratorConfig
+
 from .pe import ProcessingElement
 from .skew import Skew
 

@@ -20,9 +20,8 @@ from amaranth import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.compiler.isa import Mode, instruction_layout
-
-from .config import AcceleratorConfig
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import Mode, instruction_layout
 
 __all__ = ["TileAddresser"]
 

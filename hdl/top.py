@@ -26,12 +26,12 @@ from amaranth.hdl import Module, Mux, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.compiler.add_arith import TABLE_BITS
-from systolix.compiler.images import LOAD_SELECT, memory_depths, word_bits
-from systolix.compiler.isa import INSTRUCTION_BITS
-from systolix.compiler.params import CHANNEL_BITS
+from systolix.arch.add_arith import TABLE_BITS
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import INSTRUCTION_BITS
+from systolix.arch.memory import LOAD_SELECT, memory_depths, word_bits
+from systolix.arch.params import CHANNEL_BITS
 
-from .config import AcceleratorConfig
 from .controller import Controller
 from .matmul_engine import MatMulEngine
 from .vector_engine import VectorEngine

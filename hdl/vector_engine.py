@@ -28,13 +28,13 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.compiler.add_arith import TABLE_BITS, add_param_layout
-from systolix.compiler.isa import Opcode
-from systolix.compiler.params import channel_layout
+from systolix.arch.add_arith import TABLE_BITS, add_param_layout
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import Opcode
+from systolix.arch.params import channel_layout
 
 from . import ports
 from .add_unit import AddUnit, table_read_port
-from .config import AcceleratorConfig
 from .lookup_unit import LookupUnit
 from .max_pool_unit import MaxPoolUnit
 

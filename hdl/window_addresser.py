@@ -35,9 +35,8 @@ from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.compiler.isa import Mode, instruction_layout
-
-from .config import AcceleratorConfig
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import Mode, instruction_layout
 
 __all__ = ["WindowAddresser", "window_item_layout"]
 

@@ -14,8 +14,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from systolix.errors import SystolixError
-
-from .canonical import CanonicalModel
+from systolix.frontend.canonical import CanonicalModel
 
 
 def _chain_to(original: onnx.GraphProto, start: str, target: str) -> list[onnx.NodeProto]:

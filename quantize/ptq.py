@@ -35,6 +35,7 @@ from onnx import numpy_helper
 from rich.table import Table
 
 from systolix.errors import SystolixError
+from systolix.frontend.reference import reference_session
 
 from .calibration import ArrayDataReader
 from .datasets import load_inputs
@@ -48,7 +49,6 @@ __all__ = [
     "agreement_table",
     "model_input",
     "quantize_model",
-    "reference_session",
 ]
 
 Method = Literal["minmax", "entropy", "percentile"]
@@ -219,45 +219,6 @@ def model_input(model: onnx.ModelProto | str | Path) -> ModelInput:
     return ModelInput(vi.name, dims, np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)))
 
 
-def _needs_x64_precision(model: onnx.ModelProto) -> bool:
-    """Whether some Conv/MatMul/Gemm node takes uint8 activations with int8 weights."""
-    for node in model.graph.node:
-        positions = _MATMUL_LIKE.get(node.op_type)
-        if positions is None:
-            continue
-        xzp, wzp = (
-            _initializer(model, node.input[positions[0]]),
-            _initializer(model, node.input[positions[2]]),
-        )
-        if xzp is not None and wzp is not None and xzp.dtype == np.uint8 and wzp.dtype == np.int8:
-            return True
-    return False
-
-
-def reference_session(model: str | Path | onnx.ModelProto) -> ort.InferenceSession:
-    """An onnxruntime CPU session whose quantized results are exact on any x86 CPU.
-
-    For models with uint8-activation x int8-weight nodes it sets ``session.x64quantprecision = "1"``,
-    which turns int8 weights with some ``|w| > 64`` into uint8 so that onnxruntime's saturating U8xS8
-    kernel is never used (``ort-integer-semantics.md``, section 2). Models with int8 activations do
-    not need it (S8xS8 QOperator runs the exact generic kernel) and must not get it: in onnxruntime
-    1.31 the option also rewrites the int8 weights of S8xS8 QLinearConv / QGemm nodes to uint8, a
-    type combination for which there is no CPU kernel, and session creation fails.
-
-    Parameters
-    ----------
-    model
-        Path of the model, or the model itself.
-    """
-    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
-    so = ort.SessionOptions()
-    if _needs_x64_precision(proto):
-        so.add_session_config_entry("session.x64quantprecision", "1")
-    so.log_severity_level = 3
-    source = proto.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    return ort.InferenceSession(source, so, providers=["CPUExecutionProvider"])
-
-
 def _clean_ort_message(e: BaseException) -> str:
     text = " ".join(str(e).split())
     text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
@@ -415,7 +376,8 @@ def _integer_form(qdq: onnx.ModelProto, model_path: Path) -> onnx.ModelProto:
     """QDQ from onnxruntime's quantizer -> the integer canonical form, with the float input and output
     edges put back. onnxruntime's own QOperator writer leaves MaxPool after a float Tanh in float; the
     canonical form turns every DQ -> op -> Q group into its integer op."""
-    from .canonical import canonicalize
+    from systolix.frontend.canonical import canonicalize
+
     from .drop_in import with_host_edges
 
     try:

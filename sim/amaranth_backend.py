@@ -14,11 +14,11 @@ from collections.abc import Callable
 
 import numpy as np
 
-from systolix.compiler.images import pack_lanes as _pack_rows
-from systolix.compiler.images import unpack_lanes as _unpack_rows
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.memory import pack_lanes as _pack_rows
+from systolix.arch.memory import unpack_lanes as _unpack_rows
 from systolix.errors import SystolixError
 from systolix.frontend.ir import Model
-from systolix.hdl.config import AcceleratorConfig
 
 
 def program_for(model: Model, config: AcceleratorConfig):

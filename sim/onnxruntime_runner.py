@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import onnx
 
-from systolix.quantize.reference import add_outputs, reference_session
+from systolix.frontend.reference import add_outputs, reference_session
 
 
 def _batch_size(model: onnx.ModelProto) -> int | None:

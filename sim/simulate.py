@@ -21,9 +21,9 @@ from onnx import helper
 from systolix.errors import SystolixError
 from systolix.frontend.importer import Imported, import_model
 from systolix.frontend.ir import Add, Model, QuantParams
+from systolix.frontend.reference import reference_session
 from systolix.quantize.datasets import load_inputs
 from systolix.quantize.golden.quantize_linear import quantize_linear
-from systolix.quantize.reference import reference_session
 
 from .backends import get_backend
 from .compare import Comparison, compare_tensors
@@ -135,7 +135,7 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         build = load_build(model_path)
         model_path, config = build.model, build.config
     if config is None:
-        from systolix.hdl.config import AcceleratorConfig
+        from systolix.arch.config import AcceleratorConfig
 
         config = AcceleratorConfig.preset("8x8")
     if backend == "auto":
@@ -183,7 +183,7 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
     if imported.canonical is not None and imported.canonical.converted:
         # onnxruntime runs some groups of the original graph in float: say how far that is from the
         # integer meaning the canonical form (and the hardware) computes.
-        from systolix.quantize.canonical_report import float_execution_report
+        from systolix.frontend.canonical_report import float_execution_report
 
         t = time.perf_counter()
         float_execution = float_execution_report(imported.original, imported.canonical, {name: x_ref})

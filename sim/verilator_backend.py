@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+from systolix.arch.config import AcceleratorConfig
 from systolix.errors import SystolixError
 from systolix.frontend.ir import Model
-from systolix.hdl.config import AcceleratorConfig
 
 from .amaranth_backend import HardwareRun, program_for
 from .readback import read_plan
@@ -246,12 +246,6 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
 
 def _verilate(folder: Path, text: str, harness: str, config: AcceleratorConfig, trace: str | None, tools: _Tools,
               show: _Status) -> None:
@@ -377,7 +371,7 @@ class VerilatedAccelerator:
 
     def load(self, words: dict[str, list[int]], bits: dict[str, int]) -> None:
         """Write memory images through the load bus: ``words[memory]`` of ``bits[memory]`` bits each."""
-        from systolix.compiler.images import LOAD_SELECT
+        from systolix.arch.memory import LOAD_SELECT
 
         for name, values in words.items():
             if not values:
@@ -479,7 +473,7 @@ class VerilatorBackend:
 
     def run(self, model: Model, inputs: dict[str, np.ndarray],
             progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
-        from systolix.compiler.images import word_bits
+        from systolix.arch.memory import word_bits
         from systolix.compiler.layout import write_tensor
 
         if self.build is not None:

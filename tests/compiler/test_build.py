@@ -9,14 +9,14 @@ import warnings
 import numpy as np
 import pytest
 
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import INSTRUCTION_BITS
+from systolix.arch.memory import unpack_lanes
 from systolix.cli import main
 from systolix.compiler.build import ARTIFACTS, build, load_build, read_hex, verilog_for
 from systolix.compiler.compile import compile_model
-from systolix.compiler.images import unpack_lanes
-from systolix.compiler.isa import INSTRUCTION_BITS
 from systolix.errors import SystolixError
 from systolix.frontend.importer import import_model
-from systolix.hdl.config import AcceleratorConfig
 from systolix.quantize.ptq import QuantizationWarning, quantize_model
 from tests.compiler.test_networks import net2d
 from tests.conftest import EXAMPLE, SHARED, needs_shared
@@ -69,8 +69,8 @@ def test_every_artifact_loads_back_as_compiled(tmp_path, net2d_int8, preset):
 
 def test_wgt_hex_keeps_lanes_8_to_15():
     """Regression: rows were packed with int64 shifts, so lanes 8-15 of 16-lane words came out as zeros."""
+    from systolix.arch.memory import pack_lanes
     from systolix.compiler.build import _hex_lines
-    from systolix.compiler.images import pack_lanes
 
     rows = np.arange(-8, 8, dtype=np.int8)[None].repeat(2, 0)
     line = _hex_lines(pack_lanes(rows), 128).splitlines()[0]

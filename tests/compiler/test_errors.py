@@ -13,10 +13,10 @@ import re
 import numpy as np
 import pytest
 
+from systolix.arch.config import AcceleratorConfig
 from systolix.compiler.compile import compile_model
 from systolix.errors import SystolixError
 from systolix.frontend import ir
-from systolix.hdl.config import AcceleratorConfig
 
 
 def q(scale: float, zp: int = 0, dtype: str = "int8") -> ir.QuantParams:

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from systolix.arch.config import PRESETS
+from systolix.arch.isa import Opcode
 from systolix.compiler.compile import compile_model
 from systolix.compiler.im2col import Window, im2col
-from systolix.compiler.isa import Opcode
 from systolix.compiler.model import run_program
 from systolix.frontend import ir
 from systolix.frontend.importer import import_model
-from systolix.hdl.config import PRESETS
 from systolix.quantize.golden_model import run_golden
 from systolix.quantize.ptq import QuantizationWarning, quantize_model
 from tests.compiler.test_networks import _conv, _gemm, _save, net1d

@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from systolix.arch.config import PRESETS, AcceleratorConfig
+from systolix.arch.params import ChannelParams
 from systolix.compiler.compile import compile_model
 from systolix.compiler.cycles import predicted_cycles
 from systolix.compiler.model import requantize_lanes, run_program
-from systolix.compiler.params import ChannelParams
 from systolix.frontend import ir
-from systolix.hdl.config import PRESETS, AcceleratorConfig
 from systolix.quantize.golden_model import run_golden
 from systolix.quantize.requant import requantize_float32, scale_to_mantissa_exponent
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from systolix.arch.config import PRESETS
 from systolix.compiler.compile import compile_model
 from systolix.compiler.model import run_program
 from systolix.frontend import ir
 from systolix.frontend.importer import import_model
-from systolix.hdl.config import PRESETS
 from systolix.quantize.golden_model import run_golden
 from systolix.quantize.ptq import quantize_model
 

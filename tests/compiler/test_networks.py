@@ -20,12 +20,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from systolix.compiler import isa
+from systolix.arch import isa
+from systolix.arch.config import PRESETS
 from systolix.compiler.compile import compile_model
 from systolix.compiler.model import run_program
 from systolix.frontend import ir
 from systolix.frontend.importer import import_model
-from systolix.hdl.config import PRESETS
 from systolix.quantize.golden_model import run_golden
 from systolix.quantize.ptq import QuantizationWarning, quantize_model
 

@@ -17,7 +17,7 @@ from amaranth import Module
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
-from systolix.compiler.add_arith import TABLE_BITS, _product, add_images, qadd_model
+from systolix.arch.add_arith import TABLE_BITS, _product, add_images, qadd_model
 from systolix.hdl.add_unit import AddUnit
 
 LANES = 4

@@ -7,7 +7,7 @@ from amaranth.hdl import Module
 from amaranth.lib import memory
 from amaranth.sim import Simulator
 
-from systolix.compiler.isa import Instruction, Mode, Opcode, encode, instruction_layout
+from systolix.arch.isa import Instruction, Mode, Opcode, encode, instruction_layout
 from systolix.hdl.controller import Controller
 from tests.hdl.conftest import run_simulation
 

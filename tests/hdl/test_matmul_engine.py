@@ -22,12 +22,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import FIELDS, Instruction, Mode, Opcode
+from systolix.arch.isa import decode as isa_decode
+from systolix.arch.params import ChannelParams
 from systolix.compiler.cycles import predicted_cycles
-from systolix.compiler.isa import FIELDS, Instruction, Mode, Opcode
-from systolix.compiler.isa import decode as isa_decode
-from systolix.compiler.params import ChannelParams
 from systolix.hdl import ports
-from systolix.hdl.config import AcceleratorConfig
 from systolix.hdl.matmul_engine import MatMulEngine
 from systolix.quantize.requant import requantize, scale_to_mantissa_exponent
 
@@ -423,12 +423,12 @@ def test_engine_converts_to_verilog():
 def test_engine_matches_functional_model_on_keras_mnist(tmp_path, simulate):
     """Every MATMUL instruction of the compiled Keras MNIST example (4x4), run on the engine from the act
     state the compiler's functional model has before it, writes exactly the rows the model writes."""
+    from systolix.arch import params as prm_format
+    from systolix.arch.config import PRESETS
     from systolix.compiler import model as functional
-    from systolix.compiler import params as prm_format
     from systolix.compiler.compile import compile_model
     from systolix.compiler.layout import write_tensor
     from systolix.frontend.importer import import_model
-    from systolix.hdl.config import PRESETS
     from systolix.quantize.ptq import quantize_model
 
     example = Path(__file__).resolve().parents[2] / "examples" / "keras_mnist"

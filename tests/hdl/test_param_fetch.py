@@ -9,7 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from systolix.compiler.params import ChannelParams, channel_layout
+from systolix.arch.params import ChannelParams, channel_layout
 from systolix.hdl.param_fetch import ParamFetch
 
 LANES, DEPTH = 3, 8

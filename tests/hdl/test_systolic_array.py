@@ -7,7 +7,7 @@ import pytest
 from amaranth.back import verilog
 from amaranth.sim import Simulator
 
-from systolix.hdl.config import AcceleratorConfig
+from systolix.arch.config import AcceleratorConfig
 from systolix.hdl.systolic_array import MatMulUnit, SystolicArray
 
 

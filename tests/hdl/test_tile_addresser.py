@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from amaranth.sim import Simulator
 
-from systolix.compiler.isa import FIELDS, Instruction, Mode, Opcode
-from systolix.hdl.config import AcceleratorConfig
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import FIELDS, Instruction, Mode, Opcode
 from systolix.hdl.tile_addresser import TileAddresser
 
 CONFIG = AcceleratorConfig(rows=4, cols=4, act_buffer_depth=1024, weight_buffer_depth=1024, acc_memory_depth=64,

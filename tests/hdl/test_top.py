@@ -10,11 +10,11 @@ import pytest
 from amaranth.sim import Simulator
 from onnx import helper
 
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.memory import LOAD_SELECT, MEMORIES, pack_lanes, unpack_lanes
 from systolix.compiler.compile import compile_model
-from systolix.compiler.images import LOAD_SELECT, MEMORIES, pack_lanes, unpack_lanes
 from systolix.compiler.layout import read_tensor, write_tensor
 from systolix.frontend.importer import import_model
-from systolix.hdl.config import AcceleratorConfig
 from systolix.hdl.top import Accelerator
 from systolix.quantize.golden_model import run_golden
 from systolix.quantize.ptq import QuantizationWarning, quantize_model

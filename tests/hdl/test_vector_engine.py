@@ -17,9 +17,9 @@ from amaranth.lib import data
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
-from systolix.compiler.add_arith import TABLE_BITS, add_images
-from systolix.compiler.isa import FIELDS, Instruction, Opcode
-from systolix.hdl.config import AcceleratorConfig
+from systolix.arch.add_arith import TABLE_BITS, add_images
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import FIELDS, Instruction, Opcode
 from systolix.hdl.vector_engine import VectorEngine
 from systolix.quantize.golden.max_pool import max_pool
 from systolix.quantize.golden.qlinear_add import qlinear_add

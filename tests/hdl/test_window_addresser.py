@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from systolix.compiler.isa import FIELDS, Instruction, Mode, Opcode
-from systolix.hdl.config import AcceleratorConfig
+from systolix.arch.config import AcceleratorConfig
+from systolix.arch.isa import FIELDS, Instruction, Mode, Opcode
 from systolix.hdl.window_addresser import WindowAddresser
 
 CONFIG = AcceleratorConfig(rows=4, cols=4, act_buffer_depth=1024, weight_buffer_depth=512, acc_memory_depth=64,

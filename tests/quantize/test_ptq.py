@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 from rich.console import Console
 
 from systolix.errors import SystolixError
+from systolix.frontend.reference import reference_session
 from systolix.quantize.calibration import ArrayDataReader
 from systolix.quantize.ptq import (
     QuantizationWarning,
@@ -21,7 +22,6 @@ from systolix.quantize.ptq import (
     agreement_table,
     model_input,
     quantize_model,
-    reference_session,
 )
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"

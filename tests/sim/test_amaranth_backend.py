@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from systolix.arch.config import AcceleratorConfig
 from systolix.cli import main
-from systolix.hdl.config import AcceleratorConfig
 from systolix.quantize.ptq import QuantizationWarning, quantize_model
 from systolix.sim.simulate import simulate
 from tests.compiler.test_networks import net1d, net2d

@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 import pytest
 
+from systolix.frontend.reference import reference_session
 from systolix.quantize.ptq import quantize_model
-from systolix.quantize.reference import reference_session
 from tests.sim.model_builders import assert_bit_exact
 
 REPO = Path(__file__).resolve().parents[2]

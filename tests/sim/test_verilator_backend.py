@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from systolix.arch.config import AcceleratorConfig
 from systolix.errors import SystolixError
 from systolix.frontend.importer import import_model
-from systolix.hdl.config import AcceleratorConfig
 from systolix.quantize.ptq import QuantizationWarning, quantize_model
 from systolix.sim import verilator_backend
 from systolix.sim.amaranth_backend import AmaranthBackend

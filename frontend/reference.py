@@ -13,12 +13,14 @@ leaves it off for models whose integer matrix ops all read int8 activations.
 
 from __future__ import annotations
 
+import os
+
 import onnx
 import onnxruntime as ort
 from onnx import TensorProto
 
 from systolix.errors import SystolixError
-from systolix.quantize.canonical_graph import GraphView, elem_types
+from systolix.frontend.canonical_graph import GraphView, elem_types
 
 __all__ = ["add_outputs", "needs_x64_precision", "reference_session", "session_options"]
 
@@ -69,9 +71,9 @@ def _load(model: onnx.ModelProto | bytes | str) -> onnx.ModelProto:
         return model
     if isinstance(model, bytes):
         return onnx.load_from_string(model)
-    if isinstance(model, str):
+    if isinstance(model, str | os.PathLike):
         try:
-            return onnx.load(model)
+            return onnx.load(os.fspath(model))
         except OSError as exc:
             raise SystolixError(f"cannot read the model {model!r}: {exc}") from exc
     raise SystolixError(f"a model must be an onnx.ModelProto, bytes or a path, not {type(model).__name__}")
@@ -94,7 +96,7 @@ def needs_x64_precision(model: onnx.ModelProto) -> bool:
 
 
 def reference_session(
-    model: onnx.ModelProto | bytes | str,
+    model: onnx.ModelProto | bytes | str | os.PathLike,
     *,
     intra_op_threads: int = 1,
     optimized_model_path: str | None = None,

@@ -15,8 +15,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from systolix.compiler import add_arith
-from systolix.compiler.add_arith import (
+from systolix.arch import add_arith
+from systolix.arch.add_arith import (
     ADD_PARAM_BITS,
     TABLE_BITS,
     add_images,

@@ -17,8 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
 from systolix.errors import SystolixError
-from systolix.quantize.canonical import canonicalize, float_execution_report
-from systolix.quantize.reference import add_outputs, reference_session
+from systolix.frontend.canonical import canonicalize, float_execution_report
+from systolix.frontend.reference import add_outputs, reference_session
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
 MODELS = SHARED / "models"

@@ -36,12 +36,12 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 from systolix.errors import SystolixError
-from systolix.quantize.canonical_edges import quantize_inputs, strip_outputs
-from systolix.quantize.canonical_graph import QOP_OUTPUT_ZP_INPUT, GraphView, describe, elem_types
-from systolix.quantize.canonical_operands import CLAMP_OPS, clamp_is_requant, output_params
-from systolix.quantize.canonical_report import LayerDisagreement, float_execution_report, ort_executed_tensors
-from systolix.quantize.canonical_rules import LAYOUT_OPS, RULES, Group, matmul
-from systolix.quantize.reference import ORT_ERRORS, session_options
+from systolix.frontend.canonical_edges import quantize_inputs, strip_outputs
+from systolix.frontend.canonical_graph import QOP_OUTPUT_ZP_INPUT, GraphView, describe, elem_types
+from systolix.frontend.canonical_operands import CLAMP_OPS, clamp_is_requant, output_params
+from systolix.frontend.canonical_report import LayerDisagreement, float_execution_report, ort_executed_tensors
+from systolix.frontend.canonical_rules import LAYOUT_OPS, RULES, Group, matmul
+from systolix.frontend.reference import ORT_ERRORS, session_options
 
 __all__ = [
     "UNARY_OPS",

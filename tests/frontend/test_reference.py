@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from systolix.errors import SystolixError
-from systolix.quantize.reference import add_outputs, needs_x64_precision, reference_session
+from systolix.frontend.reference import add_outputs, needs_x64_precision, reference_session
 
 
 def _model(nodes, inputs, outputs, inits=(), ms=False) -> onnx.ModelProto:

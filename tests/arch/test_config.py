@@ -8,8 +8,8 @@ import re
 
 import pytest
 
+from systolix.arch.config import PRESETS, AcceleratorConfig
 from systolix.errors import SystolixError
-from systolix.hdl.config import PRESETS, AcceleratorConfig
 
 
 def test_derived_values():

@@ -10,7 +10,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from systolix.errors import SystolixError
-from systolix.quantize.canonical_graph import QRANGE, GraphView, describe
+from systolix.frontend.canonical_graph import QRANGE, GraphView, describe
 
 #: Float ops the host performs after the accelerator's last integer tensor.
 HOST_OPS = ("Softmax", "LogSoftmax", "Tanh", "Sigmoid")  # final float activations left to the host

@@ -1,6 +1,6 @@
 """A mutable view of an ONNX graph for the canonicalizer: producers, consumers, constants, Q/DQ parameters.
 
-The canonicalizer (:mod:`systolix.quantize.canonical`) matches ``DequantizeLinear -> op -> QuantizeLinear``
+The canonicalizer (:mod:`systolix.frontend.canonical`) matches ``DequantizeLinear -> op -> QuantizeLinear``
 groups and replaces them with onnxruntime integer operators. This module holds the bookkeeping it needs:
 which node produces and which nodes consume a tensor, the value of constant tensors (initializers or
 ``Constant`` nodes), the quantization parameters a Q or DQ node declares, fresh unique names, the element

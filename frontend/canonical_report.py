@@ -19,10 +19,10 @@ import onnxruntime as ort
 from onnx import TensorProto
 
 from systolix.errors import SystolixError
-from systolix.quantize.reference import ORT_ERRORS, add_outputs, reference_session, session_options
+from systolix.frontend.reference import ORT_ERRORS, add_outputs, reference_session, session_options
 
 if TYPE_CHECKING:
-    from systolix.quantize.canonical import CanonicalModel
+    from systolix.frontend.canonical import CanonicalModel
 
 _INT_TYPES = (TensorProto.INT8, TensorProto.UINT8)
 
@@ -184,7 +184,7 @@ def float_execution_report(
     Parameters
     ----------
     original : onnx.ModelProto
-        The model given to :func:`~systolix.quantize.canonical.canonicalize`.
+        The model given to :func:`~systolix.frontend.canonical.canonicalize`.
     canon : CanonicalModel
         Its canonical form.
     inputs : dict[str, numpy.ndarray]

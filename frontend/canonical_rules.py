@@ -3,7 +3,7 @@
 Each rule receives the compute node of a matched group, the parameters of the QuantizeLinear that closes
 it and the name its integer result must take, and returns the replacing nodes. Rules are registered by
 op type in :data:`RULES`; the matching itself (which nodes form a group, fused Relu/Clip, trailing and
-leading nodes) lives in :mod:`systolix.quantize.canonical`.
+leading nodes) lives in :mod:`systolix.frontend.canonical`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import onnx
 from onnx import helper
 
 from systolix.errors import SystolixError
-from systolix.quantize.canonical_graph import GraphView, QParams, describe
-from systolix.quantize.canonical_operands import activation, const_weight, int32_bias
+from systolix.frontend.canonical_graph import GraphView, QParams, describe
+from systolix.frontend.canonical_operands import activation, const_weight, int32_bias
 
 MS = "com.microsoft"
 

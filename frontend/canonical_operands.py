@@ -1,6 +1,6 @@
 """Operands of a quantized group: activation inputs, constant weights, int32 biases, fused activations.
 
-Helpers shared by the rewrite rules of :mod:`systolix.quantize.canonical_rules`.
+Helpers shared by the rewrite rules of :mod:`systolix.frontend.canonical_rules`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import onnx
 from onnx import helper
 
 from systolix.errors import SystolixError
-from systolix.quantize.canonical_graph import QRANGE, GraphView, QParams, describe
+from systolix.frontend.canonical_graph import QRANGE, GraphView, QParams, describe
 
 #: Ops that clamp only: after a requantizing op they are the quantized range clamp when it covers them.
 CLAMP_OPS = ("Relu", "Clip")
