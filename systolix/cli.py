@@ -152,7 +152,7 @@ def float_execution_table(result) -> Table:
 
 def _config(args: argparse.Namespace, default: str | None = "8x8"):
     """The accelerator configuration from ``--array NAME`` or ``--config FILE`` (else the preset ``default``)."""
-    from .hdl.config import AcceleratorConfig
+    from .arch.config import AcceleratorConfig
 
     if getattr(args, "config", None):
         return AcceleratorConfig.from_file(args.config)
