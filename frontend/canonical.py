@@ -301,6 +301,7 @@ class _Canonicalizer:
         view.nodes = nodes
         view.commit()
         self._unshare_weights()
+        self._exact_matmul_weights()
         self._validate()
         model = view.model
         if any(n.domain == "com.microsoft" for n in model.graph.node) and not any(
@@ -335,6 +336,27 @@ class _Canonicalizer:
                     value = view.const(name)
                     node.input[idx] = view.add_initializer(value, f"{name}_{node.name}")
                 seen.add(name)
+        view.commit()
+
+    def _exact_matmul_weights(self) -> None:
+        """uint8 x int8 ``QLinearMatMul`` with constant weights -> uint8 x uint8 (weights and zero points + 128).
+
+        ``session.x64quantprecision`` does not reach QLinearMatMul: on x86 CPUs without VNNI onnxruntime runs
+        it on the saturating U8S8 kernel (measured: 1,282 of the outputs of 30 random cases differ when some
+        ``|w| > 64``). ``(w + 128) - (w_zp + 128) = w - w_zp``, so the integer meaning is unchanged, and the
+        U8U8 kernel is exact on every x86 CPU.
+        """
+        view = self.view
+        types = elem_types(view)
+        for node in view.nodes:
+            if node.op_type != "QLinearMatMul" or types.get(node.input[0]) != TensorProto.UINT8:
+                continue
+            w, w_zp = view.const(node.input[3]), view.const(node.input[5])
+            if w is None or w_zp is None or w.dtype != np.int8 or w_zp.dtype != np.int8:
+                continue
+            node.input[3] = view.add_initializer((w.astype(np.int16) + 128).astype(np.uint8), f"{node.input[3]}_u8")
+            node.input[5] = view.add_initializer((w_zp.astype(np.int16) + 128).astype(np.uint8),
+                                                 f"{node.input[5]}_u8")
         view.commit()
 
     def _set_outputs(self, outputs: list[str]) -> None:

@@ -244,7 +244,7 @@ def test_qoperator_passes_through(quantized, act, per_channel):
     got = run(canon.model, feeds)
     names = list(canon.output_map)
     exposed = add_outputs(original, names)
-    session = ort.InferenceSession(exposed.SerializeToString(), providers=["CPUExecutionProvider"])
+    session = reference_session(exposed)  # exact: uint8 x int8 saturates on CPUs without VNNI otherwise
     want = dict(zip(names, session.run(names, float_feeds(original, canon, feeds)), strict=True))
     for name in names:
         assert got[name].dtype == want[name].dtype and got[name].shape == want[name].shape
@@ -518,3 +518,33 @@ def test_mlperf_disagreement_200_inputs(name, capsys):
                 f"local={r.differing_local:5d} max={r.max_abs_diff} {r.name}"
             )
     assert not [r for r in report if r.op != "graph output" and r.differing_local and not r.float_in_original]
+
+
+def test_uint8_qlinear_matmul_is_exact_in_the_reference(tmp_path):
+    """uint8 x int8 QLinearMatMul saturates in onnxruntime on CPUs without VNNI even with x64quantprecision: the
+    canonical form gives it uint8 weights (+128), and onnxruntime then equals the golden model on every x86."""
+    from systolix.frontend.importer import import_model
+    from systolix.quantize.golden_model import run_golden
+
+    rng = np.random.default_rng(11)
+    w = rng.integers(-128, 128, (40, 9)).astype(np.int8)
+    consts = [_const("as", np.float32(0.05)), _const("az", np.uint8(7)), _const("w", w),
+              _const("ws", np.float32(0.01)), _const("wz", np.int8(0)), _const("ys", np.float32(0.4)),
+              _const("yz", np.uint8(120))]
+    node = helper.make_node("QLinearMatMul", ["x", "as", "az", "w", "ws", "wz", "ys", "yz"], ["y"], name="mm")
+    graph = helper.make_graph([node], "mm", [helper.make_tensor_value_info("x", TensorProto.UINT8, ["N", 40])],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, ["N", 9])], consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    canon = canonicalize(model)
+    (mm,) = [n for n in canon.model.graph.node if n.op_type == "QLinearMatMul"]
+    inits = {t.name: numpy_helper.to_array(t) for t in canon.model.graph.initializer}
+    assert inits[mm.input[3]].dtype == np.uint8 and inits[mm.input[5]].dtype == np.uint8
+    np.testing.assert_array_equal(inits[mm.input[3]].astype(np.int16) - inits[mm.input[5]].astype(np.int16), w)
+    path = tmp_path / "mm.onnx"
+    onnx.save(model, str(path))
+    x = rng.integers(0, 256, (64, 40)).astype(np.uint8)
+    imported = import_model(path)
+    (want,) = reference_session(imported.reference).run(["y"], {"x": x})
+    got = run_golden(imported.ir, {"x": x})["y"]
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
