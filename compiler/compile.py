@@ -315,23 +315,26 @@ def _fit_error(layer: str, need: int, what: str, field: str, depth: int, total: 
                          f"does not fit); use {field} >= {total:,} or a larger preset")
 
 
-class _Im2colDoesNotFit(Exception):
-    """The im2col tensors make the activations overflow ``act``: compile without them."""
-
-
 def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool = False,
                   im2col: bool = True) -> Program:
     """Compile an integer IR model for an accelerator configuration.
+
+    The passes run one after the other, each returning a small dataclass: :func:`_classify` (host transforms,
+    aliases, accelerator layers), :func:`_plan_im2col` (first convolutions the host feeds in im2col form),
+    :func:`_place` (liveness and ``act`` rows of every tensor), :func:`_lower_layers` (instruction fields and
+    memory contents of each layer), :func:`_pack` (``wgt``/``prm``/``lut``/ADD-table bases, size checks,
+    instructions and images), then the per-layer plan.
 
     Parameters
     ----------
     model : ir.Model
         Integer canonical form (``model.quantized``).
     config : AcceleratorConfig
-        Square array (``rows == cols``).
+        Square array (``rows == cols``). ``add_variant="auto"`` is resolved to the local onnxruntime's
+        QLinearAdd kernel; the program records the resolved configuration.
     keep_all : bool
-        Give every tensor its own ``act`` rows, so that every intermediate can be read after the run
-        (for per-layer comparisons); by default rows of dead tensors are reused.
+        Give every tensor its own ``act`` rows, so that every intermediate can be read after the run; by default
+        rows of dead tensors are reused (the hardware backends read layers back between instructions instead).
     im2col : bool
         Let the host write the input of a convolution that reads the graph input in im2col form when
         that needs fewer weight tiles (:mod:`.im2col`; the input tensor is then not written into
@@ -351,27 +354,57 @@ def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool 
         raise SystolixError(f"{model.name} is a float model; quantize it first")
     if config.rows != config.cols:
         raise SystolixError(f"the compiler needs a square array (rows == cols), not {config.rows}x{config.cols}")
+    config = resolve_add_variant(config)
+    classified = _classify(model)
+    layers, placed = list(model.layers), None
     if im2col:
-        try:
-            return _compile(model, config, keep_all, True)
-        except _Im2colDoesNotFit:
-            pass
-    return _compile(model, config, keep_all, False)
+        layers, classified_im2col = _plan_im2col(model, classified, config.rows)
+        placed = _place(model, layers, classified_im2col, config, keep_all)
+        if placed.fits:
+            classified = classified_im2col
+        else:  # the im2col tensors make the activations overflow act: without them
+            layers, placed = list(model.layers), None
+    if placed is None:
+        placed = _place(model, layers, classified, config, keep_all)
+    if not placed.fits:
+        raise placed.error
+    lowered = _lower_layers(layers, classified, placed, config)
+    packed = _pack(lowered, config)
+    plans = _plans(model, layers, classified, lowered, packed, config)
+    return Program(instructions=packed.instructions, images=packed.images, tensors=placed.placements, layers=plans,
+                   input_transform=classified.transforms, inputs=tuple(t.name for t in model.inputs),
+                   outputs=tuple(t.name for t in model.outputs), readable=placed.readable, config=config,
+                   keep_all=keep_all, act_rows=placed.rows, act_rows_reuse=placed.rows_reuse,
+                   act_rows_keep_all=placed.rows_keep_all,
+                   add_layers={i: layers[i] for i in classified.device if isinstance(layers[i], ir.Add)},
+                   add_images={low.index: low.lowered.add_images for low in lowered
+                               if low.lowered.add_images is not None},
+                   add_variant=config.add_variant, model_name=model.name)
 
 
-def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2col: bool) -> Program:
-    lanes = config.rows
-    original = list(model.layers)
-    layers = list(original)
-    graph_inputs = tuple(t.name for t in model.inputs)
-    outputs = tuple(t.name for t in model.outputs)
+# -- pass 1: classify -----------------------------------------------------------------------------------
 
-    # -- classify: host transforms at the input, aliases (Reshape), accelerator layers -------------------
-    host_tensors = set(graph_inputs)
+
+@dataclasses.dataclass(frozen=True)
+class _Classified:
+    """Host transforms at the graph input, aliases (Reshape), the accelerator layers; im2col sources."""
+
+    transforms: list[HostTransform]
+    alias: dict[str, str]  # alias tensor -> storage tensor
+    device: list[int]  # indices of accelerator layers (aliases included: they get no instruction)
+    host_tensors: frozenset[str]
+    im2col_source: dict[str, str] = dataclasses.field(default_factory=dict)  # im2col tensor -> its source
+
+    def root(self, name: str) -> str:
+        return self.alias.get(name, name)
+
+
+def _classify(model: ir.Model) -> _Classified:
+    host_tensors = {t.name for t in model.inputs}
     transforms: list[HostTransform] = []
-    alias: dict[str, str] = {}  # alias tensor -> storage tensor
+    alias: dict[str, str] = {}
     device: list[int] = []
-    for index, layer in enumerate(layers):
+    for index, layer in enumerate(model.layers):
         if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host_tensors:
             perm = tuple(layer.perm) if isinstance(layer, ir.Transpose) else None
             shape = None if perm is not None else tuple(layer.out_shape)
@@ -384,32 +417,61 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
         if isinstance(layer, ir.Reshape):
             alias[layer.output] = alias.get(layer.inputs[0], layer.inputs[0])
         device.append(index)
+    return _Classified(transforms, alias, device, frozenset(host_tensors))
 
-    # -- convolutions reading a host tensor: the host writes their input in im2col form if that pays -------
-    source: dict[str, str] = {}  # im2col tensor -> the tensor it is formed from
-    if use_im2col:
-        taken = set(model.tensors) | {t.name for t in model.inputs} | {lay.output for lay in layers}
-        for i in device:
-            layer = layers[i]
-            if not (isinstance(layer, ir.Conv) and layer.inputs[0] in host_tensors):
-                continue
-            name = f"{layer.name}:im2col"
-            while name in taken:
-                name += "_"
-            conv = im2col_conv(layer, lanes, name)
-            if conv is None:
-                continue
-            _, zp = _dtype_zp(model, layer.inputs[0])
-            transforms.append(HostTransform(layer.name, "Im2col", layer.inputs[0], name, window=Window.of(layer),
-                                            pad_value=zp))
-            layers[i] = conv
-            source[name] = layer.inputs[0]
-            taken.add(name)
 
-    def root(name: str) -> str:
-        return alias.get(name, name)
+# -- pass 2: im2col of first convolutions -------------------------------------------------------------------
 
-    # -- tensors to place, their sizes and live intervals (steps = layer indices) ------------------------
+
+def _plan_im2col(model: ir.Model, classified: _Classified, lanes: int) -> tuple[list[ir.Layer], _Classified]:
+    """Convolutions reading a host tensor: the host writes their input in im2col form where that pays."""
+    layers = list(model.layers)
+    transforms = list(classified.transforms)
+    source: dict[str, str] = {}
+    taken = set(model.tensors) | {t.name for t in model.inputs} | {lay.output for lay in layers}
+    for i in classified.device:
+        layer = layers[i]
+        if not (isinstance(layer, ir.Conv) and layer.inputs[0] in classified.host_tensors):
+            continue
+        name = f"{layer.name}:im2col"
+        while name in taken:
+            name += "_"
+        conv = im2col_conv(layer, lanes, name)
+        if conv is None:
+            continue
+        _, zp = _dtype_zp(model, layer.inputs[0])
+        transforms.append(HostTransform(layer.name, "Im2col", layer.inputs[0], name, window=Window.of(layer),
+                                        pad_value=zp))
+        layers[i] = conv
+        source[name] = layer.inputs[0]
+        taken.add(name)
+    return layers, dataclasses.replace(classified, transforms=transforms, im2col_source=source)
+
+
+# -- pass 3: liveness and act rows ------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Placed:
+    """Where every tensor is in ``act`` (or why the activations do not fit)."""
+
+    placements: dict[str, TensorPlacement]
+    rows: int
+    rows_reuse: int
+    rows_keep_all: int
+    readable: frozenset[str]
+    error: SystolixError | None = None
+
+    @property
+    def fits(self) -> bool:
+        return self.error is None
+
+
+def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, config: AcceleratorConfig,
+           keep_all: bool) -> _Placed:
+    lanes = config.rows
+    root = classified.root
+    graph_inputs = [t.name for t in model.inputs]
     sizes: dict[str, int] = {}
     geometry: dict[str, tuple[int, int, int]] = {}
     live: dict[str, list[int]] = {}
@@ -418,12 +480,12 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
         shapes[layer.output] = tuple(layer.out_shape)
         for name, shape in zip(layer.inputs, layer.in_shapes, strict=True):
             shapes.setdefault(name, tuple(shape))
-    consumed = {root(n) for i in device for n in layers[i].inputs}
-    for name in [*graph_inputs, *(t.output for t in transforms)]:
+    consumed = {root(n) for i in classified.device for n in layers[i].inputs}
+    for name in [*graph_inputs, *(t.output for t in classified.transforms)]:
         if name in consumed:
             geometry[name] = storage_geometry(shapes[name], f"tensor {name!r}")
             live[name] = [-1, -1]
-    for i in device:
+    for i in classified.device:
         layer = layers[i]
         for name in layer.inputs:
             r = root(name)
@@ -433,9 +495,9 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
         if not isinstance(layer, ir.Reshape):
             geometry[layer.output] = storage_geometry(layer.out_shape, f"layer {layer.name}")
             live[layer.output] = [i, i]
-    for name in outputs:
-        if root(name) in live:
-            live[root(name)][1] = len(layers)
+    for t in model.outputs:
+        if root(t.name) in live:
+            live[root(t.name)][1] = len(layers)
     for name, (c, h, w) in geometry.items():
         sizes[name] = -(-c // lanes) * h * w
 
@@ -443,110 +505,118 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
     separate = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=True)
     alloc = separate if keep_all else reuse
     if alloc.rows > config.act_buffer_depth:
-        if source:
-            raise _Im2colDoesNotFit
         top = 0
         for name in sizes:  # the first tensor that ends beyond the memory: name its producer
             top = max(top, alloc.bases[name] + sizes[name])
             if top > config.act_buffer_depth:
                 producer = next((f"layer {lay.name}" for lay in layers if lay.output == name),
                                 f"the graph input {name}")
-                raise _fit_error(producer, top, "activation rows", "act_buffer_depth", config.act_buffer_depth,
-                                 alloc.rows)
+                error = _fit_error(producer, top, "activation rows", "act_buffer_depth", config.act_buffer_depth,
+                                   alloc.rows)
+                return _Placed({}, alloc.rows, reuse.rows, separate.rows, frozenset(), error)
 
     placements: dict[str, TensorPlacement] = {}
     for name, (c, h, w) in geometry.items():
-        dtype, zp = _dtype_zp(model, source.get(name, name))
+        dtype, zp = _dtype_zp(model, classified.im2col_source.get(name, name))
         placements[name] = TensorPlacement(name, alloc.bases[name], c, h, w, -(-c // lanes), lanes, dtype, zp,
                                            tuple(shapes[name]))
-    for name, src in alias.items():
+    for name, src in classified.alias.items():
         s = placements[src]
         placements[name] = dataclasses.replace(s, name=name, shape=tuple(shapes[name]), layout=f"alias of {src}")
+    readable = frozenset(n for n in placements if root(n) in alloc.intact)
+    return _Placed(placements, alloc.rows, reuse.rows, separate.rows, readable)
 
-    # -- lower every accelerator layer ----------------------------------------------------------------------
-    add_variant = config.add_variant
-    if add_variant == "auto":
-        config = resolve_add_variant(config)
-        add_variant = config.add_variant
-    instructions: list[isa.Instruction] = []
-    plans: list[LayerPlan | None] = []
-    pending: list[tuple] = []
-    wgt_parts, prm_rows, lut_parts, addtab_parts = [], [], [], []
-    wgt_top = lut_top = addtab_top = 0
-    need = {"wgt": [], "prm": [], "lut": [], "addtab": []}
-    add_layers: dict[int, ir.Add] = {}
-    add_images: dict[int, object] = {}
-    device_set = set(device)
-    for index, layer in enumerate(layers):
-        if index not in device_set or isinstance(layer, ir.Reshape):
-            note = "host (before writing the input)" if index not in device_set else "alias: no data moved"
-            plans.append(LayerPlan(layer.name, layer.op, layer.kind, (), layer.macs, 0, 0, 0, 0, 0, note, layer.output))
+
+# -- pass 4: lowering -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _LayerLowered:
+    """One accelerator layer lowered: instruction fields without memory bases, and what goes into memories."""
+
+    index: int
+    layer: ir.Layer
+    fields: dict
+    lowered: Lowered
+    act_rows: int
+
+
+def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Placed,
+                  config: AcceleratorConfig) -> list[_LayerLowered]:
+    out = []
+    for index in classified.device:
+        layer = layers[index]
+        if isinstance(layer, ir.Reshape):
             continue
-        plans.append(None)  # filled in below
-        xs = [placements[n] for n in layer.inputs]
-        y = placements[layer.output]
+        xs = [placed.placements[n] for n in layer.inputs]
+        y = placed.placements[layer.output]
         _check_input_layout(layer, xs)
-        lowered = _lower(layer, xs, y, lanes, config, add_variant)
+        lowered = _lower(layer, xs, y, config.rows, config, config.add_variant)
         fields = dict(lowered.fields)
         fields.update(in_base=xs[0].base, out_base=y.base, layer=index)
         if len(xs) > 1:
             fields["in2_base"] = xs[1].base
-        wgt_rows = 0
-        if lowered.tiles is not None:
-            fields["w_base"] = wgt_top
-            wgt_rows = lowered.tiles.shape[0]
-            wgt_parts.append(lowered.tiles)
-            wgt_top += wgt_rows
-        if lowered.prm:
+        out.append(_LayerLowered(index, layer, fields, lowered, y.rows))
+    return out
+
+
+# -- pass 5: memory images --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Packed:
+    """Instructions (one per lowered layer, then HALT) with their memory bases, and the images."""
+
+    instructions: list[isa.Instruction]
+    images: MemoryImages
+
+
+def _pack(lowered: list[_LayerLowered], config: AcceleratorConfig) -> _Packed:
+    lanes = config.rows
+    wgt_parts, prm_rows, lut_parts, addtab_parts = [], [], [], []
+    tops = {"wgt": 0, "prm": 0, "lut": 0, "addtab": 0}
+    need: dict[str, list[tuple[str, int]]] = {key: [] for key in tops}
+    all_fields = []
+    for low in lowered:
+        fields, parts = dict(low.fields), low.lowered
+        if parts.tiles is not None:
+            fields["w_base"] = tops["wgt"]
+            wgt_parts.append(parts.tiles)
+            tops["wgt"] += parts.tiles.shape[0]
+        if parts.prm:
             fields["p_base"] = len(prm_rows)
-            prm_rows.extend(lowered.prm)
-        lut_rows = 0
-        if lowered.lut is not None:
-            fields["lut_base"] = lut_top
-            lut_rows = lowered.lut.shape[0]
-            lut_parts.append(lowered.lut)
-            lut_top += lut_rows
-        if lowered.addtab is not None:
-            fields["lut_base"] = addtab_top
-            addtab_parts.append(lowered.addtab)
-            addtab_top += lowered.addtab.shape[0] if lowered.addtab.ndim else 1
-        if isinstance(layer, ir.Add):
-            add_layers[index] = layer
-            if lowered.add_images is not None:
-                add_images[index] = lowered.add_images
-        need["wgt"].append((layer.name, wgt_top))
-        need["prm"].append((layer.name, len(prm_rows)))
-        need["lut"].append((layer.name, lut_top))
-        need["addtab"].append((layer.name, addtab_top))
-        pending.append((index, layer, fields, lowered, y.rows, wgt_rows, lut_rows))
+            prm_rows.extend(parts.prm)
+            tops["prm"] = len(prm_rows)
+        if parts.lut is not None:
+            fields["lut_base"] = tops["lut"]
+            lut_parts.append(parts.lut)
+            tops["lut"] += parts.lut.shape[0]
+        if parts.addtab is not None:
+            fields["lut_base"] = tops["addtab"]
+            addtab_parts.append(parts.addtab)
+            tops["addtab"] += parts.addtab.shape[0] if parts.addtab.ndim else 1
+        for key in tops:
+            need[key].append((low.layer.name, tops[key]))
+        all_fields.append(fields)
 
     for key, field, depth, what in (("wgt", "weight_buffer_depth", config.weight_buffer_depth, "weight rows"),
                                     ("prm", "param_memory_depth", config.param_memory_depth, "parameter rows"),
                                     ("lut", "lut_memory_depth", config.lut_memory_depth, "lookup-table rows"),
                                     ("addtab", "add_table_depth", config.add_table_depth, "ADD table entries")):
-        total = need[key][-1][1] if need[key] else 0
+        total = tops[key]
         if total > depth:
             name, rows = next((n, r) for n, r in need[key] if r > depth)
             raise _fit_error(f"layer {name}", rows, what, field, depth, total)
-    if len(pending) + 1 > config.program_memory_depth:
-        raise SystolixError(f"the program has {len(pending) + 1:,} instructions but program_memory_depth is "
-                            f"{config.program_memory_depth:,}; use program_memory_depth >= {len(pending) + 1:,}")
+    if len(lowered) + 1 > config.program_memory_depth:
+        raise SystolixError(f"the program has {len(lowered) + 1:,} instructions but program_memory_depth is "
+                            f"{config.program_memory_depth:,}; use program_memory_depth >= {len(lowered) + 1:,}")
 
-    # -- instructions and the per-layer plan -----------------------------------------------------------------
-    for index, layer, fields, lowered, act_rows, wgt_rows, lut_rows in pending:
+    instructions = []
+    for low, fields in zip(lowered, all_fields, strict=True):
         try:
-            instr = isa.Instruction(**fields)
+            instructions.append(isa.Instruction(**fields))
         except SystolixError as e:
-            raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
-        instructions.append(instr)
-        note = lowered.note
-        if layer is not original[index]:
-            before, after = im2col_tiles(original[index], lanes)
-            note += (f" over the host's im2col input ({layer.in_shapes[0][1]} values per pixel: {after} tiles per "
-                     f"output block instead of {before})")
-        plans[index] = LayerPlan(layer.name, layer.op, layer.kind, (len(instructions) - 1,), original[index].macs,
-                                 predicted_cycles(instr, config), act_rows, wgt_rows, len(lowered.prm), lut_rows,
-                                 note, layer.output)
+            raise SystolixError(f"layer {low.layer.name} ({low.layer.op}): {e}") from None
     instructions.append(isa.Instruction(opcode=isa.Opcode.HALT))
 
     wgt = np.zeros((config.weight_buffer_depth, lanes), dtype=np.int8)
@@ -555,14 +625,37 @@ def _compile(model: ir.Model, config: AcceleratorConfig, keep_all: bool, use_im2
         wgt[: stacked.shape[0]] = stacked
     lut = np.concatenate(lut_parts) if lut_parts else np.zeros((0, lanes), dtype=np.int8)
     addtab = np.concatenate([np.atleast_1d(a) for a in addtab_parts]) if addtab_parts else np.zeros(0, np.int64)
-    images = MemoryImages(wgt=wgt, prm=prm_rows,
-                          lut=lut, addtab=addtab, prog=[isa.encode(i) for i in instructions])
-    readable = {n for n in placements if root(n) in alloc.intact}
-    return Program(instructions=instructions, images=images, tensors=placements, layers=plans,
-                   input_transform=transforms, inputs=graph_inputs, outputs=outputs, readable=frozenset(readable),
-                   config=config, keep_all=keep_all, act_rows=alloc.rows, act_rows_reuse=reuse.rows,
-                   act_rows_keep_all=separate.rows, add_layers=add_layers, add_images=add_images,
-                   add_variant=add_variant, model_name=model.name)
+    images = MemoryImages(wgt=wgt, prm=prm_rows, lut=lut, addtab=addtab, prog=[isa.encode(i) for i in instructions])
+    return _Packed(instructions, images)
+
+
+# -- pass 6: the per-layer plan ---------------------------------------------------------------------------
+
+
+def _plans(model: ir.Model, layers: list[ir.Layer], classified: _Classified, lowered: list[_LayerLowered],
+           packed: _Packed, config: AcceleratorConfig) -> list[LayerPlan]:
+    lanes = config.rows
+    device = set(classified.device)
+    by_index = {low.index: (k, low) for k, low in enumerate(lowered)}
+    plans = []
+    for index, layer in enumerate(layers):
+        original = model.layers[index]
+        if index not in by_index:
+            note = "alias: no data moved" if index in device else "host (before writing the input)"
+            plans.append(LayerPlan(layer.name, layer.op, layer.kind, (), layer.macs, 0, 0, 0, 0, 0, note, layer.output))
+            continue
+        k, low = by_index[index]
+        instr = packed.instructions[k]
+        parts = low.lowered
+        note = parts.note
+        if layer is not original:
+            before, after = im2col_tiles(original, lanes)
+            note += (f" over the host's im2col input ({layer.in_shapes[0][1]} values per pixel: {after} tiles per "
+                     f"output block instead of {before})")
+        plans.append(LayerPlan(layer.name, layer.op, layer.kind, (k,), original.macs, predicted_cycles(instr, config),
+                               low.act_rows, 0 if parts.tiles is None else parts.tiles.shape[0], len(parts.prm),
+                               0 if parts.lut is None else parts.lut.shape[0], note, layer.output))
+    return plans
 
 
 def _check_input_layout(layer: ir.Layer, xs: list[TensorPlacement]) -> None:
