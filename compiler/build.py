@@ -233,6 +233,9 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
     config = resolve_add_variant(config)
     model = load_onnx(model_path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700: the folder gets the user's usual permissions
     try:
         if not is_quantized(model):
             if calib is None:

@@ -191,3 +191,16 @@ def test_compile_mnist_cnn_2018_8x8(tmp_path):
     assert main(["compile", str(SHARED / "models" / "mnist_cnn_2018.onnx"), "--calib", str(calib), "--array", "8x8",
                  "-o", str(out)]) == 0
     assert {p.name for p in out.iterdir()} >= EXPECTED
+
+
+def test_build_folder_follows_the_umask(tmp_path, net2d_int8):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        build(net2d_int8, tmp_path / "b", AcceleratorConfig.preset("4x4"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "b").stat().st_mode) == 0o755
+    assert stat.S_IMODE((tmp_path / "b" / "wgt.hex").stat().st_mode) == 0o644
