@@ -257,10 +257,11 @@ class AcceleratorConfig:
             raise SystolixError(f"{path}: {error}") from None
 
 
-#: Named configurations. Memory depths are chosen so that the whole design fits the block RAM of
-#: an ECP5 LFE5U-85F (208 x 18 kbit); "4x4" also suits small parts (iCE40 UP5K with its SPRAM).
-# Depths sized so that the bundled example, mnist_cnn_2018 and both MLPerf Tiny int8 models fit the 8x8
-# preset (ResNet-8 needs 7,168 activation and 9,816 weight rows there), within an ECP5-85F's block RAM.
+#: Named configurations for an ECP5 LFE5U-85F: memory depths sized so that the bundled example,
+#: mnist_cnn_2018 and both MLPerf Tiny int8 models fit the 8x8 preset (ResNet-8 needs 7,168 activation and
+#: 9,816 weight rows there) within the 85F's 208 DP16KD. None of them suits an iCE40 UP5K (the 4x4 one needs
+#: about twice its LUTs); "16x16" needs more multipliers than the 85F's 156 MULT18X18D
+#: (``systolix.hdl.devices.check_fits`` says which resource a configuration exceeds on which device).
 PRESETS: Mapping[str, AcceleratorConfig] = MappingProxyType({
     "4x4": AcceleratorConfig(
         rows=4, cols=4, act_buffer_depth=4096, weight_buffer_depth=16384, acc_memory_depth=512,
