@@ -115,16 +115,22 @@ class Imported:
     reference: onnx.ModelProto
     canonical: object | None = None
     original: onnx.ModelProto | None = None
+    normalized: tuple[str, ...] = ()
 
 
 def import_model(source: str | os.PathLike | onnx.ModelProto, name: str | None = None) -> Imported:
-    """Load (if a path) and import an ONNX model, canonicalizing quantized ones."""
+    """Load (if a path), normalise (:mod:`.normalize`) and import an ONNX model, canonicalizing quantized ones."""
+    from .normalize import normalize
+
     if isinstance(source, onnx.ModelProto):
         model, name = source, name or (source.graph.name or "model")
     else:
         model, name = load_onnx(source), name or Path(source).name
-    if not is_quantized(model):
-        return Imported(import_graph(model, quantized=False, name=name), model)
+    quantized = is_quantized(model)
+    normalized = normalize(model, quantized=quantized)
+    model, notes = normalized.model, tuple(normalized.lines())
+    if not quantized:
+        return Imported(import_graph(model, quantized=False, name=name), model, normalized=notes)
     from systolix.frontend.canonical import canonicalize
 
     canon = canonicalize(model)
@@ -136,4 +142,4 @@ def import_model(source: str | os.PathLike | onnx.ModelProto, name: str | None =
     converted = tuple(f"{c.name} ({c.op}): {c.why}" for c in canon.converted)
     ir = Model(name=ir.name, inputs=ir.inputs, outputs=ir.outputs, layers=ir.layers, quantized=True,
                input_quant=ir.input_quant, host_ops=host, converted=converted, tensors=ir.tensors)
-    return Imported(ir, canon.model, canon, model)
+    return Imported(ir, canon.model, canon, model, notes)

@@ -461,7 +461,10 @@ def quantize_model(
         reduce_range = activation_type == "uint8" and (weight_type == "int8" or per_channel)
 
     model_path, calib_path, out_path = Path(model_path), Path(calib_path), Path(out_path)
-    model = _load_model(model_path)
+    from systolix.frontend.normalize import normalize
+
+    normalized = normalize(_load_model(model_path), quantized=False)
+    model = normalized.model
     if out_path.resolve() == model_path.resolve():
         raise SystolixError(f"{out_path}: the output would overwrite the input model; choose another path")
     if not out_path.parent.is_dir():
@@ -555,7 +558,7 @@ def quantize_model(
         seconds = time.perf_counter() - started
 
         op_counts = dict(sorted(Counter(n.op_type for n in quantized.graph.node).items()))
-        notes: list[str] = []
+        notes: list[str] = [f"normalised: {line}" for line in normalized.lines()]
         exact = True
         if quant_format == "qdq":
             exact = False
@@ -588,7 +591,8 @@ def quantize_model(
         _atomic_write(out.read_bytes(), out_path)
 
     if not exact:
-        warnings.warn(f"{out_path.name}: {notes[0]}", QuantizationWarning, stacklevel=2)
+        first = next(n for n in notes if not n.startswith("normalised: "))
+        warnings.warn(f"{out_path.name}: {first}", QuantizationWarning, stacklevel=2)
     return QuantizeResult(
         out_path=out_path,
         method=method,

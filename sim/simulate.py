@@ -43,6 +43,7 @@ class SimulationResult:
     seconds: dict[str, float] = field(default_factory=dict)
     float_execution: list = field(default_factory=list)
     hardware: dict | None = None
+    normalized: tuple[str, ...] = ()
 
     @property
     def bit_exact(self) -> bool:
@@ -61,6 +62,7 @@ class SimulationResult:
                 "converted_layers": list(self.converted), "host_ops": list(self.host_ops),
                 "accuracy": self.accuracy, "seconds": self.seconds,
                 "float_execution": [dataclasses.asdict(d) for d in self.float_execution],
+                "normalized": list(self.normalized),
                 **({} if self.hardware is None else self.hardware)}
 
 
@@ -198,7 +200,7 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
     if getattr(runner, "last_run", None) is not None:
         hardware = hardware_report(runner, seconds[backend], clock_mhz)
     return SimulationResult(ir.name, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds,
-                            float_execution, hardware)
+                            float_execution, hardware, imported.normalized)
 
 
 def _check_add_variant(ir: Model, config):

@@ -49,6 +49,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
     imported = import_model(args.model)
     console = _console()
+    for line in imported.normalized:
+        console.print(f"normalised: {line}", markup=False)
     console.print(inspect_table(imported.ir))
     for line in imported.ir.host_ops:
         console.print(f"host: {line}")
@@ -187,6 +189,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                           layers=args.layers, seed=args.seed, progress=update, config=_config(args, None),
                           clock_mhz=getattr(args, "clock_mhz", 50.0), waveform=getattr(args, "waveform", None),
                           trace_sample=getattr(args, "trace_sample", None))
+    for line in result.normalized:
+        console.print(f"normalised: {line}", markup=False)
     console.print(summary_table(result))
     if result.hardware is not None:
         console.print(hardware_table(result))

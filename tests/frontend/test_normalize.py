@@ -1,0 +1,113 @@
+"""The graph normaliser: each rewrite on the kind of file that needs it, reported, onnxruntime's result kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from systolix.cli import main
+from systolix.frontend.importer import import_model
+from systolix.frontend.normalize import normalize
+from systolix.frontend.reference import reference_session
+
+
+def _conv_fc(batch, *, ir_version=8, opset=13, initializer_inputs=False):
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.normal(0, 0.3, (4, 3, 3, 3)).astype(np.float32), "w")
+    fw = numpy_helper.from_array(rng.normal(0, 0.3, (4 * 6 * 6, 10)).astype(np.float32), "fw")
+    shape = numpy_helper.from_array(np.array([batch, -1], np.int64), "shape")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Reshape", ["r", "shape"], ["f"]), helper.make_node("MatMul", ["f", "fw"], ["y"])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 8, 8])]
+    if initializer_inputs:
+        inputs += [helper.make_tensor_value_info("w", TensorProto.FLOAT, [4, 3, 3, 3])]
+    graph = helper.make_graph(nodes, "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 10])],
+                              [w, fw, shape])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version)
+
+
+def test_ir_version_newer_than_onnxruntime_reads_is_lowered():
+    model = _conv_fc(1, ir_version=14)
+    with pytest.raises(Exception, match="IR version"):
+        reference_session(model)
+    out = normalize(model, quantized=False)
+    assert out.model.ir_version == 13
+    assert [f.name for f in out.fired] == ["lower-ir-version"]
+    reference_session(out.model)  # loads now
+
+
+def test_fixed_batch_becomes_symbolic_and_runs_any_batch():
+    model = _conv_fc(5)
+    out = normalize(model, quantized=False)
+    (fired,) = out.fired
+    assert fired.name == "symbolic-batch" and fired.applied and "fixed batch 5" in fired.detail
+    x = np.random.default_rng(1).normal(0, 1, (5, 3, 8, 8)).astype(np.float32)
+    (want,) = reference_session(model).run(None, {"x": x})
+    session = reference_session(out.model)
+    np.testing.assert_array_equal(session.run(None, {"x": x})[0], want)
+    (one,) = session.run(None, {"x": x[:1]})  # and any other batch
+    np.testing.assert_array_equal(one, want[:1])
+
+
+def test_initializers_listed_as_inputs_are_dropped():
+    out = normalize(_conv_fc(1, initializer_inputs=True), quantized=False)
+    assert [f.name for f in out.fired] == ["drop-initializer-inputs"]
+    assert [i.name for i in out.model.graph.input] == ["x"]
+
+
+def test_old_opset_is_upgraded(tmp_path):
+    """Opset 9 Gemm with the broadcast-era attributes of old exporters -> opset 13 for the importer."""
+    rng = np.random.default_rng(2)
+    w = numpy_helper.from_array(rng.normal(0, 0.3, (10, 12)).astype(np.float32), "w")
+    b = numpy_helper.from_array(rng.normal(0, 0.3, (10,)).astype(np.float32), "b")
+    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"], transB=1), helper.make_node("Relu", ["g"], ["y"])]
+    graph = helper.make_graph(nodes, "old", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 12])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 10])], [w, b])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 9)], ir_version=4)
+    out = normalize(model, quantized=False)
+    assert [f.name for f in out.fired] == ["upgrade-opset"]
+    assert out.model.opset_import[0].version == 13
+    path = tmp_path / "old.onnx"
+    onnx.save(model, str(path))
+    assert len(import_model(path).ir.layers) >= 1
+
+
+def test_inspect_reports_the_rewrites(tmp_path, capsys):
+    path = tmp_path / "m.onnx"
+    onnx.save(_conv_fc(5, ir_version=14), str(path))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "normalised: lower-ir-version: IR version 14 -> 13" in out
+    assert "normalised: symbolic-batch: fixed batch 5 -> symbolic N (inputs, outputs, 1 Reshape target(s))" in out
+
+
+def test_quantized_graph_must_keep_onnxruntime_integer_result(monkeypatch):
+    """A rewrite that changes a quantized graph's integer outputs is not applied, and says so."""
+    from systolix.frontend import normalize as package
+
+    class Breaks:
+        name = "breaks"
+
+        def apply(self, model):
+            out = onnx.ModelProto()
+            out.CopyFrom(model)
+            for init in out.graph.initializer:
+                if init.name == "yz":
+                    init.CopyFrom(numpy_helper.from_array(np.uint8(99), "yz"))
+            return out, "changes the output zero point"
+
+    consts = [numpy_helper.from_array(v, n) for n, v in (("s", np.float32(0.1)), ("z", np.uint8(3)),
+                                                         ("ys", np.float32(0.2)), ("yz", np.uint8(7)))]
+    nodes = [helper.make_node("DequantizeLinear", ["x", "s", "z"], ["d"]),
+             helper.make_node("QuantizeLinear", ["d", "ys", "yz"], ["y"])]
+    graph = helper.make_graph(nodes, "q", [helper.make_tensor_value_info("x", TensorProto.UINT8, ["N", 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.UINT8, ["N", 4])], consts)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    monkeypatch.setattr(package, "REWRITES", (Breaks(),))
+    out = normalize(model, quantized=True)
+    (fired,) = out.fired
+    assert not fired.applied and fired.line().startswith("NOT APPLIED: breaks: changes the output zero point [")
+    assert "output elements differ" in fired.check
+    assert out.model.graph.initializer[3] == model.graph.initializer[3]
