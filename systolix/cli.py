@@ -44,6 +44,7 @@ def write_atomic(path: str | Path, text: str) -> None:
 
 # -- inspect ------------------------------------------------------------------------------------------
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from .compiler.where import runs_on
     from .frontend.importer import import_model
     from .frontend.inspect import inspect_table, layer_rows
 
@@ -51,7 +52,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     console = _console()
     for line in imported.normalized:
         console.print(f"normalised: {line}", markup=False)
-    console.print(inspect_table(imported.ir))
+    where = runs_on(imported.ir)
+    console.print(inspect_table(imported.ir, where))
     for line in imported.ir.host_ops:
         console.print(f"host: {line}")
     for line in imported.ir.converted:
@@ -59,7 +61,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         ir = imported.ir
         write_atomic(args.json, json.dumps({"model": ir.name, "quantized": ir.quantized, "params": ir.params,
-                                            "macs": ir.macs, "layers": layer_rows(ir)}, indent=2))
+                                            "macs": ir.macs, "layers": layer_rows(ir, where)}, indent=2))
     return 0
 
 

@@ -1,0 +1,53 @@
+"""Where each layer of a model runs: the array, the vector unit, the host, or nowhere (and why).
+
+The same classification the compiler applies (:func:`systolix.compiler.compile._unsupported` and the host
+transforms at the graph input), so ``inspect`` never shows as "accelerator" a layer ``compile`` refuses for
+its op. Whether a layer *fits* the configured memories is a separate question, answered by ``compile``.
+A float model is shown as it will run once quantized (its float activations become lookup tables).
+"""
+
+from __future__ import annotations
+
+from systolix.frontend import ir
+
+from .compile import _unsupported
+from .lower import is_global_average
+
+__all__ = ["runs_on"]
+
+
+def _unit(layer: ir.Layer) -> str:
+    if isinstance(layer, ir.Conv | ir.Dense | ir.GlobalAveragePool):
+        return "array"
+    if isinstance(layer, ir.AveragePool) and is_global_average(layer):
+        return "array"
+    if isinstance(layer, ir.MaxPool):
+        return "vector (max)"
+    if isinstance(layer, ir.Lookup):
+        return "vector (table)"
+    if isinstance(layer, ir.Add):
+        return "vector (add)"
+    if isinstance(layer, ir.Reshape):
+        return "alias (no data moved)"
+    return "array"
+
+
+def runs_on(model: ir.Model) -> dict[str, str]:
+    """Layer name -> where it runs: ``"array"``, ``"vector (...)"``, ``"alias (no data moved)"`` (the
+    accelerator), ``"host (input)"``, ``"host (output)"``, or ``"refused: why"``."""
+    host_tensors = {t.name for t in model.inputs}
+    where = {}
+    for layer in model.layers:
+        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host_tensors:
+            where[layer.name] = "host (input)"
+            host_tensors.add(layer.output)
+            continue
+        if not model.quantized and isinstance(layer, ir.Activation):
+            where[layer.name] = "vector (table, once quantized)"
+            continue
+        if layer.host:
+            where[layer.name] = "host (output)"
+            continue
+        why = _unsupported(layer)
+        where[layer.name] = f"refused: {why}" if why is not None else _unit(layer)
+    return where

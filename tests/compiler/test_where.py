@@ -1,0 +1,72 @@
+"""``inspect``'s "runs on" column and ``compile`` agree: what it shows on the accelerator compiles, what it
+refuses ``compile`` refuses with the same reason."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from systolix.arch.config import AcceleratorConfig
+from systolix.compiler.compile import compile_model
+from systolix.compiler.where import runs_on
+from systolix.errors import SystolixError
+from systolix.frontend.importer import import_model
+from systolix.quantize.ptq import QuantizationWarning, quantize_model
+from tests.compiler.test_networks import _conv, _save, net1d, net2d
+
+BIG = AcceleratorConfig(rows=4, cols=4, act_buffer_depth=16384, weight_buffer_depth=16384, param_memory_depth=1024,
+                        program_memory_depth=256, acc_memory_depth=1024)
+
+
+def _quantized(tmp_path, build):
+    shape = build(tmp_path / "f.onnx")
+    np.savez(tmp_path / "c.npz", x=np.random.default_rng(0).normal(0, 1, (16, *shape)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        quantize_model(tmp_path / "f.onnx", tmp_path / "c.npz", tmp_path / "q.onnx")
+    return import_model(tmp_path / "q.onnx").ir
+
+
+@pytest.mark.parametrize("build", [net1d, net2d])
+def test_accelerator_layers_compile(tmp_path, build):
+    ir = _quantized(tmp_path, build)
+    where = runs_on(ir)
+    assert set(where) == {layer.name for layer in ir.layers}
+    assert not [w for w in where.values() if w.startswith("refused")]
+    assert {"array", "vector (max)", "vector (table)"} <= set(where.values())
+    program = compile_model(ir, BIG)
+    assert len(program.instructions) > 3
+
+
+def _concat_net(path):
+    rng = np.random.default_rng(4)
+    nodes, inits = [], []
+    for name in ("a", "b"):
+        node, weights = _conv(rng, name, "x", 3, 4, [3, 3], pads=[1, 1, 1, 1])
+        nodes.append(node)
+        inits += weights
+    nodes += [helper.make_node("Concat", ["a", "b"], ["c"], axis=1), helper.make_node("Relu", ["c"], ["r"]),
+              helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["y"])]
+    _save(path, "concat", nodes, inits, (3, 6, 6), "y", 8)
+    return (3, 6, 6)
+
+
+def test_refused_layer_is_refused_by_compile_with_the_same_reason(tmp_path):
+    ir = _quantized(tmp_path, _concat_net)
+    where = runs_on(ir)
+    refused = {name: w for name, w in where.items() if w.startswith("refused: ")}
+    assert len(refused) == 1
+    ((name, why),) = refused.items()
+    layer = next(layer for layer in ir.layers if layer.name == name)
+    with pytest.raises(SystolixError) as error:
+        compile_model(ir, BIG)
+    assert str(error.value) == f"layer {name} ({layer.op}): {why.removeprefix('refused: ')}"
+
+
+def test_float_activations_shown_as_tables(tmp_path):
+    net2d(tmp_path / "f.onnx")
+    where = runs_on(import_model(tmp_path / "f.onnx").ir)
+    assert "vector (table, once quantized)" in where.values()
