@@ -26,6 +26,7 @@ from .lower import (
     Lowered,
     is_global_average,
     lower_add,
+    lower_concat,
     lower_conv,
     lower_dense,
     lower_gap,
@@ -281,8 +282,8 @@ def _unsupported(layer: ir.Layer) -> str | None:
                 f"{'x'.join(map(str, layer.in_shapes[0][2:]))} input (pads {list(layer.pads)}) is computed by "
                 "onnxruntime in float; only a pool covering the whole input without padding (a global average) "
                 "runs on the accelerator")
-    if isinstance(layer, ir.Concat):
-        return "Concat is not supported by the accelerator"
+    if isinstance(layer, ir.Concat) and layer.axis != 1:
+        return f"a Concat on axis {layer.axis} is not supported by the accelerator (only the channel axis, 1)"
     if isinstance(layer, ir.MatMul):
         return "a matrix product of two activations is not supported by the accelerator (only constant weights)"
     if isinstance(layer, ir.Transpose):
@@ -292,7 +293,7 @@ def _unsupported(layer: ir.Layer) -> str | None:
     if layer.host:
         return "this operation is left to the host and cannot be part of the accelerator program"
     if not isinstance(layer, ir.Conv | ir.Dense | ir.MaxPool | ir.AveragePool | ir.GlobalAveragePool | ir.Lookup
-                      | ir.Add | ir.Reshape):
+                      | ir.Add | ir.Reshape | ir.Concat):
         return f"{type(layer).__name__} layers are not supported by the accelerator"
     return None
 
@@ -551,12 +552,13 @@ def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Plac
         xs = [placed.placements[n] for n in layer.inputs]
         y = placed.placements[layer.output]
         _check_input_layout(layer, xs)
-        lowered = _lower(layer, xs, y, config.rows, config, config.add_variant)
-        fields = dict(lowered.fields)
-        fields.update(in_base=xs[0].base, out_base=y.base, layer=index)
-        if len(xs) > 1:
-            fields["in2_base"] = xs[1].base
-        out.append(_LayerLowered(index, layer, fields, lowered, y.rows))
+        result = _lower(layer, xs, y, config.rows, config, config.add_variant)
+        for lowered in result if isinstance(result, list) else [result]:
+            fields = dict(in_base=xs[0].base, out_base=y.base, layer=index)
+            if len(xs) > 1 and not isinstance(layer, ir.Concat):
+                fields["in2_base"] = xs[1].base
+            fields.update(lowered.fields)
+            out.append(_LayerLowered(index, layer, fields, lowered, y.rows))
     return out
 
 
@@ -575,6 +577,7 @@ def _pack(lowered: list[_LayerLowered], config: AcceleratorConfig) -> _Packed:
     lanes = config.rows
     wgt_parts, prm_rows, lut_parts, addtab_parts = [], [], [], []
     tops = {"wgt": 0, "prm": 0, "lut": 0, "addtab": 0}
+    lut_bases: dict[bytes, int] = {}
     need: dict[str, list[tuple[str, int]]] = {key: [] for key in tops}
     all_fields = []
     for low in lowered:
@@ -587,10 +590,13 @@ def _pack(lowered: list[_LayerLowered], config: AcceleratorConfig) -> _Packed:
             fields["p_base"] = len(prm_rows)
             prm_rows.extend(parts.prm)
             tops["prm"] = len(prm_rows)
-        if parts.lut is not None:
-            fields["lut_base"] = tops["lut"]
-            lut_parts.append(parts.lut)
-            tops["lut"] += parts.lut.shape[0]
+        if parts.lut is not None:  # identical tables (concat copies, repeated activations) are stored once
+            key = parts.lut.tobytes()
+            if key not in lut_bases:
+                lut_bases[key] = tops["lut"]
+                lut_parts.append(parts.lut)
+                tops["lut"] += parts.lut.shape[0]
+            fields["lut_base"] = lut_bases[key]
         if parts.addtab is not None:
             fields["lut_base"] = tops["addtab"]
             addtab_parts.append(parts.addtab)
@@ -636,7 +642,9 @@ def _plans(model: ir.Model, layers: list[ir.Layer], classified: _Classified, low
            packed: _Packed, config: AcceleratorConfig) -> list[LayerPlan]:
     lanes = config.rows
     device = set(classified.device)
-    by_index = {low.index: (k, low) for k, low in enumerate(lowered)}
+    by_index: dict[int, list[tuple[int, _LayerLowered]]] = {}
+    for k, low in enumerate(lowered):
+        by_index.setdefault(low.index, []).append((k, low))
     plans = []
     for index, layer in enumerate(layers):
         original = model.layers[index]
@@ -644,17 +652,18 @@ def _plans(model: ir.Model, layers: list[ir.Layer], classified: _Classified, low
             note = "alias: no data moved" if index in device else "host (before writing the input)"
             plans.append(LayerPlan(layer.name, layer.op, layer.kind, (), layer.macs, 0, 0, 0, 0, 0, note, layer.output))
             continue
-        k, low = by_index[index]
-        instr = packed.instructions[k]
-        parts = low.lowered
-        note = parts.note
+        entries = by_index[index]
+        parts = [low.lowered for _, low in entries]
+        note = "; ".join(p.note for p in parts)
         if layer is not original:
             before, after = im2col_tiles(original, lanes)
             note += (f" over the host's im2col input ({layer.in_shapes[0][1]} values per pixel: {after} tiles per "
                      f"output block instead of {before})")
-        plans.append(LayerPlan(layer.name, layer.op, layer.kind, (k,), original.macs, predicted_cycles(instr, config),
-                               low.act_rows, 0 if parts.tiles is None else parts.tiles.shape[0], len(parts.prm),
-                               0 if parts.lut is None else parts.lut.shape[0], note, layer.output))
+        plans.append(LayerPlan(
+            layer.name, layer.op, layer.kind, tuple(k for k, _ in entries), original.macs,
+            sum(predicted_cycles(packed.instructions[k], config) for k, _ in entries), entries[0][1].act_rows,
+            sum(0 if p.tiles is None else p.tiles.shape[0] for p in parts), sum(len(p.prm) for p in parts),
+            sum(0 if p.lut is None else p.lut.shape[0] for p in parts), note, layer.output))
     return plans
 
 
@@ -672,7 +681,7 @@ def _check_input_layout(layer: ir.Layer, xs: list[TensorPlacement]) -> None:
 
 
 def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes: int, config: AcceleratorConfig,
-           add_variant: str) -> Lowered:
+           add_variant: str) -> Lowered | list[Lowered]:
     if not isinstance(layer, ir.Dense):  # read with the layer's own H x W (an alias may split pixels otherwise)
         geoms = [storage_geometry(shape, f"layer {layer.name}") for shape in layer.in_shapes]
         xs = [dataclasses.replace(p, h=h, w=w) for p, (_, h, w) in zip(xs, geoms, strict=True)]
@@ -689,4 +698,6 @@ def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes
         return lower_lookup(layer, x, y, lanes)
     if isinstance(layer, ir.Add):
         return lower_add(layer, xs[0], xs[1], y, add_variant)
+    if isinstance(layer, ir.Concat):
+        return lower_concat(layer, xs, y, lanes)
     raise SystolixError(f"layer {layer.name} ({layer.op}): no lowering for {type(layer).__name__}")

@@ -22,6 +22,7 @@ from systolix.arch.params import ChannelParams
 from systolix.errors import SystolixError
 from systolix.frontend import ir
 from systolix.quantize import requant
+from systolix.quantize.golden.table import unary_table
 
 from .images import channel_rows, conv_tiles, dense_tiles, depthwise_tiles, lut_rows, to_int8
 from .layout import TensorPlacement
@@ -200,3 +201,37 @@ def lower_add(layer: ir.Add, a: TensorPlacement, b: TensorPlacement, y: TensorPl
         raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
     return Lowered(fields, prm=[int(images.prm_row)], addtab=np.asarray(images.table, dtype=np.int64),
                    add_images=images, note=f"residual add ({variant} QLinearAdd in integers)")
+
+
+def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int) -> list[Lowered]:
+    """Concat on the channel axis: one LUT instruction per input, copying its rows into the output's blocks.
+
+    Channel-blocked storage puts an input's blocks right after the previous input's when every input but the
+    last has a multiple of L channels, so each input is a run of rows written at an offset. The table is the
+    identity when the input's quantization equals the output's (onnxruntime copies), else QLinearConcat's own
+    table ``QuantizeLinear(f32(x_s * (code - x_zp)), y_s, y_zp)`` (exact: onnxruntime looks it up too).
+    Padding lanes hold the input's zero point, which the table sends to the output's.
+    """
+    if layer.axis != 1:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): a Concat on axis {layer.axis} is not supported by the "
+                            "accelerator (only the channel axis, 1)")
+    y_q = layer.y_quant
+    parts, offset = [], 0
+    for i, (x, q, shape) in enumerate(zip(xs, layer.in_quant, layer.in_shapes, strict=True)):
+        channels = int(shape[1])
+        if i < len(xs) - 1 and channels % lanes:
+            raise SystolixError(f"layer {layer.name} ({layer.op}): input {i} has {channels} channels, not a multiple "
+                                f"of the array's {lanes} lanes; only the last input of a Concat may end inside a "
+                                "channel block")
+        if np.float32(q.scale) == np.float32(y_q.scale) and int(q.zero_point) == int(y_q.zero_point):
+            table = np.arange(256, dtype=np.int64) + np.iinfo(y_q.np_dtype).min
+            how = "copy"
+        else:
+            table = unary_table(q.scale, int(q.zero_point), y_q.scale, int(y_q.zero_point), lambda v: v,
+                                y_q.np_dtype).astype(np.int64)
+            how = "requantizing table"
+        fields = dict(opcode=Opcode.LUT, rows=x.rows, in_base=x.base, out_base=y.base + offset * y.h * y.w)
+        parts.append(Lowered(fields, lut=lut_rows(table - y.shift, lanes),
+                             note=f"concat input {i}: {how} into output block {offset}"))
+        offset += -(-channels // lanes)
+    return parts

@@ -27,6 +27,8 @@ def _unit(layer: ir.Layer) -> str:
         return "vector (table)"
     if isinstance(layer, ir.Add):
         return "vector (add)"
+    if isinstance(layer, ir.Concat):
+        return "vector (copy)"
     if isinstance(layer, ir.Reshape):
         return "alias (no data moved)"
     return "array"

@@ -60,12 +60,13 @@ class Net:
             x_quant=self.info[x].quant, w_quant=q(0.01), y_quant=y_q))
         return self._out(name, (*shape[:-1], m), y_q)
 
-    def lookup(self, x: str) -> str:
+    def lookup(self, x: str, roll: int = 0) -> str:
         name = f"lut{len(self.layers)}"
         shape = self.info[x].shape
         y_q = q(0.01)
+        table = np.roll(np.arange(-128, 128), roll).astype(np.int8)
         self.layers.append(ir.Lookup(name=name, op="Tanh", inputs=(x,), output=name, in_shapes=(shape,),
-                                     out_shape=shape, func="tanh", table=np.arange(-128, 128).astype(np.int8),
+                                     out_shape=shape, func="tanh", table=table,
                                      x_quant=self.info[x].quant, y_quant=y_q))
         return self._out(name, shape, y_q)
 
@@ -157,8 +158,8 @@ def test_lookup_tables() -> None:
     net = Net((1, 4))
     t = "x"
     names = []
-    for _ in range(17):
-        t = net.lookup(t)
+    for k in range(17):
+        t = net.lookup(t, roll=k)  # 17 different tables (identical ones are stored once)
         names.append(t)
     with raises(f"layer {names[16]} needs 4,352 lookup-table rows but lut_memory_depth is 4,096; "
                 "use lut_memory_depth >= 4,352 or a larger preset"):
@@ -219,9 +220,19 @@ def test_concat_matmul_transpose() -> None:
     net = Net((1, 4, 2, 2))
     c = net.conv("x", 4)
     net.layer(ir.Concat(name="cat", op="QLinearConcat", inputs=("x", c), output="cat",
-                        in_shapes=((1, 4, 2, 2), (1, 4, 2, 2)), out_shape=(1, 8, 2, 2), axis=1,
+                        in_shapes=((1, 4, 2, 2), (1, 4, 2, 2)), out_shape=(1, 4, 4, 2), axis=2,
                         in_quant=(x_q, x_q), y_quant=x_q), x_q)
-    with raises("layer cat (QLinearConcat): Concat is not supported by the accelerator"):
+    with raises("layer cat (QLinearConcat): a Concat on axis 2 is not supported by the accelerator (only the "
+                "channel axis, 1)"):
+        compile_model(net.model("cat"), config())
+
+    net = Net((1, 3, 2, 2))
+    c = net.conv("x", 4)
+    net.layer(ir.Concat(name="cat", op="QLinearConcat", inputs=("x", c), output="cat",
+                        in_shapes=((1, 3, 2, 2), (1, 4, 2, 2)), out_shape=(1, 7, 2, 2), axis=1,
+                        in_quant=(x_q, x_q), y_quant=x_q), x_q)
+    with raises("layer cat (QLinearConcat): input 0 has 3 channels, not a multiple of the array's 4 lanes; only the "
+                "last input of a Concat may end inside a channel block"):
         compile_model(net.model("cat"), config())
 
     net = Net((1, 4, 4))

@@ -48,9 +48,9 @@ def _concat_net(path):
         node, weights = _conv(rng, name, "x", 3, 4, [3, 3], pads=[1, 1, 1, 1])
         nodes.append(node)
         inits += weights
-    nodes += [helper.make_node("Concat", ["a", "b"], ["c"], axis=1), helper.make_node("Relu", ["c"], ["r"]),
+    nodes += [helper.make_node("Concat", ["a", "b"], ["c"], axis=2), helper.make_node("Relu", ["c"], ["r"]),
               helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["y"])]
-    _save(path, "concat", nodes, inits, (3, 6, 6), "y", 8)
+    _save(path, "concat", nodes, inits, (3, 6, 6), "y", 4)
     return (3, 6, 6)
 
 

@@ -305,3 +305,44 @@ def test_standalone_build_bakes_the_hex_files(tmp_path, quantized, monkeypatch):
     want = run_golden(ir, {info.name: x})[ir.outputs[0].name]
     assert cycles > 0 and got.shape == want.shape
     np.testing.assert_array_equal(got, want)
+
+
+def _concat_net(path):
+    """Two branches (8 and 5 channels) concatenated on the channel axis, then Conv -> GAP -> Gemm."""
+    from onnx import helper
+
+    from tests.compiler.test_networks import _conv, _gemm, _save
+
+    rng = np.random.default_rng(12)
+    nodes, inits = [], []
+    for node, weights in (_conv(rng, "a", "x", 3, 8, [3, 3], pads=[1, 1, 1, 1]),
+                          _conv(rng, "b", "x", 3, 5, [1, 1])):
+        nodes.append(node)
+        inits += weights
+    nodes += [helper.make_node("Relu", ["a"], ["ra"]), helper.make_node("Concat", ["ra", "b"], ["c"], axis=1)]
+    node, weights = _conv(rng, "d", "c", 13, 6, [3, 3], strides=[2, 2])
+    nodes += [node, helper.make_node("GlobalAveragePool", ["d"], ["g"]), helper.make_node("Flatten", ["g"], ["f"])]
+    inits += weights
+    node, weights = _gemm(rng, "y", "f", 6, 4)
+    _save(path, "concat", [*nodes, node], inits + weights, (3, 9, 7), "y", 4)
+    return (3, 9, 7)
+
+
+@needs_verilator
+@pytest.mark.parametrize("act", ["int8", "uint8"])
+def test_channel_concat_on_the_accelerator(tmp_path, act):
+    """Concat on the channel axis runs as vector-unit copies (requantizing tables where the scales differ):
+    every layer bit-exact on the RTL at 4x4 and 8x8."""
+    shape = _concat_net(tmp_path / "float.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(3).normal(0, 1, (32, *shape)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        quantize_model(tmp_path / "float.onnx", tmp_path / "calib.npz", tmp_path / "q.onnx", activation_type=act)
+    for preset in ("4x4", "8x8"):
+        result = simulate(tmp_path / "q.onnx", random=6, backend="verilator", layers=True,
+                          config=AcceleratorConfig.preset(preset))
+        cmp = result.comparison
+        assert cmp.mismatches == 0, cmp.first_mismatch
+        concat = [layer for layer in result.hardware["hardware_layers"] if "Concat" in layer["op"]]
+        assert len(concat) == 1 and len(concat[0]["instructions"]) == 2 and concat[0]["cycles"] > 0
+        assert any("Concat" in layer.op and layer.elements for layer in cmp.layers)
