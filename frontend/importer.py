@@ -22,7 +22,7 @@ from .ops import HANDLERS
 
 QUANT_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "QGemm",
                        "QLinearAdd", "QLinearAveragePool", "QLinearGlobalAveragePool", "QLinearLeakyRelu",
-                       "QLinearSigmoid", "QLinearConcat", "MatMulInteger", "ConvInteger"})
+                       "QLinearSigmoid", "QLinearConcat", "QLinearMul", "MatMulInteger", "ConvInteger"})
 
 
 def is_quantized(model: onnx.ModelProto) -> bool:

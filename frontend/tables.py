@@ -26,14 +26,16 @@ UNARY_OPS = frozenset({
 _ONNX_TYPE = {"int8": onnx.TensorProto.INT8, "uint8": onnx.TensorProto.UINT8}
 
 
-def ort_table(ctx: ImportContext, nodes: list[onnx.NodeProto], x_q: QuantParams, y_q: QuantParams) -> np.ndarray:
-    """Run ``nodes`` (first input: the integer tensor, last output: the integer result) on all 256 codes.
+def ort_table(ctx: ImportContext, nodes: list[onnx.NodeProto], x_q: QuantParams, y_q: QuantParams,
+              variable: str | None = None) -> np.ndarray:
+    """Run ``nodes`` (last output: the integer result) on all 256 codes of the integer tensor ``variable``
+    (default: the first input of the first node); every other input must be a constant.
 
     Returns the table ``t`` with ``y = t[x - x_q.qmin]``, of ``y_q``'s integer type.
     """
     from systolix.frontend.reference import reference_session
 
-    first_in, last_out = nodes[0].input[0], nodes[-1].output[0]
+    first_in, last_out = variable or nodes[0].input[0], nodes[-1].output[0]
     copies, needed = [], set()
     for node in nodes:
         copy = onnx.NodeProto()

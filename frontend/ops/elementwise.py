@@ -11,7 +11,7 @@ import onnx
 from systolix.errors import SystolixError
 
 from ..context import ImportContext, attr, quant_params
-from ..ir import Add, Concat, Conv, Dense
+from ..ir import Add, Concat, Conv, Dense, Lookup
 from . import register
 
 
@@ -57,12 +57,43 @@ def add(node: onnx.NodeProto, ctx: ImportContext) -> None:
                 out_shape=out))
 
 
+def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) -> None:
+    """QLinearAdd/QLinearMul of an activation and a one-value constant: each output code depends on the input
+    code alone, so the op is a 256-entry table, computed by onnxruntime running this very node on every code
+    (the same scalar-operand kernel as in the model)."""
+    from ..tables import ort_table
+
+    x, const, x_slot = (b, a, 3) if ctx.is_const(a) else (a, b, 0)
+    value = ctx.constants[const]
+    if value.size != 1:
+        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): a constant operand of shape "
+                            f"{list(value.shape)} is not supported (only one value, or an activation)")
+    x_q = quant_params(ctx, node, x_slot + 1, x_slot + 2, "input")
+    y_q = quant_params(ctx, node, 6, 7, "output")
+    ctx.quant.setdefault(x, x_q)
+    shape = ctx.shape(x)
+    table = ort_table(ctx, [node], x_q, y_q, variable=node.input[x_slot])
+    func = f"{'add' if node.op_type == 'QLinearAdd' else 'mul'} {float(value.reshape(-1)[0]):g} (codes)"
+    ctx.add(Lookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0], in_shapes=(shape,),
+                   out_shape=_broadcast_shape(node, ctx, shape, tuple(value.shape)), func=func, table=table,
+                   x_quant=x_q, y_quant=y_q), quant=y_q)
+
+
+@register("QLinearMul")
+def qlinear_mul(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[3])
+    if not (ctx.is_const(a) or ctx.is_const(b)):
+        raise SystolixError(f"node {ctx.node_label} (QLinearMul): a product of two activations is not supported "
+                            "(only by a one-value constant)")
+    _constant_operand_table(node, ctx, a, b)
+
+
 @register("QLinearAdd")
 def qlinear_add(node: onnx.NodeProto, ctx: ImportContext) -> None:
     a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[3])
     if ctx.is_const(a) or ctx.is_const(b):
-        raise SystolixError(f"node {ctx.node_label} (QLinearAdd): a constant operand is not supported (residual "
-                            "adds of two activations only)")
+        _constant_operand_table(node, ctx, a, b)
+        return
     a_q = quant_params(ctx, node, 1, 2, "input A")
     b_q = quant_params(ctx, node, 4, 5, "input B")
     y_q = quant_params(ctx, node, 6, 7, "output")

@@ -346,3 +346,38 @@ def test_channel_concat_on_the_accelerator(tmp_path, act):
         concat = [layer for layer in result.hardware["hardware_layers"] if "Concat" in layer["op"]]
         assert len(concat) == 1 and len(concat[0]["instructions"]) == 2 and concat[0]["cycles"] > 0
         assert any("Concat" in layer.op and layer.elements for layer in cmp.layers)
+
+
+def _constant_ops_net(path):
+    """Conv -> Add(one-value constant) -> Mul(constant first) -> Relu -> GAP -> Gemm."""
+    from onnx import helper, numpy_helper
+
+    from tests.compiler.test_networks import _conv, _gemm, _save
+
+    rng = np.random.default_rng(5)
+    node, inits = _conv(rng, "c", "x", 3, 6, [3, 3], pads=[1, 1, 1, 1])
+    inits += [numpy_helper.from_array(np.array([0.7], np.float32), "k"),
+              numpy_helper.from_array(np.array(1.5, np.float32), "m")]
+    nodes = [node, helper.make_node("Add", ["c", "k"], ["a"]), helper.make_node("Mul", ["m", "a"], ["mm"]),
+             helper.make_node("Relu", ["mm"], ["r"]), helper.make_node("GlobalAveragePool", ["r"], ["g"]),
+             helper.make_node("Flatten", ["g"], ["f"])]
+    node, weights = _gemm(rng, "y", "f", 6, 4)
+    _save(path, "const", [*nodes, node], inits + weights, (3, 8, 8), "y", 4)
+    return (3, 8, 8)
+
+
+@needs_verilator
+@pytest.mark.parametrize("fmt", ["qoperator", "qdq"])
+def test_add_and_mul_by_a_constant_on_the_accelerator(tmp_path, fmt):
+    """QLinearAdd / QLinearMul with a one-value constant operand (a bias or scale left by an exporter or by
+    onnxruntime's quantizer) become 256-entry tables computed by onnxruntime: bit-exact on the RTL."""
+    shape = _constant_ops_net(tmp_path / "float.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(3).normal(0, 1, (32, *shape)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        quantize_model(tmp_path / "float.onnx", tmp_path / "calib.npz", tmp_path / "q.onnx", quant_format=fmt)
+    result = simulate(tmp_path / "q.onnx", random=6, backend="verilator", layers=True,
+                      config=AcceleratorConfig.preset("4x4"))
+    assert result.comparison.mismatches == 0, result.comparison.first_mismatch
+    ops = {layer.op: layer.elements for layer in result.comparison.layers}
+    assert ops.get("QLinearAdd", 0) > 0 and ops.get("QLinearMul", 0) > 0
