@@ -81,7 +81,7 @@ class AcceleratorConfig:
     acc_memory_depth: int = 2048
     param_memory_depth: int = 512
     program_memory_depth: int = 512
-    lut_memory_depth: int = 1024
+    lut_memory_depth: int = 2048
     add_table_depth: int = 1024
     add_variant: str = "auto"
     pe_product_register: bool = True

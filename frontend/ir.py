@@ -321,7 +321,9 @@ class GlobalAveragePool(Layer):
     y_quant: QuantParams | None = None
 
 
-ACTIVATIONS = ("relu", "clip", "leaky_relu", "sigmoid", "tanh", "hard_sigmoid", "elu", "softplus")
+ACTIVATIONS = ("relu", "clip", "leaky_relu", "sigmoid", "tanh", "hard_sigmoid", "elu", "softplus", "selu", "celu",
+               "hard_swish", "gelu", "mish", "softsign", "thresholded_relu", "prelu", "exp", "log", "erf", "abs",
+               "neg", "sqrt", "reciprocal", "sin", "cos", "floor", "ceil", "round", "sign", "identity")
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

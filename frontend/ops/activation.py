@@ -6,6 +6,7 @@ QLinearSigmoid) becomes a :class:`~systolix.frontend.ir.Lookup` whose table onnx
 
 from __future__ import annotations
 
+import numpy as np
 import onnx
 
 from systolix.errors import SystolixError
@@ -15,8 +16,13 @@ from ..ir import Activation, Lookup
 from ..tables import UNARY_OPS, ort_table
 from . import register
 
+#: Float elementwise ops of one activation (a quantized model turns each into a 256-entry table).
 _FLOAT = {"Relu": "relu", "Clip": "clip", "LeakyRelu": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh",
-          "HardSigmoid": "hard_sigmoid", "Elu": "elu", "Softplus": "softplus"}
+          "HardSigmoid": "hard_sigmoid", "Elu": "elu", "Softplus": "softplus", "Selu": "selu", "Celu": "celu",
+          "HardSwish": "hard_swish", "Gelu": "gelu", "Mish": "mish", "Softsign": "softsign",
+          "ThresholdedRelu": "thresholded_relu", "PRelu": "prelu", "Exp": "exp", "Log": "log", "Erf": "erf",
+          "Abs": "abs", "Neg": "neg", "Sqrt": "sqrt", "Reciprocal": "reciprocal", "Sin": "sin", "Cos": "cos",
+          "Floor": "floor", "Ceil": "ceil", "Round": "round", "Sign": "sign"}
 
 
 @register(*_FLOAT)
@@ -34,11 +40,17 @@ def activation(node: onnx.NodeProto, ctx: ImportContext) -> None:
         if len(node.input) > 2 and node.input[2]:
             hi = float(ctx.const(node, 2, "max"))
         attrs = [(k, float(v)) for k, v in (("min", lo), ("max", hi)) if v is not None]
-    elif node.op_type in ("LeakyRelu", "Elu", "HardSigmoid"):
-        default = {"LeakyRelu": 0.01, "Elu": 1.0, "HardSigmoid": 0.2}[node.op_type]
-        attrs = [("alpha", float(attr(node, "alpha", default)))]
+    elif node.op_type in ("LeakyRelu", "Elu", "HardSigmoid", "Celu", "ThresholdedRelu"):
+        default = {"LeakyRelu": 0.01, "Elu": 1.0, "HardSigmoid": 0.2, "Celu": 1.0, "ThresholdedRelu": 1.0}
+        attrs = [("alpha", float(attr(node, "alpha", default[node.op_type])))]
         if node.op_type == "HardSigmoid":
             attrs.append(("beta", float(attr(node, "beta", 0.5))))
+    elif node.op_type == "PRelu":
+        slope = np.asarray(ctx.const(node, 1, "slope"), dtype=np.float32)
+        if slope.size != 1:
+            raise SystolixError(f"node {ctx.node_label} (PRelu): a slope per channel ({list(slope.shape)}) is not "
+                                "supported (one slope for every element: a 256-entry table)")
+        attrs = [("slope", float(slope.reshape(-1)[0]))]
     shape = ctx.shape(x)
     ctx.add(Activation(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
                        in_shapes=(shape,), out_shape=shape, func=_FLOAT[node.op_type], attrs=tuple(attrs)))

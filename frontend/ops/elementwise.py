@@ -79,13 +79,58 @@ def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b:
                    x_quant=x_q, y_quant=y_q), quant=y_q)
 
 
+def _self_gated_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) -> bool:
+    """``x * f(x)`` (HardSwish, SiLU/Swish as exporters decompose them: a QLinearMul of an activation and a
+    table of that same activation) is a function of ``x``'s code: one 256-entry table, computed by onnxruntime
+    running the QLinearMul on every code and the table's code for it. The ``f`` table is replaced when the
+    product is its only reader."""
+    from systolix.frontend.reference import reference_session
+
+    from ..tables import _ONNX_TYPE
+
+    found = [(x, gate, slot) for x, gate, slot in ((a, b, 0), (b, a, 3))
+             if isinstance(ctx.producer.get(gate), Lookup) and ctx.producer[gate].inputs[0] == x]
+    if not found:
+        return False
+    x, gate, x_slot = found[0]
+    layer = ctx.producer[gate]
+    x_q = quant_params(ctx, node, x_slot + 1, x_slot + 2, "input")
+    y_q = quant_params(ctx, node, 6, 7, "output")
+    codes = np.arange(x_q.qmin, x_q.qmax + 1).astype(x_q.np_dtype)
+    gates = np.asarray(layer.table).astype(layer.y_quant.np_dtype)
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    copy.input[x_slot], copy.input[3 - x_slot] = "x", "g"
+    copy.output[0] = "y"
+    consts = [onnx.numpy_helper.from_array(ctx.constants[ctx.resolve(n)], n)
+              for i, n in enumerate(node.input) if i not in (0, 3) and n]
+    graph = onnx.helper.make_graph([copy], "gated", [
+        onnx.helper.make_tensor_value_info("x", _ONNX_TYPE[x_q.dtype], [256]),
+        onnx.helper.make_tensor_value_info("g", _ONNX_TYPE[layer.y_quant.dtype], [256])],
+        [onnx.helper.make_tensor_value_info("y", _ONNX_TYPE[y_q.dtype], [256])], consts)
+    model = onnx.helper.make_model(graph, opset_imports=list(ctx.model.opset_import))
+    model.ir_version = ctx.model.ir_version
+    (table,) = reference_session(model).run(["y"], {"x": codes, "g": gates})
+    fused = Lookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
+                   in_shapes=(ctx.shape(x),), out_shape=ctx.shape(x), func=f"x * {layer.func}(x) (codes)",
+                   table=np.asarray(table).astype(y_q.np_dtype), x_quant=x_q, y_quant=y_q)
+    if ctx.single_consumer(gate) is node:
+        ctx.replace(layer, fused)
+        ctx.quant[fused.output] = y_q
+        ctx.dtypes[fused.output] = y_q.dtype
+    else:
+        ctx.add(fused, quant=y_q)
+    return True
+
+
 @register("QLinearMul")
 def qlinear_mul(node: onnx.NodeProto, ctx: ImportContext) -> None:
     a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[3])
-    if not (ctx.is_const(a) or ctx.is_const(b)):
+    if ctx.is_const(a) or ctx.is_const(b):
+        _constant_operand_table(node, ctx, a, b)
+    elif not _self_gated_table(node, ctx, a, b):
         raise SystolixError(f"node {ctx.node_label} (QLinearMul): a product of two activations is not supported "
-                            "(only by a one-value constant)")
-    _constant_operand_table(node, ctx, a, b)
+                            "(only by a one-value constant, or x * f(x))")
 
 
 @register("QLinearAdd")

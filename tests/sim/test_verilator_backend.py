@@ -381,3 +381,53 @@ def test_add_and_mul_by_a_constant_on_the_accelerator(tmp_path, fmt):
     assert result.comparison.mismatches == 0, result.comparison.first_mismatch
     ops = {layer.op: layer.elements for layer in result.comparison.layers}
     assert ops.get("QLinearAdd", 0) > 0 and ops.get("QLinearMul", 0) > 0
+
+
+ACTIVATIONS = ["Selu", "HardSwish", "Gelu", "Softplus", "Elu", "Exp", "PRelu", "Softsign"]
+
+
+def _activations_net(path):
+    """Conv -> one elementwise activation -> Conv -> the next one ... (opset 20: HardSwish and Gelu are ops;
+    onnxruntime's quantizer decomposes HardSwish into x * HardSigmoid(x)), then GAP -> Gemm."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from tests.compiler.test_networks import _conv, _gemm
+
+    rng = np.random.default_rng(6)
+    nodes, inits, prev, channels = [], [], "x", 3
+    for i, op in enumerate(ACTIVATIONS):
+        node, weights = _conv(rng, f"c{i}", prev, channels, 4, [3, 3], pads=[1, 1, 1, 1])
+        nodes.append(node)
+        inits += weights
+        channels = 4
+        extra = []
+        if op == "PRelu":
+            inits.append(numpy_helper.from_array(np.array([0.2], np.float32), "slope"))
+            extra = ["slope"]
+        nodes.append(helper.make_node(op, [f"c{i}", *extra], [f"a{i}"]))
+        prev = f"a{i}"
+    nodes += [helper.make_node("GlobalAveragePool", [prev], ["g"]), helper.make_node("Flatten", ["g"], ["f"])]
+    node, weights = _gemm(rng, "y", "f", 4, 3)
+    graph = helper.make_graph([*nodes, node], "acts", [helper.make_tensor_value_info("x", 1, ["N", 3, 6, 6])],
+                              [helper.make_tensor_value_info("y", 1, ["N", 3])], inits + weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)], ir_version=9)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return (3, 6, 6)
+
+
+@needs_verilator
+def test_elementwise_activations_on_the_accelerator(tmp_path):
+    """Selu, HardSwish (as x * HardSigmoid(x): one table), Gelu, Softplus, Elu, Exp, PRelu, Softsign: each a
+    256-entry table computed by onnxruntime; every layer bit-exact on the RTL."""
+    shape = _activations_net(tmp_path / "float.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(3).normal(0, 1, (32, *shape)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        quantize_model(tmp_path / "float.onnx", tmp_path / "calib.npz", tmp_path / "q.onnx")
+    result = simulate(tmp_path / "q.onnx", random=4, backend="verilator", layers=True,
+                      config=AcceleratorConfig.preset("4x4"))
+    assert result.comparison.mismatches == 0, result.comparison.first_mismatch
+    ops = [layer.op for layer in result.comparison.layers]
+    assert {"Selu", "Gelu", "Softplus", "Elu", "Exp", "PRelu", "Softsign", "QLinearMul"} <= set(ops)
