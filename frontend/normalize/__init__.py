@@ -1,6 +1,7 @@
 """The graph normaliser in front of the importer: named rewrites that bring the graphs common exporters
 write (old IR and opsets, an IR newer than onnxruntime reads, initializers listed as graph inputs, a fixed
-batch) to the form the importer and onnxruntime take, one rewrite per file, each reported when it fires.
+batch, ops onnxruntime has no integer kernel for) to the form the importer and onnxruntime take, one
+rewrite per file, each reported when it fires.
 
 Every rewrite here leaves onnxruntime's result unchanged by construction (they change metadata and shapes,
 not arithmetic). :func:`normalize` still checks it on every run where both graphs load in onnxruntime:
@@ -16,6 +17,7 @@ import onnx
 
 from .base import Fired, Rewrite
 from .fixed_batch import SymbolicBatch
+from .global_max_pool import GlobalMaxPoolAsMaxPool
 from .initializer_inputs import DropInitializerInputs
 from .ir_version import LowerIrVersion
 from .opset import UpgradeOpset
@@ -23,7 +25,8 @@ from .opset import UpgradeOpset
 __all__ = ["REWRITES", "Fired", "Normalized", "Rewrite", "normalize"]
 
 #: The rewrites, in the order they run.
-REWRITES: tuple[Rewrite, ...] = (LowerIrVersion(), DropInitializerInputs(), UpgradeOpset(), SymbolicBatch())
+REWRITES: tuple[Rewrite, ...] = (LowerIrVersion(), DropInitializerInputs(), UpgradeOpset(), SymbolicBatch(),
+                                 GlobalMaxPoolAsMaxPool())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Pooling: MaxPool (float or integer), AveragePool, GlobalAveragePool and their QLinear forms."""
+"""Pooling: MaxPool and GlobalMaxPool (float or integer), AveragePool, GlobalAveragePool and their QLinear forms."""
 
 from __future__ import annotations
 
@@ -34,6 +34,21 @@ def max_pool(node: onnx.NodeProto, ctx: ImportContext) -> None:
         raise SystolixError(f"node {ctx.node_label} (MaxPool): storage_order=1 is not supported")
     x = ctx.resolve(node.input[0])
     ctx.add(MaxPool(**_window(node, ctx, x)), quant=ctx.quant.get(x))
+
+
+@register("GlobalMaxPool")
+def global_max_pool(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    """GlobalMaxPool = MaxPool with a window over the whole input (the vector unit's max, H*W taps)."""
+    x = ctx.resolve(node.input[0])
+    in_shape = ctx.shape(x)
+    spatial = tuple(int(d) for d in in_shape[2:])
+    if len(spatial) not in (1, 2):
+        raise SystolixError(f"node {ctx.node_label} (GlobalMaxPool): only 1D and 2D inputs are supported, "
+                            f"not {list(in_shape)}")
+    n = len(spatial)
+    ctx.add(MaxPool(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0], in_shapes=(in_shape,),
+                    out_shape=(*in_shape[:2], *([1] * n)), kernel=spatial, strides=(1,) * n, pads=(0,) * (2 * n),
+                    dilations=(1,) * n), quant=ctx.quant.get(x))
 
 
 @register("AveragePool")

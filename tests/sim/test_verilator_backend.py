@@ -431,3 +431,37 @@ def test_elementwise_activations_on_the_accelerator(tmp_path):
     assert result.comparison.mismatches == 0, result.comparison.first_mismatch
     ops = [layer.op for layer in result.comparison.layers]
     assert {"Selu", "Gelu", "Softplus", "Elu", "Exp", "PRelu", "Softsign", "QLinearMul"} <= set(ops)
+
+
+def _pools_net(path):
+    """Conv -> MaxPool (3x3, stride 2, dilation 2, padding, ceil_mode) -> Conv1x1 -> GlobalMaxPool -> Gemm."""
+    from onnx import helper
+
+    from tests.compiler.test_networks import _conv, _gemm, _save
+
+    rng = np.random.default_rng(8)
+    node, inits = _conv(rng, "c", "x", 3, 6, [3, 3], pads=[1, 1, 1, 1])
+    nodes = [node, helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 2, 2],
+                                    dilations=[2, 2], ceil_mode=1)]
+    node, weights = _conv(rng, "d", "p", 6, 5, [1, 1])
+    nodes += [node, helper.make_node("GlobalMaxPool", ["d"], ["g"]), helper.make_node("Flatten", ["g"], ["f"])]
+    node, more = _gemm(rng, "y", "f", 5, 3)
+    _save(path, "pools", [*nodes, node], inits + weights + more, (3, 11, 10), "y", 3)
+    return (3, 11, 10)
+
+
+@needs_verilator
+def test_max_pools_on_the_accelerator(tmp_path):
+    """MaxPool with dilation, asymmetric padding and ceil_mode, and GlobalMaxPool (a window over the whole
+    input): the vector unit's max, bit-exact on the RTL."""
+    shape = _pools_net(tmp_path / "float.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(3).normal(0, 1, (32, *shape)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        quantize_model(tmp_path / "float.onnx", tmp_path / "calib.npz", tmp_path / "q.onnx")
+    result = simulate(tmp_path / "q.onnx", random=4, backend="verilator", layers=True,
+                      config=AcceleratorConfig.preset("4x4"))
+    assert result.comparison.mismatches == 0, result.comparison.first_mismatch
+    pools = [layer for layer in result.comparison.layers if layer.op == "MaxPool" and layer.elements]
+    assert len(pools) == 2  # GlobalMaxPool is normalised to a MaxPool over the whole input
+
