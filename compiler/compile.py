@@ -287,7 +287,8 @@ def _unsupported(layer: ir.Layer) -> str | None:
     if isinstance(layer, ir.MatMul):
         return "a matrix product of two activations is not supported by the accelerator (only constant weights)"
     if isinstance(layer, ir.Transpose):
-        return "a Transpose is supported only on the graph input (done by the host)"
+        return ("a Transpose is supported on the graph input (done by the host) and before a Flatten/Reshape into "
+                "a fully connected layer (folded into its weights)")
     if isinstance(layer, ir.Activation):
         return "a float activation: quantize the model first"
     if layer.host:
@@ -357,14 +358,14 @@ def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool 
         raise SystolixError(f"the compiler needs a square array (rows == cols), not {config.rows}x{config.cols}")
     config = resolve_add_variant(config)
     classified = _classify(model)
-    layers, placed = list(model.layers), None
+    layers, placed = list(classified.layers), None
     if im2col:
         layers, classified_im2col = _plan_im2col(model, classified, config.rows)
         placed = _place(model, layers, classified_im2col, config, keep_all)
         if placed.fits:
             classified = classified_im2col
         else:  # the im2col tensors make the activations overflow act: without them
-            layers, placed = list(model.layers), None
+            layers, placed = list(classified.layers), None
     if placed is None:
         placed = _place(model, layers, classified, config, keep_all)
     if not placed.fits:
@@ -394,10 +395,51 @@ class _Classified:
     alias: dict[str, str]  # alias tensor -> storage tensor
     device: list[int]  # indices of accelerator layers (aliases included: they get no instruction)
     host_tensors: frozenset[str]
+    layers: list[ir.Layer]  # the model's layers, Dense layers behind a Transpose with permuted weights
+    views: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = dataclasses.field(default_factory=dict)
     im2col_source: dict[str, str] = dataclasses.field(default_factory=dict)  # im2col tensor -> its source
 
     def root(self, name: str) -> str:
         return self.alias.get(name, name)
+
+
+def transpose_views(model: ir.Model) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Tensors that are a Transpose (then Reshapes) of another one and are read only by fully connected layers:
+    tensor -> (perm, shape of the transposed tensor). Such a Transpose moves no data: the Dense layers read
+    the rows as stored, with their weight rows permuted (tf2onnx writes NCHW -> NHWC before every Keras
+    Flatten)."""
+    readers: dict[str, list[ir.Layer]] = {}
+    for layer in model.layers:
+        for name in layer.inputs:
+            readers.setdefault(name, []).append(layer)
+    outputs = {t.name for t in model.outputs}
+
+    def dense_only(name: str) -> bool:
+        users = readers.get(name, [])
+        return bool(users) and name not in outputs and all(
+            isinstance(u, ir.Dense) or (isinstance(u, ir.Reshape) and dense_only(u.output)) for u in users)
+
+    host = {t.name for t in model.inputs}
+    views: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    for layer in model.layers:
+        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host:
+            host.add(layer.output)
+        elif isinstance(layer, ir.Transpose) and layer.perm[0] == 0 and layer.inputs[0] not in views \
+                and dense_only(layer.output):
+            views[layer.output] = (tuple(layer.perm), tuple(layer.in_shapes[0]))
+        elif isinstance(layer, ir.Reshape) and layer.inputs[0] in views:
+            views[layer.output] = views[layer.inputs[0]]
+    return views
+
+
+def _permuted_dense(layer: ir.Dense, view: tuple[tuple[int, ...], tuple[int, ...]]) -> ir.Dense:
+    """``layer`` reading the rows of the untransposed tensor: weight row ``k`` (its position in the stored
+    order) takes the row of the element's position in the transposed order."""
+    perm, source = view
+    order = np.arange(int(np.prod(source[1:]))).reshape(source[1:]).transpose([p - 1 for p in perm[1:]])
+    weight = np.empty_like(layer.weight)
+    weight[order.reshape(-1)] = layer.weight
+    return dataclasses.replace(layer, weight=weight)
 
 
 def _classify(model: ir.Model) -> _Classified:
@@ -405,6 +447,8 @@ def _classify(model: ir.Model) -> _Classified:
     transforms: list[HostTransform] = []
     alias: dict[str, str] = {}
     device: list[int] = []
+    views = transpose_views(model)
+    layers = list(model.layers)
     for index, layer in enumerate(model.layers):
         if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host_tensors:
             perm = tuple(layer.perm) if isinstance(layer, ir.Transpose) else None
@@ -412,13 +456,19 @@ def _classify(model: ir.Model) -> _Classified:
             transforms.append(HostTransform(layer.name, layer.op, layer.inputs[0], layer.output, perm, shape))
             host_tensors.add(layer.output)
             continue
+        if isinstance(layer, ir.Transpose) and layer.output in views:
+            alias[layer.output] = alias.get(layer.inputs[0], layer.inputs[0])
+            device.append(index)
+            continue
         why = _unsupported(layer)
         if why is not None:
             raise SystolixError(f"layer {layer.name} ({layer.op}): {why}")
         if isinstance(layer, ir.Reshape):
             alias[layer.output] = alias.get(layer.inputs[0], layer.inputs[0])
+        if isinstance(layer, ir.Dense) and layer.inputs[0] in views:
+            layers[index] = _permuted_dense(layer, views[layer.inputs[0]])
         device.append(index)
-    return _Classified(transforms, alias, device, frozenset(host_tensors))
+    return _Classified(transforms, alias, device, frozenset(host_tensors), layers, views)
 
 
 # -- pass 2: im2col of first convolutions -------------------------------------------------------------------
@@ -426,7 +476,7 @@ def _classify(model: ir.Model) -> _Classified:
 
 def _plan_im2col(model: ir.Model, classified: _Classified, lanes: int) -> tuple[list[ir.Layer], _Classified]:
     """Convolutions reading a host tensor: the host writes their input in im2col form where that pays."""
-    layers = list(model.layers)
+    layers = list(classified.layers)
     transforms = list(classified.transforms)
     source: dict[str, str] = {}
     taken = set(model.tensors) | {t.name for t in model.inputs} | {lay.output for lay in layers}
@@ -493,7 +543,7 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
             if r not in live:
                 raise SystolixError(f"layer {layer.name}: its input {name!r} is not produced on the accelerator")
             live[r][1] = max(live[r][1], i)
-        if not isinstance(layer, ir.Reshape):
+        if not isinstance(layer, ir.Reshape | ir.Transpose):
             geometry[layer.output] = storage_geometry(layer.out_shape, f"layer {layer.name}")
             live[layer.output] = [i, i]
     for t in model.outputs:
@@ -523,7 +573,9 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
                                            tuple(shapes[name]))
     for name, src in classified.alias.items():
         s = placements[src]
-        placements[name] = dataclasses.replace(s, name=name, shape=tuple(shapes[name]), layout=f"alias of {src}")
+        perm, source = classified.views.get(name, (None, None))
+        placements[name] = dataclasses.replace(s, name=name, shape=tuple(shapes[name]), layout=f"alias of {src}",
+                                               perm=perm, source_shape=source)
     readable = frozenset(n for n in placements if root(n) in alloc.intact)
     return _Placed(placements, alloc.rows, reuse.rows, separate.rows, readable)
 
@@ -547,7 +599,7 @@ def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Plac
     out = []
     for index in classified.device:
         layer = layers[index]
-        if isinstance(layer, ir.Reshape):
+        if isinstance(layer, ir.Reshape | ir.Transpose):
             continue
         xs = [placed.placements[n] for n in layer.inputs]
         y = placed.placements[layer.output]
@@ -655,7 +707,9 @@ def _plans(model: ir.Model, layers: list[ir.Layer], classified: _Classified, low
         entries = by_index[index]
         parts = [low.lowered for _, low in entries]
         note = "; ".join(p.note for p in parts)
-        if layer is not original:
+        if layer is not original and isinstance(layer, ir.Dense):
+            note += " (weight rows permuted: it reads the rows stored before a Transpose)"
+        elif layer is not original:
             before, after = im2col_tiles(original, lanes)
             note += (f" over the host's im2col input ({layer.in_shapes[0][1]} values per pixel: {after} tiles per "
                      f"output block instead of {before})")

@@ -74,6 +74,10 @@ class TensorPlacement:
     zero_point: int
     shape: tuple[int, ...]
     layout: str = "channel-blocked"
+    #: A view of another tensor's rows through a Transpose: decode them as ``source_shape``, transpose by
+    #: ``perm``, reshape to ``shape`` (None: the rows hold this tensor in its own element order).
+    perm: tuple[int, ...] | None = None
+    source_shape: tuple[int, ...] | None = None
 
     @property
     def rows(self) -> int:
@@ -91,7 +95,9 @@ class TensorPlacement:
         return self.zero_point - self.shift
 
     def to_json(self) -> dict:
-        return {"name": self.name, "base": self.base, "rows": self.rows, "channels": self.channels, "lanes": self.lanes,
+        return {"perm": None if self.perm is None else list(self.perm),
+                "source_shape": None if self.source_shape is None else list(self.source_shape),
+                "name": self.name, "base": self.base, "rows": self.rows, "channels": self.channels, "lanes": self.lanes,
                 "h": self.h, "w": self.w, "blocks": self.blocks, "dtype": self.dtype,
                 "zero_point": self.zero_point, "shape": list(self.shape), "layout": self.layout}
 
@@ -100,7 +106,9 @@ class TensorPlacement:
         """Inverse of :meth:`to_json` (``lanes`` is not in the JSON: the configuration's)."""
         return cls(data["name"], int(data["base"]), int(data["channels"]), int(data["h"]), int(data["w"]),
                    int(data["blocks"]), int(data["lanes"]), str(data["dtype"]), int(data["zero_point"]),
-                   tuple(int(v) for v in data["shape"]), str(data["layout"]))
+                   tuple(int(v) for v in data["shape"]), str(data["layout"]),
+                   None if data.get("perm") is None else tuple(int(v) for v in data["perm"]),
+                   None if data.get("source_shape") is None else tuple(int(v) for v in data["source_shape"]))
 
 
 def write_tensor(placement: TensorPlacement, array: np.ndarray) -> np.ndarray:
@@ -156,6 +164,8 @@ def read_tensor(placement: TensorPlacement, rows: np.ndarray) -> np.ndarray:
     n = r.shape[0]
     x = r.astype(np.int64).reshape(n, p.blocks, p.h * p.w, p.lanes).transpose(0, 1, 3, 2)
     x = x.reshape(n, p.blocks * p.lanes, p.h * p.w)[:, : p.channels] + p.shift
+    if p.perm is not None:
+        x = x.reshape(n, *p.source_shape[1:]).transpose(p.perm)
     out = x.reshape(n, *p.shape[1:]).astype(np.uint8 if p.dtype == "uint8" else np.int8)
     return out[0] if single else out
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from systolix.frontend import ir
 
-from .compile import _unsupported
+from .compile import _unsupported, transpose_views
 from .lower import is_global_average
 
 __all__ = ["runs_on"]
@@ -38,8 +38,12 @@ def runs_on(model: ir.Model) -> dict[str, str]:
     """Layer name -> where it runs: ``"array"``, ``"vector (...)"``, ``"alias (no data moved)"`` (the
     accelerator), ``"host (input)"``, ``"host (output)"``, or ``"refused: why"``."""
     host_tensors = {t.name for t in model.inputs}
+    views = transpose_views(model)
     where = {}
     for layer in model.layers:
+        if isinstance(layer, ir.Transpose) and layer.output in views:
+            where[layer.name] = "alias (folded into the dense weights)"
+            continue
         if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host_tensors:
             where[layer.name] = "host (input)"
             host_tensors.add(layer.output)

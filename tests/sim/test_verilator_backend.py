@@ -465,3 +465,43 @@ def test_max_pools_on_the_accelerator(tmp_path):
     pools = [layer for layer in result.comparison.layers if layer.op == "MaxPool" and layer.elements]
     assert len(pools) == 2  # GlobalMaxPool is normalised to a MaxPool over the whole input
 
+
+
+def _keras_flatten_net(path):
+    """As tf2onnx writes a Keras CNN: Conv (NCHW) -> Relu -> Transpose to NHWC -> Reshape (Flatten) -> MatMul
+    -> Add (bias) -> Relu -> MatMul."""
+    from onnx import helper, numpy_helper
+
+    from tests.compiler.test_networks import _conv, _save
+
+    rng = np.random.default_rng(9)
+    node, inits = _conv(rng, "c", "x", 2, 6, [3, 3])
+    inits += [numpy_helper.from_array(np.array([-1, 5 * 4 * 6], np.int64), "shape"),
+              numpy_helper.from_array(rng.normal(0, 0.2, (120, 7)).astype(np.float32), "w1"),
+              numpy_helper.from_array(rng.normal(0, 0.1, 7).astype(np.float32), "b1"),
+              numpy_helper.from_array(rng.normal(0, 0.3, (7, 3)).astype(np.float32), "w2")]
+    nodes = [node, helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["t", "shape"], ["f"]), helper.make_node("MatMul", ["f", "w1"], ["m"]),
+             helper.make_node("Add", ["m", "b1"], ["h"]), helper.make_node("Relu", ["h"], ["hr"]),
+             helper.make_node("MatMul", ["hr", "w2"], ["y"])]
+    _save(path, "keras_flatten", nodes, inits, (2, 7, 6), "y", 3)
+    return (2, 7, 6)
+
+
+@needs_verilator
+@pytest.mark.parametrize("fmt", ["qoperator", "qdq"])
+def test_transpose_before_flatten_is_folded_into_the_dense_weights(tmp_path, fmt):
+    """tf2onnx's NCHW -> NHWC Transpose before a Keras Flatten moves no data on the accelerator: the fully
+    connected layer reads the stored rows with permuted weights; every layer (the transposed tensor included)
+    bit-exact on the RTL."""
+    shape = _keras_flatten_net(tmp_path / "float.onnx")
+    np.savez(tmp_path / "calib.npz", x=np.random.default_rng(3).normal(0, 1, (32, *shape)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        quantize_model(tmp_path / "float.onnx", tmp_path / "calib.npz", tmp_path / "q.onnx", quant_format=fmt)
+    result = simulate(tmp_path / "q.onnx", random=6, backend="verilator", layers=True,
+                      config=AcceleratorConfig.preset("4x4"))
+    assert result.comparison.mismatches == 0, result.comparison.first_mismatch
+    transposed = [layer for layer in result.comparison.layers if layer.op == "Transpose"]
+    assert len(transposed) == 1 and transposed[0].elements == 6 * 120
