@@ -2,7 +2,8 @@
 
 For the bundled example and the shared real models, for the 4x4, 8x8 and 16x16 presets: compile, run every
 sample on Verilator (the generated Verilog) and compare every output element with onnxruntime; report cycles
-per inference (measured and predicted), MAC utilisation, latency at 50 MHz, simulated cycles/s and images/s.
+per inference (measured and predicted), MAC utilisation, latency at the Fmax nextpnr measured for that design
+(``systolix synth``; "-" when it was never measured), simulated cycles/s and images/s.
 Then the same accelerator on Amaranth's simulator and on Verilator for the same sample, side by side (ratio).
 
 Usage: ``python benchmarks/hardware.py [--quick]`` (``--quick``: bundled example only, fewer samples).
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     table = Table(title="Verilator, every output element compared with onnxruntime")
     for col in ("model", "array", "samples", "mismatches", "cycles/inference", "predicted", "utilisation",
-                "latency @50MHz", "sim cycles/s", "images/s", "wall s (incl. build)"):
+                "latency @Fmax", "sim cycles/s", "images/s", "wall s (incl. build)"):
         table.add_column(col, justify="left" if col in ("model", "array") else "right")
     failed = False
     per_layer = None
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             failed |= not result.bit_exact
             wall = time.perf_counter() - t
             table.add_row(label, preset, str(cmp.samples), f"{cmp.mismatches:,}", f"{hw['cycles']:,.0f}",
-                          f"{hw['predicted_cycles']:,}", f"{hw['utilization']:.1%}", f"{hw['latency_ms']:.3f} ms",
+                          f"{hw['predicted_cycles']:,}", f"{hw['utilization']:.1%}",
+                          "-" if hw["latency_ms"] is None else f"{hw['latency_ms']:.3f} ms @{hw['clock_mhz']:.0f} MHz",
                           f"{hw['simulated_cycles_per_second']:,.0f}", f"{hw['samples_per_second']:.1f}",
                           f"{wall:.0f}", style="red" if cmp.mismatches else None)
             if label.startswith("keras_mnist") and preset == "8x8":

@@ -119,7 +119,7 @@ def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | 
 def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random: int | None = None,
              backend: str = "golden", layers: bool = False, seed: int = 0,
              progress: Callable[[str, int, int], None] | None = None, config=None,
-             clock_mhz: float = 50.0, waveform: str | Path | None = None,
+             clock_mhz: float | None = None, waveform: str | Path | None = None,
              trace_sample: int | None = None) -> SimulationResult:
     """Run ``backend`` and onnxruntime on every sample and compare every output element.
 
@@ -198,7 +198,16 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
     seconds["total"] = time.perf_counter() - t0
     hardware = None
     if getattr(runner, "last_run", None) is not None:
-        hardware = hardware_report(runner, seconds[backend], clock_mhz)
+        clock_source = "given" if clock_mhz is not None else ""
+        if clock_mhz is None:
+            from systolix.cache import measured_fmax
+            from systolix.hdl.export import verilog_for
+
+            text = build.verilog if build is not None else verilog_for(runner.config)
+            fmax = measured_fmax(text, build.folder if build is not None else None)
+            if fmax is not None:
+                clock_mhz, clock_source = fmax
+        hardware = hardware_report(runner, seconds[backend], clock_mhz, clock_source)
     return SimulationResult(ir.name, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds,
                             float_execution, hardware, imported.normalized)
 
@@ -230,8 +239,9 @@ def _write_waveform(ir, name, x, sample, config, layers, path, build) -> float:
     return time.perf_counter() - started
 
 
-def hardware_report(runner, wall_seconds: float, clock_mhz: float) -> dict:
-    """Measured cycles per layer next to the compiler's prediction, MACs and array utilisation."""
+def hardware_report(runner, wall_seconds: float, clock_mhz: float | None, clock_source: str = "") -> dict:
+    """Measured cycles per layer next to the compiler's prediction, MACs and array utilisation; the latency at
+    ``clock_mhz`` (the Fmax nextpnr measured for the design, or a clock the user gave), None without one."""
     run, program, config = runner.last_run, runner.program, runner.config
     wall_seconds = getattr(runner, "simulate_seconds", 0.0) or wall_seconds  # without the (cached) build
     macs_per_cycle = config.rows * config.cols
@@ -246,8 +256,9 @@ def hardware_report(runner, wall_seconds: float, clock_mhz: float) -> dict:
     macs = sum(plan.macs for plan in program.layers)
     total_cycles = float(np.sum(run.cycles))
     return {"cycles": cycles, "predicted_cycles": program.predicted_cycles,
-            "config": config.to_dict(), "clock_mhz": clock_mhz,
-            "latency_ms": cycles / (clock_mhz * 1e3), "utilization": macs / (cycles * macs_per_cycle),
+            "config": config.to_dict(), "clock_mhz": clock_mhz, "clock_source": clock_source,
+            "latency_ms": cycles / (clock_mhz * 1e3) if clock_mhz else None,
+            "utilization": macs / (cycles * macs_per_cycle),
             "simulated_cycles_per_second": total_cycles / wall_seconds if wall_seconds else 0.0,
             "samples_per_second": len(run.cycles) / wall_seconds if wall_seconds else 0.0,
             "hardware_layers": layers}

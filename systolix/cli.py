@@ -164,10 +164,18 @@ def _config(args: argparse.Namespace, default: str | None = "8x8"):
     return None if name is None else AcceleratorConfig.preset(name)
 
 
+def _latency_text(hw: dict) -> str:
+    """Latency at the measured Fmax (or the given clock), or how to measure it."""
+    if hw.get("latency_ms") is None:
+        return ("latency: no Fmax measured for this design (systolix synth BUILD --device ecp5-85f, or give "
+                "--clock-mhz)")
+    source = "given clock" if hw.get("clock_source") == "given" else f"Fmax: {hw.get('clock_source')}"
+    return f"latency {hw['latency_ms']:.3f} ms per inference at {hw['clock_mhz']:.1f} MHz ({source})"
+
+
 def hardware_table(result) -> Table:
     hw = result.hardware
-    table = Table(title=f"measured on {result.backend}: {hw['config']['rows']}x{hw['config']['cols']} array, "
-                        f"{hw['clock_mhz']:g} MHz")
+    table = Table(title=f"measured on {result.backend}: {hw['config']['rows']}x{hw['config']['cols']} array")
     for col in ("layer", "op", "MACs", "cycles", "predicted", "utilization"):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")
     for layer in hw["hardware_layers"]:
@@ -176,8 +184,8 @@ def hardware_table(result) -> Table:
     table.add_section()
     table.add_row("total", "", f"{sum(x['macs'] for x in hw['hardware_layers']):,}", f"{hw['cycles']:,.0f}",
                   f"{hw['predicted_cycles']:,}", f"{hw['utilization']:.1%}", style="bold")
-    table.caption = (f"latency {hw['latency_ms']:.3f} ms per inference; simulated "
-                     f"{hw['simulated_cycles_per_second']:,.0f} cycles/s, {hw['samples_per_second']:.3g} samples/s")
+    table.caption = f"{_latency_text(hw)}; simulated {hw['simulated_cycles_per_second']:,.0f} cycles/s, " \
+                    f"{hw['samples_per_second']:.3g} samples/s"
     return table
 
 
@@ -189,7 +197,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     with bar:
         result = simulate(args.model, inputs=args.inputs, random=args.random, backend=args.backend,
                           layers=args.layers, seed=args.seed, progress=update, config=_config(args, None),
-                          clock_mhz=getattr(args, "clock_mhz", 50.0), waveform=getattr(args, "waveform", None),
+                          clock_mhz=getattr(args, "clock_mhz", None), waveform=getattr(args, "waveform", None),
                           trace_sample=getattr(args, "trace_sample", None))
     for line in result.normalized:
         console.print(f"normalised: {line}", markup=False)
@@ -272,7 +280,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if "cycles" in report:
         table.add_row("cycles per inference", f"{report['cycles']:,.0f} (predicted {report['predicted_cycles']:,})")
         table.add_row("MAC utilisation", f"{report['utilization']:.1%}")
-        table.add_row(f"latency at {report['clock_mhz']:g} MHz", f"{report['latency_ms']:.3f} ms")
+        table.add_row("latency", _latency_text(report))
         table.add_row("simulation speed", f"{report['simulated_cycles_per_second']:,.0f} cycles/s, "
                                           f"{report['samples_per_second']:.1f} images/s")
     console.print(table)
@@ -309,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): verilator when Verilator and a C++ compiler are available, else golden")
     p.add_argument("--array", help="accelerator preset for hardware backends: 4x4, 8x8 (default), 16x16")
     p.add_argument("--config", help="accelerator configuration JSON file (instead of --array)")
-    p.add_argument("--clock-mhz", type=float, default=50.0, help="clock for the latency figure (default 50)")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="clock for the latency figure (default: the Fmax nextpnr measured for this design)")
     p.add_argument("--waveform", help="verilator: write the waveform (.fst, or .vcd) of the first mismatching "
                                       "sample (or of --trace-sample) to this file")
     p.add_argument("--trace-sample", type=int, help="the sample --waveform records (default: first mismatch, else 0)")
@@ -331,7 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/demo", help="folder for the quantized model, the build and reports")
     p.add_argument("--array", default="8x8", help="accelerator preset (default 8x8)")
     p.add_argument("--backend", default="auto", choices=["auto", "golden", "amaranth", "verilator"])
-    p.add_argument("--clock-mhz", type=float, default=50.0, help="nominal clock for the latency (default 50)")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="clock for the latency (default: the Fmax nextpnr measured for this design)")
     p.set_defaults(func=cmd_demo)
     return parser
 

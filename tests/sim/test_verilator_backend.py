@@ -505,3 +505,29 @@ def test_transpose_before_flatten_is_folded_into_the_dense_weights(tmp_path, fmt
     assert result.comparison.mismatches == 0, result.comparison.first_mismatch
     transposed = [layer for layer in result.comparison.layers if layer.op == "Transpose"]
     assert len(transposed) == 1 and transposed[0].elements == 6 * 120
+
+
+@needs_verilator
+def test_latency_at_the_measured_fmax(tmp_path, quantized, monkeypatch):
+    """No latency without a measured Fmax (no assumed clock); with one, the latency is at that Fmax: from the
+    build folder's synth-<device>/synth.json, or from the record kept for the design (same accelerator.v)."""
+    from systolix.cache import record_fmax
+    from systolix.compiler import build as build_module
+
+    monkeypatch.setenv("SYSTOLIX_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(verilator_backend, "cache_root", lambda: Path.home() / ".cache" / "systolix" / "verilator")
+    out = tmp_path / "build"
+    build_module.build(quantized("net1d", "int8"), out, AcceleratorConfig.preset("4x4"))
+    hw = simulate(out, random=2, backend="verilator").hardware
+    assert hw["latency_ms"] is None and hw["clock_mhz"] is None
+    (out / "synth-ecp5-85f").mkdir()
+    (out / "synth-ecp5-85f" / "synth.json").write_text(json.dumps({"fmax_mhz": 123.4}))
+    hw = simulate(out, random=2, backend="verilator").hardware
+    assert hw["clock_mhz"] == 123.4 and "ecp5-85f" in hw["clock_source"]
+    assert hw["latency_ms"] == pytest.approx(hw["cycles"] / 123.4e3)
+    record_fmax((out / "accelerator.v").read_text(), "ecp5-25f", 99.0)
+    hw = simulate(quantized("net2d", "int8"), random=2, backend="verilator",
+                  config=AcceleratorConfig.preset("4x4")).hardware  # another model, the same design
+    assert hw["clock_mhz"] == 99.0 and "ecp5-25f" in hw["clock_source"]
+    hw = simulate(out, random=2, backend="verilator", clock_mhz=50.0).hardware
+    assert hw["clock_mhz"] == 50.0 and hw["clock_source"] == "given"
