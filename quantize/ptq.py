@@ -511,7 +511,11 @@ def quantize_model(
         reader = ArrayDataReader(
             spec.name, x, fixed_batch or _CALIB_BATCH, fixed_batch=fixed_batch is not None
         )
-        extra = {"CalibMaxIntermediateOutputs": 64} if method == "minmax" else {}
+        # No CalibMaxIntermediateOutputs: onnxruntime 1.31's MinMax calibrator clears what it collected every
+        # that many feeds without merging it into the ranges (only the feeds after the last multiple count,
+        # and an exact multiple ends in "No data is collected."). What it keeps per feed is one min and max
+        # per tensor, so holding every feed costs little.
+        extra: dict[str, object] = {}
         # MaxPool/Flatten after a float op (Tanh) would otherwise stay float: quantize them anyway, so that
         # the op runs on integers and the Tanh becomes a DQ -> Tanh -> Q table.
         extra["ForceQuantizeNoInputCheck"] = True
