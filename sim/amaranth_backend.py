@@ -60,8 +60,8 @@ class AmaranthBackend:
             progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
         from amaranth.sim import Simulator
 
-        from systolix.hdl.export import verilog_for
         from systolix.compiler.layout import write_tensor
+        from systolix.hdl.export import verilog_for
         from systolix.hdl.top import Accelerator
 
         from .readback import read_plan
