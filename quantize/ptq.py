@@ -35,6 +35,7 @@ from onnx import numpy_helper
 from rich.table import Table
 
 from systolix.errors import SystolixError
+from systolix.frontend.loader import check_finite_weights
 from systolix.frontend.reference import reference_session
 
 from .calibration import ArrayDataReader
@@ -462,6 +463,7 @@ def quantize_model(
 
     model_path, calib_path, out_path = Path(model_path), Path(calib_path), Path(out_path)
     model = _load_model(model_path)
+    check_finite_weights(model, model_path)
     if out_path.resolve() == model_path.resolve():
         raise SystolixError(f"{out_path}: the output would overwrite the input model; choose another path")
     if not out_path.parent.is_dir():

@@ -143,3 +143,88 @@ def test_json_not_written_on_error(capsys, tmp_path, int8_model):
     report = tmp_path / "r.json"
     code, _ = _run(capsys, "simulate", int8_model, "--inputs", str(data), "--json", str(report))
     assert code == 2 and not report.exists()
+
+
+
+# -- reliability: every refusal is one line, checked before any work, and leaves nothing behind ---------
+def _float_conv(path, x_shape=("N", 1, 8, 8), y_shape=("N", 2, 6, 6), w=None, extra_inits=(), y_value=None) -> str:
+    """A float Conv + Relu model (the weight ``w`` [2, 1, 3, 3], random unless given)."""
+    if w is None:
+        w = np.random.default_rng(0).standard_normal((2, 1, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Relu", ["c"], ["y"], name="relu")]
+    y = y_value if y_value is not None else helper.make_tensor_value_info("y", TensorProto.FLOAT, list(y_shape))
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x_shape))], [y],
+                              [numpy_helper.from_array(w, "w"), *extra_inits])
+    return _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), path)
+
+
+def _calib(path, n: int) -> str:
+    np.save(path, np.random.default_rng(1).standard_normal((n, 1, 8, 8)).astype(np.float32))
+    return str(path)
+
+
+def _listing(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize(("value", "shown"), [(np.inf, "Inf"), (-np.inf, "-Inf"), (np.nan, "NaN")])
+@pytest.mark.parametrize("command", ["quantize", "inspect"])
+def test_non_finite_weight_refused(capsys, tmp_path, value, shown, command):
+    # was: quantized with four NumPy warnings (exit 0) into a model that simulate refused
+    w = np.random.default_rng(0).standard_normal((2, 1, 3, 3)).astype(np.float32)
+    w[1, 0, 2, 1] = value
+    model = _float_conv(tmp_path / "m.onnx", w=w)
+    calib = _calib(tmp_path / "c.npy", 8)
+    argv = ["quantize", model, "--calib", calib, "-o", str(tmp_path / "q.onnx")] if command == "quantize" else [
+        "inspect", model]
+    code, err = _run(capsys, *argv)
+    assert (code, err) == (2, f"systolix: error: {model}: initializer 'w', input 1 of Conv node 'conv' holds {shown} "
+                              "at index (1, 0, 2, 1) (1 of 18 values are not finite); a model's weights must be "
+                              "finite numbers")
+    assert _listing(tmp_path) == ["c.npy", "m.onnx"]
+
+
+def test_quantize_api_refuses_non_finite_weight(tmp_path):
+    from systolix.errors import SystolixError
+    from systolix.quantize.ptq import quantize_model
+
+    w = np.ones((2, 1, 3, 3), np.float32)
+    w[0, 0, 0, 0] = np.inf
+    model = _float_conv(tmp_path / "m.onnx", w=w)
+    with pytest.raises(SystolixError, match=r"initializer 'w', input 1 of Conv node 'conv' holds Inf at index"):
+        quantize_model(model, _calib(tmp_path / "c.npy", 8), tmp_path / "q.onnx")
+    assert _listing(tmp_path) == ["c.npy", "m.onnx"]
+
+
+def test_infinite_clip_bound_is_allowed(capsys, tmp_path):
+    inits = [numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "w"),
+             numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(np.inf), "hi")]
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("Clip", ["c", "lo", "hi"], ["y"], name="clip")]
+    path = _save(_model(nodes, ["N", 1, 8, 8], inits), tmp_path / "m.onnx")
+    assert _run(capsys, "inspect", path)[0] == 0
+
+
+def test_zero_size_dimension_is_not_called_dynamic(capsys, tmp_path):
+    w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "w")
+    path = _save(_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], ["N", 1, 0, 8], [w]),
+                 tmp_path / "m.onnx")
+    code, err = _run(capsys, "inspect", path)
+    assert (code, err) == (2, "systolix: error: model input 'x' has a zero-size dimension at axis 2 (shape "
+                              "[N, 1, 0, 8]): it holds no elements; export it with the real size")
+
+
+def test_lstm_refused_for_the_op_not_its_input_shape(capsys, tmp_path):
+    # was: "model input 'x' has a fixed batch of 5" (the sequence length comes first in an LSTM's input)
+    from systolix.frontend.importer import supported_ops
+
+    inits = [numpy_helper.from_array(np.zeros((1, 16, 8), np.float32), "W"),
+             numpy_helper.from_array(np.zeros((1, 16, 4), np.float32), "R")]
+    graph = helper.make_graph([helper.make_node("LSTM", ["x", "W", "R"], ["y"], name="lstm", hidden_size=4)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [5, 1, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [5, 1, 1, 4])], inits)
+    path = _save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8),
+                 tmp_path / "lstm.onnx")
+    want = f"systolix: error: node lstm: op LSTM is not supported; supported: {', '.join(supported_ops(False))}"
+    assert _run(capsys, "inspect", path) == (2, want)
