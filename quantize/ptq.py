@@ -338,6 +338,9 @@ def _atomic_write(data: bytes, out_path: Path) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600: the model gets the user's usual permissions
         os.replace(tmp, out_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import SystolixError
+from .outputs import check_build_folder, check_output_file, check_output_folder, temporary_beside, write_atomic
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "keras_mnist"
 
@@ -27,19 +27,7 @@ def _console() -> Console:
     return Console(width=max(100, Console().width))
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write a file via a temporary file in the same folder, so a failure leaves nothing half-written."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise SystolixError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["build_parser", "main", "write_atomic"]
 
 
 # -- inspect ------------------------------------------------------------------------------------------
@@ -47,6 +35,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .frontend.importer import import_model
     from .frontend.inspect import inspect_table, layer_rows
 
+    if args.json:
+        check_output_file(args.json, "--json", inputs=(args.model,))
     imported = import_model(args.model)
     console = _console()
     console.print(inspect_table(imported.ir))
@@ -68,14 +58,29 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace):
-    """Quantize, print the summary and the float vs int8 agreement table; return the agreement."""
-    from .quantize.ptq import agreement, agreement_table, quantize_model
+    """Quantize, print the summary and the float vs int8 agreement table; return the agreement.
 
+    The output path, the float model and the evaluation data are checked before quantizing; the model is
+    written under a temporary name beside the output and renamed only when everything succeeded.
+    """
+    from .frontend.importer import import_model
+    from .quantize.datasets import load_inputs
+    from .quantize.ptq import QuantizationWarning, agreement, agreement_table, model_input, quantize_model
+
+    eval_path = args.eval or args.calib
+    check_output_file(args.output, "-o", inputs=(args.model, args.calib, args.eval))
+    import_model(args.model)  # refuses what systolix cannot run (shapes, ops, weights) before any work
+    spec = model_input(args.model)
+    x, y = load_inputs(eval_path, spec.name, spec.shape, "float32")
     console = _console()
-    with console.status(f"calibrating ({args.method}) and quantizing {args.model}"):
-        result = quantize_model(args.model, args.calib, args.output, method=args.method,
-                                per_channel=not args.per_tensor, quant_format=args.format,
-                                activation_type=args.activation_type, max_calib_samples=args.max_calib)
+    with temporary_beside(args.output) as tmp:
+        with console.status(f"calibrating ({args.method}) and quantizing {args.model}"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", QuantizationWarning)  # printed below as a note
+            result = quantize_model(args.model, args.calib, tmp, method=args.method,
+                                    per_channel=not args.per_tensor, quant_format=args.format,
+                                    activation_type=args.activation_type, max_calib_samples=args.max_calib)
+        with console.status(f"float vs int8 on {eval_path}"):
+            agree = agreement(args.model, tmp, x, y)
     console.print(f"wrote {args.output}: {result.calib_samples} calibration samples, {result.method}, "
                   f"{result.activation_type} activations x {result.weight_type} "
                   f"{'per-channel' if result.per_channel else 'per-tensor'} weights, {result.quant_format}, "
@@ -85,14 +90,6 @@ def _quantize(args: argparse.Namespace):
                   style=None if result.exact_on_any_x86 else "red")
     for note in result.notes:
         console.print(f"note: {note}")
-    eval_path = args.eval or args.calib
-    from .frontend.importer import import_model
-    from .quantize.datasets import load_inputs
-
-    float_ir = import_model(args.model).ir
-    info = float_ir.inputs[0]
-    x, y = load_inputs(eval_path, info.name, (None, *info.shape[1:]), "float32")
-    agree = agreement(args.model, args.output, x, y)
     console.print(agreement_table(agree, title=f"float vs int8 on {eval_path}"))
     return agree
 
@@ -180,6 +177,9 @@ def hardware_table(result) -> Table:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .sim.simulate import simulate
 
+    for option in ("json", "waveform"):
+        if getattr(args, option, None):
+            check_output_file(getattr(args, option), f"--{option}", inputs=(args.model, args.inputs))
     console = _console()
     bar, update = _progress(console)
     with bar:
@@ -211,6 +211,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from .compiler.build import build
 
+    check_build_folder(args.output, "-o")
     console = _console()
     config = _config(args)
     with console.status(f"compiling {args.model} for {config.rows}x{config.cols}"):
@@ -236,7 +237,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the bundled example: inspect, quantize, compile for 8x8, simulate the whole test set on
     the accelerator RTL (Verilator; the golden model if Verilator is not available), bit-exactly."""
 
-    out = Path(args.out)
+    out = check_output_folder(args.out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     model, calib, test = EXAMPLE / "model.onnx", EXAMPLE / "calib.npz", EXAMPLE / "test.npz"
     quantized, build_dir = out / "model_int8.onnx", out / f"build_{args.array}"
@@ -340,7 +341,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("systolix: interrupted", file=sys.stderr)
         return 130
-
 
 if __name__ == "__main__":
     sys.exit(main())
