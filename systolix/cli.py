@@ -1,7 +1,7 @@
 """The ``systolix`` command: inspect, quantize, simulate, demo.
 
 Exit codes: 0 success (and bit-exact, for ``simulate``), 1 a mismatch against onnxruntime, 2 bad input
-(one line on stderr, nothing half-written).
+(one line on stderr, nothing half-written), 3 a bug in systolix (one line; ``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -274,8 +275,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``systolix: error: ...``, exit code 2, no usage block), and ``--debug``
+    accepted before or after the command (subcommand parsers are made of this class too)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                          help="show the traceback of an unexpected error (a bug) instead of one line")
+
+    def error(self, message: str):
+        print(f"systolix: error: {_one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        self.exit(2)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="systolix", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="systolix", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="per-layer shapes, geometry, parameters and MACs")
@@ -331,16 +350,57 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_onnxruntime() -> None:
+    """onnxruntime logs warnings and errors to stderr itself ([W:onnxruntime...], [E:onnxruntime...]); its
+    errors reach systolix as exceptions and become one line, so only fatal messages are let through."""
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(4)
+
+
+def _where(exc: BaseException) -> str:
+    """``module.function`` of the innermost frame of ``exc``'s traceback."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    frame = tb.tb_frame
+    return f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2, one line already printed)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    debug = getattr(args, "debug", False)
+    try:
+        _quiet_onnxruntime()
+        # A float overflow or invalid value (Inf, NaN) is an error, not a NumPy warning printed on the way.
+        with np.errstate(divide="raise", over="raise", invalid="raise"):
+            return args.func(args)
     except SystolixError as exc:
-        print(f"systolix: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"systolix: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("systolix: interrupted", file=sys.stderr)
         return 130
+    except FloatingPointError as exc:
+        if debug:
+            raise
+        print(f"systolix: error: {args.command}: numerical error ({_one_line(exc)} in {_where(exc)}): a weight or "
+              "sample too large for float32 arithmetic? (rerun with --debug for the traceback)", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"systolix: error: {args.command}: internal error, a bug in systolix ({type(exc).__name__}: "
+              f"{_one_line(exc)[:300]} in {_where(exc)}); rerun with --debug for the traceback", file=sys.stderr)
+        return 3
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -147,7 +147,6 @@ def test_json_not_written_on_error(capsys, tmp_path, int8_model):
     assert code == 2 and not report.exists()
 
 
-
 # -- reliability: every refusal is one line, checked before any work, and leaves nothing behind ---------
 def _float_conv(path, x_shape=("N", 1, 8, 8), y_shape=("N", 2, 6, 6), w=None, extra_inits=(), y_value=None) -> str:
     """A float Conv + Relu model (the weight ``w`` [2, 1, 3, 3], random unless given)."""
@@ -349,6 +348,40 @@ def test_infinite_clip_bound_is_allowed(capsys, tmp_path):
     assert _run(capsys, "inspect", path)[0] == 0
 
 
+def test_onnxruntime_log_lines_and_numpy_warnings_never_reach_stderr(capfd, tmp_path):
+    # An unused initializer makes onnxruntime log "[W:onnxruntime:...] Removing initializer 'unused'" (to the
+    # process's stderr), a bias of 3e38 makes its quantizer overflow (NumPy RuntimeWarning, then exit 0).
+    extra = [numpy_helper.from_array(np.ones(3, np.float32), "unused")]
+    quiet = _float_conv(tmp_path / "quiet.onnx", extra_inits=extra)
+    calib = _calib(tmp_path / "c.npy", 8)
+    assert main(["quantize", quiet, "--calib", calib, "-o", str(tmp_path / "q.onnx")]) == 0
+    assert capfd.readouterr().err == ""
+
+    w = np.random.default_rng(0).standard_normal((2, 1, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv")]
+    inits = [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.array([3e38, 1], np.float32), "b"), *extra]
+    huge = _save(_model(nodes, ["N", 1, 8, 8], inits), tmp_path / "huge.onnx")
+    code = main(["quantize", huge, "--calib", calib, "-o", str(tmp_path / "q2.onnx")])
+    err = capfd.readouterr().err
+    assert (code, err) == (2, "systolix: error: huge.onnx: onnxruntime could not quantize the model: overflow "
+                              "encountered in scalar multiply\n")
+    assert not (tmp_path / "q2.onnx").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["compile", "m.onnx", "--array", "-4x-4", "-o", "b"],
+     "argument --array: expected one argument (see systolix compile --help)"),
+    (["simulate", "m.onnx", "--random", "many"], "argument --random: invalid int value: 'many' (see systolix "
+                                                 "simulate --help)"),
+    (["inspect", "m.onnx", "--jsn", "x"], "unrecognized arguments: --jsn x (see systolix --help)"),
+    ([], "the following arguments are required: command (see systolix --help)"),
+])
+def test_usage_errors_are_one_line(capsys, argv, message):
+    # was: argparse's usage block (four lines) before the error
+    code, err = _run(capsys, *argv)
+    assert (code, err) == (2, f"systolix: error: {message}")
+
+
 def test_zero_size_dimension_is_not_called_dynamic(capsys, tmp_path):
     w = numpy_helper.from_array(np.ones((2, 1, 3, 3), np.float32), "w")
     path = _save(_model([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], ["N", 1, 0, 8], [w]),
@@ -374,3 +407,26 @@ def test_lstm_refused_for_the_op_not_its_input_shape(capsys, tmp_path):
     assert _run(capsys, "quantize", path, "--calib", _calib(tmp_path / "c.npy", 4), "-o",
                 str(tmp_path / "q.onnx")) == (2, want)
     assert _listing(tmp_path) == ["c.npy", "lstm.onnx"]
+
+
+def _bug(*args, **kwargs):
+    raise ZeroDivisionError("division by zero")
+
+
+def test_unexpected_exception_is_one_line_naming_the_command(capsys, monkeypatch):
+    import systolix.frontend.importer
+
+    monkeypatch.setattr(systolix.frontend.importer, "import_model", _bug)
+    code, err = _run(capsys, "inspect", str(EXAMPLE / "model.onnx"))
+    assert (code, err) == (3, "systolix: error: inspect: internal error, a bug in systolix (ZeroDivisionError: "
+                              f"division by zero in {__name__}._bug); rerun with --debug for the traceback")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_shows_the_traceback(monkeypatch, where):
+    import systolix.frontend.importer
+
+    monkeypatch.setattr(systolix.frontend.importer, "import_model", _bug)
+    argv = ["inspect", str(EXAMPLE / "model.onnx")]
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", *argv] if where == "before" else [*argv, "--debug"])
