@@ -430,3 +430,18 @@ def test_debug_shows_the_traceback(monkeypatch, where):
     argv = ["inspect", str(EXAMPLE / "model.onnx")]
     with pytest.raises(ZeroDivisionError):
         main(["--debug", *argv] if where == "before" else [*argv, "--debug"])
+
+
+def _overflow(*args, **kwargs):
+    return np.float32(3e38) * np.float32(10)
+
+
+def test_numpy_float_error_is_one_line(capsys, monkeypatch):
+    # NumPy's RuntimeWarning ("overflow encountered in ...") was printed on the way; now it is the error.
+    import systolix.frontend.importer
+
+    monkeypatch.setattr(systolix.frontend.importer, "import_model", _overflow)
+    code, err = _run(capsys, "inspect", str(EXAMPLE / "model.onnx"))
+    assert (code, err) == (2, "systolix: error: inspect: numerical error (overflow encountered in scalar multiply in "
+                              f"{__name__}._overflow): a weight or sample too large for float32 arithmetic? (rerun "
+                              "with --debug for the traceback)")
