@@ -39,14 +39,14 @@ def _check_external_path(model_path: Path, location: str) -> None:
 
 
 def _constants(model: onnx.ModelProto):
-    """(name, TensorProto) of every initializer and every Constant node's tensor value, in the main graph."""
+    """(what, name, TensorProto) of every initializer and every Constant node's tensor value, in the main graph."""
     for init in model.graph.initializer:
-        yield init.name, init
+        yield "initializer", init.name, init
     for node in model.graph.node:
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             for attr in node.attribute:
                 if attr.name == "value" and attr.HasField("t"):
-                    yield node.output[0], attr.t
+                    yield "constant", node.output[0], attr.t
 
 
 def check_finite_weights(model: onnx.ModelProto, path: str | os.PathLike) -> None:
@@ -63,7 +63,7 @@ def check_finite_weights(model: onnx.ModelProto, path: str | os.PathLike) -> Non
     for node in model.graph.node:
         for position, name in enumerate(node.input):
             users.setdefault(name, []).append((node, position))
-    for name, tensor in _constants(model):
+    for kind, name, tensor in _constants(model):
         if tensor.data_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16,
                                     onnx.TensorProto.BFLOAT16):
             continue
@@ -78,7 +78,7 @@ def check_finite_weights(model: onnx.ModelProto, path: str | os.PathLike) -> Non
         bad_value = value[index]
         what = "NaN" if np.isnan(bad_value) else ("Inf" if bad_value > 0 else "-Inf")
         reader = f", input {readers[0][1]} of {readers[0][0].op_type} node {readers[0][0].name!r}" if readers else ""
-        raise SystolixError(f"{path}: initializer {name!r}{reader} holds {what} at index {index} "
+        raise SystolixError(f"{path}: {kind} {name!r}{reader} holds {what} at index {index} "
                             f"({int(bad.sum())} of {bad.size} values are not finite); a model's weights must be "
                             "finite numbers")
 

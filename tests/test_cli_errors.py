@@ -445,3 +445,14 @@ def test_numpy_float_error_is_one_line(capsys, monkeypatch):
     assert (code, err) == (2, "systolix: error: inspect: numerical error (overflow encountered in scalar multiply in "
                               f"{__name__}._overflow): a weight or sample too large for float32 arithmetic? (rerun "
                               "with --debug for the traceback)")
+
+
+def test_non_finite_constant_node_refused(capsys, tmp_path):
+    value = np.ones((2, 1, 3, 3), np.float32)
+    value[0, 0, 1, 1] = np.nan
+    nodes = [helper.make_node("Constant", [], ["w"], name="const", value=numpy_helper.from_array(value, "wv")),
+             helper.make_node("Conv", ["x", "w"], ["y"], name="conv")]
+    path = _save(_model(nodes, ["N", 1, 8, 8]), tmp_path / "m.onnx")
+    assert _run(capsys, "inspect", path) == (2, f"systolix: error: {path}: constant 'w', input 1 of Conv node 'conv' "
+                                                "holds NaN at index (0, 0, 1, 1) (1 of 18 values are not finite); a "
+                                                "model's weights must be finite numbers")
