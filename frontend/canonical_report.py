@@ -163,6 +163,32 @@ def with_host_ops(original: onnx.ModelProto, canon: CanonicalModel) -> onnx.Mode
     return model
 
 
+def _fixed_batch(model: onnx.ModelProto) -> int | None:
+    """The fixed batch of a model's first (non-initializer) input, or None when it is symbolic."""
+    inits = {t.name for t in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in inits:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            return int(dims[0].dim_value)
+        return None
+    return None
+
+
+def _run(session: ort.InferenceSession, feeds: dict[str, np.ndarray], batch: int | None) -> dict[str, np.ndarray]:
+    """Every output of ``session`` on ``feeds``, run ``batch`` samples at a time (all at once if None)."""
+    names = [o.name for o in session.get_outputs()]
+    n = next(iter(feeds.values())).shape[0] if feeds else 0
+    if batch is None or n <= batch:
+        return dict(zip(names, session.run(None, feeds), strict=True))
+    chunks = [session.run(None, {k: v[i : i + batch] for k, v in feeds.items()}) for i in range(0, n, batch)]
+    return {
+        name: np.concatenate([np.asarray(c[k]) for c in chunks], axis=0)
+        for k, name in enumerate(names)
+    }
+
+
 def _compare(a: np.ndarray, b: np.ndarray, name: str, n_samples: int) -> np.ndarray:
     """Absolute differences, one row per sample (one row in all when the tensor has no batch axis)."""
     if a.shape != b.shape:
@@ -224,18 +250,15 @@ def float_execution_report(
             feeds_original[canon.input_map[name]] = (value.astype(np.int32) - zp).astype(np.float32) * scale
         else:
             feeds_original[name] = value
+    # A model with a fixed batch (often 1) is run that many samples at a time.
+    batch_original, batch_canon = _fixed_batch(original), _fixed_batch(canon.model)
     orig_model = add_outputs(original, names)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "optimized.onnx")
         session = original_session(orig_model, path)
         executed = {t for node in onnx.load(path).graph.node for t in node.output if t}
-    got_original = dict(
-        zip([o.name for o in session.get_outputs()], session.run(None, feeds_original), strict=True)
-    )
-    canon_session = reference_session(add_outputs(canon.model, names))
-    got_canon = dict(
-        zip([o.name for o in canon_session.get_outputs()], canon_session.run(None, inputs), strict=True)
-    )
+    got_original = _run(session, feeds_original, batch_original)
+    got_canon = _run(reference_session(add_outputs(canon.model, names)), inputs, batch_canon)
 
     n_samples = next(iter(inputs.values())).shape[0] if inputs else 1
     stop = set(names) | {i.name for i in cgraph.input}
@@ -261,11 +284,9 @@ def float_execution_report(
             )
         )
     # The original graph as onnxruntime runs it untouched, against the canonical model + host ops.
-    plain = original_session(original)
-    final_original = plain.run(None, feeds_original)
-    tail = reference_session(with_host_ops(original, canon))
-    final_canon = dict(zip([o.name for o in tail.get_outputs()], tail.run(None, inputs), strict=True))
-    for out, value in zip([o.name for o in plain.get_outputs()], final_original, strict=True):
+    final_original = _run(original_session(original), feeds_original, batch_original)
+    final_canon = _run(reference_session(with_host_ops(original, canon)), inputs, batch_canon)
+    for out, value in final_original.items():
         diff = _compare(value, final_canon[out], out, n_samples)
         differing = int(np.count_nonzero(diff))
         report.append(

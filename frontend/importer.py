@@ -46,7 +46,12 @@ def _input_shape(value: onnx.ValueInfoProto) -> tuple[int, ...]:
         raise SystolixError(f"model input {value.name!r} has no shape; a static shape is required")
     dims = []
     for i, d in enumerate(tt.shape.dim):
-        if d.HasField("dim_value") and d.dim_value > 0:
+        if d.HasField("dim_value") and d.dim_value <= 0:
+            shown = ", ".join(str(x.dim_value) if x.HasField("dim_value") else (x.dim_param or "?")
+                              for x in tt.shape.dim)
+            raise SystolixError(f"model input {value.name!r} has a zero-size dimension at axis {i} (shape "
+                                f"[{shown}]): it holds no elements; export it with the real size")
+        if d.HasField("dim_value"):
             dims.append(int(d.dim_value))
         elif i == 0:
             dims.append(1)
@@ -60,9 +65,31 @@ def _input_shape(value: onnx.ValueInfoProto) -> tuple[int, ...]:
     return tuple(dims)
 
 
+def _unsupported(node: onnx.NodeProto, label: str, quantized: bool) -> SystolixError:
+    return SystolixError(f"node {label}: op {node.op_type}{' (domain ' + node.domain + ')' if node.domain else ''} "
+                         f"is not supported; supported: {', '.join(supported_ops(quantized))}")
+
+
+def check_supported_ops(model: onnx.ModelProto, *, quantized: bool) -> None:
+    """Refuse the first node whose op systolix does not import, naming it, its op and the supported ops.
+
+    Checked before anything else about the graph (input shapes included), so that a model with an
+    unsupported layer is refused for that layer, not for a symptom of it. (A quantization op of a
+    quantized model is judged where it is met: it may be part of a pattern another handler takes.)
+    """
+    for index, node in enumerate(model.graph.node):
+        if quantized:
+            refused = node.op_type not in HANDLERS and node.op_type not in QUANT_OPS
+        else:
+            refused = node.op_type not in HANDLERS or node.op_type in QUANT_OPS
+        if refused:
+            raise _unsupported(node, node_name(node, index), quantized)
+
+
 def import_graph(model: onnx.ModelProto, *, quantized: bool, name: str = "model",
                  input_quant: dict[str, QuantParams] | None = None) -> Model:
     """Turn one ONNX graph (float, or integer canonical form) into a :class:`Model`."""
+    check_supported_ops(model, quantized=quantized)
     ctx = ImportContext(model, quantized)
     inits = set(ctx.constants)
     inputs = []
@@ -83,9 +110,7 @@ def import_graph(model: onnx.ModelProto, *, quantized: bool, name: str = "model"
         ctx.node_label = node_name(node, index)
         handler = HANDLERS.get(node.op_type)
         if handler is None or (node.op_type in QUANT_OPS and not quantized):
-            raise SystolixError(f"node {ctx.node_label}: op {node.op_type}"
-                                f"{' (domain ' + node.domain + ')' if node.domain else ''} is not supported; "
-                                f"supported: {', '.join(supported_ops(quantized))}")
+            raise _unsupported(node, ctx.node_label, quantized)
         handler(node, ctx)
     if not ctx.layers:
         raise SystolixError(f"{name}: the graph has no layers systolix can run")

@@ -35,6 +35,7 @@ from onnx import numpy_helper
 from rich.table import Table
 
 from systolix.errors import SystolixError
+from systolix.frontend.loader import check_finite_weights
 from systolix.frontend.reference import reference_session
 
 from .calibration import ArrayDataReader
@@ -337,6 +338,9 @@ def _atomic_write(data: bytes, out_path: Path) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600: the model gets the user's usual permissions
         os.replace(tmp, out_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -463,7 +467,9 @@ def quantize_model(
     model_path, calib_path, out_path = Path(model_path), Path(calib_path), Path(out_path)
     from systolix.frontend.normalize import normalize
 
-    normalized = normalize(_load_model(model_path), quantized=False)
+    model = _load_model(model_path)
+    check_finite_weights(model, model_path)
+    normalized = normalize(model, quantized=False)
     model = normalized.model
     if out_path.resolve() == model_path.resolve():
         raise SystolixError(f"{out_path}: the output would overwrite the input model; choose another path")
@@ -514,7 +520,11 @@ def quantize_model(
         reader = ArrayDataReader(
             spec.name, x, fixed_batch or _CALIB_BATCH, fixed_batch=fixed_batch is not None
         )
-        extra = {"CalibMaxIntermediateOutputs": 64} if method == "minmax" else {}
+        # No CalibMaxIntermediateOutputs: onnxruntime 1.31's MinMax calibrator clears what it collected every
+        # that many feeds without merging it into the ranges (only the feeds after the last multiple count,
+        # and an exact multiple ends in "No data is collected."). What it keeps per feed is one min and max
+        # per tensor, so holding every feed costs little.
+        extra: dict[str, object] = {}
         # MaxPool/Flatten after a float op (Tanh) would otherwise stay float: quantize them anyway, so that
         # the op runs on integers and the Tanh becomes a DQ -> Tanh -> Q table.
         extra["ForceQuantizeNoInputCheck"] = True

@@ -230,12 +230,15 @@ def _write_waveform(ir, name, x, sample, config, layers, path, build) -> float:
     """Re-run one sample on Verilator with tracing on and write its waveform (FST, or VCD by extension)."""
     if not 0 <= sample < len(x):
         raise SystolixError(f"--trace-sample {sample} is not one of the {len(x)} samples")
+    from systolix.outputs import temporary_beside
+
     from .backends import get_backend
 
     started = time.perf_counter()
-    tracer = get_backend("verilator", config, layers, trace_sample=0, trace_path=str(path),
-                         **({"build": build} if build is not None else {}))
-    tracer.run(ir, {name: x[sample:sample + 1]})
+    with temporary_beside(path) as tmp:  # written under a temporary name (same suffix), renamed when complete
+        tracer = get_backend("verilator", config, layers, trace_sample=0, trace_path=str(tmp),
+                             **({"build": build} if build is not None else {}))
+        tracer.run(ir, {name: x[sample:sample + 1]})
     return time.perf_counter() - started
 
 

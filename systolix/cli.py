@@ -1,24 +1,25 @@
 """The ``systolix`` command: inspect, quantize, simulate, demo.
 
 Exit codes: 0 success (and bit-exact, for ``simulate``), 1 a mismatch against onnxruntime, 2 bad input
-(one line on stderr, nothing half-written).
+(one line on stderr, nothing half-written), 3 a bug in systolix (one line; ``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .errors import SystolixError
+from .outputs import check_build_folder, check_output_file, check_output_folder, temporary_beside, write_atomic
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "keras_mnist"
 
@@ -27,19 +28,7 @@ def _console() -> Console:
     return Console(width=max(100, Console().width))
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write a file via a temporary file in the same folder, so a failure leaves nothing half-written."""
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        raise SystolixError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+__all__ = ["build_parser", "main", "write_atomic"]
 
 
 # -- inspect ------------------------------------------------------------------------------------------
@@ -48,6 +37,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from .frontend.importer import import_model
     from .frontend.inspect import inspect_table, layer_rows
 
+    if args.json:
+        check_output_file(args.json, "--json", inputs=(args.model,))
     imported = import_model(args.model)
     console = _console()
     for line in imported.normalized:
@@ -72,14 +63,29 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 
 
 def _quantize(args: argparse.Namespace):
-    """Quantize, print the summary and the float vs int8 agreement table; return the agreement."""
-    from .quantize.ptq import agreement, agreement_table, quantize_model
+    """Quantize, print the summary and the float vs int8 agreement table; return the agreement.
 
+    The output path, the float model and the evaluation data are checked before quantizing; the model is
+    written under a temporary name beside the output and renamed only when everything succeeded.
+    """
+    from .frontend.importer import import_model
+    from .quantize.datasets import load_inputs
+    from .quantize.ptq import QuantizationWarning, agreement, agreement_table, model_input, quantize_model
+
+    eval_path = args.eval or args.calib
+    check_output_file(args.output, "-o", inputs=(args.model, args.calib, args.eval))
+    import_model(args.model)  # refuses what systolix cannot run (shapes, ops, weights) before any work
+    spec = model_input(args.model)
+    x, y = load_inputs(eval_path, spec.name, spec.shape, "float32")
     console = _console()
-    with console.status(f"calibrating ({args.method}) and quantizing {args.model}"):
-        result = quantize_model(args.model, args.calib, args.output, method=args.method,
-                                per_channel=not args.per_tensor, quant_format=args.format,
-                                activation_type=args.activation_type, max_calib_samples=args.max_calib)
+    with temporary_beside(args.output) as tmp:
+        with console.status(f"calibrating ({args.method}) and quantizing {args.model}"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", QuantizationWarning)  # printed below as a note
+            result = quantize_model(args.model, args.calib, tmp, method=args.method,
+                                    per_channel=not args.per_tensor, quant_format=args.format,
+                                    activation_type=args.activation_type, max_calib_samples=args.max_calib)
+        with console.status(f"float vs int8 on {eval_path}"):
+            agree = agreement(args.model, tmp, x, y)
     console.print(f"wrote {args.output}: {result.calib_samples} calibration samples, {result.method}, "
                   f"{result.activation_type} activations x {result.weight_type} "
                   f"{'per-channel' if result.per_channel else 'per-tensor'} weights, {result.quant_format}, "
@@ -89,14 +95,6 @@ def _quantize(args: argparse.Namespace):
                   style=None if result.exact_on_any_x86 else "red")
     for note in result.notes:
         console.print(f"note: {note}")
-    eval_path = args.eval or args.calib
-    from .frontend.importer import import_model
-    from .quantize.datasets import load_inputs
-
-    float_ir = import_model(args.model).ir
-    info = float_ir.inputs[0]
-    x, y = load_inputs(eval_path, info.name, (None, *info.shape[1:]), "float32")
-    agree = agreement(args.model, args.output, x, y)
     console.print(agreement_table(agree, title=f"float vs int8 on {eval_path}"))
     return agree
 
@@ -192,6 +190,9 @@ def hardware_table(result) -> Table:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .sim.simulate import simulate
 
+    for option in ("json", "waveform"):
+        if getattr(args, option, None):
+            check_output_file(getattr(args, option), f"--{option}", inputs=(args.model, args.inputs))
     console = _console()
     bar, update = _progress(console)
     with bar:
@@ -225,6 +226,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def cmd_compile(args: argparse.Namespace) -> int:
     from .compiler.build import build
 
+    check_build_folder(args.output, "-o")
     console = _console()
     config = _config(args)
     with console.status(f"compiling {args.model} for {config.rows}x{config.cols}"):
@@ -250,7 +252,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the bundled example: inspect, quantize, compile for 8x8, simulate the whole test set on
     the accelerator RTL (Verilator; the golden model if Verilator is not available), bit-exactly."""
 
-    out = Path(args.out)
+    out = check_output_folder(args.out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     model, calib, test = EXAMPLE / "model.onnx", EXAMPLE / "calib.npz", EXAMPLE / "test.npz"
     quantized, build_dir = out / "model_int8.onnx", out / f"build_{args.array}"
@@ -287,8 +289,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``systolix: error: ...``, exit code 2, no usage block), and ``--debug``
+    accepted before or after the command (subcommand parsers are made of this class too)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                          help="show the traceback of an unexpected error (a bug) instead of one line")
+
+    def error(self, message: str):
+        print(f"systolix: error: {_one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        self.exit(2)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="systolix", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="systolix", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("inspect", help="per-layer shapes, geometry, parameters and MACs")
@@ -346,16 +366,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _quiet_onnxruntime() -> None:
+    """onnxruntime logs warnings and errors to stderr itself ([W:onnxruntime...], [E:onnxruntime...]); its
+    errors reach systolix as exceptions and become one line, so only fatal messages are let through."""
+    import onnxruntime
+
+    onnxruntime.set_default_logger_severity(4)
+
+
+def _where(exc: BaseException) -> str:
+    """``module.function`` of the innermost frame of ``exc``'s traceback."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    frame = tb.tb_frame
+    return f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return args.func(args)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2, one line already printed)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    debug = getattr(args, "debug", False)
+    try:
+        _quiet_onnxruntime()
+        # A float overflow or invalid value (Inf, NaN) is an error, not a NumPy warning printed on the way.
+        with np.errstate(divide="raise", over="raise", invalid="raise"):
+            return args.func(args)
     except SystolixError as exc:
-        print(f"systolix: error: {exc}", file=sys.stderr)
+        if debug:
+            raise
+        print(f"systolix: error: {_one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("systolix: interrupted", file=sys.stderr)
         return 130
+    except FloatingPointError as exc:
+        if debug:
+            raise
+        print(f"systolix: error: {args.command}: numerical error ({_one_line(exc)} in {_where(exc)}): a weight or "
+              "sample too large for float32 arithmetic? (rerun with --debug for the traceback)", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"systolix: error: {args.command}: internal error, a bug in systolix ({type(exc).__name__}: "
+              f"{_one_line(exc)[:300]} in {_where(exc)}); rerun with --debug for the traceback", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

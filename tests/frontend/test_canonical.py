@@ -301,6 +301,23 @@ def _qlinear_conv_of(canon) -> onnx.NodeProto:
     return node
 
 
+def test_float_execution_report_runs_a_fixed_batch_sample_by_sample():
+    # The original input is [1, 2, 6, 6]: onnxruntime refused 8 samples at once ("Got: 8 Expected: 1").
+    model = conv_group()
+    for value in (model.graph.input[0], model.graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_value = 1
+    canon = canonicalize(model)
+    assert [c.name for c in canon.converted] == ["conv"]
+    feeds = {"x": np.random.default_rng(5).integers(-128, 128, size=(8, 2, 6, 6)).astype(np.int8)}
+    report = float_execution_report(model, canon, feeds)
+    singles = [float_execution_report(model, canon, {k: v[i : i + 1] for k, v in feeds.items()}) for i in range(8)]
+    assert [r.name for r in report] == ["y", "y"] and [r.op for r in report] == ["QLinearConv", "graph output"]
+    for k, entry in enumerate(report):
+        assert entry.elements == 8 * 4 * 6 * 6
+        assert entry.differing == sum(s[k].differing for s in singles)
+        assert entry.max_abs_diff == max(s[k].max_abs_diff for s in singles)
+
+
 def test_conv_group_keeps_a_matching_int32_bias():
     model = conv_group()
     canon = canonicalize(model)

@@ -342,3 +342,20 @@ def test_x64quantprecision_breaks_s8s8_qoperator(small: tuple[Path, Path], tmp_p
     with pytest.raises(Exception, match="Failed to find kernel"):
         ort.InferenceSession(str(out), so, providers=["CPUExecutionProvider"])
     reference_session(out)  # without the option: loads
+
+
+@pytest.mark.parametrize("n", [64, 128, 65])
+def test_fixed_batch_of_one_calibrates_on_every_sample(tmp_path: Path, n: int) -> None:
+    # onnxruntime's CalibMaxIntermediateOutputs clears what it collected every 64 feeds without using it:
+    # a multiple of 64 one-sample feeds ended in "No data is collected.", 65 calibrated on the last one.
+    model_path = _float_model(tmp_path / "b1.onnx", batch=1)
+    x = _data(n, seed=4)
+    x[0] *= 10  # the widest sample comes first
+    np.save(tmp_path / "c.npy", x)
+    out = tmp_path / "q.onnx"
+    result = quantize_model(model_path, tmp_path / "c.npy", out)
+    assert result.calib_samples == n
+    q = onnx.load(str(out))
+    (qx,) = [node for node in q.graph.node if node.op_type == "QuantizeLinear" and node.input[0] == "x"]
+    lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
+    np.testing.assert_allclose(_inits(q)[qx.input[1]], (hi - lo) / 255, rtol=1e-6)
