@@ -282,7 +282,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if "cycles" in report:
         table.add_row("cycles per inference", f"{report['cycles']:,.0f} (predicted {report['predicted_cycles']:,})")
         table.add_row("MAC utilisation", f"{report['utilization']:.1%}")
-        table.add_row("latency", _latency_text(report))
+        table.add_row("latency", _latency_text(report).removeprefix("latency: ").removeprefix("latency "))
         table.add_row("simulation speed", f"{report['simulated_cycles_per_second']:,.0f} cycles/s, "
                                           f"{report['samples_per_second']:.1f} images/s")
     console.print(table)
