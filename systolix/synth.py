@@ -525,16 +525,16 @@ def synth_build(build: str | os.PathLike, device: str, *, seed: int = 1, freq_mh
     work = Path(tempfile.mkdtemp(prefix=f".synth-{dev.name}.", dir=build))
     try:
         result = run_flow(build / "accelerator.v", work, dev, seed=seed, freq_mhz=freq_mhz, progress=progress)
-    except BaseException:
-        # keep the logs of a failed run where the message says they are, not the partial netlists
+    except SystolixError as error:
+        # a tool failed: keep its logs (not the partial netlists) where the message points
+        for file in work.iterdir():
+            if file.suffix not in (".log", ".out"):
+                file.unlink()
         shutil.rmtree(final, ignore_errors=True)
-        if (work / "yosys.log").exists():
-            for file in work.iterdir():
-                if file.suffix not in (".log", ".out"):
-                    file.unlink()
-            os.replace(work, final)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        os.replace(work, final)
+        raise SystolixError(str(error).replace(str(work), str(final))) from None
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
         raise
     (work / TOP).with_suffix(".v").unlink(missing_ok=True)  # a copy of BUILD/accelerator.v
     result = dataclasses.replace(result, design=str(build), folder=final,

@@ -300,3 +300,15 @@ def test_4x4_build_fits_ecp5_85f(tmp_path):
     assert report["resources"]["DSP"]["used"] == 45
     assert report["fmax_mhz"] > 20 and report["latency_ms"] > 0
     assert report["critical_path"]["start_unit"] != "?" and report["critical_path"]["end_unit"] != "?"
+
+
+def test_cli_yosys_failure_keeps_the_log(tmp_path, capsys):
+    build = _fake_build(tmp_path / "build", PRESETS["4x4"])
+    (build / "accelerator.v").write_text("module accelerator(input a, output b);\n  assign b = ;\nendmodule\n")
+    code = main(["synth", str(build), "--device", "ecp5-85f"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("systolix: error: yosys synth_ecp5 failed: ")
+    assert err.endswith(f"(see {build / 'synth-ecp5-85f' / 'yosys.log'})")
+    assert (build / "synth-ecp5-85f" / "yosys.log").is_file()
+    assert not (build / "synth-ecp5-85f" / "synth.json").exists() and not list(build.glob(".synth-*"))
