@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -96,6 +97,8 @@ class CriticalPath:
         Names of the cell (or net) where the path starts and ends.
     start_unit, end_unit : str
         Their Amaranth units (hierarchy path, ``top`` for the top level).
+    start_signal, end_signal : str
+        The signals of those units the start and end cells are named after (``?`` if tool-made).
     units : tuple of str
         The units the path passes through, in order, each once.
     segments : int
@@ -112,6 +115,8 @@ class CriticalPath:
     end_unit: str
     units: tuple[str, ...]
     segments: int
+    start_signal: str = "?"
+    end_signal: str = "?"
 
     @property
     def routing_share(self) -> float:
@@ -238,8 +243,9 @@ def _first_error(*files: Path) -> str | None:
     for file in files:
         if file.exists():
             for line in file.read_text(errors="replace").splitlines():
-                if line.startswith("ERROR") or "ERROR:" in line:
-                    return line.split("ERROR:", 1)[-1].strip() or line.strip()
+                if "ERROR:" in line:  # "accelerator.v:2: ERROR: syntax error, ..." keeps its location
+                    where, what = (part.strip() for part in line.split("ERROR:", 1))
+                    return f"{where} {what}" if where else what
     return None
 
 
@@ -359,6 +365,28 @@ def unit_of(name: str, units: frozenset[str] | set[str] = frozenset()) -> str:
     return stem.rsplit(".", 1)[0] if "." in stem else "top"
 
 
+# Where yosys and nextpnr start appending to a signal name: "s7_TRELLIS_FF_Q_82", "x_LUT4_Z", "$CCU2_COMB0".
+_SUFFIX = re.compile(r"(\$|_TRELLIS_|_LUT4_|_CCU2C_|_PFUMX_|_L6MUX21_|_MULT18X18D|_DP16KD|_SB_|_ICESTORM_)")
+
+
+def signal_of(name: str, unit: str) -> str:
+    """The design signal inside ``unit`` that a cell or net ``name`` is named after (``?`` if none).
+
+    >>> signal_of("vector.add.s7_TRELLIS_FF_Q_82", "vector.add")
+    's7'
+    >>> signal_of("vector.add.s7[2].big_LUT4_D_Z_CCU2C_S1$CCU2_COMB0", "vector.add")
+    's7[2].big'
+    """
+    rest = name.lstrip("\\")
+    if unit not in ("top", "?"):
+        at = rest.find(unit + ".")
+        if at < 0:
+            return "?"
+        rest = rest[at + len(unit) + 1:]
+    rest = _SUFFIX.split(rest, maxsplit=1)[0]
+    return rest or "?"
+
+
 def _unit_of_point(names: Sequence[str], units: frozenset[str]) -> str:
     """The unit of the first of ``names`` that can be traced to one."""
     found = [unit_of(n, units) for n in names if n]
@@ -396,12 +424,13 @@ def critical_path(report: dict[str, Any], clock: str | None = None,
             u = unit_of(n, units)
             if u != "?" and u not in path_units:
                 path_units.append(u)
+    start_unit = _unit_of_point([first, *nets[:1]], units)
+    end_unit = _unit_of_point([last, *nets[-1:]], units)
     return CriticalPath(
         clock=clock_name(name), delay_ns=round(delay, 3), logic_ns=round(delay - routing, 3),
-        routing_ns=round(routing, 3), start=first, end=last,
-        start_unit=_unit_of_point([first, *nets[:1]], units),
-        end_unit=_unit_of_point([last, *nets[-1:]], units),
-        units=tuple(path_units), segments=len(segments))
+        routing_ns=round(routing, 3), start=first, end=last, start_unit=start_unit, end_unit=end_unit,
+        units=tuple(path_units), segments=len(segments), start_signal=signal_of(first, start_unit),
+        end_signal=signal_of(last, end_unit))
 
 
 def clock_name(net: str) -> str:
@@ -558,8 +587,8 @@ def summary_rows(result: SynthResult) -> list[tuple[str, str]]:
     if path is not None:
         rows.append(("critical path", f"{path.delay_ns:.2f} ns: logic {path.logic_ns:.2f} ns, routing "
                                       f"{path.routing_ns:.2f} ns ({path.routing_share:.0%}), {path.segments} segments"))
-        rows.append(("  from", f"{path.start_unit}  ({path.start})"))
-        rows.append(("  to", f"{path.end_unit}  ({path.end})"))
+        rows.append(("  from", f"{path.start_unit}: {path.start_signal}  (cell {path.start})"))
+        rows.append(("  to", f"{path.end_unit}: {path.end_signal}  (cell {path.end})"))
         rows.append(("  through", " -> ".join(path.units) or "?"))
     if result.latency_ms is not None:
         rows.append(("latency per inference", f"{result.latency_ms:.3f} ms ({result.predicted_cycles:,} predicted "

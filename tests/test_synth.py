@@ -175,10 +175,12 @@ def test_critical_path_maps_start_and_end_to_units():
     assert cp.clock == "clk" and cp.segments == 7
     assert (cp.start, cp.end) == (ff, end)
     assert (cp.start_unit, cp.end_unit, cp.units) == ("vector.add", "vector.add", ("vector.add",))
+    assert (cp.start_signal, cp.end_signal) == ("s7[2].v", "s8[2].q")
     assert (cp.delay_ns, cp.logic_ns, cp.routing_ns) == (6.125, 1.625, 4.5)
     assert cp.routing_share == pytest.approx(4.5 / 6.125)
     cp = critical_path({"critical_paths": [report["critical_paths"][0]]}, units=UNITS)
     assert (cp.start_unit, cp.end_unit, cp.units) == ("matmul.acc", "matmul.requant", ("matmul.acc", "matmul.requant"))
+    assert (cp.start_signal, cp.end_signal) == ("x", "y")
     assert critical_path({"critical_paths": [report["critical_paths"][2]]}) is None
 
 
@@ -209,6 +211,7 @@ def test_tiny_design_on_ecp5(tiny_ecp5):
     assert cp.delay_ns == pytest.approx(cp.logic_ns + cp.routing_ns, abs=0.002)
     assert cp.delay_ns == pytest.approx(1000 / result.fmax_mhz, rel=0.05)
     assert cp.start_unit in ("counter", "mac") and cp.end_unit == "mac" and "mac" in cp.units
+    assert cp.start_signal in ("count", "prod", "acc") and cp.end_signal in ("prod", "acc")
     assert result.yosys_seconds > 0 and result.nextpnr_seconds > 0
     assert {p.name for p in result.folder.iterdir()} >= {"yosys.log", "netlist.json", "stat.json", "nextpnr.log",
                                                          "report.json"}
