@@ -203,7 +203,7 @@ def tool(name: str) -> str:
     beside = Path(sys.executable).parent / name
     exe = str(beside) if beside.exists() else shutil.which(name)
     if exe is None:
-        raise SystolixError(f"{name} is not installed (pip install {name.removesuffix('-ecppack')})")
+        raise SystolixError(f"{name} is not installed (pip install {name}, a dependency of systolix)")
     return exe
 
 
