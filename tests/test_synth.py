@@ -315,3 +315,24 @@ def test_cli_yosys_failure_keeps_the_log(tmp_path, capsys):
     assert err.endswith(f"(see {build / 'synth-ecp5-85f' / 'yosys.log'})")
     assert (build / "synth-ecp5-85f" / "yosys.log").is_file()
     assert not (build / "synth-ecp5-85f" / "synth.json").exists() and not list(build.glob(".synth-*"))
+
+
+def test_compile_synth_runs_the_synth_flow(tmp_path, monkeypatch, capsys):
+    """``compile --synth`` hands the build to the same flow as ``systolix synth BUILD --device ecp5-85f``."""
+    import systolix.compiler.build
+    import systolix.synth
+    from systolix.compiler.build import BuildResult
+
+    build = _fake_build(tmp_path / "build", PRESETS["4x4"])
+    monkeypatch.setattr(systolix.compiler.build, "build", lambda *args, **kwargs: BuildResult(
+        build, {"layers": [], "predicted_cycles": 1000}))
+    calls = []
+
+    def fake_synth_build(folder, device, **kwargs):
+        calls.append((Path(folder), device))
+        raise SystolixError("stop here")
+
+    monkeypatch.setattr(systolix.synth, "synth_build", fake_synth_build)
+    code = main(["compile", "model.onnx", "--array", "4x4", "-o", str(build), "--synth"])
+    assert code == 2 and calls == [(build, "ecp5-85f")]
+    assert capsys.readouterr().err.strip() == "systolix: error: stop here"
