@@ -3,7 +3,8 @@
 One frozen `Device` per part: its resources in the units nextpnr reports them (logic cells = LUT4s,
 flip-flops, hard multipliers, block RAMs, single-port RAMs, I/O pins), the arguments that select it in
 nextpnr, and the cell names yosys maps to. Budgets come from the Lattice data sheets (ECP5 FPGA-DS-02012,
-iCE40 UltraPlus FPGA-DS-02008) and agree with the ``available`` counts in nextpnr's ``--report``.
+iCE40 UltraPlus FPGA-DS-02008) and agree with the ``available`` counts in nextpnr 0.11's ``--report``
+(except the LFE5U-85F's I/O, where nextpnr counts all 365 pads of the die, not the 205 of CABGA381).
 
 `estimate` predicts the multipliers, block RAMs, logic cells and I/O pins an `AcceleratorConfig` needs,
 so `check_fits` can refuse a configuration that cannot fit before a synthesis run of many minutes. The
