@@ -107,6 +107,13 @@ def test_estimate_against_measured(preset):
     assert need["IO"] == got.get("IO", need["IO"])
 
 
+def test_estimate_up5k_against_measured():
+    # docs/toolchain-notes: the 4x4 build on the UP5K needs 367% LUT, 740% BRAM, 575% DSP, 312% IO
+    need, up5k = estimate(PRESETS["4x4"], "up5k"), DEVICES["up5k"]
+    for resource, percent in (("LUT4", 367), ("BRAM", 740), ("DSP", 575), ("IO", 312)):
+        assert abs(100 * need[resource] / up5k.budget(resource) - percent) <= 0.15 * percent, resource
+
+
 def test_check_fits_passes_and_returns_the_estimate():
     assert check_fits(PRESETS["4x4"], "ecp5-85f") == estimate(PRESETS["4x4"])
     assert check_fits(PRESETS["8x8"], DEVICES["ecp5-85f"])["DSP"] == 117
