@@ -376,6 +376,10 @@ def signal_of(name: str, unit: str) -> str:
     's7'
     >>> signal_of("vector.add.s7[2].big_LUT4_D_Z_CCU2C_S1$CCU2_COMB0", "vector.add")
     's7[2].big'
+    >>> signal_of("vector.$signal$28_TRELLIS_FF_Q_3", "vector")
+    '$signal$28'
+    >>> signal_of("act.0.3_DOB1_TRELLIS_FF_Q", "top")
+    'act.0.3_DOB1'
     """
     rest = name.lstrip("\\")
     if unit not in ("top", "?"):
@@ -383,6 +387,9 @@ def signal_of(name: str, unit: str) -> str:
         if at < 0:
             return "?"
         rest = rest[at + len(unit) + 1:]
+    anonymous = re.match(r"\$signal\$\d+", rest)  # an unnamed Amaranth Signal()
+    if anonymous:
+        return anonymous.group(0)
     rest = _SUFFIX.split(rest, maxsplit=1)[0]
     return rest or "?"
 
