@@ -82,9 +82,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             console.print(f"{case}: Fmax {row['fmax_mhz'] or 0:.2f} MHz, yosys {row['yosys_seconds']:.0f} s, "
                           f"nextpnr {row['nextpnr_seconds']:.0f} s, {'fits' if row['fits'] else 'DOES NOT FIT'}")
+            if args.json:  # after every case: an interrupted run keeps what it measured
+                Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     console.print(_table(rows, args.device))
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return 0
 
 
