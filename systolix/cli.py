@@ -1,7 +1,8 @@
-"""The ``systolix`` command: inspect, quantize, simulate, demo.
+"""The ``systolix`` command: inspect, quantize, simulate, compile, synth, demo.
 
-Exit codes: 0 success (and bit-exact, for ``simulate``), 1 a mismatch against onnxruntime, 2 bad input
-(one line on stderr, nothing half-written), 3 a bug in systolix (one line; ``--debug`` shows the traceback).
+Exit codes: 0 success (and bit-exact, for ``simulate``; fits the device, for ``synth``), 1 a mismatch
+against onnxruntime (or a design that does not fit), 2 bad input (one line on stderr, nothing
+half-written), 3 a bug in systolix (one line; ``--debug`` shows the traceback).
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     console = _console()
     config = _config(args)
     with console.status(f"compiling {args.model} for {config.rows}x{config.cols}"):
-        result = build(args.model, args.output, config, calib=args.calib, synth=args.synth)
+        result = build(args.model, args.output, config, calib=args.calib)
     report = result.report
     table = Table(title=f"{args.model} on a {config.rows}x{config.cols} array")
     for col in ("layer", "op", "instr", "MACs", "predicted cycles", "act rows", "wgt rows"):
@@ -241,10 +242,33 @@ def cmd_compile(args: argparse.Namespace) -> int:
     console.print(table)
     console.print(f"predicted {report['predicted_cycles']:,} cycles per inference; wrote {result.folder}/: "
                   + ", ".join(sorted(p.name for p in result.folder.iterdir())))
-    if "synthesis" in report:
-        cells = report["synthesis"]["cells"]
-        console.print("yosys synth_ecp5: " + ", ".join(f"{k} {v:,}" for k, v in sorted(cells.items())))
+    if args.synth:  # the old yosys-only check, now the whole flow of `systolix synth`
+        console.print(f"--synth: systolix synth {result.folder} --device ecp5-85f", markup=False, highlight=False)
+        return _synth(console, result.folder, "ecp5-85f")
     return 0
+
+
+# -- synth -------------------------------------------------------------------------------------------
+def _synth(console: Console, build, device: str, *, seed: int = 1, freq: float | None = None, force: bool = False,
+           json_path=None) -> int:
+    from .synth import DEFAULT_FREQ_MHZ, result_table, result_text, synth_build
+
+    with console.status(f"synthesising {build} for {device}") as status:
+        result = synth_build(build, device, seed=seed, freq_mhz=freq or DEFAULT_FREQ_MHZ, force=force,
+                             progress=lambda line: status.update(f"{line}: {build} for {device}"))
+    if console.is_terminal:
+        console.print(result_table(result))
+    else:
+        console.print(result_text(result), end="", markup=False, highlight=False)
+    console.print(f"wrote {result.folder / 'synth.json'}", markup=False, highlight=False)
+    if json_path:
+        write_atomic(json_path, json.dumps(result.to_json(), indent=2) + "\n")
+    return 0 if result.fits else 1
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    return _synth(_console(), args.build, args.device, seed=args.seed, freq=args.freq, force=args.force,
+                  json_path=args.json)
 
 
 # -- demo ---------------------------------------------------------------------------------------------
@@ -353,8 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--array", help="preset: 4x4, 8x8 (default), 16x16")
     p.add_argument("--config", help="accelerator configuration JSON file (instead of --array)")
     p.add_argument("-o", "--output", required=True, help="the build folder to write")
-    p.add_argument("--synth", action="store_true", help="also run yosys synth_ecp5 on the Verilog")
+    p.add_argument("--synth", action="store_true",
+                   help="then run `systolix synth BUILD --device ecp5-85f` (yosys + nextpnr, minutes)")
     p.set_defaults(func=cmd_compile)
+
+    p = sub.add_parser("synth", help="synthesise and place & route a build for an FPGA: resources, Fmax, "
+                                     "critical path, latency")
+    p.add_argument("build", help="a folder written by systolix compile")
+    p.add_argument("--device", required=True, help="ecp5-85f, ecp5-25f or up5k")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
+    p.add_argument("--freq", type=float, help="nextpnr timing target in MHz (default 50)")
+    p.add_argument("--force", action="store_true", help="run even if the configuration is estimated not to fit")
+    p.add_argument("--json", help="also write the report (synth.json) to this file")
+    p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("demo", help="the whole flow on the bundled example model")
     p.add_argument("--out", default="out/demo", help="folder for the quantized model, the build and reports")
