@@ -514,7 +514,11 @@ def quantize_model(
         reader = ArrayDataReader(
             spec.name, x, fixed_batch or _CALIB_BATCH, fixed_batch=fixed_batch is not None
         )
-        extra = {"CalibMaxIntermediateOutputs": 64} if method == "minmax" else {}
+        # No CalibMaxIntermediateOutputs: onnxruntime 1.31's MinMax calibrator *drops* the collected feeds when
+        # their count reaches that maximum instead of reducing them first, so a fixed-batch-1 model with 64
+        # samples got "No data is collected" and longer runs were calibrated on their last feeds only. Each
+        # feed's collected outputs are per-tensor min/max scalars: keeping them all costs little memory.
+        extra: dict = {}
         # MaxPool/Flatten after a float op (Tanh) would otherwise stay float: quantize them anyway, so that
         # the op runs on integers and the Tanh becomes a DQ -> Tanh -> Q table.
         extra["ForceQuantizeNoInputCheck"] = True
