@@ -11,7 +11,7 @@ import onnx
 from systolix.errors import SystolixError
 
 from ..context import ImportContext, attr, quant_params
-from ..ir import Add, Concat, Conv, Dense, Lookup
+from ..ir import Activation, Add, Concat, Conv, Dense, Lookup
 from . import register
 
 
@@ -121,6 +121,28 @@ def _self_gated_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) 
     else:
         ctx.add(fused, quant=y_q)
     return True
+
+
+@register("Mul")
+def mul(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    """A float ``x * f(x)`` (SiLU as ``x * Sigmoid(x)``, HardSwish as ``x * HardSigmoid(x)`` before opset 14:
+    how torch.onnx.export writes them) is one elementwise activation of ``x`` (a table once quantized). The
+    ``f`` activation is replaced when the product is its only reader."""
+    a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[1])
+    found = [(x, gate) for x, gate in ((a, b), (b, a))
+             if isinstance(ctx.producer.get(gate), Activation) and ctx.producer[gate].inputs[0] == x
+             and not ctx.producer[gate].func.startswith("x*")]
+    if ctx.quantized or not found:
+        raise SystolixError(f"node {ctx.node_label} (Mul): only x * f(x) of a float activation f is supported "
+                            "(a product of two activations, or by a constant, is not)")
+    x, gate = found[0]
+    layer = ctx.producer[gate]
+    fused = Activation(name=ctx.node_label, op="Mul", inputs=(x,), output=node.output[0], in_shapes=(ctx.shape(x),),
+                       out_shape=ctx.shape(x), func=f"x*{layer.func}", attrs=layer.attrs)
+    if ctx.single_consumer(gate) is node:
+        ctx.replace(layer, fused)
+    else:
+        ctx.add(fused)
 
 
 @register("QLinearMul")
