@@ -38,6 +38,38 @@ def test_ir_version_newer_than_onnxruntime_reads_is_lowered():
     reference_session(out.model)  # loads now
 
 
+def test_make_model_defaults_newest_opset_and_ir_are_lowered():
+    # helper.make_model without opset_imports writes the newest opset (28) and IR 14: onnxruntime 1.31 refuses
+    # both. No op of this graph changed since opset 26: the opset is lowered, then the IR version.
+    model = _conv_fc(1)
+    graph = model.graph
+    model = helper.make_model(graph)
+    assert model.opset_import[0].version > 26 and model.ir_version > 13
+    with pytest.raises(Exception):  # noqa: B017 (onnxruntime's own exception type)
+        reference_session(model)
+    out = normalize(model, quantized=False)
+    assert [f.name for f in out.fired] == ["lower-opset", "lower-ir-version"]
+    assert out.model.opset_import[0].version == 26 and out.model.ir_version == 13
+    reference_session(out.model)
+
+
+def test_newest_opset_not_lowered_when_an_op_changed():
+    # An op whose definition changed after opset 26 keeps the model as it is (onnxruntime then says why).
+    from onnx import defs
+
+    from systolix.frontend.normalize.lower_opset import LowerOpset
+
+    newest = defs.onnx_opset_version()
+    changed = next((s.name for s in defs.get_all_schemas_with_history() if s.domain == ""
+                    and 26 < s.since_version <= newest and not s.deprecated), None)
+    if changed is None:
+        pytest.skip(f"no op of the default domain changed between opset 26 and {newest}")
+    node = helper.make_node(changed, [], [])
+    graph = helper.make_graph([node], "g", [], [])
+    model = helper.make_model(graph)
+    assert LowerOpset().apply(model) is None
+
+
 def test_fixed_batch_becomes_symbolic_and_runs_any_batch():
     model = _conv_fc(5)
     out = normalize(model, quantized=False)
