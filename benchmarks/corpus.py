@@ -115,8 +115,10 @@ def run_entry(entry: Entry, work: Path, samples: int, log) -> Row:
                 warnings.simplefilter("always")
                 result = quantize_model(entry.path, calib, folder / "int8.onnx", quant_format=fmt,
                                         activation_type=act)
-            row.notes += [f"quantize: {w.message}" for w in caught]
-            row.notes += [f"quantize: {n}" for n in result.notes]
+            seen = [str(w.message) for w in caught]
+            row.notes += [f"quantize: {n}" for n in dict.fromkeys(seen + list(result.notes))
+                          if not n.startswith("normalised:")  # printed at import already
+                          and not any(n != other and other.endswith(n) for other in seen)]
             model = folder / "int8.onnx"
             imported = import_model(model)
             row.normalized += [f"(quantized) {line}" for line in imported.normalized]
