@@ -5,7 +5,7 @@ PyTorch tutorials do it). The TorchScript exporter is used (``dynamo=False``): t
 dynamo exporter, needs the ``onnxscript`` package, which systolix does not install.
 
 - ``lenet5``: LeNet-5 as in the PyTorch tutorials (Conv5x5-ReLU-MaxPool twice, three Linear), 1x32x32;
-- ``conv1d``: a 1-D signal net (Conv1d, BatchNorm1d, ReLU, MaxPool1d, Linear), 1x128;
+- ``conv1d``: a 1-D signal net (Conv1d, BatchNorm1d, ReLU, MaxPool1d, ``x.view(x.size(0), -1)``, Linear), 1x128;
 - ``dwsep``: depthwise-separable blocks as in MobileNet (Conv, depthwise Conv ``groups=C``, pointwise Conv,
   BatchNorm, ReLU6 = Clip), 3x32x32;
 - ``resnet``: residual blocks with a channel ``torch.cat`` (channel counts multiples of 8) and a residual Add;
@@ -63,7 +63,8 @@ class Conv1dNet(nn.Module):
         self.classifier = nn.Linear(2 * c * 16, 8)
 
     def forward(self, x):
-        return self.classifier(torch.flatten(self.features(x), 1))
+        x = self.features(x)
+        return self.classifier(x.view(x.size(0), -1))  # the flatten of many user scripts
 
 
 def _dw_block(cin: int, cout: int, stride: int) -> nn.Sequential:
