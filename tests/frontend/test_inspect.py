@@ -155,3 +155,37 @@ def test_float_product_of_two_activations_is_refused():
     model.graph.node[2].input[0] = "r"
     with pytest.raises(SystolixError, match=r"\(Mul\): only x \* f\(x\) of a float activation"):
         import_model(model)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 1, 1), (4, 1, 1), (1,)])
+def test_float_mul_by_channel_constant_folds_into_conv(shape):
+    # tf2onnx writes a BatchNormalization after a DepthwiseConv2D as Mul and Add by (1, C, 1, 1) constants.
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32)
+    k = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    b = rng.normal(0, 0.3, (1, 4, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=4, pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "k"], ["m"]), helper.make_node("Add", ["m", "b"], ["a"]),
+             helper.make_node("Relu", ["a"], ["y"])]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 6, 6])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(k, "k"),
+                               numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    conv, relu = import_model(model).ir.layers
+    np.testing.assert_allclose(conv.weight, w * k.reshape(-1, 1, 1, 1), rtol=1e-6)
+    np.testing.assert_allclose(conv.bias, b.reshape(-1), rtol=1e-6)
+    assert relu.inputs == (conv.output,)
+
+
+def test_float_mul_by_a_vector_over_the_last_axis_is_refused():
+    from systolix.errors import SystolixError
+
+    w = np.ones((4, 1, 3, 3), np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=4), helper.make_node("Mul", ["c", "k"], ["y"])]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 4, 4])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.ones(4, np.float32), "k")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    with pytest.raises(SystolixError, match=r"\(Mul\): multiplying by a constant is supported only as a scale"):
+        import_model(model)
