@@ -14,7 +14,7 @@ then print one row per model: layers and where they run (array / vector / alias 
 mismatches of both backends, cycles per inference and MAC utilisation. A model refused at any step gets a
 row with the one-line reason. Exit code 1 if any comparison mismatches, else 0.
 
-Usage: ``python benchmarks/corpus.py [--samples N] [--only SUBSTRING ...] [--out DIR] [--no-torch]
+Usage: ``python benchmarks/corpus.py [--samples N] [--only SUBSTRING ...] [--out DIR] [--no-torch] [--no-tf]
 [--quick]`` (``--quick``: the fixtures and old-style files only, plus the opset-13 PyTorch exports).
 """
 
@@ -196,13 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="run only models whose name contains one of these")
     parser.add_argument("--out", default=None, help="work folder (default: a new temporary folder)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch exports")
+    parser.add_argument("--no-tf", action="store_true", help="skip the TensorFlow (tf2onnx) exports")
     parser.add_argument("--quick", action="store_true", help="fixtures, old-style files and opset-13 PyTorch only")
     args = parser.parse_args(argv)
     console = Console(width=max(200, Console().width))
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="systolix-corpus-"))
     notes: list[str] = []
     with console.status("writing the corpus (exporting, quantizing with onnxruntime)"):
-        entries = build_corpus(out / "models", with_torch=not args.no_torch, notes=notes)
+        entries = build_corpus(out / "models", with_torch=not args.no_torch, with_tf=not args.no_tf,
+                               notes=notes)
     if args.quick:
         entries = [e for e in entries if "_op17" not in e.name and "_ort" not in e.name]
     if args.only:

@@ -7,11 +7,13 @@
   ``systolix quantize`` variant (QDQ int8, QDQ uint8, QOperator uint8);
 - the opset-13 ones quantized by onnxruntime's ``quantize_static`` called directly (``ort_quantize.py``: QDQ
   and QOperator, int8 and uint8 activations);
+- Keras models converted by tf2onnx (``tf_export.py``): float, and full-integer TFLite (QDQ);
 - the ``onnx.helper`` files of ``old_style.py`` (old IR versions and opsets, initializers as inputs, fixed
   batches, and ``helper.make_model``'s defaults);
 - the fixtures committed under ``tests/corpus/`` (``MANIFEST.json`` says what each one is).
 
-Without torch (``pip install -e .[train]``) the PyTorch part is skipped and said so.
+Without torch (``pip install -e .[train]``) or tensorflow and tf2onnx (``pip install -e .[tf]``) that part is
+skipped and said so.
 Usage: ``python examples/corpus/make_corpus.py OUT_DIR`` lists what it wrote.
 """
 
@@ -72,7 +74,7 @@ def have_torch() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
-def build_corpus(out: str | Path, *, with_torch: bool = True, with_fixtures: bool = True,
+def build_corpus(out: str | Path, *, with_torch: bool = True, with_tf: bool = True, with_fixtures: bool = True,
                  notes: list[str] | None = None) -> list[Entry]:
     """Write the corpus into ``out`` and return its entries (``notes`` gets what was skipped and why)."""
     import old_style
@@ -103,6 +105,13 @@ def build_corpus(out: str | Path, *, with_torch: bool = True, with_fixtures: boo
                     entries.append(Entry(q.stem, f"{exporter} + ort quantize_static {kind} {act}", q))
     elif with_torch:
         notes.append("torch is not installed (pip install -e .[train]): the PyTorch exports are skipped")
+    if with_tf and importlib.util.find_spec("tf2onnx") is not None:
+        import tf_export
+
+        for path, exporter in tf_export.export(out / "tf"):
+            entries.append(Entry(path.stem, exporter, path, None if "int8" in path.stem else ("qoperator", "int8")))
+    elif with_tf:
+        notes.append("tensorflow/tf2onnx are not installed (pip install -e .[tf]): the TensorFlow exports are skipped")
     for path in old_style.write(out / "old"):
         entries.append(Entry(path.stem, f"onnx.helper ({_onnx_versions(path)})", path, ("qoperator", "int8")))
     if with_fixtures:

@@ -3,7 +3,9 @@
 - the ``onnx.helper`` old-style files of ``old_style.py`` (float);
 - small-channel versions of the PyTorch networks of ``torch_export.py`` (``--small``), some float and some
   quantized by onnxruntime's ``quantize_static`` called directly (``ort_quantize.py``), one variant each;
-- LeNet-5 (opset 13) quantized by ``quantize_static`` to QOperator int8.
+- LeNet-5 (opset 13) quantized by ``quantize_static`` to QOperator int8;
+- the Keras models of ``tf_export.py`` converted by tf2onnx, float and TFLite int8 (when tensorflow and
+  tf2onnx are installed; otherwise the committed ones are kept).
 
 ``tests/corpus/MANIFEST.json`` records, per file, who wrote it and whether it is quantized.
 Usage: ``python examples/corpus/make_fixtures.py [OUT_DIR]`` (default ``tests/corpus``; needs torch).
@@ -56,6 +58,22 @@ def main(out_dir: Path) -> dict:
             kind = "QDQ" if "qdq" in variant else "QOperator"
             act = "int8" if variant.endswith("s8") else "uint8"
             manifest[q.stem] = {"exporter": f"{exporter} + ort quantize_static {kind} {act}", "quantized": True}
+    try:
+        import tf_export
+    except ImportError:
+        tf_export = None
+    if tf_export is not None:
+        try:
+            import tf2onnx  # noqa: F401
+        except ImportError:
+            tf_export = None
+    if tf_export is None:
+        print("tensorflow/tf2onnx are not installed: the TensorFlow fixtures are left as they are")
+        old = json.loads((out_dir / "MANIFEST.json").read_text()) if (out_dir / "MANIFEST.json").is_file() else {}
+        manifest.update({k: v for k, v in old.items() if k.startswith("tf_")})
+    else:
+        for path, exporter in tf_export.export(out_dir):
+            manifest[path.stem] = {"exporter": exporter, "quantized": "int8" in path.stem}
     (out_dir / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 

@@ -36,6 +36,7 @@ REWRITES = {
     "old_ir7_op12": ["upgrade-opset"],
     "helper_default": ["lower-opset", "lower-ir-version"],
     "helper_ir14_op13": ["lower-ir-version"],
+    "tf_keras_cnn": ["fold-shape-computation"],
 }
 
 
