@@ -336,10 +336,14 @@ class Activation(Layer):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(self.func in ACTIVATIONS, f"{self.name}: activation {self.func!r} is not one of {ACTIVATIONS}")
+        base = self.func.removeprefix("x*")  # x * f(x): SiLU, HardSwish as exporters decompose them
+        _check(base in ACTIVATIONS, f"{self.name}: activation {self.func!r} is not one of {ACTIVATIONS} (or x*f)")
 
     def geometry(self) -> str:
-        return ", ".join(f"{k}={v:g}" for k, v in self.attrs)
+        attrs = ", ".join(f"{k}={v:g}" for k, v in self.attrs)
+        if self.func.startswith("x*"):
+            return f"x * {self.func[2:]}(x)" + (f" ({attrs})" if attrs else "")
+        return attrs
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

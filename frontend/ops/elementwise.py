@@ -11,7 +11,7 @@ import onnx
 from systolix.errors import SystolixError
 
 from ..context import ImportContext, attr, quant_params
-from ..ir import Add, Concat, Conv, Dense, Lookup
+from ..ir import Activation, Add, Concat, Conv, Dense, Lookup
 from . import register
 
 
@@ -22,11 +22,12 @@ def _broadcast_shape(node: onnx.NodeProto, ctx: ImportContext, a: tuple, b: tupl
         raise SystolixError(f"node {ctx.node_label} ({node.op_type}): shapes {a} and {b} do not broadcast") from None
 
 
-def _fold_bias(node: onnx.NodeProto, ctx: ImportContext, x: str, c: np.ndarray) -> bool:
-    """Fold ``x + c`` into the Dense/Conv producing ``x`` when c is a per-output-channel vector."""
+def _per_channel(node: onnx.NodeProto, ctx: ImportContext, x: str, c: np.ndarray):
+    """(the Dense/Conv producing ``x``, ``c`` as one value per output channel), when ``x op c`` can fold into
+    that layer (its only reader, float, ``c`` one value or one per output channel on the channel axis)."""
     layer = ctx.producer.get(x)
     if not isinstance(layer, Dense | Conv) or ctx.single_consumer(x) is not node or layer.x_quant is not None:
-        return False
+        return None
     m = layer.weight.shape[1] if isinstance(layer, Dense) else layer.weight.shape[0]
     shape = layer.out_shape
     axis = len(shape) - 1 if isinstance(layer, Dense) else 1
@@ -34,11 +35,38 @@ def _fold_bias(node: onnx.NodeProto, ctx: ImportContext, x: str, c: np.ndarray) 
     want[axis] = m
     if c.size not in (1, m) or (c.size == m and c.ndim and int(np.prod(c.shape)) == m
                                 and tuple(c.shape) not in (tuple(want[-c.ndim:]), (m,))):
+        return None
+    if c.size == m and c.ndim == 1 and axis != len(shape) - 1 and m != 1:
+        return None  # a (m,) vector broadcasts over the last axis, not the channels
+    return layer, np.broadcast_to(c.astype(np.float32).reshape(-1), (m,))
+
+
+def _fold_bias(node: onnx.NodeProto, ctx: ImportContext, x: str, c: np.ndarray) -> bool:
+    """Fold ``x + c`` into the Dense/Conv producing ``x`` when c is a per-output-channel vector."""
+    found = _per_channel(node, ctx, x, c)
+    if found is None:
         return False
-    add = np.broadcast_to(c.astype(np.float32).reshape(-1), (m,))
+    layer, add = found
     bias = add if layer.bias is None else layer.bias + add
     new = dataclasses.replace(layer, bias=bias.astype(np.float32), output=node.output[0])
     ctx.replace(layer, new)
+    return True
+
+
+def _fold_scale(node: onnx.NodeProto, ctx: ImportContext, x: str, c: np.ndarray) -> bool:
+    """Fold ``x * c`` into the Dense/Conv producing ``x`` when c is a per-output-channel vector (tf2onnx writes
+    a BatchNormalization after a DepthwiseConv2D as Mul and Add): its weights and bias are scaled."""
+    found = _per_channel(node, ctx, x, c)
+    if found is None:
+        return False
+    layer, k = found
+    k64 = k.astype(np.float64)
+    if isinstance(layer, Dense):
+        weight = layer.weight.astype(np.float64) * k64.reshape(1, -1)
+    else:
+        weight = layer.weight.astype(np.float64) * k64.reshape(-1, *([1] * (layer.weight.ndim - 1)))
+    bias = None if layer.bias is None else (layer.bias.astype(np.float64) * k64).astype(np.float32)
+    ctx.replace(layer, dataclasses.replace(layer, weight=weight.astype(np.float32), bias=bias, output=node.output[0]))
     return True
 
 
@@ -121,6 +149,35 @@ def _self_gated_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) 
     else:
         ctx.add(fused, quant=y_q)
     return True
+
+
+@register("Mul")
+def mul(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    """A float ``x * f(x)`` (SiLU as ``x * Sigmoid(x)``, HardSwish as ``x * HardSigmoid(x)`` before opset 14:
+    how torch.onnx.export writes them) is one elementwise activation of ``x`` (a table once quantized). The
+    ``f`` activation is replaced when the product is its only reader. ``x * c`` by a per-channel constant folds
+    into the Conv/Dense before it."""
+    a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[1])
+    if not ctx.quantized and (ctx.is_const(a) or ctx.is_const(b)):
+        x, c = (a, ctx.constants[b]) if ctx.is_const(b) else (b, ctx.constants[a])
+        if _fold_scale(node, ctx, x, c):
+            return
+        raise SystolixError(f"node {ctx.node_label} (Mul): multiplying by a constant is supported only as a scale "
+                            "of each output channel of the Conv/Gemm/MatMul right before it")
+    found = [(x, gate) for x, gate in ((a, b), (b, a))
+             if isinstance(ctx.producer.get(gate), Activation) and ctx.producer[gate].inputs[0] == x
+             and not ctx.producer[gate].func.startswith("x*")]
+    if ctx.quantized or not found:
+        raise SystolixError(f"node {ctx.node_label} (Mul): only x * f(x) of a float activation f is supported "
+                            "(a product of two activations, or by a constant, is not)")
+    x, gate = found[0]
+    layer = ctx.producer[gate]
+    fused = Activation(name=ctx.node_label, op="Mul", inputs=(x,), output=node.output[0], in_shapes=(ctx.shape(x),),
+                       out_shape=ctx.shape(x), func=f"x*{layer.func}", attrs=layer.attrs)
+    if ctx.single_consumer(gate) is node:
+        ctx.replace(layer, fused)
+    else:
+        ctx.add(fused)
 
 
 @register("QLinearMul")

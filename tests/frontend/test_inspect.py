@@ -116,3 +116,76 @@ def test_inspect_mnist_cnn_2018_by_hand():
     assert [c.macs for c in convs] == [8 * 28 * 28 * 25, 16 * 14 * 14 * 8 * 25]
     dense = ir.layers[-1]
     assert dense.kind == "dense" and dense.params == 256 * 10 + 10 and dense.macs == 2560
+
+
+def _gated_model(gate: str, *, second_input: bool = False) -> onnx.ModelProto:
+    """Conv -> x * gate(x) (torch.onnx.export's SiLU, and HardSwish before opset 14) -> Flatten -> Gemm."""
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(0, 0.3, (3, 4 * 6 * 6)).astype(np.float32), "fc")]
+    attrs = {"alpha": 1 / 6} if gate == "HardSigmoid" else {}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"]), helper.make_node(gate, ["c"], ["g"], **attrs),
+             helper.make_node("Mul", ["g" if second_input else "c", "c" if second_input else "g"], ["m"]),
+             helper.make_node("Flatten", ["m"], ["f"]), helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
+    graph = helper.make_graph(nodes, "gated", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+@pytest.mark.parametrize("gate,second", [("Sigmoid", False), ("HardSigmoid", True)])
+def test_float_x_times_f_of_x_is_one_activation(gate, second):
+    # torch.onnx.export writes SiLU as x * Sigmoid(x) (and HardSwish as x * HardSigmoid(x) before opset 14):
+    # a float model with it must import (inspect, and systolix quantize's float vs int8 agreement).
+    from systolix.compiler.where import runs_on
+
+    ir = import_model(_gated_model(gate, second_input=second)).ir
+    assert [layer.op for layer in ir.layers] == ["Conv", "Mul", "Flatten", "Gemm"]
+    gated = ir.layers[1]
+    assert gated.inputs == (ir.layers[0].output,) and gated.func == f"x*{'hard_' if second else ''}sigmoid"
+    assert gated.geometry().startswith(f"x * {gated.func[2:]}(x)")
+    assert runs_on(ir)[gated.name] == "vector (table, once quantized)"
+
+
+def test_float_product_of_two_activations_is_refused():
+    from systolix.errors import SystolixError
+
+    model = _gated_model("Sigmoid")
+    # c * Sigmoid(Relu(c)): the gate is a function of another activation, not of c
+    model.graph.node.insert(1, helper.make_node("Relu", ["c"], ["r"]))
+    model.graph.node[2].input[0] = "r"
+    with pytest.raises(SystolixError, match=r"\(Mul\): only x \* f\(x\) of a float activation"):
+        import_model(model)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 1, 1), (4, 1, 1), (1,)])
+def test_float_mul_by_channel_constant_folds_into_conv(shape):
+    # tf2onnx writes a BatchNormalization after a DepthwiseConv2D as Mul and Add by (1, C, 1, 1) constants.
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.3, (4, 1, 3, 3)).astype(np.float32)
+    k = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    b = rng.normal(0, 0.3, (1, 4, 1, 1)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=4, pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "k"], ["m"]), helper.make_node("Add", ["m", "b"], ["a"]),
+             helper.make_node("Relu", ["a"], ["y"])]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 6, 6])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(k, "k"),
+                               numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    conv, relu = import_model(model).ir.layers
+    np.testing.assert_allclose(conv.weight, w * k.reshape(-1, 1, 1, 1), rtol=1e-6)
+    np.testing.assert_allclose(conv.bias, b.reshape(-1), rtol=1e-6)
+    assert relu.inputs == (conv.output,)
+
+
+def test_float_mul_by_a_vector_over_the_last_axis_is_refused():
+    from systolix.errors import SystolixError
+
+    w = np.ones((4, 1, 3, 3), np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=4), helper.make_node("Mul", ["c", "k"], ["y"])]
+    graph = helper.make_graph(nodes, "bn", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 4, 4])],
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.ones(4, np.float32), "k")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    with pytest.raises(SystolixError, match=r"\(Mul\): multiplying by a constant is supported only as a scale"):
+        import_model(model)

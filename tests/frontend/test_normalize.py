@@ -38,6 +38,38 @@ def test_ir_version_newer_than_onnxruntime_reads_is_lowered():
     reference_session(out.model)  # loads now
 
 
+def test_make_model_defaults_newest_opset_and_ir_are_lowered():
+    # helper.make_model without opset_imports writes the newest opset (28) and IR 14: onnxruntime 1.31 refuses
+    # both. No op of this graph changed since opset 26: the opset is lowered, then the IR version.
+    model = _conv_fc(1)
+    graph = model.graph
+    model = helper.make_model(graph)
+    assert model.opset_import[0].version > 26 and model.ir_version > 13
+    with pytest.raises(Exception):  # noqa: B017 (onnxruntime's own exception type)
+        reference_session(model)
+    out = normalize(model, quantized=False)
+    assert [f.name for f in out.fired] == ["lower-opset", "lower-ir-version"]
+    assert out.model.opset_import[0].version == 26 and out.model.ir_version == 13
+    reference_session(out.model)
+
+
+def test_newest_opset_not_lowered_when_an_op_changed():
+    # An op whose definition changed after opset 26 keeps the model as it is (onnxruntime then says why).
+    from onnx import defs
+
+    from systolix.frontend.normalize.lower_opset import LowerOpset
+
+    newest = defs.onnx_opset_version()
+    changed = next((s.name for s in defs.get_all_schemas_with_history() if s.domain == ""
+                    and 26 < s.since_version <= newest and not s.deprecated), None)
+    if changed is None:
+        pytest.skip(f"no op of the default domain changed between opset 26 and {newest}")
+    node = helper.make_node(changed, [], [])
+    graph = helper.make_graph([node], "g", [], [])
+    model = helper.make_model(graph)
+    assert LowerOpset().apply(model) is None
+
+
 def test_fixed_batch_becomes_symbolic_and_runs_any_batch():
     model = _conv_fc(5)
     out = normalize(model, quantized=False)
@@ -111,3 +143,67 @@ def test_quantized_graph_must_keep_onnxruntime_integer_result(monkeypatch):
     assert not fired.applied and fired.line().startswith("NOT APPLIED: breaks: changes the output zero point [")
     assert "output elements differ" in fired.check
     assert out.model.graph.initializer[3] == model.graph.initializer[3]
+
+
+def _shape_flatten(style: str):
+    """Conv -> Relu -> a Reshape whose target is computed from Shape, as exporters write a dynamic flatten:
+    ``tf2onnx`` (Keras 3 Flatten: [batch, 144] from Shape -> Slice -> Concat), ``torch`` (``x.view(x.size(0),
+    -1)``: [batch, -1] from Shape -> Gather -> Unsqueeze -> Concat) or ``other`` (the target reads an
+    activation's values: not a shape computation)."""
+    model = _conv_fc(1)
+    graph = model.graph
+    for value in (graph.input[0], graph.output[0]):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"  # a symbolic batch, as exported
+    del graph.initializer[2]  # the constant target
+    c = numpy_helper.from_array
+    if style == "tf2onnx":
+        graph.initializer.extend([c(np.array([0], np.int64), "s0"), c(np.array([1], np.int64), "s1"),
+                                  c(np.array([144], np.int64), "rest")])
+        nodes = [helper.make_node("Shape", ["r"], ["sh"]), helper.make_node("Slice", ["sh", "s0", "s1"], ["b"]),
+                 helper.make_node("Concat", ["b", "rest"], ["shape"], axis=0)]
+    elif style == "torch":
+        graph.initializer.extend([c(np.array(0, np.int64), "zero"), c(np.array([0], np.int64), "ax"),
+                                  c(np.array([-1], np.int64), "minus1")])
+        nodes = [helper.make_node("Shape", ["r"], ["sh"]), helper.make_node("Gather", ["sh", "zero"], ["b0"], axis=0),
+                 helper.make_node("Unsqueeze", ["b0", "ax"], ["b"]),
+                 helper.make_node("Concat", ["b", "minus1"], ["shape"], axis=0)]
+    else:
+        graph.initializer.extend([c(np.array([1, 144], np.int64), "base")])
+        nodes = [helper.make_node("ReduceMax", ["r"], ["m"], keepdims=0), helper.make_node("Cast", ["m"], ["mi"], to=7),
+                 helper.make_node("Mul", ["base", "mi"], ["shape"])]
+    for i, node in enumerate(nodes):
+        graph.node.insert(2 + i, node)
+    onnx.checker.check_model(model)
+    return model
+
+
+@pytest.mark.parametrize("style,target", [("tf2onnx", [-1, 144]), ("torch", [0, -1])])
+def test_reshape_target_from_shape_is_folded(style, target):
+    model = _shape_flatten(style)
+    with pytest.raises(Exception, match="op Shape is not supported"):
+        from systolix.frontend.importer import import_graph
+
+        import_graph(model, quantized=False)
+    out = normalize(model, quantized=False)
+    assert [f.name for f in out.fired] == ["fold-shape-computation"]
+    assert f"folded to constants ({target};" in out.fired[0].detail and "max |difference| 0" in out.fired[0].check
+    assert [n.op_type for n in out.model.graph.node] == ["Conv", "Relu", "Reshape", "MatMul"]
+    assert [layer.op for layer in import_model(model).ir.layers] == ["Conv", "Relu", "Reshape", "MatMul"]
+    x = np.random.default_rng(1).normal(0, 1, (5, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_array_equal(reference_session(out.model).run(None, {"x": x})[0],
+                                  reference_session(model).run(None, {"x": x})[0])
+
+
+def test_reshape_target_from_values_is_not_folded():
+    out = normalize(_shape_flatten("other"), quantized=False)
+    assert "fold-shape-computation" not in [f.name for f in out.fired]
+
+
+def test_quantize_model_with_a_shape_computed_flatten(tmp_path):
+    from systolix.quantize.ptq import quantize_model
+
+    onnx.save(_shape_flatten("tf2onnx"), str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "c.npz", x=np.random.default_rng(0).normal(0, 1, (16, 3, 8, 8)).astype(np.float32))
+    quantize_model(tmp_path / "m.onnx", tmp_path / "c.npz", tmp_path / "q.onnx")
+    assert "Shape" not in [n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node]
+    assert import_model(tmp_path / "q.onnx").ir.quantized

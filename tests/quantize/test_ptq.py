@@ -169,6 +169,25 @@ def test_matmul_add_bias_and_fixed_batch(tmp_path: Path) -> None:
     assert a.samples == 30 and a.agreement >= 0.7
 
 
+def test_fixed_batch_calibration_uses_every_sample(tmp_path: Path) -> None:
+    # A batch-1 model is fed one sample per run. onnxruntime's MinMax calibrator with
+    # CalibMaxIntermediateOutputs=64 dropped the feeds on reaching 64 (64 samples: "No data is collected";
+    # more: ranges from the last feeds only). The extreme sample comes first: the input scale must see it.
+    model_path = _float_model(tmp_path / "b1.onnx", batch=1)
+    for n in (64, 70):
+        x = _data(n)
+        x[0, 0, 0, 0] = 40.0
+        np.save(tmp_path / "c.npy", x)
+        out = tmp_path / f"q{n}.onnx"
+        result = quantize_model(model_path, tmp_path / "c.npy", out)
+        assert result.calib_samples == n
+        q = onnx.load(str(out))
+        inits = {i.name: numpy_helper.to_array(i) for i in q.graph.initializer}
+        (quant,) = [node for node in q.graph.node if node.op_type == "QuantizeLinear" and node.input[0] == "x"]
+        scale = float(inits[quant.input[1]])
+        assert scale * 255 >= 40.0 - float(np.abs(x).min()) - 1e-3, (n, scale)
+
+
 def test_uint8_activations(small: tuple[Path, Path], tmp_path: Path) -> None:
     model_path, calib = small
     # default reduce_range=None: 7-bit weights, exact everywhere
