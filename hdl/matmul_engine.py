@@ -39,7 +39,7 @@ last vector before that swap), and swaps it in when complete. With ``s_k`` the s
 
 so a tile lasts ``max(P, 2L - 1)`` cycles when the tiles before it streamed back to back, and
 ``L + 1`` in DENSE (one vector per tile: the released bank is free at once); ``fixed_cycles =
-3L + 17`` for the presets (product register on).
+3L + 10 + Requantizer.latency`` for the presets (product register on).
 """
 
 from __future__ import annotations
