@@ -39,7 +39,7 @@ last vector before that swap), and swaps it in when complete. With ``s_k`` the s
 
 so a tile lasts ``max(P, 2L - 1)`` cycles when the tiles before it streamed back to back, and
 ``L + 1`` in DENSE (one vector per tile: the released bank is free at once); ``fixed_cycles =
-3L + 10 + Requantizer.latency`` for the presets (product register on).
+3L + 11 + Requantizer.latency`` for the presets (product register on).
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ class MatMulEngine(wiring.Component):
     @property
     def fixed_cycles(self) -> int:
         """Cycles per instruction besides the streaming of the tiles: loading the first tile, the
-        pipeline latencies behind the array (`MatMulUnit`, accumulator 2, parameter fetch 1 plus 2 for
+        pipeline latencies behind the array (`MatMulUnit`, accumulator 3, parameter fetch 1 plus 2 for
         the first prm read, `Requantizer`), start and done."""
-        return self._config.rows + self._unit.latency + 2 + 3 + len(Requantizer._STAGES) + 2
+        return self._config.rows + self._unit.latency + 3 + 3 + len(Requantizer._STAGES) + 2
 
     def elaborate(self, platform):
         cfg = self._config
