@@ -17,7 +17,7 @@ MATMUL (``docs/architecture.md`` sequencing: blocks j, chunks, taps t, pixels p)
   - Accumulation and requantization are pipelined behind the array (a sum leaves the accumulator on
     its last tap), so an instruction adds one pipeline latency, not one per chunk:
     ``MatMulUnit.latency + Accumulator.latency - 1`` ``+ 1`` (parameter fetch, bias) ``+ Requantizer.latency
-    + 1`` (act write).
+    + 2`` (per-lane clamp register, act write).
   - The parameter fetch reads a new ``prm`` row for each output block, holding the sums up for 2
     cycles; when the pixels stream back to back (``P >= 2L - 1``) the array waits too: + 2 cycles per
     output block after the first (about ``(P - 2) // 2`` for fewer pixels; nothing for DENSE).
@@ -93,7 +93,7 @@ def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
         pixels = min(_chunk_pixels(instr))
         params = (instr.out_blocks - 1) * min(2, max(0, (pixels - 2) // 2))
         return (_OVERHEAD + lanes + 3 + steps + params + lat["matmul"] + lat["accumulator"] + lat["requantizer"]
-                + 1)
+                + 2)
     if instr.opcode == Opcode.MAXPOOL:
         return _OVERHEAD + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 3
     if instr.opcode == Opcode.LUT:
