@@ -17,10 +17,10 @@ No multiplier in the loop. The address is split as ``row = tap_row + line_off + 
 ``j*in_h*in_w`` in DEPTHWISE) and ``line_off = oy*stride_h*in_w``. Each loop level keeps the value
 its inner levels restart from (``j_base``, ``ky_row``, ``kx_row``, ``tap_row``; ``c_*`` for the chunk
 start) and adds a per-instruction constant when it steps: ``in_h*in_w``, ``dil_h*in_w``,
-``stride_h*in_w``, ``pad_top*in_w``. These four products are formed once per instruction by one
-shared multiplier in four cycles. Addresses are computed modulo ``2**act_addr_width`` (exact for the
-valid rows, whatever the intermediate signs); the coordinates ``iy``, ``ix`` are kept as true signed
-numbers for the bounds test.
+``stride_h*in_w``, ``pad_top*in_w``. These four products are formed once per instruction, at
+``start``, by four multipliers (`SETUP_CYCLES` before the first item). Addresses are computed modulo
+``2**act_addr_width`` (exact for the valid rows, whatever the intermediate signs); the coordinates
+``iy``, ``ix`` are kept as true signed numbers for the bounds test.
 
 Every emitted item carries the flags the rest of the engine needs: ``swap`` (first vector of a
 weight tile; with ``w_shared``, where every step uses the one tile at ``w_base``, only the first
@@ -169,30 +169,21 @@ class WindowAddresser(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"), m.If(self.start):
-                m.d.sync += step.eq(0)
+                # The four products by in_w, each from its own multiplier straight into its register
+                # (one shared multiplier behind an operand mux did not fit a cycle); SETUP keeps its
+                # four cycles.
+                m.d.sync += [step.eq(0), ptw.eq(ins.in_w * ins.pad_top), hw.eq(ins.in_w * ins.in_h),
+                             dhw.eq(ins.in_w * ins.dil_h), shw.eq(ins.in_w * ins.stride_h)]
                 m.next = "SETUP"
             with m.State("SETUP"):
-                # One shared multiplier: in_w times pad_top, in_h, dil_h, stride_h.
                 m.d.comb += self.busy.eq(1)
-                operand = Signal(10)
-                m.d.comb += operand.eq(Mux(step == 0, ins.pad_top, Mux(step == 1, ins.in_h,
-                                                                     Mux(step == 2, ins.dil_h, ins.stride_h))))
-                product = ins.in_w * operand
-                with m.Switch(step):
-                    with m.Case(0):
-                        m.d.sync += ptw.eq(product)
-                    with m.Case(1):
-                        m.d.sync += hw.eq(product)
-                    with m.Case(2):
-                        m.d.sync += dhw.eq(product)
-                    with m.Case(3):
-                        m.d.sync += shw.eq(product)
-                        origin = Mux(dense, ins.in_base, ins.in_base - ptw - ins.pad_left)
-                        m.d.sync += [j.eq(0), j_base.eq(origin), c_oy.eq(0), c_oy_s.eq(0), c_line.eq(0),
-                                     ox.eq(0), ox_s.eq(0), p.eq(0), first_item.eq(1)]
-                        m.d.sync += restart_taps(origin)
-                        m.d.sync += set_rows(0, 0, 0)
-                        m.next = "RUN"
+                with m.If(step == 3):
+                    origin = Mux(dense, ins.in_base, ins.in_base - ptw - ins.pad_left)
+                    m.d.sync += [j.eq(0), j_base.eq(origin), c_oy.eq(0), c_oy_s.eq(0), c_line.eq(0),
+                                 ox.eq(0), ox_s.eq(0), p.eq(0), first_item.eq(1)]
+                    m.d.sync += restart_taps(origin)
+                    m.d.sync += set_rows(0, 0, 0)
+                    m.next = "RUN"
                 m.d.sync += step.eq(step + 1)
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), self.o.valid.eq(1)]
