@@ -21,11 +21,11 @@ MATMUL (``docs/architecture.md`` sequencing: blocks j, chunks, taps t, pixels p)
   - The parameter fetch reads a new ``prm`` row for each output block, holding the sums up for 2
     cycles; when the pixels stream back to back (``P >= 2L - 1``) the array waits too: + 2 cycles per
     output block after the first (about ``(P - 2) // 2`` for fewer pixels; nothing for DENSE).
-MAXPOOL: one ``act`` read per window tap: ``blocks * out_pixels * k_h * k_w`` cycles, + 3 (read
-  latency, compare, write).
-LUT: one row per cycle: ``rows + 3`` (act read, lut read, write).
-ADD: the two operand rows are read through the one ``act`` read port: ``2 * rows`` + 2 (read, write) +
-  ``AddUnit.latency``.
+MAXPOOL: one ``act`` read per window tap: ``blocks * out_pixels * k_h * k_w`` cycles, + 4 (read
+  latency, read register, compare, write).
+LUT: one row per cycle: ``rows + 4`` (act read, read register, lut read, write).
+ADD: the two operand rows are read through the one ``act`` read port: ``2 * rows`` + 3 (read, read
+  register, write) + ``AddUnit.latency``.
 Every instruction: 4 cycles of fetch/decode/start/done handshake (measured). HALT: 1.
 """
 
@@ -95,9 +95,9 @@ def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
         return (_OVERHEAD + lanes + 3 + steps + params + lat["matmul"] + lat["accumulator"] + lat["requantizer"]
                 + 2)
     if instr.opcode == Opcode.MAXPOOL:
-        return _OVERHEAD + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 3
+        return _OVERHEAD + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 4
     if instr.opcode == Opcode.LUT:
-        return _OVERHEAD + instr.rows + 3
+        return _OVERHEAD + instr.rows + 4
     if instr.opcode == Opcode.ADD:
-        return _OVERHEAD + 2 * instr.rows + 2 + pipeline_latencies(config)["add"]
+        return _OVERHEAD + 2 * instr.rows + 3 + pipeline_latencies(config)["add"]
     raise ValueError(f"unknown opcode {instr.opcode!r}")

@@ -14,9 +14,9 @@ harmless read for the other opcodes), then walks its instruction, one ``act`` re
 Outputs are written in order to ``out_base + n`` (n = 0, 1, ...): for MAXPOOL that is
 ``out_base + (cb*out_h + oy)*out_w + ox``. The write port never stalls, so the units' outputs are
 always ready and their inputs never refuse an item: a read issued in one cycle is accepted by its
-unit when its data arrives in the next. ``ctl.done`` pulses the cycle after the last write. Reads of
-a row always come before the write of the same row index, so LUT and ADD may work in place
-(``out_base == in_base``); MAXPOOL may not.
+unit two cycles later (the row read is registered on its way). ``ctl.done`` pulses the cycle after
+the last write. Reads of a row always come before the write of the same row index, so LUT and ADD
+may work in place (``out_base == in_base``); MAXPOOL may not.
 
 The tap coordinates and every address step incrementally: each loop level keeps the row its inner
 levels restart from and adds a per-instruction product (``in_h*in_w``, ``stride_h*in_w``,
@@ -220,18 +220,27 @@ class VectorEngine(wiring.Component):
                     m.next = "IDLE"
         m.d.comb += [idle.eq(fsm.ongoing("IDLE")), self.busy.eq(~idle)]
 
-        # Read data -> units (their inputs are always ready: see the module docstring).
-        with m.If(tag.a):
-            m.d.sync += a_code.eq(self.act_rd.data)
-        m.d.comb += [add.i.valid.eq(tag.b), lookup.i.valid.eq(tag.lut), pool.i.valid.eq(tag.tap)]
+        # Read data -> units (their inputs are always ready: see the module docstring). The row read is
+        # registered first, with its tag one cycle later: a block RAM's clock-to-output leaves no time for
+        # the max-pool compare or the table address adders behind it in the same cycle. Padding taps
+        # become -128 on the way into the register.
+        row = Signal.like(self.act_rd.data, reset_less=True)
+        pool_row = Signal.like(self.act_rd.data, reset_less=True)
+        held = Signal.like(tag)
+        m.d.sync += [row.eq(self.act_rd.data), held.eq(tag)]
+        for lane in range(lanes):
+            m.d.sync += pool_row[lane].eq(Mux(tag.inside, self.act_rd.data[lane], -128))
+        with m.If(held.a):
+            m.d.sync += a_code.eq(row)
+        m.d.comb += [add.i.valid.eq(held.b), lookup.i.valid.eq(held.lut), pool.i.valid.eq(held.tap)]
         for lane in range(lanes):
             m.d.comb += [
                 add.i.payload[lane].a.eq(a_code[lane]),
-                add.i.payload[lane].b.eq(self.act_rd.data[lane]),
-                lookup.i.payload[lane].eq(self.act_rd.data[lane]),
-                pool.i.payload.x[lane].eq(Mux(tag.inside, self.act_rd.data[lane], -128)),
+                add.i.payload[lane].b.eq(row[lane]),
+                lookup.i.payload[lane].eq(row[lane]),
+                pool.i.payload.x[lane].eq(pool_row[lane]),
             ]
-        m.d.comb += [pool.i.payload.first.eq(tag.first), pool.i.payload.last.eq(tag.last)]
+        m.d.comb += [pool.i.payload.first.eq(held.first), pool.i.payload.last.eq(held.last)]
 
         # Unit outputs -> act writes, in order.
         m.d.comb += [add.o.ready.eq(1), lookup.o.ready.eq(1), pool.o.ready.eq(1)]
