@@ -5,17 +5,17 @@ and two flags: ``first`` (reduction step ``t == 0``: start from zero) and ``last
 the sum is complete). A complete sum is not written back; it leaves on ``o`` instead (the engine
 adds the bias and requantizes it), so no separate drain pass over the memory is needed.
 
-Read-modify-write in two steps. Cycle 1: the transfer on ``i`` reads ``acc[p]`` (synchronous read)
-and the item moves into the register stage B. Cycle 2: stage B adds the row read to ``y`` and
-writes the sum back (or hands it to the output register when ``last``). The hazard: when stage B
-writes row ``p`` in the very cycle the next item reads row ``p`` -- the same pixel twice in a row,
-which is every transfer of a DENSE instruction (one pixel per chunk) -- the read returns the old
-row. That one case is forwarded: the item remembers the sum being written and uses it instead of
-the memory data. Writes two or more cycles earlier are seen by the read itself, and a stalled
-stage B writes nothing, so no other case exists. Full throughput, no stall.
+Read-modify-write in three steps. Cycle 1: the transfer on ``i`` reads ``acc[p]`` (synchronous read)
+and the item moves into register stage B. Cycle 2: the row read goes into register stage C with the
+item (no logic after the block RAM's output). Cycle 3: stage C adds the row to ``y`` and writes the
+sum back (or hands it to the output register when ``last``). The hazard: a read does not see a write
+of its own cycle or a later one, so an item misses the sums of the two items ahead of it when they
+write its row -- the same pixel in a row, which is every transfer of a DENSE instruction (one pixel
+per chunk). Those cases are forwarded (see the code); a stalled stage C writes nothing, so no other
+case exists. Full throughput, no stall.
 
-Stage B moves on unless it holds a ``last`` item while the output register is full; while it waits,
-the read port is not enabled, so its data holds.
+Stage C moves on unless it holds a ``last`` item while the output register is full; while it waits,
+B waits too and the read port is not enabled, so its data holds.
 """
 
 from __future__ import annotations
@@ -78,54 +78,74 @@ class Accumulator(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the ``last`` transfer on ``i`` to its sum on ``o`` (``o`` not stalled)."""
-        return 2
+        return 3
 
     def elaborate(self, platform):
         m = Module()
         lanes = self._lanes
         vector = data.ArrayLayout(signed(32), lanes)
+        item = accumulator_input_layout(lanes, self._addr_width, self._extra)
         m.submodules.memory = memory = Memory(shape=vector, depth=self._depth, init=[])
         rd = memory.read_port()
         wr = memory.write_port()
 
-        # Stage B: the item whose row is being read, and the forwarded sum when it needs one.
-        b_valid = Signal()
-        b = Signal(accumulator_input_layout(lanes, self._addr_width, self._extra), reset_less=True)
-        b_fwd = Signal(reset_less=True)
-        b_fwd_sum = Signal(vector, reset_less=True)
+        # Stage B: the item whose row is being read (the row arrives on rd.data). Stage C: the item with
+        # its previous sum in a register -- the memory's output goes straight into a register, since a
+        # block RAM's clock-to-output leaves no time for the adder in the same cycle -- adding and
+        # writing back. An item moves from B to C whenever C is empty or moving, and C moves unless it
+        # holds a ``last`` item while the output register is full.
+        b_valid, c_valid = Signal(), Signal()
+        b = Signal(item, reset_less=True)
+        c = Signal(item, reset_less=True)
+        c_prev = Signal(vector, reset_less=True)
 
-        previous = Signal(vector)
-        m.d.comb += previous.eq(Mux(b_fwd, b_fwd_sum, rd.data))
         total = Signal(vector)
         for lane in range(lanes):
             # The int32 register truncates the 33-bit sum: two's-complement wrap, as onnxruntime.
-            m.d.comb += total[lane].eq(b.y[lane] + Mux(b.first, 0, previous[lane]))
+            m.d.comb += total[lane].eq(c.y[lane] + Mux(c.first, 0, c_prev[lane]))
 
         o_valid = Signal()
         o_free = ~o_valid | self.o.ready
-        b_move = b_valid & (~b.last | o_free)
+        c_move = c_valid & (~c.last | o_free)
+        b_move = b_valid & (~c_valid | c_move)
         m.d.comb += self.i.ready.eq(~b_valid | b_move)
         fire = self.i.valid & self.i.ready
 
-        writing = b_valid & ~b.last  # such an item always moves on
-        m.d.comb += [wr.en.eq(writing), wr.addr.eq(b.p), wr.data.eq(total)]
+        writing = c_valid & ~c.last  # such an item always moves on
+        m.d.comb += [wr.en.eq(writing), wr.addr.eq(c.p), wr.data.eq(total)]
         m.d.comb += [rd.en.eq(fire), rd.addr.eq(self.i.payload.p)]
 
+        # Forwarding. A read does not see the write of the same cycle, nor later ones: an item misses
+        # the sums of the (at most two) items ahead of it when they write its row after its read. The
+        # item two ahead writes in the cycle of the read, if at all (it is in C then): its sum is kept
+        # with the item in B (``b_fwd``). The item right ahead writes in the cycle this one moves from B
+        # to C (it is in C then, moving): its sum is taken at that transfer and wins, being newer.
+        b_fwd = Signal(reset_less=True)
+        b_fwd_sum = Signal(vector, reset_less=True)
         with m.If(fire):
             m.d.sync += [
                 b_valid.eq(1),
                 b.eq(self.i.payload),
-                b_fwd.eq(writing & (b.p == self.i.payload.p)),
+                b_fwd.eq(writing & (c.p == self.i.payload.p)),
                 b_fwd_sum.eq(total),
             ]
         with m.Elif(b_move):
             m.d.sync += b_valid.eq(0)
 
+        with m.If(b_move):
+            m.d.sync += [
+                c_valid.eq(1),
+                c.eq(b),
+                c_prev.eq(Mux(writing & (c.p == b.p), total, Mux(b_fwd, b_fwd_sum, rd.data))),
+            ]
+        with m.Elif(c_move):
+            m.d.sync += c_valid.eq(0)
+
         # Output register.
         o_acc = Signal(vector, reset_less=True)
         o_extra = Signal(self._extra, reset_less=True)
-        with m.If(b_valid & b.last & o_free):
-            m.d.sync += [o_valid.eq(1), o_acc.eq(total), o_extra.eq(b.extra)]
+        with m.If(c_valid & c.last & o_free):
+            m.d.sync += [o_valid.eq(1), o_acc.eq(total), o_extra.eq(c.extra)]
         with m.Elif(self.o.ready):
             m.d.sync += o_valid.eq(0)
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.acc.eq(o_acc), self.o.payload.extra.eq(o_extra)]

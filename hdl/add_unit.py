@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from systolix.arch.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS, add_param_layout
 
 from .pipeline import elastic_handshake
-from .rounding import excess_bits, rne_shift_right
+from .rounding import excess_bits, rne_shift_parts
 
 __all__ = ["AddUnit", "add_input_layout", "table_read_port"]
 
@@ -75,17 +75,29 @@ class AddUnit(wiring.Component):
         The lanes' table reads.
     """
 
-    # Fields of each pipeline register, per lane.
+    # Fields of each pipeline register, per lane. The arithmetic is cut so that no stage holds more than
+    # one carry chain or one variable shifter: a stage that rounds is split into the shift (quotient,
+    # round-up bit: `rne_shift_parts`) and the increment, so the unit runs at the clock of the array.
     _STAGES = (
         {"v": signed(8)},                                                      # 0: table read issued
-        {"neg": 1, "p": unsigned(32), "t": signed(VALUE_BITS), "ts": 1},       # 1: |v| * m
-        {"neg": 1, "p": unsigned(32), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 2
-        {"neg": 1, "p": unsigned(33), "t": signed(VALUE_BITS), "ts": 1},       # 3: product rounded
-        {"x": signed(VALUE_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 4: in the window
-        {"s": signed(SUM_BITS), "st": 1},                                      # 5: the sum
-        {"neg": 1, "mag": unsigned(41), "st": 1, "k": unsigned(5), "big": 1, "small": 1},  # 6
-        {"neg": 1, "sig": unsigned(25), "k": unsigned(5), "big": 1, "small": 1},  # 7: float32
-        {"q": signed(8)},                                                      # 8: the code
+        {"neg": 1, "a": unsigned(10), "t": signed(VALUE_BITS), "ts": 1},       # 1: |v + v_off|
+        {"neg": 1, "lo": unsigned(27), "hi": unsigned(17), "t": signed(VALUE_BITS), "ts": 1},  # 2: partial
+        {"neg": 1, "p": unsigned(32), "t": signed(VALUE_BITS), "ts": 1},       # 3: |v| * m
+        {"neg": 1, "p": unsigned(32), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 4
+        {"neg": 1, "q": unsigned(32), "up": 1, "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 5
+        {"neg": 1, "p": unsigned(33), "t": signed(VALUE_BITS), "ts": 1},       # 6: product rounded
+        {"neg": 1, "mag": unsigned(_MAG_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 7: window
+        {"x": signed(VALUE_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 8: in the window
+        {"s": signed(SUM_BITS), "st": 1},                                      # 9: the sum
+        {"neg": 1, "mag": unsigned(SUM_BITS + 1), "st": 1},                    # 10: |sum|
+        {"neg": 1, "mag": unsigned(41), "st": 1, "k": unsigned(5), "ik": unsigned(5), "big": 1, "small": 1},  # 11
+        {"neg": 1, "q": unsigned(25), "up": 1, "ik": unsigned(5), "big": 1, "small": 1},   # 12
+        {"neg": 1, "sig": unsigned(25), "ik": unsigned(5), "big": 1, "small": 1},  # 13: float32
+        {"neg": 1, "q": unsigned(25), "up": 1, "big": 1, "small": 1},          # 14
+        {"neg": 1, "mag": unsigned(10)},                                       # 15: |integer|, saturated
+        {"v": signed(11)},                                                     # 16: the integer
+        {"v": signed(11)},                                                     # 17: >= lo
+        {"q": signed(8)},                                                      # 18: the code
     )
 
     def __init__(self, lanes: int, table_addr_width: int = 10):
@@ -115,7 +127,9 @@ class AddUnit(wiring.Component):
         m = Module()
         lanes, p = self._lanes, self.params
 
-        regs = [Signal(data.ArrayLayout(data.StructLayout(f), lanes), name=f"s{n}", reset_less=True)
+        # One register per stage and lane. (Not one array-shaped signal per stage: its lane views would be
+        # named ``s4[1]``, like the bits of ``s4`` in the netlist, and nextpnr then merges unrelated nets.)
+        regs = [[Signal(data.StructLayout(f), name=f"s{n}_lane{lane}", reset_less=True) for lane in range(lanes)]
                 for n, f in enumerate(self._STAGES)]
         valids, loads = elastic_handshake(m, self.i, self.o, len(self._STAGES))
 
@@ -129,6 +143,20 @@ class AddUnit(wiring.Component):
             with m.If(loads[0]):
                 m.d.sync += regs[0][lane].v.eq(v)
 
+        # Per-layer constants derived from ``params`` once, into registers, instead of in the stages that
+        # use them: ``params`` is stable while items are in the unit, and an item needs them no sooner
+        # than 6 stages after it entered. The window shift (left, or right with the lost bits' mask),
+        # the clamp bounds and the upper one with the storage offset added.
+        left_sh, right_sh = Signal(5), Signal(6)
+        sh_left, lost_mask = Signal(), Signal(33)
+        lo, hi = Signal.like(p.lo), Signal.like(p.hi)
+        hi_off = Signal(signed(11))
+        m.d.sync += [
+            left_sh.eq(p.sh.as_unsigned()[:5]), right_sh.eq((-p.sh).as_unsigned()[:6]), sh_left.eq(p.sh >= 0),
+            lost_mask.eq((Const(1, 1) << (-p.sh).as_unsigned()[:6]) - 1),
+            lo.eq(p.lo), hi.eq(p.hi), hi_off.eq(p.hi + p.out_off),
+        ]
+
         def step(index, compute):
             with m.If(loads[index]):
                 for lane in range(lanes):
@@ -139,49 +167,79 @@ class AddUnit(wiring.Component):
             code = r.v + p.v_off
             word = data.View(data.StructLayout({"value": signed(VALUE_BITS), "sticky": 1}),
                              self.tab_rd.data[lane])
-            return dict(neg=code < 0, p=abs(code) * p.m, t=word.value, ts=word.sticky)
+            return dict(neg=code < 0, a=abs(code), t=word.value, ts=word.sticky)
 
+        def keep(r, *names):
+            return {name: r[name] for name in ("t", "ts", *names)}
+
+        # |v| * m in two stages: two products that each fit one DSP multiplier (m split at bit 17),
+        # registered, then their sum.
         def stage2(lane, r):
-            return dict(neg=r.neg, p=r.p, x=Mux(p.round_product, excess_bits(r.p, 24), 0), t=r.t, ts=r.ts)
+            return dict(neg=r.neg, lo=r.a * p.m[:17], hi=r.a * p.m[17:], **keep(r))
 
-        def stage3(lane, r):  # sse2: f32(v * r), the product rounded to 24 significant bits
-            rounded = rne_shift_right(r.p, r.x) << r.x
-            return dict(neg=r.neg, p=Mux(r.x == 0, r.p, rounded), t=r.t, ts=r.ts)
+        def stage3(lane, r):
+            return dict(neg=r.neg, p=r.lo + (r.hi << 17), **keep(r))
 
-        def stage4(lane, r):  # into the window: left shift, or right shift into the sticky bit
-            left = (r.p << p.sh.as_unsigned()[:5])[:_MAG_BITS]
-            right_amount = (-p.sh).as_unsigned()[:6]
-            right = r.p >> right_amount
-            lost = (r.p & ((Const(1, 1) << right_amount) - 1)).any()
-            magnitude = Mux(p.sh >= 0, left, right)
-            sticky = Mux(p.sh >= 0, 0, lost)
-            value = Mux(r.neg, Mux(sticky, -magnitude - 1, -magnitude), magnitude)
-            return dict(x=value, xs=sticky, t=r.t, ts=r.ts)
+        def stage4(lane, r):
+            return dict(neg=r.neg, p=r.p, x=Mux(p.round_product, excess_bits(r.p, 24), 0), **keep(r))
 
-        def stage5(lane, r):
+        def stage5(lane, r):  # sse2: f32(v * r), the product rounded to 24 significant bits (shift half)
+            q, up = rne_shift_parts(r.p, r.x)
+            return dict(neg=r.neg, q=q, up=up, x=r.x, **keep(r))
+
+        def stage6(lane, r):  # ... the increment, and back to the product's scale (x == 0: unchanged)
+            return dict(neg=r.neg, p=(r.q + r.up) << r.x, **keep(r))
+
+        def stage7(lane, r):  # into the window: left shift, or right shift into the sticky bit
+            left = (r.p << left_sh)[:_MAG_BITS]
+            right = r.p >> right_sh
+            lost = (r.p & lost_mask).any()
+            return dict(neg=r.neg, mag=Mux(sh_left, left, right), xs=Mux(sh_left, 0, lost), **keep(r))
+
+        def stage8(lane, r):  # the signed value (floor of a negative one when bits were lost)
+            value = Mux(r.neg, Mux(r.xs, -r.mag - 1, -r.mag), r.mag)
+            return dict(x=value, xs=r.xs, **keep(r))
+
+        def stage9(lane, r):
             return dict(s=r.t + r.x, st=r.ts | r.xs)
 
-        def stage6(lane, r):  # magnitude (floor + sticky), range, float32 rounding position
+        def stage10(lane, r):  # magnitude (floor + sticky)
             neg = r.s < 0
-            magnitude = Mux(neg, Mux(r.st, ~r.s, -r.s), r.s).as_unsigned()
-            k = Const(8, 5)
+            return dict(neg=neg, mag=Mux(neg, Mux(r.st, ~r.s, -r.s), r.s).as_unsigned(), st=r.st)
+
+        def stage11(lane, r):  # range, float32 rounding position k, and the integer's 32 - k (no subtractor)
+            k, ik = Const(8, 5), Const(FRAC_BITS - 8, 5)
             for bit in range(FRAC_BITS, FRAC_BITS + 9):
-                k = Mux(magnitude[bit], bit - 23, k)
-            return dict(neg=neg, mag=magnitude[:41], st=r.st, k=k, big=magnitude >= _SAT,
-                        small=magnitude < _HALF)
+                k, ik = Mux(r.mag[bit], bit - 23, k), Mux(r.mag[bit], FRAC_BITS - (bit - 23), ik)
+            return dict(neg=r.neg, mag=r.mag[:41], st=r.st, k=k, ik=ik, big=r.mag >= _SAT, small=r.mag < _HALF)
 
-        def stage7(lane, r):  # round to 24 significant bits
-            return dict(neg=r.neg, sig=rne_shift_right(r.mag, r.k, r.st), k=r.k, big=r.big, small=r.small)
+        def stage12(lane, r):  # round to 24 significant bits (only the low 25 bits of the result matter)
+            q, up = rne_shift_parts(r.mag, r.k, r.st)
+            return dict(neg=r.neg, q=q, up=up, ik=r.ik, big=r.big, small=r.small)
 
-        def stage8(lane, r):  # round to an integer, saturate, storage offset
-            rounded = rne_shift_right(r.sig, (FRAC_BITS - r.k).as_unsigned()[:5])
-            magnitude = Mux(r.big, 512, Mux(r.small, 0, rounded))
-            value = Mux(r.neg, -magnitude, magnitude)
-            value = Mux(value < p.lo, p.lo, value)
-            value = Mux(value > p.hi, p.hi, value)
-            return dict(q=value + p.out_off)
+        def stage13(lane, r):
+            return dict(neg=r.neg, sig=r.q + r.up, ik=r.ik, big=r.big, small=r.small)
 
-        for index, compute in enumerate((stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage8), 1):
+        def stage14(lane, r):  # round to an integer
+            q, up = rne_shift_parts(r.sig, r.ik)
+            return dict(neg=r.neg, q=q, up=up, big=r.big, small=r.small)
+
+        def stage15(lane, r):  # saturate: |value| <= 512 fits the field
+            return dict(neg=r.neg, mag=Mux(r.big, 512, Mux(r.small, 0, r.q + r.up)))
+
+        def stage16(lane, r):
+            return dict(v=Mux(r.neg, -r.mag, r.mag))
+
+        def stage17(lane, r):  # clamp: max first, then min (as onnxruntime)
+            return dict(v=Mux(r.v < lo, lo, r.v))
+
+        def stage18(lane, r):  # min and the storage offset side by side: one carry chain deep
+            return dict(q=Mux(r.v > hi, hi_off, r.v + p.out_off))
+
+        stages = (stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage8, stage9, stage10, stage11, stage12,
+                  stage13, stage14, stage15, stage16, stage17, stage18)
+        assert len(stages) == len(self._STAGES) - 1
+        for index, compute in enumerate(stages, 1):
             step(index, compute)
 
         m.d.comb += self.o.valid.eq(valids[-1])

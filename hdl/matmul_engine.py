@@ -39,14 +39,14 @@ last vector before that swap), and swaps it in when complete. With ``s_k`` the s
 
 so a tile lasts ``max(P, 2L - 1)`` cycles when the tiles before it streamed back to back, and
 ``L + 1`` in DENSE (one vector per tile: the released bank is free at once); ``fixed_cycles =
-3L + 17`` for the presets (product register on).
+3L + 12 + Requantizer.latency`` for the presets (product register on).
 """
 
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
-from amaranth.lib.fifo import SyncFIFO, SyncFIFOBuffered
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from systolix.arch.config import AcceleratorConfig
@@ -112,9 +112,9 @@ class MatMulEngine(wiring.Component):
     @property
     def fixed_cycles(self) -> int:
         """Cycles per instruction besides the streaming of the tiles: loading the first tile, the
-        pipeline latencies behind the array (`MatMulUnit`, accumulator 2, parameter fetch 1 plus 2 for
-        the first prm read, `Requantizer`), start and done."""
-        return self._config.rows + self._unit.latency + 2 + 3 + len(Requantizer._STAGES) + 2
+        pipeline latencies behind the array (`MatMulUnit`, accumulator 3, parameter fetch 1 plus 2 for
+        the first prm read, `Requantizer`, the clamp register), start and done."""
+        return self._config.rows + self._unit.latency + 3 + 3 + len(Requantizer._STAGES) + 3
 
     def elaborate(self, platform):
         cfg = self._config
@@ -142,7 +142,7 @@ class MatMulEngine(wiring.Component):
         # Control: start both address generators; done when the last row has been written.
         running = Signal()
         end_seen = Signal()
-        pending = Signal(range(len(Requantizer._STAGES) + 2))  # rows inside the requantizer
+        pending = Signal(range(len(Requantizer._STAGES) + 3))  # rows in the requantizer and the write register
         out_addr = Signal(cfg.act_addr_width)
         start = self.ctl.start & ~running
         m.d.comb += [
@@ -209,21 +209,26 @@ class MatMulEngine(wiring.Component):
             requant.i.payload.eq(params.o.payload.req),
             params.o.ready.eq(requant.i.ready),
             requant.o.ready.eq(1),
-            self.act_wr.en.eq(requant.o.valid),
-            self.act_wr.addr.eq(out_addr),
         ]
         entered = requant.i.valid & requant.i.ready
-        written = requant.o.valid
-        # Per-lane clamp after the requantizer (see `ParamFetch`): the bounds wait in a FIFO.
+        # Per-lane clamp after the requantizer (see `ParamFetch`): the bounds wait in a FIFO whose output
+        # is a register, and the clamped row is registered before it goes to ``act`` (two compares and
+        # the top level's port mux would not fit one cycle behind a LUT RAM read): one cycle more.
         bounds_layout = clamp_layout(lanes)
-        m.submodules.bounds = bounds = SyncFIFO(width=bounds_layout.size, depth=len(Requantizer._STAGES) + 1)
-        m.d.comb += [bounds.w_data.eq(params.o.payload.bounds), bounds.w_en.eq(entered), bounds.r_en.eq(written)]
+        m.submodules.bounds = bounds = SyncFIFOBuffered(width=bounds_layout.size, depth=len(Requantizer._STAGES) + 2)
+        m.d.comb += [bounds.w_data.eq(params.o.payload.bounds), bounds.w_en.eq(entered),
+                     bounds.r_en.eq(requant.o.valid)]
         lane_bounds = data.View(bounds_layout, bounds.r_data)
+        wr_valid = Signal()
+        wr_data = Signal.like(self.act_wr.data, reset_less=True)
+        m.d.sync += wr_valid.eq(requant.o.valid)
         for lane in range(lanes):
             code = requant.o.payload[lane]
             code = Mux(code < lane_bounds[lane].lo, lane_bounds[lane].lo, code)
             code = Mux(code > lane_bounds[lane].hi, lane_bounds[lane].hi, code)
-            m.d.comb += self.act_wr.data[lane].eq(code)
+            m.d.sync += wr_data[lane].eq(code)
+        written = wr_valid
+        m.d.comb += [self.act_wr.en.eq(wr_valid), self.act_wr.addr.eq(out_addr), self.act_wr.data.eq(wr_data)]
         with m.If(entered & ~written):
             m.d.sync += pending.eq(pending + 1)
         with m.Elif(~entered & written):

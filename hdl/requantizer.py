@@ -31,12 +31,12 @@ squeezed out.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .pipeline import elastic_handshake
-from .rounding import excess_bits, rne_shift_right
+from .rounding import excess_bits, rne_shift_parts
 
 __all__ = ["Requantizer", "requantizer_input_layout"]
 
@@ -90,17 +90,29 @@ class Requantizer(wiring.Component):
         """Cycles from a transfer on ``i`` to its result on ``o`` (when ``o`` is not stalled)."""
         return len(self._STAGES)
 
-    # Fields of each pipeline register, per lane; the shared bounds travel along in every stage.
+    # Fields of each pipeline register, per lane; the shared bounds travel along in every stage. Each
+    # stage holds at most one carry chain, one shifter or one DSP multiplier (the 25 x 24 product is
+    # four partial products, then two adds), so the unit runs at the clock of the array: a rounding
+    # step is a shift stage (quotient and round-up bit, `rne_shift_parts`) followed by the increment.
     _STAGES = (
-        {"neg": 1, "a": unsigned(32), "s": unsigned(4), "m": unsigned(24), "e": unsigned(8)},
-        {"neg": 1, "a": unsigned(25), "s": unsigned(4), "m": unsigned(24), "e": unsigned(8)},
-        {"neg": 1, "p": unsigned(49), "s": unsigned(4), "e": unsigned(8)},
-        {"neg": 1, "p": unsigned(49), "t": unsigned(5), "k": signed(10)},
-        {"neg": 1, "p": unsigned(25), "k": signed(10)},
-        {"neg": 1, "r": range(_SATURATE + 1)},
-        {"q": signed(8)},
+        {"neg": 1, "a": unsigned(32), "m": unsigned(24), "e": unsigned(8)},                        # 1
+        {"neg": 1, "a": unsigned(32), "s": unsigned(4), "m": unsigned(24), "e": unsigned(8)},      # 2
+        {"neg": 1, "q": unsigned(25), "up": 1, "es": signed(10), "m": unsigned(24)},               # 3
+        {"neg": 1, "a": unsigned(25), "es": signed(10), "m": unsigned(24)},                        # 4
+        {"neg": 1, "ll": unsigned(34), "lh": unsigned(24), "hl": unsigned(25), "hh": unsigned(15),
+         "es": signed(10)},                                                                        # 5
+        {"neg": 1, "ll": unsigned(34), "mid": unsigned(26), "hh": unsigned(15), "es": signed(10)},  # 6
+        {"neg": 1, "p": unsigned(49), "es": signed(10)},                                           # 7
+        {"neg": 1, "p": unsigned(49), "t": unsigned(5), "es": signed(10)},                         # 8
+        {"neg": 1, "q": unsigned(25), "up": 1, "k": signed(10)},                                   # 9
+        {"neg": 1, "p": unsigned(25), "right": unsigned(5), "left": unsigned(4), "k_pos": 1, "far": 1},  # 10
+        {"neg": 1, "q": unsigned(25), "up": 1, "left": unsigned(35), "k_pos": 1},                  # 11
+        {"neg": 1, "r": range(_SATURATE + 1)},                                                     # 12
+        {"v": signed(10)},                                                                         # 13
+        {"v": signed(10)},                                                                         # 14
+        {"q": signed(8)},                                                                          # 15
     )
-    _SHARED = {"y_zp": signed(8), "lo": signed(10), "hi": signed(10)}
+    _SHARED = {"y_zp": signed(8), "lo": signed(10), "hi": signed(10), "qmax": signed(8)}
 
     def elaborate(self, platform):
         m = Module()
@@ -121,62 +133,96 @@ class Requantizer(wiring.Component):
             statements = []
             for lane in range(lanes):
                 # Each field is assigned on its own: wider results are truncated to the field.
-                for name, value in compute_lane(source.lanes[lane]).items():
+                for name, value in compute_lane(source.lanes[lane], source).items():
                     statements.append(target.lanes[lane][name].eq(value))
             if index == 0:
                 statements += [
                     target.y_zp.eq(source.y_zp),
                     target.lo.eq(source.qmin - source.y_zp),
                     target.hi.eq(source.qmax - source.y_zp),
+                    target.qmax.eq(source.qmax),
                 ]
             else:
                 statements += [target[name].eq(source[name]) for name in self._SHARED]
             with m.If(loads[index]):
                 m.d.sync += statements
 
-        # 1. sign and magnitude; how far |acc| extends beyond 24 significant bits.
-        def stage1(lane):
-            magnitude = abs(lane.acc)
-            return dict(neg=lane.acc < 0, a=magnitude, s=excess_bits(magnitude, 24), m=lane.m, e=lane.e)
+        # 1. sign and magnitude.
+        def stage1(lane, shared):
+            return dict(neg=lane.acc < 0, a=abs(lane.acc), m=lane.m, e=lane.e)
 
-        # 2. step 1: round |acc| to 24 significant bits (a 25-bit significand after a carry).
-        def stage2(lane):
-            return dict(neg=lane.neg, a=rne_shift_right(lane.a, lane.s), s=lane.s, m=lane.m, e=lane.e)
+        # 2. how far |acc| extends beyond 24 significant bits.
+        def stage2(lane, shared):
+            return dict(neg=lane.neg, a=lane.a, s=excess_bits(lane.a, 24), m=lane.m, e=lane.e)
 
-        # 3. step 2: the exact product of the significands.
-        def stage3(lane):
-            return dict(neg=lane.neg, p=lane.a * lane.m, s=lane.s, e=lane.e)
+        # 3-4. step 1: round |acc| to 24 significant bits (a 25-bit significand after a carry): the shift,
+        # then the increment. E - s, the part of the final shift known now, is formed on the way.
+        def stage3(lane, shared):
+            q, up = rne_shift_parts(lane.a, lane.s)
+            return dict(neg=lane.neg, q=q, up=up, es=lane.e - lane.s, m=lane.m)
 
-        # 4. step 3, first half: how many low bits of the product must go.
-        def stage4(lane):
-            t = excess_bits(lane.p, 24)
-            return dict(neg=lane.neg, p=lane.p, t=t, k=lane.e - lane.s - t)
+        def stage4(lane, shared):
+            return dict(neg=lane.neg, a=lane.q + lane.up, es=lane.es, m=lane.m)
 
-        # 5. step 3, second half: round the product to 24 significant bits.
-        def stage5(lane):
-            return dict(neg=lane.neg, p=rne_shift_right(lane.p, lane.t), k=lane.k)
+        # 5-7. step 2: the exact product of the significands, from 17-bit pieces (one DSP multiplier
+        # each): ``a*m = ll + (lh + hl) << 17 + hh << 34``; ``ll < 2**34``, so ``ll + hh << 34`` is a
+        # concatenation and the sum takes two adders.
+        def stage5(lane, shared):
+            a_lo, a_hi, m_lo, m_hi = lane.a[:17], lane.a[17:], lane.m[:17], lane.m[17:]
+            return dict(neg=lane.neg, ll=a_lo * m_lo, lh=a_lo * m_hi, hl=a_hi * m_lo, hh=a_hi * m_hi,
+                        es=lane.es)
 
-        # 6. step 4: the final shift by k = E - s - t, right with rounding or left, saturated.
-        def stage6(lane):
-            right_amount = Mux(lane.k > 26, 26, lane.k)[:5]  # p < 2**25: shifts >= 26 all give 0
-            right = rne_shift_right(lane.p, right_amount)
-            left_amount = (-lane.k)[:4]
-            left = Mux((-lane.k) >= 10, Mux(lane.p != 0, _SATURATE, 0), lane.p << left_amount)
-            magnitude = Mux(lane.k > 0, right, left)
-            return dict(neg=lane.neg, r=Mux(magnitude > _SATURATE, _SATURATE, magnitude))
+        def stage6(lane, shared):
+            return dict(neg=lane.neg, ll=lane.ll, mid=lane.lh + lane.hl, hh=lane.hh, es=lane.es)
 
-        stage_functions = [stage1, stage2, stage3, stage4, stage5, stage6]
+        def stage7(lane, shared):
+            return dict(neg=lane.neg, p=Cat(lane.ll, lane.hh) + (lane.mid << 17), es=lane.es)
+
+        # 8. step 3, first part: how many low bits of the product must go.
+        def stage8(lane, shared):
+            return dict(neg=lane.neg, p=lane.p, t=excess_bits(lane.p, 24), es=lane.es)
+
+        # 9-10. step 3: round the product to 24 significant bits (shift, increment); k = E - s - t.
+        # Stage 10 also decodes k for step 4: right shift (amounts >= 26 all give 0: p < 2**25), or
+        # left shift, or (``-k >= 10``) saturation.
+        def stage9(lane, shared):
+            q, up = rne_shift_parts(lane.p, lane.t)
+            return dict(neg=lane.neg, q=q, up=up, k=lane.es - lane.t)
+
+        def stage10(lane, shared):
+            k = lane.k
+            return dict(neg=lane.neg, p=lane.q + lane.up, right=Mux(k > 26, 26, k)[:5], left=(-k)[:4],
+                        k_pos=k > 0, far=(-k) >= 10)
+
+        # 11-12. step 4: the final shift by k, right with rounding (shift, increment) or left, saturated.
+        # The saturation tests need no comparator: a value exceeds 511 when it has bits above bit 8.
+        def stage11(lane, shared):
+            q, up = rne_shift_parts(lane.p, lane.right)
+            left = Mux(lane.far, Mux(lane.p != 0, _SATURATE, 0), lane.p << lane.left)
+            return dict(neg=lane.neg, q=q, up=up, left=left, k_pos=lane.k_pos)
+
+        def stage12(lane, shared):
+            right_big = (lane.q[9:] != 0) | ((lane.q[:9] == _SATURATE) & lane.up)
+            right = Mux(right_big, _SATURATE, lane.q[:9] + lane.up)
+            left = Mux(lane.left[9:] != 0, _SATURATE, lane.left[:9])
+            return dict(neg=lane.neg, r=Mux(lane.k_pos, right, left))
+
+        # 13-15. step 5: sign, clamp to [qmin - y_zp, qmax - y_zp] (max first, as onnxruntime), + y_zp.
+        # The min and the offset are side by side: clamped to hi, the code is qmax.
+        def stage13(lane, shared):
+            return dict(v=Mux(lane.neg, -lane.r, lane.r))
+
+        def stage14(lane, shared):
+            return dict(v=Mux(lane.v < shared.lo, shared.lo, lane.v))
+
+        def stage15(lane, shared):
+            return dict(q=Mux(lane.v > shared.hi, shared.qmax, lane.v + shared.y_zp))
+
+        stage_functions = [stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage8, stage9, stage10,
+                           stage11, stage12, stage13, stage14, stage15]
+        assert len(stage_functions) == len(self._STAGES)
         for index, compute in enumerate(stage_functions):
             step(index, compute)
-
-        # 7. step 5: sign, clamp to [qmin - y_zp, qmax - y_zp] (max first, as onnxruntime), + y_zp.
-        source, target = regs[-2], regs[-1]
-        with m.If(loads[-1]):
-            for lane in range(lanes):
-                value = Mux(source.lanes[lane].neg, -source.lanes[lane].r, source.lanes[lane].r)
-                value = Mux(value < source.lo, source.lo, value)
-                value = Mux(value > source.hi, source.hi, value)
-                m.d.sync += target.lanes[lane].q.eq(value + source.y_zp)
 
         m.d.comb += self.o.valid.eq(valids[-1])
         for lane in range(lanes):

@@ -15,11 +15,24 @@ def rne_shift_right(value, amount, sticky=0):
     ``f`` is a fraction in (0, 1) when ``sticky`` is set (bits already lost below ``value``), else 0.
     The half bit is bit ``amount - 1`` of ``value``; the bits below it, or ``sticky``, break ties.
     """
+    quotient, up = rne_shift_parts(value, amount, sticky)
+    return quotient + up
+
+
+def rne_shift_parts(value, amount, sticky=0):
+    """`rne_shift_right` cut in two for a pipeline register between the halves: ``(quotient, up)``.
+
+    The shifter, the half bit and the sticky reduction are one deep block of logic and the carry
+    chain of the increment another; a unit that needs the clock rate registers ``quotient`` and
+    ``up`` and forms ``quotient + up`` in the next stage.
+    """
     quotient = value >> amount
     twice = Cat(Const(0, 1), value)  # value << 1: its bit `amount` is the half bit of the remainder
     half = (twice >> amount)[0]
-    below = (twice & ((Const(1, 1) << amount) - 1)).any() | sticky
-    return quotient + (half & (below | quotient[0]))
+    # The bits below the half bit: a mask of ``amount`` ones, made as ~(ones << amount) (no subtractor).
+    ones = Const(-1, len(twice)).as_unsigned()
+    below = (twice & ~(ones << amount)[: len(twice)]).any() | sticky
+    return quotient, half & (below | quotient[0])
 
 
 def excess_bits(value, keep: int):

@@ -14,12 +14,14 @@ harmless read for the other opcodes), then walks its instruction, one ``act`` re
 Outputs are written in order to ``out_base + n`` (n = 0, 1, ...): for MAXPOOL that is
 ``out_base + (cb*out_h + oy)*out_w + ox``. The write port never stalls, so the units' outputs are
 always ready and their inputs never refuse an item: a read issued in one cycle is accepted by its
-unit when its data arrives in the next. ``ctl.done`` pulses the cycle after the last write. Reads of
-a row always come before the write of the same row index, so LUT and ADD may work in place
-(``out_base == in_base``); MAXPOOL may not.
+unit two cycles later (the row read is registered on its way). ``ctl.done`` pulses the cycle after
+the last write. Reads of a row always come before the write of the same row index, so LUT and ADD
+may work in place (``out_base == in_base``); MAXPOOL may not.
 
-The tap coordinates step incrementally; the row address takes one small multiplier
-(``iy * in_w``) and ``cb * in_h * in_w`` is kept as a running block base.
+The tap coordinates and every address step incrementally: each loop level keeps the row its inner
+levels restart from and adds a per-instruction product (``in_h*in_w``, ``stride_h*in_w``,
+``dil_h*in_w``, formed once at ``start``) when it steps, so no multiplier or adder lies between the
+loop registers and the ``act`` ports.
 """
 
 from __future__ import annotations
@@ -113,17 +115,35 @@ class VectorEngine(wiring.Component):
         oy, ox = Signal(10), Signal(10)
         ky, kx = Signal(8), Signal(8)
         iy0, ix0 = Signal(_COORD), Signal(_COORD)  # oy*stride_h - pad_top, ox*stride_w - pad_left
-        dy, dx = Signal(_COORD), Signal(_COORD)    # ky*dil_h, kx*dil_w
-        block = Signal(cfg.act_addr_width)          # in_base + cb*in_h*in_w (mod 2**act_addr_width)
+        iy, ix = Signal(_COORD), Signal(_COORD)    # the tap: iy0 + ky*dil_h, ix0 + kx*dil_w
         written = Signal(28)
 
-        expected = Mux(is_pool, ins.out_blocks * ins.out_h * ins.out_w, ins.rows)
-        iy, ix = iy0 + dy, ix0 + dx
+        # No multiplier or adder between the loop registers and the act ports: the read addresses and
+        # the write address are registers that step by per-instruction constants, and the products and
+        # limits the loops need are formed once per instruction. At ``start`` (the instruction is valid
+        # from then on) the products go into registers; in PARAMS the row registers start from them.
+        aw = cfg.act_addr_width
+        hw, dhw, shw, ptw = Signal(aw), Signal(aw), Signal(aw), Signal(aw)  # in_w * in_h, dil_h, stride_h, pad_top
+        blocks_h = Signal(18)              # out_blocks * out_h
+        expected = Signal(28)              # rows the instruction writes
+        rows_last = Signal.like(ins.rows - 1)
+        kw_last, kh_last = Signal.like(ins.k_w - 1), Signal.like(ins.k_h - 1)
+        ow_last, oh_last = Signal.like(ins.out_w - 1), Signal.like(ins.out_h - 1)
+        cb_last = Signal.like(ins.out_blocks - 1)
+        # MAXPOOL rows (mod 2**aw), each the start the inner loops restart from, with
+        # ``origin = in_base - pad_top*in_w - pad_left``:
+        block_row = Signal(aw)  # origin + cb*in_h*in_w
+        oy_row = Signal(aw)     # block_row + oy*stride_h*in_w
+        ox_row = Signal(aw)     # oy_row + ox*stride_w
+        ky_row = Signal(aw)     # ox_row + ky*dil_h*in_w
+        tap_row = Signal(aw)    # ky_row + kx*dil_w: the row read
+        a_row, b_row = Signal(aw), Signal(aw)  # ADD / LUT: in_base + i, in2_base + i
+        out_row = Signal(aw)    # out_base + written
+
         inside = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
-        tap_row = (block + iy * ins.in_w + ix)[: cfg.act_addr_width]
-        last_kx, last_ky = kx == ins.k_w - 1, ky == ins.k_h - 1
-        last_ox, last_oy = ox == ins.out_w - 1, oy == ins.out_h - 1
-        last_cb = cb == ins.out_blocks - 1
+        last_kx, last_ky = kx == kw_last, ky == kh_last
+        last_ox, last_oy = ox == ow_last, oy == oh_last
+        last_cb = cb == cb_last
 
         # What the read issued this cycle is for (its data arrives next cycle).
         tag = Signal(data.StructLayout({"a": 1, "b": 1, "lut": 1, "tap": 1, "inside": 1, "first": 1,
@@ -138,44 +158,61 @@ class VectorEngine(wiring.Component):
                 m.d.comb += [self.prm_rd.en.eq(1), self.prm_rd.addr.eq(ins.p_base)]
                 m.d.sync += [
                     i.eq(0), phase.eq(0), cb.eq(0), oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
-                    iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left), dy.eq(0), dx.eq(0),
-                    block.eq(ins.in_base), written.eq(0),
+                    iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left), iy.eq(-ins.pad_top), ix.eq(-ins.pad_left),
+                    written.eq(0),
+                    hw.eq(ins.in_w * ins.in_h), dhw.eq(ins.in_w * ins.dil_h), shw.eq(ins.in_w * ins.stride_h),
+                    ptw.eq(ins.in_w * ins.pad_top), blocks_h.eq(ins.out_blocks * ins.out_h),
+                    rows_last.eq(ins.rows - 1), kw_last.eq(ins.k_w - 1), kh_last.eq(ins.k_h - 1),
+                    ow_last.eq(ins.out_w - 1), oh_last.eq(ins.out_h - 1), cb_last.eq(ins.out_blocks - 1),
+                    a_row.eq(ins.in_base), b_row.eq(ins.in2_base), out_row.eq(ins.out_base),
                 ]
                 m.next = "PARAMS"
             with m.State("PARAMS"):
                 m.d.sync += params.eq(self.prm_rd.data.as_value()[: len(params.as_value())])
                 m.d.sync += issuing.eq(Mux(is_pool, ins.out_blocks != 0, ins.rows != 0))
+                m.d.sync += expected.eq(Mux(is_pool, blocks_h * ins.out_w, ins.rows))
+                origin = ins.in_base - ptw - ins.pad_left
+                m.d.sync += [block_row.eq(origin), oy_row.eq(origin), ox_row.eq(origin), ky_row.eq(origin),
+                             tap_row.eq(origin)]
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If(issuing & is_add):
-                    m.d.comb += [self.act_rd.en.eq(1),
-                                 self.act_rd.addr.eq(Mux(phase, ins.in2_base, ins.in_base) + i)]
+                    m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(Mux(phase, b_row, a_row))]
                     m.d.sync += [tag.a.eq(~phase), tag.b.eq(phase), phase.eq(~phase)]
                     with m.If(phase):
-                        m.d.sync += i.eq(i + 1)
-                        with m.If(i == ins.rows - 1):
+                        m.d.sync += [i.eq(i + 1), a_row.eq(a_row + 1), b_row.eq(b_row + 1)]
+                        with m.If(i == rows_last):
                             m.d.sync += issuing.eq(0)
                 with m.If(issuing & is_lut):
-                    m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(ins.in_base + i)]
-                    m.d.sync += [tag.lut.eq(1), i.eq(i + 1)]
-                    with m.If(i == ins.rows - 1):
+                    m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(a_row)]
+                    m.d.sync += [tag.lut.eq(1), i.eq(i + 1), a_row.eq(a_row + 1)]
+                    with m.If(i == rows_last):
                         m.d.sync += issuing.eq(0)
                 with m.If(issuing & is_pool):
                     m.d.comb += [self.act_rd.en.eq(inside), self.act_rd.addr.eq(tap_row)]
                     m.d.sync += [tag.tap.eq(1), tag.inside.eq(inside),
                                  tag.first.eq((ky == 0) & (kx == 0)), tag.last.eq(last_kx & last_ky)]
-                    # Step kx, ky, ox, oy, cb (innermost first).
-                    m.d.sync += [kx.eq(kx + 1), dx.eq(dx + ins.dil_w)]
+                    # Step kx, ky, ox, oy, cb (innermost first); an outer step restarts the inner rows
+                    # from its own new row.
+                    m.d.sync += [kx.eq(kx + 1), ix.eq(ix + ins.dil_w), tap_row.eq(tap_row + ins.dil_w)]
                     with m.If(last_kx):
-                        m.d.sync += [kx.eq(0), dx.eq(0), ky.eq(ky + 1), dy.eq(dy + ins.dil_h)]
+                        nxt = ky_row + dhw
+                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), ix.eq(ix0), iy.eq(iy + ins.dil_h),
+                                     ky_row.eq(nxt), tap_row.eq(nxt)]
                         with m.If(last_ky):
-                            m.d.sync += [ky.eq(0), dy.eq(0), ox.eq(ox + 1), ix0.eq(ix0 + ins.stride_w)]
+                            nxt, nxt_ix0 = ox_row + ins.stride_w, ix0 + ins.stride_w
+                            m.d.sync += [ky.eq(0), ox.eq(ox + 1), ix0.eq(nxt_ix0), ix.eq(nxt_ix0), iy.eq(iy0),
+                                         ox_row.eq(nxt), ky_row.eq(nxt), tap_row.eq(nxt)]
                             with m.If(last_ox):
-                                m.d.sync += [ox.eq(0), ix0.eq(-ins.pad_left), oy.eq(oy + 1),
-                                             iy0.eq(iy0 + ins.stride_h)]
+                                nxt, nxt_iy0 = oy_row + shw, iy0 + ins.stride_h
+                                m.d.sync += [ox.eq(0), ix0.eq(-ins.pad_left), ix.eq(-ins.pad_left), oy.eq(oy + 1),
+                                             iy0.eq(nxt_iy0), iy.eq(nxt_iy0),
+                                             oy_row.eq(nxt), ox_row.eq(nxt), ky_row.eq(nxt), tap_row.eq(nxt)]
                                 with m.If(last_oy):
-                                    m.d.sync += [oy.eq(0), iy0.eq(-ins.pad_top), cb.eq(cb + 1),
-                                                 block.eq(block + ins.in_h * ins.in_w)]
+                                    nxt = block_row + hw
+                                    m.d.sync += [oy.eq(0), iy0.eq(-ins.pad_top), iy.eq(-ins.pad_top), cb.eq(cb + 1),
+                                                 block_row.eq(nxt), oy_row.eq(nxt), ox_row.eq(nxt),
+                                                 ky_row.eq(nxt), tap_row.eq(nxt)]
                                     with m.If(last_cb):
                                         m.d.sync += issuing.eq(0)
                 with m.If(~issuing & (written == expected)):
@@ -183,18 +220,27 @@ class VectorEngine(wiring.Component):
                     m.next = "IDLE"
         m.d.comb += [idle.eq(fsm.ongoing("IDLE")), self.busy.eq(~idle)]
 
-        # Read data -> units (their inputs are always ready: see the module docstring).
-        with m.If(tag.a):
-            m.d.sync += a_code.eq(self.act_rd.data)
-        m.d.comb += [add.i.valid.eq(tag.b), lookup.i.valid.eq(tag.lut), pool.i.valid.eq(tag.tap)]
+        # Read data -> units (their inputs are always ready: see the module docstring). The row read is
+        # registered first, with its tag one cycle later: a block RAM's clock-to-output leaves no time for
+        # the max-pool compare or the table address adders behind it in the same cycle. Padding taps
+        # become -128 on the way into the register.
+        row = Signal.like(self.act_rd.data, reset_less=True)
+        pool_row = Signal.like(self.act_rd.data, reset_less=True)
+        held = Signal.like(tag)
+        m.d.sync += [row.eq(self.act_rd.data), held.eq(tag)]
+        for lane in range(lanes):
+            m.d.sync += pool_row[lane].eq(Mux(tag.inside, self.act_rd.data[lane], -128))
+        with m.If(held.a):
+            m.d.sync += a_code.eq(row)
+        m.d.comb += [add.i.valid.eq(held.b), lookup.i.valid.eq(held.lut), pool.i.valid.eq(held.tap)]
         for lane in range(lanes):
             m.d.comb += [
                 add.i.payload[lane].a.eq(a_code[lane]),
-                add.i.payload[lane].b.eq(self.act_rd.data[lane]),
-                lookup.i.payload[lane].eq(self.act_rd.data[lane]),
-                pool.i.payload.x[lane].eq(Mux(tag.inside, self.act_rd.data[lane], -128)),
+                add.i.payload[lane].b.eq(row[lane]),
+                lookup.i.payload[lane].eq(row[lane]),
+                pool.i.payload.x[lane].eq(pool_row[lane]),
             ]
-        m.d.comb += [pool.i.payload.first.eq(tag.first), pool.i.payload.last.eq(tag.last)]
+        m.d.comb += [pool.i.payload.first.eq(held.first), pool.i.payload.last.eq(held.last)]
 
         # Unit outputs -> act writes, in order.
         m.d.comb += [add.o.ready.eq(1), lookup.o.ready.eq(1), pool.o.ready.eq(1)]
@@ -203,10 +249,10 @@ class VectorEngine(wiring.Component):
                        Mux(lookup.o.valid, lookup.o.payload.as_value(), pool.o.payload.as_value()))
         m.d.comb += [
             self.act_wr.en.eq(out_valid),
-            self.act_wr.addr.eq(ins.out_base + written),
+            self.act_wr.addr.eq(out_row),
             self.act_wr.data.eq(out_data),
         ]
         with m.If(out_valid):
-            m.d.sync += written.eq(written + 1)
+            m.d.sync += [written.eq(written + 1), out_row.eq(out_row + 1)]
         return m
 

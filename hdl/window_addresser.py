@@ -17,10 +17,10 @@ No multiplier in the loop. The address is split as ``row = tap_row + line_off + 
 ``j*in_h*in_w`` in DEPTHWISE) and ``line_off = oy*stride_h*in_w``. Each loop level keeps the value
 its inner levels restart from (``j_base``, ``ky_row``, ``kx_row``, ``tap_row``; ``c_*`` for the chunk
 start) and adds a per-instruction constant when it steps: ``in_h*in_w``, ``dil_h*in_w``,
-``stride_h*in_w``, ``pad_top*in_w``. These four products are formed once per instruction by one
-shared multiplier in four cycles. Addresses are computed modulo ``2**act_addr_width`` (exact for the
-valid rows, whatever the intermediate signs); the coordinates ``iy``, ``ix`` are kept as true signed
-numbers for the bounds test.
+``stride_h*in_w``, ``pad_top*in_w``. These four products are formed once per instruction, at
+``start``, by four multipliers (`SETUP_CYCLES` before the first item). Addresses are computed modulo
+``2**act_addr_width`` (exact for the valid rows, whatever the intermediate signs); the coordinates
+``iy``, ``ix`` are kept as true signed numbers for the bounds test.
 
 Every emitted item carries the flags the rest of the engine needs: ``swap`` (first vector of a
 weight tile; with ``w_shared``, where every step uses the one tile at ``w_base``, only the first
@@ -133,6 +133,13 @@ class WindowAddresser(wiring.Component):
         p = Signal(cfg.acc_addr_width)
         first_item = Signal()  # w_shared: only the instruction's first vector swaps its one tile in
 
+        # The current item's row, ``tap_row + line_off + ox*stride_w``, is a register of its own (not an
+        # adder in front of the act read port), kept with ``line_addr = tap_row + line_off`` by the same
+        # steps as the terms it sums; ``new_tap`` is the next tap_row when the tap loop steps.
+        addr = Signal(aw)
+        line_addr = Signal(aw)
+        new_tap = Signal(aw)
+
         # The current item.
         iy = Signal(_COORD)
         ix = Signal(_COORD)
@@ -147,7 +154,7 @@ class WindowAddresser(wiring.Component):
         kx_last = kx == ins.k_w - 1
         item = self.o.payload
         m.d.comb += [
-            item.addr.eq(tap_row + line_off + ox_s[:aw]),
+            item.addr.eq(addr),
             item.valid.eq(dense | inside),
             item.swap.eq((p == 0) & (~ins.w_shared | first_item)),
             item.p.eq(p),
@@ -168,70 +175,69 @@ class WindowAddresser(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"), m.If(self.start):
-                m.d.sync += step.eq(0)
+                # The four products by in_w, each from its own multiplier straight into its register
+                # (one shared multiplier behind an operand mux did not fit a cycle); SETUP keeps its
+                # four cycles.
+                m.d.sync += [step.eq(0), ptw.eq(ins.in_w * ins.pad_top), hw.eq(ins.in_w * ins.in_h),
+                             dhw.eq(ins.in_w * ins.dil_h), shw.eq(ins.in_w * ins.stride_h)]
                 m.next = "SETUP"
             with m.State("SETUP"):
-                # One shared multiplier: in_w times pad_top, in_h, dil_h, stride_h.
                 m.d.comb += self.busy.eq(1)
-                operand = Signal(10)
-                m.d.comb += operand.eq(Mux(step == 0, ins.pad_top, Mux(step == 1, ins.in_h,
-                                                                     Mux(step == 2, ins.dil_h, ins.stride_h))))
-                product = ins.in_w * operand
-                with m.Switch(step):
-                    with m.Case(0):
-                        m.d.sync += ptw.eq(product)
-                    with m.Case(1):
-                        m.d.sync += hw.eq(product)
-                    with m.Case(2):
-                        m.d.sync += dhw.eq(product)
-                    with m.Case(3):
-                        m.d.sync += shw.eq(product)
-                        origin = Mux(dense, ins.in_base, ins.in_base - ptw - ins.pad_left)
-                        m.d.sync += [j.eq(0), j_base.eq(origin), c_oy.eq(0), c_oy_s.eq(0), c_line.eq(0),
-                                     ox.eq(0), ox_s.eq(0), p.eq(0), first_item.eq(1)]
-                        m.d.sync += restart_taps(origin)
-                        m.d.sync += set_rows(0, 0, 0)
-                        m.next = "RUN"
+                with m.If(step == 3):
+                    origin = Mux(dense, ins.in_base, ins.in_base - ptw - ins.pad_left)
+                    m.d.sync += [j.eq(0), j_base.eq(origin), c_oy.eq(0), c_oy_s.eq(0), c_line.eq(0),
+                                 ox.eq(0), ox_s.eq(0), p.eq(0), first_item.eq(1)]
+                    m.d.sync += restart_taps(origin)
+                    m.d.sync += set_rows(0, 0, 0)
+                    m.d.sync += [addr.eq(origin), line_addr.eq(origin)]
+                    m.next = "RUN"
                 m.d.sync += step.eq(step + 1)
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), self.o.valid.eq(1)]
                 with m.If(self.o.ready):
                     m.d.sync += first_item.eq(0)
                     with m.If(~ox_last):
-                        m.d.sync += [ox.eq(ox + 1), ox_s.eq(ox_s + ins.stride_w), p.eq(p + 1)]
+                        m.d.sync += [ox.eq(ox + 1), ox_s.eq(ox_s + ins.stride_w), p.eq(p + 1),
+                                     addr.eq(addr + ins.stride_w)]
                     with m.Else():
                         m.d.sync += [ox.eq(0), ox_s.eq(0)]
                         with m.If(~row_last):
                             m.d.sync += [oy.eq(oy + 1), oy_s.eq(oy_s + ins.stride_h),
-                                         line_off.eq(line_off + shw), rc.eq(rc + 1), p.eq(p + 1)]
+                                         line_off.eq(line_off + shw), rc.eq(rc + 1), p.eq(p + 1),
+                                         line_addr.eq(line_addr + shw), addr.eq(line_addr + shw)]
                         with m.Else():
                             m.d.sync += p.eq(0)
                             with m.If(~t_last):
                                 # Next tap of the same chunk.
-                                m.d.sync += [t.eq(t + 1), *set_rows(c_oy, c_oy_s, c_line)]
+                                m.d.sync += [t.eq(t + 1), *set_rows(c_oy, c_oy_s, c_line),
+                                             tap_row.eq(new_tap), line_addr.eq(new_tap + c_line),
+                                             addr.eq(new_tap + c_line)]
                                 with m.If(dense):
-                                    m.d.sync += tap_row.eq(tap_row + 1)
+                                    m.d.comb += new_tap.eq(tap_row + 1)
                                 with m.Elif(~cbi_last):
-                                    m.d.sync += [cbi.eq(cbi + 1), tap_row.eq(tap_row + hw)]
+                                    m.d.comb += new_tap.eq(tap_row + hw)
+                                    m.d.sync += cbi.eq(cbi + 1)
                                 with m.Elif(~kx_last):
+                                    m.d.comb += new_tap.eq(kx_row + ins.dil_w)
                                     m.d.sync += [cbi.eq(0), kx.eq(kx + 1), tap_ix.eq(tap_ix + ins.dil_w),
-                                                 kx_row.eq(kx_row + ins.dil_w),
-                                                 tap_row.eq(kx_row + ins.dil_w)]
+                                                 kx_row.eq(kx_row + ins.dil_w)]
                                 with m.Else():
+                                    m.d.comb += new_tap.eq(ky_row + dhw)
                                     m.d.sync += [cbi.eq(0), kx.eq(0), ky.eq(ky + 1),
                                                  tap_ix.eq(-ins.pad_left), tap_iy.eq(tap_iy + ins.dil_h),
-                                                 ky_row.eq(ky_row + dhw), kx_row.eq(ky_row + dhw),
-                                                 tap_row.eq(ky_row + dhw)]
+                                                 ky_row.eq(ky_row + dhw), kx_row.eq(ky_row + dhw)]
                             with m.Elif(~oy_out_last):
                                 # Next chunk of the same output block.
                                 nxt_oy, nxt_oy_s, nxt_line = oy + 1, oy_s + ins.stride_h, line_off + shw
                                 m.d.sync += [c_oy.eq(nxt_oy), c_oy_s.eq(nxt_oy_s), c_line.eq(nxt_line),
-                                             *set_rows(nxt_oy, nxt_oy_s, nxt_line), *restart_taps(j_base)]
+                                             *set_rows(nxt_oy, nxt_oy_s, nxt_line), *restart_taps(j_base),
+                                             line_addr.eq(j_base + nxt_line), addr.eq(j_base + nxt_line)]
                             with m.Elif(~j_last):
                                 # Next output block.
                                 nxt_base = Mux(dw, j_base + hw, j_base)
                                 m.d.sync += [j.eq(j + 1), j_base.eq(nxt_base), c_oy.eq(0), c_oy_s.eq(0),
-                                             c_line.eq(0), *set_rows(0, 0, 0), *restart_taps(nxt_base)]
+                                             c_line.eq(0), *set_rows(0, 0, 0), *restart_taps(nxt_base),
+                                             line_addr.eq(nxt_base), addr.eq(nxt_base)]
                             with m.Else():
                                 m.next = "IDLE"
         return m

@@ -113,7 +113,7 @@ def test_add_unit_matches_model(case, stream_bench, simulate):
 
 def test_latency_and_elaboration():
     dut = AddUnit(LANES)
-    assert dut.latency == 9
+    assert dut.latency == 19
     from amaranth.back import rtlil
     rtlil.convert(dut)
     with pytest.raises(ValueError, match="lanes must be a positive int, not 0"):

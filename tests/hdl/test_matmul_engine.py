@@ -26,7 +26,7 @@ from systolix.arch.config import AcceleratorConfig
 from systolix.arch.isa import FIELDS, Instruction, Mode, Opcode
 from systolix.arch.isa import decode as isa_decode
 from systolix.arch.params import ChannelParams
-from systolix.compiler.cycles import predicted_cycles
+from systolix.compiler.cycles import pipeline_latencies, predicted_cycles
 from systolix.hdl import ports
 from systolix.hdl.matmul_engine import MatMulEngine
 from systolix.quantize.requant import requantize, scale_to_mantissa_exponent
@@ -292,7 +292,7 @@ def model_cycles(case: Case, lanes: int, drain: int, fixed: int) -> int:
     next tile is loaded (``lanes`` rows, one per cycle) into the bank the last swap released, starting
     ``drain`` cycles after the last vector that used that bank (and after the swap), and swapped in
     when complete; the last tile takes P; plus the fill and drain of the pipelines, ``fixed``
-    (``3L + 17``). With ``w_shared`` there is no swap after the first: every tile takes P."""
+    (``3L + 12 + Requantizer.latency``). With ``w_shared`` there is no swap after the first: every tile takes P."""
     ins = case.instr
     out_h, out_w = (1, 1) if ins.mode == Mode.DENSE else (ins.out_h, ins.out_w)
     chunk_rows = 1 if ins.mode == Mode.DENSE else ins.chunk_rows
@@ -363,7 +363,8 @@ def test_engine_cycles_follow_model(simulate):
         writes, cycles, drain = run_engine(SMALL, case, simulate)
         check(case, writes)
         assert drain == SMALL.rows
-        model = model_cycles(case, SMALL.rows, drain, 3 * SMALL.rows + 17)
+        model = model_cycles(case, SMALL.rows, drain,
+                             3 * SMALL.rows + 12 + pipeline_latencies(SMALL)["requantizer"])
         assert model - 3 <= cycles <= model + 3, (cycles, model)
         # The compiler's prediction (which adds the controller's 4 cycles of handshake) agrees as well.
         predicted = predicted_cycles(case.instr, SMALL) - 4

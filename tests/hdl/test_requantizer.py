@@ -238,7 +238,7 @@ def test_latency_and_throughput(stream_bench, simulate):
         ctx.set(dut.i.valid, 1)
         ctx.set(dut.i.payload, {"lanes": [{"acc": 1000, "m": 2**23, "e": 30}], "y_zp": 0, "qmin": -128,
                                 "qmax": 127})
-        for cycle in range(20):
+        for cycle in range(10 + dut.latency + 5):
             if cycle == 10:
                 ctx.set(dut.i.valid, 0)
             _, _, fired, out_valid = await ctx.tick().sample(dut.i.valid & dut.i.ready, dut.o.valid)
