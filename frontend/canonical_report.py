@@ -19,7 +19,7 @@ import onnxruntime as ort
 from onnx import TensorProto
 
 from systolix.errors import SystolixError
-from systolix.frontend.reference import ORT_ERRORS, add_outputs, reference_session, session_options
+from systolix.frontend.reference import ORT_ERRORS, add_outputs, fixed_batch, reference_session, session_options
 
 if TYPE_CHECKING:
     from systolix.frontend.canonical import CanonicalModel
@@ -163,19 +163,6 @@ def with_host_ops(original: onnx.ModelProto, canon: CanonicalModel) -> onnx.Mode
     return model
 
 
-def _fixed_batch(model: onnx.ModelProto) -> int | None:
-    """The fixed batch of a model's first (non-initializer) input, or None when it is symbolic."""
-    inits = {t.name for t in model.graph.initializer}
-    for value in model.graph.input:
-        if value.name in inits:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
-            return int(dims[0].dim_value)
-        return None
-    return None
-
-
 def _run(session: ort.InferenceSession, feeds: dict[str, np.ndarray], batch: int | None) -> dict[str, np.ndarray]:
     """Every output of ``session`` on ``feeds``, run ``batch`` samples at a time (all at once if None)."""
     names = [o.name for o in session.get_outputs()]
@@ -251,7 +238,7 @@ def float_execution_report(
         else:
             feeds_original[name] = value
     # A model with a fixed batch (often 1) is run that many samples at a time.
-    batch_original, batch_canon = _fixed_batch(original), _fixed_batch(canon.model)
+    batch_original, batch_canon = fixed_batch(original), fixed_batch(canon.model)
     orig_model = add_outputs(original, names)
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "optimized.onnx")

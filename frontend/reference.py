@@ -22,7 +22,7 @@ from onnx import TensorProto
 from systolix.errors import SystolixError
 from systolix.frontend.canonical_graph import GraphView, elem_types
 
-__all__ = ["add_outputs", "needs_x64_precision", "reference_session", "session_options"]
+__all__ = ["add_outputs", "fixed_batch", "needs_x64_precision", "reference_session", "session_options"]
 
 _state = ort.capi.onnxruntime_pybind11_state
 #: What onnxruntime raises when it cannot load a model.
@@ -189,3 +189,17 @@ def add_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
         vi.CopyFrom(types[name])
         g.output.append(vi)
     return out
+
+
+def fixed_batch(model: onnx.ModelProto) -> int | None:
+    """The fixed batch of a model's first (non-initializer) input, or None when it is symbolic: onnxruntime
+    then runs such a model that many samples at a time."""
+    inits = {t.name for t in model.graph.initializer}
+    for value in model.graph.input:
+        if value.name in inits:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
+            return int(dims[0].dim_value)
+        return None
+    return None

@@ -7,20 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import onnx
 
-from systolix.frontend.reference import add_outputs, reference_session
-
-
-def _batch_size(model: onnx.ModelProto) -> int | None:
-    """The fixed batch of the first graph input, or None when it is symbolic."""
-    inits = {i.name for i in model.graph.initializer}
-    for value in model.graph.input:
-        if value.name in inits:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0:
-            return int(dims[0].dim_value)
-        return None
-    return None
+from systolix.frontend.reference import add_outputs, fixed_batch, reference_session
 
 
 def run_onnxruntime(model: onnx.ModelProto, inputs: dict[str, np.ndarray], tensors: Sequence[str],
@@ -37,7 +24,7 @@ def run_onnxruntime(model: onnx.ModelProto, inputs: dict[str, np.ndarray], tenso
     session = reference_session(model)
     names = list(tensors)
     n = len(next(iter(inputs.values())))
-    fixed = _batch_size(model)
+    fixed = fixed_batch(model)
     step = fixed if fixed is not None else chunk
     results: dict[str, list[np.ndarray]] = {t: [] for t in names}
     for start in range(0, n, step):
