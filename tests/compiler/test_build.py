@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -17,8 +16,7 @@ from systolix.compiler.build import ARTIFACTS, build, load_build, read_hex, veri
 from systolix.compiler.compile import compile_model
 from systolix.errors import SystolixError
 from systolix.frontend.importer import import_model
-from systolix.quantize.ptq import QuantizationWarning, quantize_model
-from tests.compiler.test_networks import net2d
+from tests.compiler.test_networks import net2d, quantized_net
 from tests.conftest import EXAMPLE, SHARED, needs_shared
 
 EXPECTED = {*ARTIFACTS, "report.json"}
@@ -26,13 +24,7 @@ EXPECTED = {*ARTIFACTS, "report.json"}
 
 @pytest.fixture(scope="module")
 def net2d_int8(tmp_path_factory) -> object:
-    folder = tmp_path_factory.mktemp("net2d")
-    shape = net2d(folder / "float.onnx")
-    np.savez(folder / "calib.npz", x=np.random.default_rng(2).normal(0, 1, (32, *shape)).astype(np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", QuantizationWarning)
-        quantize_model(folder / "float.onnx", folder / "calib.npz", folder / "int8.onnx")
-    return folder / "int8.onnx"
+    return quantized_net(tmp_path_factory.mktemp("net2d"), net2d, seed=2)
 
 
 @pytest.mark.parametrize("preset", ["4x4", "8x8", "16x16"])

@@ -47,6 +47,17 @@ def _gemm(rng: np.random.Generator, name: str, x: str, k: int, m: int) -> tuple[
     return helper.make_node("Gemm", [x, f"{name}_w", f"{name}_b"], [name], transB=1), inits
 
 
+def quantized_net(folder: Path, make, *, samples: int = 32, seed: int = 3, **options) -> Path:
+    """``make(folder / "float.onnx")`` quantized with ``samples`` random calibration samples into ``folder / "q.onnx"``
+    (``options`` go to ``quantize_model``)."""
+    shape = make(folder / "float.onnx")
+    np.savez(folder / "calib.npz", x=np.random.default_rng(seed).normal(0, 1, (samples, *shape)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        quantize_model(folder / "float.onnx", folder / "calib.npz", folder / "q.onnx", **options)
+    return folder / "q.onnx"
+
+
 def _save(path: Path, name: str, nodes: list, inits: list, in_shape: tuple[int, ...], out: str, out_len: int) -> None:
     graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *in_shape])],
                               [helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", out_len])], inits)

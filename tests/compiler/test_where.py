@@ -3,8 +3,6 @@ refuses ``compile`` refuses with the same reason."""
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 from onnx import helper
@@ -14,20 +12,14 @@ from systolix.compiler.compile import compile_model
 from systolix.compiler.where import runs_on
 from systolix.errors import SystolixError
 from systolix.frontend.importer import import_model
-from systolix.quantize.ptq import QuantizationWarning, quantize_model
-from tests.compiler.test_networks import _conv, _save, net1d, net2d
+from tests.compiler.test_networks import _conv, _save, net1d, net2d, quantized_net
 
 BIG = AcceleratorConfig(rows=4, cols=4, act_buffer_depth=16384, weight_buffer_depth=16384, param_memory_depth=1024,
                         program_memory_depth=256, acc_memory_depth=1024)
 
 
 def _quantized(tmp_path, build):
-    shape = build(tmp_path / "f.onnx")
-    np.savez(tmp_path / "c.npz", x=np.random.default_rng(0).normal(0, 1, (16, *shape)).astype(np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", QuantizationWarning)
-        quantize_model(tmp_path / "f.onnx", tmp_path / "c.npz", tmp_path / "q.onnx")
-    return import_model(tmp_path / "q.onnx").ir
+    return import_model(quantized_net(tmp_path, build, samples=16, seed=0)).ir
 
 
 @pytest.mark.parametrize("build", [net1d, net2d])

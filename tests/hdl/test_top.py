@@ -3,8 +3,6 @@ port, the program run straight through and step by step (every layer read back b
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -17,8 +15,7 @@ from systolix.compiler.layout import read_tensor, write_tensor
 from systolix.frontend.importer import import_model
 from systolix.hdl.top import Accelerator
 from systolix.quantize.golden_model import run_golden
-from systolix.quantize.ptq import QuantizationWarning, quantize_model
-from tests.compiler.test_networks import _conv, _gemm, _save
+from tests.compiler.test_networks import _conv, _gemm, _save, quantized_net
 from tests.hdl.conftest import run_simulation
 
 
@@ -44,13 +41,7 @@ def tiny(path) -> tuple[int, ...]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("top")
-    shape = tiny(folder / "f.onnx")
-    np.savez(folder / "c.npz", x=np.random.default_rng(2).normal(0, 1, (16, *shape)).astype(np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", QuantizationWarning)
-        quantize_model(folder / "f.onnx", folder / "c.npz", folder / "q.onnx")
-    return import_model(folder / "q.onnx").ir
+    return import_model(quantized_net(tmp_path_factory.mktemp("top"), tiny, samples=16, seed=2)).ir
 
 
 def test_loaded_over_the_bus_run_straight_and_step_by_step(model):

@@ -28,7 +28,7 @@ from systolix.sim import verilator_backend
 from systolix.sim.amaranth_backend import AmaranthBackend
 from systolix.sim.simulate import simulate
 from systolix.sim.verilator_backend import VerilatorBackend, build_simulator
-from tests.compiler.test_networks import net1d, net2d
+from tests.compiler.test_networks import net1d, net2d, quantized_net
 from tests.conftest import EXAMPLE
 
 needs_verilator = pytest.mark.skipif(shutil.which("make") is None or shutil.which("perl") is None
@@ -307,16 +307,6 @@ def test_standalone_build_bakes_the_hex_files(tmp_path, quantized, monkeypatch):
     np.testing.assert_array_equal(got, want)
 
 
-def _quantized_net(folder: Path, make, **options) -> Path:
-    """``make(folder / "float.onnx")`` quantized with 32 random calibration samples into ``folder / "q.onnx"``."""
-    shape = make(folder / "float.onnx")
-    np.savez(folder / "calib.npz", x=np.random.default_rng(3).normal(0, 1, (32, *shape)).astype(np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", QuantizationWarning)
-        quantize_model(folder / "float.onnx", folder / "calib.npz", folder / "q.onnx", **options)
-    return folder / "q.onnx"
-
-
 def _concat_net(path):
     """Two branches (8 and 5 channels) concatenated on the channel axis, then Conv -> GAP -> Gemm."""
     from onnx import helper
@@ -343,7 +333,7 @@ def _concat_net(path):
 def test_channel_concat_on_the_accelerator(tmp_path, act):
     """Concat on the channel axis runs as vector-unit copies (requantizing tables where the scales differ):
     every layer bit-exact on the RTL at 4x4 and 8x8."""
-    _quantized_net(tmp_path, _concat_net, activation_type=act)
+    quantized_net(tmp_path, _concat_net, activation_type=act)
     for preset in ("4x4", "8x8"):
         result = simulate(tmp_path / "q.onnx", random=6, backend="verilator", layers=True,
                           config=AcceleratorConfig.preset(preset))
@@ -377,7 +367,7 @@ def _constant_ops_net(path):
 def test_add_and_mul_by_a_constant_on_the_accelerator(tmp_path, fmt):
     """QLinearAdd / QLinearMul with a one-value constant operand (a bias or scale left by an exporter or by
     onnxruntime's quantizer) become 256-entry tables computed by onnxruntime: bit-exact on the RTL."""
-    _quantized_net(tmp_path, _constant_ops_net, quant_format=fmt)
+    quantized_net(tmp_path, _constant_ops_net, quant_format=fmt)
     result = simulate(tmp_path / "q.onnx", random=6, backend="verilator", layers=True,
                       config=AcceleratorConfig.preset("4x4"))
     assert result.comparison.mismatches == 0, result.comparison.first_mismatch
@@ -423,7 +413,7 @@ def _activations_net(path):
 def test_elementwise_activations_on_the_accelerator(tmp_path):
     """Selu, HardSwish (as x * HardSigmoid(x): one table), Gelu, Softplus, Elu, Exp, PRelu, Softsign: each a
     256-entry table computed by onnxruntime; every layer bit-exact on the RTL."""
-    _quantized_net(tmp_path, _activations_net)
+    quantized_net(tmp_path, _activations_net)
     result = simulate(tmp_path / "q.onnx", random=4, backend="verilator", layers=True,
                       config=AcceleratorConfig.preset("4x4"))
     assert result.comparison.mismatches == 0, result.comparison.first_mismatch
@@ -452,7 +442,7 @@ def _pools_net(path):
 def test_max_pools_on_the_accelerator(tmp_path):
     """MaxPool with dilation, asymmetric padding and ceil_mode, and GlobalMaxPool (a window over the whole
     input): the vector unit's max, bit-exact on the RTL."""
-    _quantized_net(tmp_path, _pools_net)
+    quantized_net(tmp_path, _pools_net)
     result = simulate(tmp_path / "q.onnx", random=4, backend="verilator", layers=True,
                       config=AcceleratorConfig.preset("4x4"))
     assert result.comparison.mismatches == 0, result.comparison.first_mismatch
@@ -489,7 +479,7 @@ def test_transpose_before_flatten_is_folded_into_the_dense_weights(tmp_path, fmt
     """tf2onnx's NCHW -> NHWC Transpose before a Keras Flatten moves no data on the accelerator: the fully
     connected layer reads the stored rows with permuted weights; every layer (the transposed tensor included)
     bit-exact on the RTL."""
-    _quantized_net(tmp_path, _keras_flatten_net, quant_format=fmt)
+    quantized_net(tmp_path, _keras_flatten_net, quant_format=fmt)
     result = simulate(tmp_path / "q.onnx", random=6, backend="verilator", layers=True,
                       config=AcceleratorConfig.preset("4x4"))
     assert result.comparison.mismatches == 0, result.comparison.first_mismatch
