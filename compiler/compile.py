@@ -135,10 +135,6 @@ class Program:
     keep_all : bool
     act_rows, act_rows_reuse, act_rows_keep_all : int
         ``act`` rows used by this program, and by the two allocation policies.
-    add_layers : dict
-        IR layer index -> Add layer (the functional model's golden fallback when there are no ADD tables).
-    add_variant : str
-        QLinearAdd kernel variant reproduced ("avx2" / "sse2").
     """
 
     instructions: list[isa.Instruction]
@@ -154,10 +150,12 @@ class Program:
     act_rows: int
     act_rows_reuse: int
     act_rows_keep_all: int
-    add_layers: dict[int, ir.Add]
-    add_images: dict[int, object]
-    add_variant: str
     model_name: str = ""
+
+    @property
+    def add_variant(self) -> str:
+        """QLinearAdd kernel variant the ADD tables reproduce ("avx2" / "sse2"): the configuration's."""
+        return self.config.add_variant
 
     @property
     def predicted_cycles(self) -> int:
@@ -216,9 +214,7 @@ class Program:
         """The program a build folder describes: ``program.json`` (:meth:`to_json`) and its memory images.
 
         What the host needs to run it on the accelerator (tensor placements, host transforms, the
-        instructions and the per-layer plan); the golden fallbacks of the functional model
-        (``add_layers``, ``add_images``) are not kept: :func:`~systolix.compiler.model.run_program` reads the
-        ADD tables from ``images`` like the hardware. The instructions must be those encoded in ``images.prog``.
+        instructions and the per-layer plan). The instructions must be those encoded in ``images.prog``.
 
         Raises
         ------
@@ -240,8 +236,7 @@ class Program:
                           inputs=tuple(data["inputs"]), outputs=tuple(data["outputs"]), readable=readable,
                           config=config, keep_all=bool(data["keep_all"]), act_rows=int(memory["act_rows"]),
                           act_rows_reuse=int(memory["act_rows_reuse"]),
-                          act_rows_keep_all=int(memory["act_rows_keep_all"]), add_layers={}, add_images={},
-                          add_variant=str(data["add_variant"]), model_name=str(data["model"]))
+                          act_rows_keep_all=int(memory["act_rows_keep_all"]), model_name=str(data["model"]))
         except (KeyError, TypeError, ValueError) as error:
             raise SystolixError(f"not a systolix program description ({type(error).__name__}: {error})") from None
         if [isa.encode(i) for i in instructions] != [int(w) for w in images.prog]:
@@ -377,11 +372,7 @@ def compile_model(model: ir.Model, config: AcceleratorConfig, *, keep_all: bool 
                    input_transform=classified.transforms, inputs=tuple(t.name for t in model.inputs),
                    outputs=tuple(t.name for t in model.outputs), readable=placed.readable, config=config,
                    keep_all=keep_all, act_rows=placed.rows, act_rows_reuse=placed.rows_reuse,
-                   act_rows_keep_all=placed.rows_keep_all,
-                   add_layers={i: layers[i] for i in classified.device if isinstance(layers[i], ir.Add)},
-                   add_images={low.index: low.lowered.add_images for low in lowered
-                               if low.lowered.add_images is not None},
-                   add_variant=config.add_variant, model_name=model.name)
+                   act_rows_keep_all=placed.rows_keep_all, model_name=model.name)
 
 
 # -- pass 1: classify -----------------------------------------------------------------------------------

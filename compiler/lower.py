@@ -39,7 +39,6 @@ class Lowered:
     prm: list[int] = dataclasses.field(default_factory=list)
     lut: np.ndarray | None = None  # int8 [256*k, L]
     addtab: np.ndarray | None = None
-    add_images: object | None = None
     note: str = ""
 
 
@@ -200,7 +199,7 @@ def lower_add(layer: ir.Add, a: TensorPlacement, b: TensorPlacement, y: TensorPl
     except SystolixError as e:
         raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
     return Lowered(fields, prm=[int(images.prm_row)], addtab=np.asarray(images.table, dtype=np.int64),
-                   add_images=images, note=f"residual add ({variant} QLinearAdd in integers)")
+                   note=f"residual add ({variant} QLinearAdd in integers)")
 
 
 def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int) -> list[Lowered]:

@@ -26,20 +26,14 @@ from amaranth.hdl import Module, Mux, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.arch.add_arith import TABLE_BITS
 from systolix.arch.config import AcceleratorConfig
-from systolix.arch.isa import INSTRUCTION_BITS
 from systolix.arch.memory import LOAD_SELECT, memory_depths, word_bits
-from systolix.arch.params import CHANNEL_BITS
 
 from .controller import Controller
 from .matmul_engine import MatMulEngine
 from .vector_engine import VectorEngine
 
-__all__ = ["LOAD_LUT", "LOAD_PRM", "LOAD_PROG", "LOAD_TAB", "LOAD_WGT", "Accelerator"]
-
-#: ``load_sel`` values of the load bus.
-LOAD_WGT, LOAD_PRM, LOAD_PROG, LOAD_LUT, LOAD_TAB = (LOAD_SELECT[m] for m in ("wgt", "prm", "prog", "lut", "addtab"))
+__all__ = ["Accelerator"]
 
 
 class Accelerator(wiring.Component):
@@ -90,16 +84,17 @@ class Accelerator(wiring.Component):
             "load_data": In(max(widths.values())),
             "load_we": In(1),
         })
-        cfg = config
+        depths = memory_depths(config)
+
+        def loadable(name: str) -> memory.Memory:  # word width and depth of the load bus (arch.memory)
+            return memory.Memory(shape=unsigned(widths[name]), depth=depths[name], init=[])
+
         #: The memories, created here so simulators can reach their contents (``act.data``).
-        self.act = memory.Memory(shape=unsigned(8 * lanes), depth=cfg.act_buffer_depth, init=[])
-        self.wgt = memory.Memory(shape=unsigned(8 * lanes), depth=cfg.weight_buffer_depth, init=[])
-        self.prm = memory.Memory(shape=unsigned(CHANNEL_BITS * lanes), depth=cfg.param_memory_depth, init=[])
-        self.prog = memory.Memory(shape=unsigned(INSTRUCTION_BITS), depth=cfg.program_memory_depth, init=[])
+        self.act = memory.Memory(shape=unsigned(8 * lanes), depth=config.act_buffer_depth, init=[])
+        self.wgt, self.prm, self.prog = loadable("wgt"), loadable("prm"), loadable("prog")
         #: One copy per lane (each lane looks up its own code every cycle).
-        self.lut = [memory.Memory(shape=unsigned(8), depth=cfg.lut_memory_depth, init=[]) for _ in range(lanes)]
-        self.tab = [memory.Memory(shape=unsigned(TABLE_BITS), depth=cfg.add_table_depth, init=[])
-                    for _ in range(lanes)]
+        self.lut = [loadable("lut") for _ in range(lanes)]
+        self.tab = [loadable("addtab") for _ in range(lanes)]
 
     @property
     def config(self) -> AcceleratorConfig:
