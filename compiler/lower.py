@@ -81,14 +81,20 @@ def _channels(layer: ir.Layer, scale: np.ndarray, bias: np.ndarray | None, count
     """prm rows for ``count`` output channels (scale one or per channel)."""
     scale = np.broadcast_to(np.asarray(scale, dtype=np.float32).reshape(-1), (count,))
     try:
-        mant, exp = requant.scale_to_mantissa_exponent(scale)
+        mant, exp, zps = requant.requant_constants(scale, y.zero_point, 0 if y.dtype == "uint8" else -128)
     except SystolixError as e:
         raise SystolixError(f"layer {layer.name}: {e}") from None
+    if np.unique(zps).size > 1:
+        inf = [int(c) for c in np.nonzero(np.isinf(scale))[0]][:6]
+        raise SystolixError(
+            f"layer {layer.name}: the requantization scale overflows float32 to +inf on output channel(s) "
+            f"{inf} but not on all; onnxruntime then outputs qmin for a zero accumulator, which needs a "
+            "per-channel output zero point the accelerator does not have (quantize with finite scales)")
     # A scale >= 2**24 (E < 0) can be given as E = 0: every non-zero accumulator saturates either way.
     exp = np.maximum(exp, 0)
     b = np.zeros(count, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
     s = y.shift
-    chans = [ChannelParams(bias=int(b[c]), m=int(mant[c]), e=int(exp[c]), zp=y.zero_point - s, lo=lo - s, hi=hi - s)
+    chans = [ChannelParams(bias=int(b[c]), m=int(mant[c]), e=int(exp[c]), zp=int(zps[c]) - s, lo=lo - s, hi=hi - s)
              for c in range(count)]
     zp = y.zero_point - s
     pad = ChannelParams(bias=0, m=1 << 23, e=0, zp=zp, lo=zp, hi=zp)  # lanes past C: always the zero point
