@@ -27,13 +27,15 @@ _ONNX_TYPE = {"int8": onnx.TensorProto.INT8, "uint8": onnx.TensorProto.UINT8}
 
 
 def ort_table(ctx: ImportContext, nodes: list[onnx.NodeProto], x_q: QuantParams, y_q: QuantParams,
-              variable: str | None = None) -> np.ndarray:
+              variable: str | None = None, trailing_one: bool = False) -> np.ndarray:
     """Run ``nodes`` (last output: the integer result) on all 256 codes of the integer tensor ``variable``
     (default: the first input of the first node); every other input must be a constant.
 
+    With ``trailing_one`` the codes are shaped ``[256, 1]`` instead of ``[256]`` (so that a broadcasting
+    node takes the same kernel form as in the model, :func:`~systolix.frontend.reference.ort_span_kind`).
     Returns the table ``t`` with ``y = t[x - x_q.qmin]``, of ``y_q``'s integer type.
     """
-    from systolix.frontend.reference import reference_session
+    from systolix.frontend.reference import reference_session, run_session
 
     first_in, last_out = variable or nodes[0].input[0], nodes[-1].output[0]
     copies, needed = [], set()
@@ -58,14 +60,15 @@ def ort_table(ctx: ImportContext, nodes: list[onnx.NodeProto], x_q: QuantParams,
             raise SystolixError(f"node {ctx.node_label}: input {name!r} of a table op must be a constant")
     graph = helper.make_graph(
         copies, "table",
-        [helper.make_tensor_value_info("x", _ONNX_TYPE[x_q.dtype], [256])],
-        [helper.make_tensor_value_info("y", _ONNX_TYPE[y_q.dtype], [256])], inits)
+        [helper.make_tensor_value_info("x", _ONNX_TYPE[x_q.dtype], [256, 1] if trailing_one else [256])],
+        [helper.make_tensor_value_info("y", _ONNX_TYPE[y_q.dtype], None)], inits)
     model = helper.make_model(graph, opset_imports=list(ctx.model.opset_import))
     model.ir_version = ctx.model.ir_version
     codes = np.arange(x_q.qmin, x_q.qmax + 1).astype(x_q.np_dtype)
     try:
-        (table,) = reference_session(model).run(["y"], {"x": codes})
+        (table,) = run_session(reference_session(model), ["y"], {"x": codes.reshape(256, 1) if trailing_one
+                                                                  else codes})
     except Exception as exc:  # onnxruntime raises its own exception types
         raise SystolixError(f"node {ctx.node_label}: onnxruntime could not evaluate the table op: "
                             f"{str(exc).splitlines()[0]}") from None
-    return np.asarray(table).astype(y_q.np_dtype)
+    return np.asarray(table).reshape(256).astype(y_q.np_dtype)

@@ -21,7 +21,7 @@ from onnx import helper
 from systolix.errors import SystolixError
 from systolix.frontend.importer import Imported, import_model
 from systolix.frontend.ir import Add, Model, QuantParams
-from systolix.frontend.reference import reference_session
+from systolix.frontend.reference import reference_session, run_session
 from systolix.quantize.datasets import load_inputs
 from systolix.quantize.golden.quantize_linear import quantize_linear
 
@@ -78,7 +78,7 @@ def _onnx_quantize_linear(x: np.ndarray, q: QuantParams) -> np.ndarray:
          helper.make_tensor("zp", elem, [], [int(q.zero_point)])])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
-    (y,) = reference_session(model).run(["y"], {"x": x})
+    (y,) = run_session(reference_session(model), ["y"], {"x": x})
     return y
 
 

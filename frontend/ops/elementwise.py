@@ -89,6 +89,8 @@ def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b:
     """QLinearAdd/QLinearMul of an activation and a one-value constant: each output code depends on the input
     code alone, so the op is a 256-entry table, computed by onnxruntime running this very node on every code
     (the same scalar-operand kernel as in the model)."""
+    from systolix.frontend.reference import ort_span_kind
+
     from ..tables import ort_table
 
     x, const, x_slot = (b, a, 3) if ctx.is_const(a) else (a, b, 0)
@@ -100,7 +102,17 @@ def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b:
     y_q = quant_params(ctx, node, 6, 7, "output")
     ctx.quant.setdefault(x, x_q)
     shape = ctx.shape(x)
-    table = ort_table(ctx, [node], x_q, y_q, variable=node.input[x_slot])
+    # The table must come from the kernel form the model uses (ort_span_kind): when the broadcaster keeps a
+    # trailing axis of size 1, the activation is a per-span scalar too, so the codes are shaped [256, 1].
+    def kind(x_shape: tuple[int, ...]) -> str:
+        c = tuple(value.shape)
+        return ort_span_kind(x_shape, c) if x_slot == 0 else ort_span_kind(c, x_shape)
+
+    trailing_one = kind((256,)) != kind(shape) and kind((256, 1)) == kind(shape)
+    if kind((256, 1) if trailing_one else (256,)) != kind(shape):
+        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): cannot reproduce onnxruntime's "
+                            f"{kind(shape)} kernel form for shapes {list(shape)} and {list(value.shape)}")
+    table = ort_table(ctx, [node], x_q, y_q, variable=node.input[x_slot], trailing_one=trailing_one)
     func = f"{'add' if node.op_type == 'QLinearAdd' else 'mul'} {float(value.reshape(-1)[0]):g} (codes)"
     ctx.add(Lookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0], in_shapes=(shape,),
                    out_shape=_broadcast_shape(node, ctx, shape, tuple(value.shape)), func=func, table=table,
@@ -112,7 +124,7 @@ def _self_gated_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) 
     table of that same activation) is a function of ``x``'s code: one 256-entry table, computed by onnxruntime
     running the QLinearMul on every code and the table's code for it. The ``f`` table is replaced when the
     product is its only reader."""
-    from systolix.frontend.reference import reference_session
+    from systolix.frontend.reference import reference_session, run_session
 
     from ..tables import _ONNX_TYPE
 
@@ -138,7 +150,7 @@ def _self_gated_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) 
         [onnx.helper.make_tensor_value_info("y", _ONNX_TYPE[y_q.dtype], [256])], consts)
     model = onnx.helper.make_model(graph, opset_imports=list(ctx.model.opset_import))
     model.ir_version = ctx.model.ir_version
-    (table,) = reference_session(model).run(["y"], {"x": codes, "g": gates})
+    (table,) = run_session(reference_session(model), ["y"], {"x": codes, "g": gates})
     fused = Lookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
                    in_shapes=(ctx.shape(x),), out_shape=ctx.shape(x), func=f"x * {layer.func}(x) (codes)",
                    table=np.asarray(table).astype(y_q.np_dtype), x_quant=x_q, y_quant=y_q)

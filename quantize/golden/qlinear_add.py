@@ -168,19 +168,10 @@ def qlinear_add_kernel(
 
 
 def _broadcast_kind(shape_a: tuple[int, ...], shape_b: tuple[int, ...]) -> str:
-    """onnxruntime's span kind: "a_scalar", "b_scalar" or "general" (innermost non-unit output axis)."""
-    nd = max(len(shape_a), len(shape_b))
-    sa = (1,) * (nd - len(shape_a)) + tuple(shape_a)
-    sb = (1,) * (nd - len(shape_b)) + tuple(shape_b)
-    for da, db in zip(reversed(sa), reversed(sb), strict=True):
-        if max(da, db) == 1:
-            continue
-        if da == 1:
-            return "a_scalar"
-        if db == 1:
-            return "b_scalar"
-        return "general"
-    return "a_scalar"  # a single element: onnxruntime takes its input0-is-scalar path
+    """onnxruntime's span kind: "a_scalar", "b_scalar" or "general" (:func:`ort_span_kind`)."""
+    from systolix.frontend.reference import ort_span_kind
+
+    return ort_span_kind(tuple(shape_a), tuple(shape_b))
 
 
 def qlinear_add(
