@@ -27,7 +27,8 @@ from systolix.quantize.golden.table import unary_table
 from .images import channel_rows, conv_tiles, dense_tiles, depthwise_tiles, lut_rows, to_int8
 from .layout import TensorPlacement
 
-__all__ = ["Lowered", "lower_add", "lower_conv", "lower_dense", "lower_gap", "lower_lookup", "lower_maxpool"]
+__all__ = ["Lowered", "input_zero_point", "lower_add", "lower_conv", "lower_dense", "lower_gap", "lower_lookup",
+           "lower_maxpool"]
 
 
 @dataclasses.dataclass
@@ -53,6 +54,41 @@ def _window_fields(layer: ir._Window) -> dict:
 
 def _io_fields(x: TensorPlacement, y: TensorPlacement) -> dict:
     return dict(in_blocks=x.blocks, in_h=x.h, in_w=x.w, out_blocks=y.blocks, out_h=y.h, out_w=y.w)
+
+
+def input_zero_point(layer: ir.Layer, x: TensorPlacement) -> int:
+    """The zero point a reduction layer subtracts from its input, as the hardware sees it (int8 storage).
+
+    It is the layer's own input quantization (QLinearConv's / QLinearMatMul's / QGemm's ``x_zero_point``,
+    QLinearGlobalAveragePool's), not the zero point recorded for the rows it reads: a tensor is only codes,
+    and its placement may belong to another tensor (the producer of a Flatten/Reshape the layer reads
+    through) whose quantization is unknown, for instance a MaxPool on the graph input, or that another
+    consumer reads with a different zero point. Only the storage's uint8 shift comes from the placement.
+
+    Parameters
+    ----------
+    layer : ir.Layer
+        A Conv, Dense or average-pool layer (``x_quant`` per tensor).
+    x : TensorPlacement
+        Where its input's codes are stored.
+
+    Returns
+    -------
+    int
+        ``x_zero_point - x.shift``.
+
+    Raises
+    ------
+    SystolixError
+        If the layer's input type differs from the stored tensor's.
+    """
+    q = getattr(layer, "x_quant", None)
+    if q is None:
+        return x.stored_zero_point
+    if q.dtype != x.dtype:
+        raise SystolixError(f"layer {layer.name} ({layer.op}) reads {x.name!r} as {q.dtype} but it is stored as "
+                            f"{x.dtype}")
+    return int(np.asarray(q.zero_point).reshape(-1)[0]) - x.shift
 
 
 def _symmetric_weights(layer: ir.Layer, w: np.ndarray, q: ir.QuantParams) -> np.ndarray:
@@ -124,7 +160,7 @@ def lower_conv(layer: ir.Conv, x: TensorPlacement, y: TensorPlacement, lanes: in
     scale = requant.output_scale(x_q.scale, w_q.scale, y_q.scale)
     lo, hi = _out_range(layer, y_q)
     fields = dict(opcode=Opcode.MATMUL, mode=mode, **_io_fields(x, y), **_window_fields(layer), taps=taps,
-                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=x.stored_zero_point)
+                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
     return Lowered(fields, tiles=tiles.astype(np.int8),
                    prm=_channels(layer, scale, layer.bias, m, y, lo, hi, lanes), note=note)
 
@@ -143,7 +179,7 @@ def lower_dense(layer: ir.Dense, x: TensorPlacement, y: TensorPlacement, lanes: 
         scale = requant.output_scale(x_q.scale, w_q.scale, y_q.scale)
     lo, hi = _out_range(layer, y_q)
     fields = dict(opcode=Opcode.MATMUL, mode=Mode.DENSE, **_io_fields(x, y), k_h=1, k_w=1, stride_h=1, stride_w=1,
-                  dil_h=1, dil_w=1, taps=taps, chunk_rows=1, x_zp=x.stored_zero_point)
+                  dil_h=1, dil_w=1, taps=taps, chunk_rows=1, x_zp=input_zero_point(layer, x))
     note = "dense" if (x.h, x.w) == (1, 1) else f"dense, weights permuted to the {x.channels}x{x.h}x{x.w} layout"
     return Lowered(fields, tiles=tiles.astype(np.int8),
                    prm=_channels(layer, scale, layer.bias, layer.weight.shape[1], y, lo, hi, lanes), note=note)
@@ -170,7 +206,7 @@ def lower_gap(layer: ir.GlobalAveragePool | ir.AveragePool, x: TensorPlacement, 
                             f"[2**-32, 256): onnxruntime refuses it")
     y_q = layer.y_quant
     fields = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, **_io_fields(x, y), k_h=x.h, k_w=x.w, stride_h=1,
-                  stride_w=1, dil_h=1, dil_w=1, taps=hw, chunk_rows=1, x_zp=x.stored_zero_point, w_shared=1)
+                  stride_w=1, dil_h=1, dil_w=1, taps=hw, chunk_rows=1, x_zp=input_zero_point(layer, x), w_shared=1)
     tile = np.eye(lanes, dtype=np.int8)
     return Lowered(fields, tiles=tile, prm=_channels(layer, scale, None, x.channels, y, y_q.qmin, y_q.qmax, lanes),
                    note=f"global average pool as depthwise with one shared all-ones tile, {hw} taps")
