@@ -188,6 +188,7 @@ def qlinear_add(
     *,
     variant: str | None = None,
     out_dtype: DTypeLike | None = None,
+    span_shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
 ) -> np.ndarray:
     """QLinearAdd with ONNX (numpy) broadcasting, bit-exact with onnxruntime's ``variant`` kernel.
 
@@ -204,6 +205,9 @@ def qlinear_add(
         (:func:`probe_qlinear_add_variant`).
     out_dtype : dtype, optional
         Cast the result to this type (default: int32 values).
+    span_shapes : (shape, shape), optional
+        The shapes onnxruntime sees, which choose its kernel form (default: those of ``a`` and ``b``).
+        A batch computed sample by sample passes the per-sample shapes with a batch of 1.
 
     Returns
     -------
@@ -214,7 +218,7 @@ def qlinear_add(
         variant = probe_qlinear_add_variant()
     a = np.asarray(a)
     b = np.asarray(b)
-    kind = _broadcast_kind(a.shape, b.shape)
+    kind = _broadcast_kind(*(span_shapes or (a.shape, b.shape)))
     if kind == "a_scalar":  # onnxruntime swaps the operands
         q = qlinear_add_kernel(
             b, b_scale, b_zp, a, a_scale, a_zp, c_scale, c_zp, qmin, qmax, variant=variant, scalar_b=True

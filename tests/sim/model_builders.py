@@ -518,3 +518,20 @@ def extreme_scales_model(*, dtype: str = "int8", seed: int = 0) -> onnx.ModelPro
     ]
     return _finish(nodes, inits, [3, 7, 6], _ELEM[dtype], [("y", _ELEM[dtype]), ("c2", _ELEM[dtype])],
                    "extreme_scales", MS_OPSET)
+
+
+def single_element_add_model() -> onnx.ModelProto:
+    """A QLinearAdd of one element per sample: ``x`` [N, 1, 1, 1] plus a 1x1 QLinearConv of it.
+
+    onnxruntime's broadcaster takes the swapped scalar kernel form for a one-element add at batch 1 and the
+    general form in a batch; with these scales the two differ for the input codes 78 and 90.
+    """
+    x_s, b_s, c_s = np.float32(0.03495024), np.float32(0.04562748), np.float32(0.05687835)
+    inits = [*_qparams("x", x_s, np.int8(84)), _init("w", np.ones((1, 1, 1, 1), np.int8)),
+             *_qparams("w", np.float32(b_s / x_s), np.int8(0)), *_qparams("b", b_s, np.int8(-82)),
+             *_qparams("y", c_s, np.int8(94))]
+    nodes = [helper.make_node("QLinearConv", ["x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "b_scale", "b_zp"],
+                              ["b"], name="conv"),
+             helper.make_node("QLinearAdd", ["x", "x_scale", "x_zp", "b", "b_scale", "b_zp", "y_scale", "y_zp"],
+                              ["y"], name="add", domain="com.microsoft")]
+    return _finish(nodes, inits, [1, 1, 1], TensorProto.INT8, [("y", TensorProto.INT8)], "single_add", MS_OPSET)

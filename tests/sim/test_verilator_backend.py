@@ -33,7 +33,7 @@ from systolix.sim.simulate import simulate
 from systolix.sim.verilator_backend import VerilatorBackend, build_simulator
 from tests.compiler.test_networks import net1d, net2d, quantized_net
 from tests.conftest import EXAMPLE
-from tests.sim.model_builders import extreme_scales_model
+from tests.sim.model_builders import extreme_scales_model, single_element_add_model
 
 needs_verilator = pytest.mark.skipif(shutil.which("make") is None or shutil.which("perl") is None
                                      or shutil.which("g++") is None,
@@ -546,3 +546,22 @@ def test_partly_infinite_scale_refused_by_the_compiler(tmp_path):
                                             r"output channel\(s\) \[0, 1\] but not on all"):
         simulate(path, random=2, backend="verilator", config=AcceleratorConfig.preset("4x4"))
     assert simulate(path, random=2, backend="golden").comparison.mismatches == 0
+
+
+@needs_verilator
+def test_one_element_add_is_compared_sample_by_sample(tmp_path):
+    """Regression: onnxruntime's result for a one-element QLinearAdd depends on the batch it runs (swapped
+    scalar form at batch 1, general form in a batch); the RTL computes per sample, as deployed. simulate now
+    runs onnxruntime sample by sample for such models, and golden and RTL agree with it on every code."""
+    path = tmp_path / "single.onnx"
+    onnx.save(single_element_add_model(), path)
+    x = np.arange(-128, 128, dtype=np.int8).reshape(256, 1, 1, 1)
+    batched = run_onnxruntime(onnx.load(path), {"x": x}, ["y"], chunk=256)["y"]
+    single = run_onnxruntime(onnx.load(path), {"x": x}, ["y"], chunk=1)["y"]
+    assert np.count_nonzero(batched != single) == 2  # codes 78 and 90
+    np.savez(tmp_path / "codes.npz", x=x)
+    for backend in ("golden", "verilator"):
+        result = simulate(path, inputs=tmp_path / "codes.npz", backend=backend, layers=True,
+                          config=AcceleratorConfig.preset("4x4"))
+        assert result.comparison.samples == 256
+        assert result.comparison.mismatches == 0, (backend, result.comparison.first_mismatch)
