@@ -71,4 +71,10 @@ def ort_table(ctx: ImportContext, nodes: list[onnx.NodeProto], x_q: QuantParams,
     except Exception as exc:  # onnxruntime raises its own exception types
         raise SystolixError(f"node {ctx.node_label}: onnxruntime could not evaluate the table op: "
                             f"{str(exc).splitlines()[0]}") from None
-    return np.asarray(table).reshape(256).astype(y_q.np_dtype)
+    table = np.asarray(table)
+    if table.size != 256:  # a constant of several values broadcast the codes: one table per channel or element
+        op = nodes[-1].op_type if len(nodes) == 1 else "/".join(n.op_type for n in nodes)
+        raise SystolixError(f"node {ctx.node_label} ({op}): a constant operand of {table.size // 256} values (one per "
+                            "channel) makes it a different table per channel; only one table per op is supported "
+                            "(a per-tensor constant)")
+    return table.reshape(256).astype(y_q.np_dtype)

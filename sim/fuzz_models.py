@@ -9,8 +9,9 @@ alone. Two kinds:
   QLinearSigmoid; QLinearConcat; a final QGemm or QLinearMatMul), with quantization parameters drawn
   from ordinary ranges and, now and then, from the ends of float32 (denormal, tiny and huge scales),
   zero points at the ends of their type and int32 bias extremes.
-- ``"float"``: a float32 graph (Conv 1D/2D, BatchNormalization, Relu/Clip/LeakyRelu/Sigmoid/HardSwish,
-  MaxPool, AveragePool, GlobalAveragePool, residual Add, Gemm) that the fuzzer quantizes with
+- ``"float"``: a float32 graph (Conv 1D/2D, BatchNormalization, Relu/Clip/LeakyRelu/PRelu/Sigmoid/Tanh/
+  HardSigmoid/HardSwish/Elu/Selu/Celu/Softplus/Softsign/Abs, Mul by a constant, MaxPool, AveragePool,
+  GlobalAveragePool, GlobalMaxPool, residual Add, channel Concat, Gemm) that the fuzzer quantizes with
   onnxruntime's quantizer (QDQ or QOperator, int8 or uint8 activations, per tensor or per channel).
 """
 
@@ -370,8 +371,13 @@ class _FloatBuilder:
 
     def activation(self, x: str, channels: int) -> str:
         rng, g = self.rng, self.g
-        op = str(rng.choice(["Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSwish", "BatchNormalization"]))
+        op = str(rng.choice(["Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSwish", "BatchNormalization", "Tanh",
+                             "HardSigmoid", "Elu", "Softplus", "Selu", "Celu", "Softsign", "Abs", "PRelu", "Mul"]))
         self.layers.append(op)
+        if op == "PRelu":
+            return g.node("PRelu", [x, self.w((channels, 1, 1)[: 1 + self.dims], 0.2)], "prelu")
+        if op == "Mul":  # by a positive constant, per tensor
+            return g.node("Mul", [x, g.const(np.float32(rng.uniform(0.2, 3.0)))], "mul")
         if op == "Clip":
             return g.node("Clip", [x, g.const(np.float32(0.0)), g.const(np.float32(rng.choice([1.0, 6.0])))], "clip")
         if op == "LeakyRelu":
@@ -386,6 +392,7 @@ class _FloatBuilder:
         rng, g = self.rng, self.g
         dims = 1 if rng.random() < 0.3 else 2
         shape = input_shape = (int(rng.integers(1, 5)), *(int(rng.integers(3, 13)) for _ in range(dims)))
+        self.dims = dims
         x = "x"
         for _ in range(int(rng.integers(1, 5))):
             r = rng.random()
@@ -409,10 +416,18 @@ class _FloatBuilder:
                                 kernel_shape=[1] * dims)
                 x = g.node("Add", [x, branch], "add")
                 self.layers.append("residual Add")
-            else:
-                x = g.node("GlobalAveragePool", [x], "gap")
+            elif r < 0.95:
+                op = str(rng.choice(["GlobalAveragePool", "GlobalMaxPool"]))
+                x = g.node(op, [x], op.lower())
                 shape = (shape[0],) + (1,) * dims
-                self.layers.append("GlobalAveragePool")
+                self.layers.append(op)
+            else:
+                c = shape[0]
+                branch = g.node("Conv", [x, self.w((c, c, *(1,) * dims), 1 / np.sqrt(c))], "conv",
+                                kernel_shape=[1] * dims)
+                x = g.node("Concat", [x, branch], "concat", axis=1)
+                shape = (2 * c, *shape[1:])
+                self.layers.append("channel Concat")
         flat = g.node("Flatten", [x], "flat", axis=1)
         k, units = int(np.prod(shape)), int(rng.integers(2, 11))
         y = g.node("Gemm", [flat, self.w((k, units), 1 / np.sqrt(k)), self.w((units,), 0.1)], "gemm")

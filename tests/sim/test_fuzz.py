@@ -79,3 +79,11 @@ def test_small_verilator_campaign():
     counts, failed = campaign(range(0, 60), backend="verilator", config=config)
     assert counts["mismatch"] == 0 and counts["crash"] == 0, [(r.seed, r.detail[-300:]) for r in failed]
     assert counts["exact"] >= 25
+
+
+@pytest.mark.parametrize("seed", [632, 1222])
+def test_per_channel_prelu_is_refused_in_one_line(seed):
+    """Regression: a per-channel PRelu slope made the importer reshape C tables into one (a traceback)."""
+    result, _ = run_case(seed, backend="golden")
+    assert result.outcome == "refused", result.detail
+    assert "one table per op is supported" in result.detail and "\n" not in result.detail
