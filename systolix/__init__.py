@@ -9,10 +9,11 @@ The Python API (:mod:`systolix.api`)::
     result.bit_exact, result.mismatches, result.report
 """
 
-from .api import Build, Model, Quantization, Simulation, build, load, open_build, quantize, simulate, synth
+from .api import Build, Model, Quantization, Simulation, build, load, open_build, quantize, simulate
 from .arch.config import AcceleratorConfig
 from .errors import SystolixError
 
+# (``systolix.synth`` is the synthesis module; its API function is systolix.api.synth, or Build.synth)
 __all__ = ["AcceleratorConfig", "Build", "Model", "Quantization", "Simulation", "SystolixError", "build", "load",
-           "open_build", "quantize", "simulate", "synth"]
+           "open_build", "quantize", "simulate"]
 __version__ = "0.1.0"
