@@ -9,11 +9,12 @@ The Python API (:mod:`systolix.api`)::
     result.bit_exact, result.mismatches, result.report
 """
 
-from .api import Build, Model, Quantization, Simulation, build, load, open_build, quantize, simulate
+from .api import Build, Model, Quantization, Simulation, build, load, open_build, simulate
 from .arch.config import AcceleratorConfig
 from .errors import SystolixError
 
-# (``systolix.synth`` is the synthesis module; its API function is systolix.api.synth, or Build.synth)
+# systolix.quantize and systolix.synth are subpackages: their API functions are systolix.api.quantize and
+# systolix.api.synth (or Model.quantize and Build.synth)
 __all__ = ["AcceleratorConfig", "Build", "Model", "Quantization", "Simulation", "SystolixError", "build", "load",
-           "open_build", "quantize", "simulate"]
+           "open_build", "simulate"]
 __version__ = "0.1.0"
