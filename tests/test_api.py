@@ -286,3 +286,23 @@ def test_demo_calls_the_api_not_other_commands():
     called = {ast.unparse(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
     assert not {name for name in called if "Namespace" in name or name.startswith("cmd_")}, called
     assert {"api.load", "_quantize", "_compile", "_simulate"} <= called, called
+
+
+def test_every_public_api_object_is_documented_and_typed():
+    import inspect
+
+    import systolix.api as api
+
+    for name in api.__all__:
+        obj = getattr(api, name)
+        assert inspect.getdoc(obj), name
+        members = [(f"{name}.{m}", v) for m, v in vars(obj).items() if not m.startswith("_")] if isinstance(
+            obj, type) else [(name, obj)]
+        for label, member in members:
+            target = member.fget if isinstance(member, property) else member
+            if not callable(target):
+                continue
+            assert inspect.getdoc(target), label
+            assert "return" in inspect.get_annotations(target) or label.endswith("__init__"), label
+    for name in ("Build", "Model", "Quantization", "Simulation", "build", "load", "open_build", "simulate"):
+        assert getattr(systolix, name) is getattr(api, name)
