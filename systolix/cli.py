@@ -283,9 +283,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     model_path, calib, test = EXAMPLE / "model.onnx", EXAMPLE / "calib.npz", EXAMPLE / "test.npz"
     quantized_path, build_dir, report_path = out / "model_int8.onnx", out / f"build_{args.array}", out / "simulate.json"
     out.mkdir(parents=True, exist_ok=True)
-    for path, option in ((quantized_path, "-o"), (report_path, "--json")):  # every output, before any work
-        check_output_file(path, option)
-    check_build_folder(build_dir, "-o")
+    for path in (quantized_path, report_path):  # every output, before any work
+        check_output_file(path, "--out")
+    check_build_folder(build_dir, "--out")
     console = _console()
     console.rule("1. inspect the float model")
     model = api.load(model_path)
