@@ -24,8 +24,10 @@ from .images import MemoryImages
 from .layout import TensorPlacement, allocate, storage_geometry
 from .lower import (
     Lowered,
+    average_pool_refusal,
     is_global_average,
     lower_add,
+    lower_average_pool,
     lower_concat,
     lower_conv,
     lower_dense,
@@ -273,10 +275,7 @@ def _dtype_zp(model: ir.Model, name: str) -> tuple[str, int]:
 def _unsupported(layer: ir.Layer) -> str | None:
     """Why a layer cannot run on the accelerator (None if it can)."""
     if isinstance(layer, ir.AveragePool) and not is_global_average(layer):
-        return (f"an average pool with kernel {'x'.join(map(str, layer.kernel))} over a "
-                f"{'x'.join(map(str, layer.in_shapes[0][2:]))} input (pads {list(layer.pads)}) is computed by "
-                "onnxruntime in float; only a pool covering the whole input without padding (a global average) "
-                "runs on the accelerator")
+        return average_pool_refusal(layer)
     if isinstance(layer, ir.Concat) and layer.axis != 1:
         return f"a Concat on axis {layer.axis} is not supported by the accelerator (only the channel axis, 1)"
     if isinstance(layer, ir.MatMul):
@@ -735,6 +734,8 @@ def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes
         return lower_conv(layer, x, y, lanes, config.acc_memory_depth)
     if isinstance(layer, ir.Dense):
         return lower_dense(layer, x, y, lanes)
+    if isinstance(layer, ir.AveragePool) and not is_global_average(layer):
+        return lower_average_pool(layer, x, y, lanes, config.acc_memory_depth)
     if isinstance(layer, ir.GlobalAveragePool | ir.AveragePool):
         return lower_gap(layer, x, y, lanes)
     if isinstance(layer, ir.MaxPool):

@@ -21,6 +21,10 @@ def _unit(layer: ir.Layer) -> str:
         return "array"
     if isinstance(layer, ir.AveragePool) and is_global_average(layer):
         return "array"
+    if isinstance(layer, ir.AveragePool):
+        if layer.x_quant is None:
+            return "array (window sums; exactness checked once quantized)"
+        return "array (window sums, one scale per divisor)"
     if isinstance(layer, ir.MaxPool):
         return "vector (max)"
     if isinstance(layer, ir.Lookup):
