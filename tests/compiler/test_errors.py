@@ -15,6 +15,7 @@ import pytest
 
 from systolix.arch.config import AcceleratorConfig
 from systolix.compiler.compile import compile_model
+from systolix.compiler.where import runs_on
 from systolix.errors import SystolixError
 from systolix.frontend import ir
 
@@ -203,16 +204,44 @@ def test_dense_with_leading_dimensions() -> None:
         compile_model(net.model("seq"), config())
 
 
-def test_average_pool_not_global() -> None:
+def _avg_net(pads: tuple[int, ...] = (0, 0, 0, 0), dilations: tuple[int, int] = (1, 1), y_scale: float | None = None,
+             include: bool = False) -> ir.Model:
     net = Net((1, 4, 4, 4))
     x_q = net.info["x"].quant
+    y_q = x_q if y_scale is None else q(y_scale, 3)
+    out = (4 + pads[0] + pads[2] - 2) // 2 + 1, (4 + pads[1] + pads[3] - 2) // 2 + 1
     net.layer(ir.AveragePool(name="avg", op="QLinearAveragePool", inputs=("x",), output="avg",
-                             in_shapes=((1, 4, 4, 4),), out_shape=(1, 4, 2, 2), kernel=(2, 2), strides=(2, 2),
-                             pads=(0, 0, 0, 0), dilations=(1, 1), x_quant=x_q, y_quant=x_q), x_q)
-    with raises("layer avg (QLinearAveragePool): an average pool with kernel 2x2 over a 4x4 input (pads [0, 0, 0, 0]) "
-                "is computed by onnxruntime in float; only a pool covering the whole input without padding "
-                "(a global average) runs on the accelerator"):
-        compile_model(net.model("avg"), config())
+                             in_shapes=((1, 4, 4, 4),), out_shape=(1, 4, *out), kernel=(2, 2), strides=(2, 2),
+                             pads=pads, dilations=dilations, count_include_pad=include, x_quant=x_q, y_quant=y_q), y_q)
+    return net.model("avg")
+
+
+def test_average_pool_with_the_input_scale_is_a_float32_tie() -> None:
+    """Output scale = input scale (as TFLite writes it), 2x2: sums 2 mod 4 are ties that onnxruntime's float32
+    rounding of each value decides -- not an integer function of the window sum."""
+    with raises("layer avg (QLinearAveragePool): onnxruntime averages in float32, and windows of 4 cells with the "
+                "same integer sum -522 of codes minus the zero point (divisor 4) give different outputs (-128, -127): "
+                "the float32 rounding of the individual values decides a rounding tie, so no integer window sum "
+                "followed by a requantization reproduces it (the golden model does)"):
+        compile_model(_avg_net(), config())
+    assert runs_on(_avg_net())["avg"].startswith("refused: onnxruntime averages in float32, and windows of 4 cells")
+
+
+def test_average_pool_divisor_along_the_width() -> None:
+    model = _avg_net(pads=(0, 1, 0, 1), y_scale=0.0371)
+    with raises("layer avg (QLinearAveragePool): with count_include_pad=0 and padding or partial windows along the "
+                "width, the divisor changes from column to column ([1, 2] valid cells); the requantizer has one scale "
+                "per channel, so only row bands can have their own divisor (1D pools and pools padded only along the "
+                "height run on the accelerator)"):
+        compile_model(model, config())
+    assert runs_on(_avg_net(pads=(1, 0, 1, 0), y_scale=0.0371))["avg"] == "array (window sums, one scale per divisor)"
+    assert runs_on(_avg_net(pads=(0, 1, 0, 1), y_scale=0.0371, include=True))["avg"].startswith("array")
+
+
+def test_average_pool_dilation() -> None:
+    with raises("layer avg (QLinearAveragePool): an average pool with dilation is not supported (onnxruntime's "
+                "QLinearAveragePool has none)"):
+        compile_model(_avg_net(dilations=(2, 1), y_scale=0.0371), config())
 
 
 def test_concat_matmul_transpose() -> None:
