@@ -25,9 +25,11 @@ from .layout import TensorPlacement, allocate, storage_geometry
 from .lower import (
     Lowered,
     average_pool_refusal,
+    channel_lookup_fit,
     is_global_average,
     lower_add,
     lower_average_pool,
+    lower_channel_lookup,
     lower_concat,
     lower_conv,
     lower_dense,
@@ -276,6 +278,11 @@ def _unsupported(layer: ir.Layer) -> str | None:
     """Why a layer cannot run on the accelerator (None if it can)."""
     if isinstance(layer, ir.AveragePool) and not is_global_average(layer):
         return average_pool_refusal(layer)
+    if isinstance(layer, ir.ChannelLookup):
+        try:
+            channel_lookup_fit(layer)
+        except SystolixError as e:
+            return str(e).removeprefix(f"layer {layer.name}: ")
     if isinstance(layer, ir.Concat) and layer.axis != 1:
         return f"a Concat on axis {layer.axis} is not supported by the accelerator (only the channel axis, 1)"
     if isinstance(layer, ir.MatMul):
@@ -288,7 +295,7 @@ def _unsupported(layer: ir.Layer) -> str | None:
     if layer.host:
         return "this operation is left to the host and cannot be part of the accelerator program"
     if not isinstance(layer, ir.Conv | ir.Dense | ir.MaxPool | ir.AveragePool | ir.GlobalAveragePool | ir.Lookup
-                      | ir.Add | ir.Reshape | ir.Concat):
+                      | ir.ChannelLookup | ir.Add | ir.Reshape | ir.Concat):
         return f"{type(layer).__name__} layers are not supported by the accelerator"
     return None
 
@@ -742,6 +749,8 @@ def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes
         return lower_maxpool(layer, x, y)
     if isinstance(layer, ir.Lookup):
         return lower_lookup(layer, x, y, lanes)
+    if isinstance(layer, ir.ChannelLookup):
+        return lower_channel_lookup(layer, x, y, lanes, config.acc_memory_depth)
     if isinstance(layer, ir.Add):
         return lower_add(layer, xs[0], xs[1], y, add_variant)
     if isinstance(layer, ir.Concat):

@@ -13,6 +13,7 @@ global-average-pool scale; then split into the integer ``M * 2**-E`` of the requ
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import numpy as np
 
@@ -24,12 +25,13 @@ from systolix.frontend import ir
 from systolix.quantize import requant
 from systolix.quantize.average_pool_sum import average_pool_scales
 from systolix.quantize.golden.table import unary_table
+from systolix.quantize.table_affine import AffineFit, fit_affine_tables
 
 from .images import channel_rows, conv_tiles, dense_tiles, depthwise_tiles, lut_rows, to_int8
 from .layout import TensorPlacement
 
-__all__ = ["Lowered", "average_pool_refusal", "lower_add", "lower_average_pool", "lower_conv", "lower_dense",
-           "lower_gap", "lower_lookup", "lower_maxpool"]
+__all__ = ["Lowered", "average_pool_refusal", "channel_lookup_fit", "lower_add", "lower_average_pool",
+           "lower_channel_lookup", "lower_conv", "lower_dense", "lower_gap", "lower_lookup", "lower_maxpool"]
 
 
 @dataclasses.dataclass
@@ -307,6 +309,44 @@ def lower_lookup(layer: ir.Lookup, x: TensorPlacement, y: TensorPlacement, lanes
     """Lookup: a 256-row table, row ``code + 128`` (int8 storage codes in and out)."""
     table = np.asarray(layer.table, dtype=np.int64) - y.shift
     return Lowered(dict(opcode=Opcode.LUT, rows=x.rows), lut=lut_rows(table, lanes), note=f"table ({layer.func})")
+
+
+def channel_lookup_fit(layer: ir.ChannelLookup) -> AffineFit:
+    """Each channel's table as ``requantize(w*(x - x_zp) + b)`` (:mod:`systolix.quantize.table_affine`); raises
+    with the channel that has none."""
+    cached = _FITS.get(layer)
+    if cached is not None:
+        return cached
+    x_q, y_q = layer.x_quant, layer.y_quant
+    fit = fit_affine_tables(layer.tables, int(x_q.zero_point), (x_q.qmin, x_q.qmax), np.asarray(layer.slope),
+                            int(y_q.zero_point), (y_q.qmin, y_q.qmax), layer=f"layer {layer.name}")
+    _FITS[layer] = fit
+    return fit
+
+
+_FITS: weakref.WeakKeyDictionary[ir.ChannelLookup, AffineFit] = weakref.WeakKeyDictionary()
+
+
+def lower_channel_lookup(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorPlacement, lanes: int,
+                         acc_depth: int) -> Lowered:
+    """Per-channel tables: a DEPTHWISE pass with weight ``w[c]``, bias ``b[c]`` and scale ``s[c]`` such that the
+    requantizer gives every entry of channel ``c``'s table (:func:`channel_lookup_fit`). A weight above 127 is
+    split over ``k_h`` taps of dilation 0, which all read the output pixel's own input pixel."""
+    try:
+        fit = channel_lookup_fit(layer)
+    except SystolixError as e:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): {str(e).removeprefix(f'layer {layer.name}: ')}") \
+            from None
+    channels = int(layer.out_shape[1])
+    tiles, taps = depthwise_tiles(fit.weight.reshape(channels, 1, fit.taps, 1), lanes)
+    y_q = layer.y_quant
+    fields = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, **_io_fields(x, y), k_h=fit.taps, k_w=1, stride_h=1,
+                  stride_w=1, pad_top=0, pad_left=0, dil_h=0, dil_w=1, taps=taps,
+                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=x.stored_zero_point)
+    return Lowered(fields, tiles=tiles.astype(np.int8),
+                   prm=_channels(layer, fit.scale, fit.bias, channels, y, y_q.qmin, y_q.qmax, lanes),
+                   note=f"{channels} per-channel tables as a requantized depthwise pass (w*(x - zp) + b), "
+                        f"{fit.taps} tap(s) of dilation 0")
 
 
 def lower_add(layer: ir.Add, a: TensorPlacement, b: TensorPlacement, y: TensorPlacement, variant: str) -> Lowered:

@@ -27,6 +27,8 @@ def _unit(layer: ir.Layer) -> str:
         return "array (window sums, one scale per divisor)"
     if isinstance(layer, ir.MaxPool):
         return "vector (max)"
+    if isinstance(layer, ir.ChannelLookup):
+        return "array (per-channel tables as a requantized 1x1 depthwise pass)"
     if isinstance(layer, ir.Lookup):
         return "vector (table)"
     if isinstance(layer, ir.Add):

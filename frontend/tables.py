@@ -27,11 +27,13 @@ _ONNX_TYPE = {"int8": onnx.TensorProto.INT8, "uint8": onnx.TensorProto.UINT8}
 
 
 def ort_table(ctx: ImportContext, nodes: list[onnx.NodeProto], x_q: QuantParams, y_q: QuantParams,
-              variable: str | None = None) -> np.ndarray:
+              variable: str | None = None, codes: np.ndarray | None = None) -> np.ndarray:
     """Run ``nodes`` (last output: the integer result) on all 256 codes of the integer tensor ``variable``
     (default: the first input of the first node); every other input must be a constant.
 
-    Returns the table ``t`` with ``y = t[x - x_q.qmin]``, of ``y_q``'s integer type.
+    Returns the table ``t`` with ``y = t[x - x_q.qmin]``, of ``y_q``'s integer type. With ``codes`` (an array of
+    ``x_q``'s type, any shape), the nodes run on that array instead and the result has its shape (per-channel
+    tables: the 256 codes along one axis of every channel).
     """
     from systolix.frontend.reference import reference_session
 
@@ -50,6 +52,9 @@ def ort_table(ctx: ImportContext, nodes: list[onnx.NodeProto], x_q: QuantParams,
             if name == last_out:
                 copy.output[i] = "y"
         copies.append(copy)
+    if codes is None:
+        codes = np.arange(x_q.qmin, x_q.qmax + 1).astype(x_q.np_dtype)
+    shape = list(codes.shape)
     inits = []
     for name in sorted(needed):
         if name in ctx.constants:
@@ -58,11 +63,10 @@ def ort_table(ctx: ImportContext, nodes: list[onnx.NodeProto], x_q: QuantParams,
             raise SystolixError(f"node {ctx.node_label}: input {name!r} of a table op must be a constant")
     graph = helper.make_graph(
         copies, "table",
-        [helper.make_tensor_value_info("x", _ONNX_TYPE[x_q.dtype], [256])],
-        [helper.make_tensor_value_info("y", _ONNX_TYPE[y_q.dtype], [256])], inits)
+        [helper.make_tensor_value_info("x", _ONNX_TYPE[x_q.dtype], shape)],
+        [helper.make_tensor_value_info("y", _ONNX_TYPE[y_q.dtype], shape)], inits)
     model = helper.make_model(graph, opset_imports=list(ctx.model.opset_import))
     model.ir_version = ctx.model.ir_version
-    codes = np.arange(x_q.qmin, x_q.qmax + 1).astype(x_q.np_dtype)
     try:
         (table,) = reference_session(model).run(["y"], {"x": codes})
     except Exception as exc:  # onnxruntime raises its own exception types

@@ -11,7 +11,7 @@ import onnx
 from systolix.errors import SystolixError
 
 from ..context import ImportContext, attr, quant_params
-from ..ir import Activation, Add, Concat, Conv, Dense, Lookup
+from ..ir import Activation, Add, ChannelLookup, Concat, Conv, Dense, Lookup
 from . import register
 
 
@@ -93,18 +93,58 @@ def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b:
 
     x, const, x_slot = (b, a, 3) if ctx.is_const(a) else (a, b, 0)
     value = ctx.constants[const]
+    shape = ctx.shape(x)
     if value.size != 1:
-        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): a constant operand of shape "
-                            f"{list(value.shape)} is not supported (only one value, or an activation)")
+        _per_channel_tables(node, ctx, x, const, x_slot)
+        return
     x_q = quant_params(ctx, node, x_slot + 1, x_slot + 2, "input")
     y_q = quant_params(ctx, node, 6, 7, "output")
     ctx.quant.setdefault(x, x_q)
-    shape = ctx.shape(x)
     table = ort_table(ctx, [node], x_q, y_q, variable=node.input[x_slot])
     func = f"{'add' if node.op_type == 'QLinearAdd' else 'mul'} {float(value.reshape(-1)[0]):g} (codes)"
     ctx.add(Lookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0], in_shapes=(shape,),
                    out_shape=_broadcast_shape(node, ctx, shape, tuple(value.shape)), func=func, table=table,
                    x_quant=x_q, y_quant=y_q), quant=y_q)
+
+
+def _per_channel_tables(node: onnx.NodeProto, ctx: ImportContext, x: str, const: str, x_slot: int) -> None:
+    """QLinearAdd/QLinearMul of an activation and a per-channel constant (one value per channel, on the channel
+    axis: ``[C, 1, 1]``, ``[1, C, 1, 1]``, ``[C]`` for a 2-D tensor ...): onnxruntime runs every channel with its
+    value as a scalar operand, so each channel is a 256-entry table, computed by onnxruntime running this very
+    node on the 256 codes of every channel at once."""
+    from ..tables import ort_table
+
+    value = ctx.constants[const]
+    shape = tuple(ctx.shape(x))
+    rank, channels = len(shape), int(shape[1]) if len(shape) > 1 else 0
+    padded = (1,) * (rank - value.ndim) + tuple(int(d) for d in value.shape)
+    want = (1, channels) + (1,) * (rank - 2)
+    if rank < 2 or value.ndim > rank or padded != want:
+        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): a constant operand of shape "
+                            f"{list(value.shape)} with an input of shape {list(shape)} is not supported (only one "
+                            f"value, one value per channel ({list(want[1:])}), or an activation)")
+    x_q = quant_params(ctx, node, x_slot + 1, x_slot + 2, "input")
+    k_q = quant_params(ctx, node, 4 - x_slot, 5 - x_slot, "constant")
+    y_q = quant_params(ctx, node, 6, 7, "output")
+    ctx.quant.setdefault(x, x_q)
+    codes = np.arange(x_q.qmin, x_q.qmax + 1).astype(x_q.np_dtype)
+    if rank == 2:
+        grid = np.repeat(codes[:, None], channels, axis=1)  # [256, C]: the batch axis carries the codes
+    else:
+        grid = np.broadcast_to(codes.reshape(1, 1, 256, *([1] * (rank - 3))), (1, channels, 256, *([1] * (rank - 3))))
+    out = ort_table(ctx, [node], x_q, y_q, variable=node.input[x_slot], codes=np.ascontiguousarray(grid))
+    tables = out.T if rank == 2 else out.reshape(channels, 256)
+    k = (np.float64(np.float32(k_q.scale))
+         * (value.reshape(-1).astype(np.float64) - np.asarray(k_q.zero_point, np.float64).reshape(-1)))
+    x_s, y_s = float(np.float32(x_q.scale)), float(np.float32(y_q.scale))
+    if node.op_type == "QLinearMul":
+        slope, offset, what = x_s * k / y_s, np.zeros(channels), "mul"
+    else:
+        slope, offset, what = np.full(channels, x_s / y_s), k / y_s, "add"
+    ctx.add(ChannelLookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
+                          in_shapes=(shape,), out_shape=shape, func=f"{what} a per-channel constant ({channels} "
+                          "tables)", tables=np.asarray(tables).astype(y_q.np_dtype), slope=slope, offset=offset,
+                          x_quant=x_q, y_quant=y_q), quant=y_q)
 
 
 def _self_gated_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) -> bool:
