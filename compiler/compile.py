@@ -290,8 +290,8 @@ def _unsupported(layer: ir.Layer) -> str | None:
     if isinstance(layer, ir.Transpose):
         return ("a Transpose is supported on the graph input (done by the host) and before a Flatten/Reshape into "
                 "a fully connected layer (folded into its weights)")
-    if isinstance(layer, ir.Activation):
-        return "a float activation: quantize the model first"
+    if isinstance(layer, ir.Activation | ir.ChannelConstant):
+        return "a float layer: quantize the model first"
     if layer.host:
         return "this operation is left to the host and cannot be part of the accelerator program"
     if not isinstance(layer, ir.Conv | ir.Dense | ir.MaxPool | ir.AveragePool | ir.GlobalAveragePool | ir.Lookup

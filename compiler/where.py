@@ -57,6 +57,10 @@ def runs_on(model: ir.Model) -> dict[str, str]:
         if not model.quantized and isinstance(layer, ir.Activation):
             where[layer.name] = "vector (table, once quantized)"
             continue
+        if isinstance(layer, ir.ChannelConstant):
+            where[layer.name] = ("vector (table, once quantized)" if layer.constant.size == 1 else
+                                 "array (per-channel tables, once quantized)")
+            continue
         if layer.host:
             where[layer.name] = "host (output)"
             continue

@@ -369,6 +369,21 @@ class Lookup(Layer):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
+class ChannelConstant(Layer):
+    """A float ``x + c`` or ``x * c`` by a constant of one value or one value per channel (float models only)
+    that no Conv/Dense right before can absorb; quantized, it is a :class:`Lookup` (one value) or a
+    :class:`ChannelLookup` (one table per channel)."""
+
+    kind: ClassVar[str] = "channel_constant"
+    func: str
+    constant: np.ndarray
+
+    def geometry(self) -> str:
+        what = "one value" if self.constant.size == 1 else f"{self.constant.size} values (one per channel)"
+        return f"{self.func} {what}"
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class ChannelLookup(Layer):
     """A unary op on integer codes with one 256-entry table per channel: ``y[:, c] = tables[c, x[:, c] - qmin(x)]``.
 
@@ -460,8 +475,8 @@ class Softmax(Layer):
 
 
 LAYER_KINDS: tuple[type[Layer], ...] = (
-    Conv, Dense, MatMul, MaxPool, AveragePool, GlobalAveragePool, Activation, Lookup, ChannelLookup, Add, Concat,
-    Reshape, Transpose, Softmax,
+    Conv, Dense, MatMul, MaxPool, AveragePool, GlobalAveragePool, Activation, Lookup, ChannelLookup, ChannelConstant,
+    Add, Concat, Reshape, Transpose, Softmax,
 )
 
 

@@ -11,7 +11,7 @@ import onnx
 from systolix.errors import SystolixError
 
 from ..context import ImportContext, attr, quant_params
-from ..ir import Activation, Add, ChannelLookup, Concat, Conv, Dense, Lookup
+from ..ir import Activation, Add, ChannelConstant, ChannelLookup, Concat, Conv, Dense, Lookup
 from . import register
 
 
@@ -75,14 +75,36 @@ def add(node: onnx.NodeProto, ctx: ImportContext) -> None:
     a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[1])
     if ctx.is_const(b) or ctx.is_const(a):
         x, c = (a, ctx.constants[b]) if ctx.is_const(b) else (b, ctx.constants[a])
-        if _fold_bias(node, ctx, x, c):
+        if _fold_bias(node, ctx, x, c) or _float_constant_op(node, ctx, x, c, "add"):
             return
-        raise SystolixError(f"node {ctx.node_label} (Add): adding a constant is supported only as the bias of the "
-                            "Conv/Gemm/MatMul right before it")
+        raise SystolixError(f"node {ctx.node_label} (Add): adding a constant of shape {list(c.shape)} is supported "
+                            "as the bias of the Conv/Gemm/MatMul right before it, or with one value or one value per "
+                            "channel")
     sa, sb = ctx.shape(a), ctx.shape(b)
     out = _broadcast_shape(node, ctx, sa, sb)
     ctx.add(Add(name=ctx.node_label, op="Add", inputs=(a, b), output=node.output[0], in_shapes=(sa, sb),
                 out_shape=out))
+
+
+def _channel_shape(shape: tuple, value: np.ndarray) -> bool:
+    """``value`` is one value per channel of a tensor of ``shape`` (the channel axis 1; ``[C, 1, 1]``, ...)."""
+    rank = len(shape)
+    if rank < 2 or value.ndim > rank:
+        return False
+    padded = (1,) * (rank - value.ndim) + tuple(int(d) for d in value.shape)
+    return padded == (1, int(shape[1])) + (1,) * (rank - 2)
+
+
+def _float_constant_op(node: onnx.NodeProto, ctx: ImportContext, x: str, c: np.ndarray, func: str) -> bool:
+    """A float ``x + c`` / ``x * c`` with ``c`` one value or one per channel: a layer of its own (a table, or one
+    table per channel, once quantized)."""
+    shape = tuple(ctx.shape(x))
+    if ctx.quantized or not (c.size == 1 or _channel_shape(shape, c)):
+        return False
+    ctx.add(ChannelConstant(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
+                            in_shapes=(shape,), out_shape=_broadcast_shape(node, ctx, shape, tuple(c.shape)), func=func,
+                            constant=np.asarray(c, np.float32).reshape(-1)))
+    return True
 
 
 def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) -> None:
@@ -117,12 +139,10 @@ def _per_channel_tables(node: onnx.NodeProto, ctx: ImportContext, x: str, const:
     value = ctx.constants[const]
     shape = tuple(ctx.shape(x))
     rank, channels = len(shape), int(shape[1]) if len(shape) > 1 else 0
-    padded = (1,) * (rank - value.ndim) + tuple(int(d) for d in value.shape)
-    want = (1, channels) + (1,) * (rank - 2)
-    if rank < 2 or value.ndim > rank or padded != want:
+    if not _channel_shape(shape, value):
         raise SystolixError(f"node {ctx.node_label} ({node.op_type}): a constant operand of shape "
                             f"{list(value.shape)} with an input of shape {list(shape)} is not supported (only one "
-                            f"value, one value per channel ({list(want[1:])}), or an activation)")
+                            f"value, one value per channel ({[channels] + [1] * (rank - 2)}), or an activation)")
     x_q = quant_params(ctx, node, x_slot + 1, x_slot + 2, "input")
     k_q = quant_params(ctx, node, 4 - x_slot, 5 - x_slot, "constant")
     y_q = quant_params(ctx, node, 6, 7, "output")
@@ -200,10 +220,11 @@ def mul(node: onnx.NodeProto, ctx: ImportContext) -> None:
     a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[1])
     if not ctx.quantized and (ctx.is_const(a) or ctx.is_const(b)):
         x, c = (a, ctx.constants[b]) if ctx.is_const(b) else (b, ctx.constants[a])
-        if _fold_scale(node, ctx, x, c):
+        if _fold_scale(node, ctx, x, c) or _float_constant_op(node, ctx, x, c, "mul"):
             return
-        raise SystolixError(f"node {ctx.node_label} (Mul): multiplying by a constant is supported only as a scale "
-                            "of each output channel of the Conv/Gemm/MatMul right before it")
+        raise SystolixError(f"node {ctx.node_label} (Mul): multiplying by a constant of shape {list(c.shape)} is "
+                            "supported as a scale of each output channel of the Conv/Gemm/MatMul right before it, or "
+                            "with one value or one value per channel")
     found = [(x, gate) for x, gate in ((a, b), (b, a))
              if isinstance(ctx.producer.get(gate), Activation) and ctx.producer[gate].inputs[0] == x
              and not ctx.producer[gate].func.startswith("x*")]

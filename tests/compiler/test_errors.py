@@ -307,3 +307,19 @@ def test_float_model() -> None:
     model = ir.Model(name="f", inputs=(), outputs=(), layers=(), quantized=False)
     with raises("f is a float model; quantize it first"):
         compile_model(model, config())
+
+
+def test_per_channel_tables_that_are_not_a_requantized_affine_map() -> None:
+    net = Net((1, 3, 4, 4))
+    x_q = net.info["x"].quant
+    tables = np.tile(np.arange(-128, 128), (3, 1))
+    tables[1, 7] = 100
+    net.layer(ir.ChannelLookup(name="k", op="QLinearAdd", inputs=("x",), output="k", in_shapes=((1, 3, 4, 4),),
+                               out_shape=(1, 3, 4, 4), func="add a per-channel constant (3 tables)", tables=tables,
+                               slope=np.ones(3), offset=np.zeros(3), x_quant=x_q, y_quant=x_q), x_q)
+    model = net.model("k")
+    with raises("layer k (QLinearAdd): the 256-entry table of channel 1 is not monotone, so it cannot run as a "
+                "requantized 1x1 depthwise pass; per-channel tables cannot run on the lookup unit either (every lane "
+                "reads the same table: one load write fills every lane's copy of the lut memory)"):
+        compile_model(model, config())
+    assert runs_on(model)["k"].startswith("refused: the 256-entry table of channel 1 is not monotone")
