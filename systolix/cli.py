@@ -229,9 +229,20 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     check_build_folder(args.output, "-o")
     console = _console()
-    config = _config(args)
-    with console.status(f"compiling {args.model} for {config.rows}x{config.cols}"):
-        result = build(args.model, args.output, config, calib=args.calib)
+    device = getattr(args, "device", None)
+    if device is not None and (args.array or args.config):
+        raise SystolixError("--device sizes the configuration to the FPGA: it cannot be combined with --array or "
+                            "--config")
+    config = None if device is not None else _config(args)
+    what = f"{device}" if device is not None else f"{config.rows}x{config.cols}"
+    with console.status(f"compiling {args.model} for {what}"):
+        result = build(args.model, args.output, config, calib=args.calib, device=device)
+    if device is not None:
+        from .arch.config import AcceleratorConfig
+        from .compiler.device_fit import describe
+
+        config = AcceleratorConfig.from_file(result.folder / "config.json")
+        console.print(describe(config, device), markup=False, highlight=False)
     report = result.report
     table = Table(title=f"{args.model} on a {config.rows}x{config.cols} array")
     for col in ("layer", "op", "instr", "MACs", "predicted cycles", "act rows", "wgt rows"):
@@ -243,8 +254,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
     console.print(f"predicted {report['predicted_cycles']:,} cycles per inference; wrote {result.folder}/: "
                   + ", ".join(sorted(p.name for p in result.folder.iterdir())))
     if args.synth:  # the old yosys-only check, now the whole flow of `systolix synth`
-        console.print(f"--synth: systolix synth {result.folder} --device ecp5-85f", markup=False, highlight=False)
-        return _synth(console, result.folder, "ecp5-85f")
+        target = device or "ecp5-85f"
+        console.print(f"--synth: systolix synth {result.folder} --device {target}", markup=False, highlight=False)
+        return _synth(console, result.folder, target)
     return 0
 
 
@@ -376,9 +388,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib", help="calibration data, to quantize a float model first")
     p.add_argument("--array", help="preset: 4x4, 8x8 (default), 16x16")
     p.add_argument("--config", help="accelerator configuration JSON file (instead of --array)")
+    p.add_argument("--device", help="ecp5-85f, ecp5-25f or up5k: the largest array whose logic fits the FPGA, "
+                   "memories sized to the model (refused only when the model exceeds the device)")
     p.add_argument("-o", "--output", required=True, help="the build folder to write")
     p.add_argument("--synth", action="store_true",
-                   help="then run `systolix synth BUILD --device ecp5-85f` (yosys + nextpnr, minutes)")
+                   help="then run `systolix synth BUILD --device ecp5-85f` (or --device; yosys + nextpnr, minutes)")
     p.set_defaults(func=cmd_compile)
 
     p = sub.add_parser("synth", help="synthesise and place & route a build for an FPGA: resources, Fmax, "
