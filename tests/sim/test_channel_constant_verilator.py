@@ -31,7 +31,10 @@ CASES = {
     "2d-1c11-u8": dict(dtype="uint8", sample_shape=(5, 4, 3), const_shape="1c11", seed=2),
     "1d-c1-u8": dict(dtype="uint8", sample_shape=(7, 9), const_shape="c11", seed=3),
     "dense-s8": dict(dtype="int8", sample_shape=(9,), const_shape="1c11", seed=4),
+    "2d-6taps-u8": dict(dtype="uint8", sample_shape=(6, 5, 7), const_shape="c11", seed=12),
 }
+#: Cases whose Add needs taps of dilation 0 (a weight above 127).
+TAPS = {"dense-s8": 3, "2d-6taps-u8": 6}
 
 
 @needs_verilator
@@ -42,6 +45,8 @@ def test_per_channel_constant_on_the_accelerator(tmp_path, case: str) -> None:
     config = AcceleratorConfig.preset("4x4")
     program = compile_model(import_model(path).ir, config)
     assert len(program.instructions) == 3  # Add, Mul, HALT: each one depthwise pass
+    add = program.instructions[0]
+    assert (add.k_h, add.dil_h) == (TAPS.get(case, 1), 0)
     result = simulate(path, random=24, backend="verilator", layers=True, config=config)
     cmp = result.comparison
     assert cmp.mismatches == 0, cmp.first_mismatch
