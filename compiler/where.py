@@ -28,7 +28,7 @@ def _unit(layer: ir.Layer) -> str:
     if isinstance(layer, ir.MaxPool):
         return "vector (max)"
     if isinstance(layer, ir.ChannelLookup):
-        return "array (per-channel tables as a requantized 1x1 depthwise pass)"
+        return "array (per-channel tables as a requantized depthwise pass)"
     if isinstance(layer, ir.Lookup):
         return "vector (table)"
     if isinstance(layer, ir.Add):

@@ -323,3 +323,21 @@ def test_per_channel_tables_that_are_not_a_requantized_affine_map() -> None:
                 "reads the same table: one load write fills every lane's copy of the lut memory)"):
         compile_model(model, config())
     assert runs_on(model)["k"].startswith("refused: the 256-entry table of channel 1 is not monotone")
+
+
+def test_per_channel_tables_beyond_the_parameter_memory() -> None:
+    """Per-channel tables need no lookup-table rows but one parameter row per channel block: a memory too small
+    for them names the layer, the need and the budget."""
+    channels = 40
+    net = Net((1, channels, 2, 2))
+    x_q = net.info["x"].quant
+    codes = np.arange(-128, 128)
+    tables = np.stack([np.clip(codes + c - 20, -128, 127) for c in range(channels)])
+    net.layer(ir.ChannelLookup(name="k", op="QLinearAdd", inputs=("x",), output="k", in_shapes=((1, channels, 2, 2),),
+                               out_shape=(1, channels, 2, 2), func=f"add a per-channel constant ({channels} tables)",
+                               tables=tables, slope=np.ones(channels), offset=np.arange(channels) - 20.0,
+                               x_quant=x_q, y_quant=x_q), x_q)
+    small = dataclasses.replace(config(), param_memory_depth=4)
+    with raises(f"layer k needs {channels // small.rows} parameter rows but param_memory_depth is 4; use "
+                f"param_memory_depth >= {channels // small.rows} or a larger preset"):
+        compile_model(net.model("k"), small)
