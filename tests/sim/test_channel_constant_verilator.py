@@ -108,3 +108,23 @@ def test_per_channel_constants_in_a_quantized_network(tmp_path, fmt: str) -> Non
     assert cmp.mismatches == 0, cmp.first_mismatch
     ops = {layer.op: layer.elements for layer in cmp.layers}
     assert ops.get("QLinearAdd", 0) > 0 and ops.get("QLinearMul", 0) > 0
+
+
+@pytest.mark.parametrize("shape", [(6, 1, 1), (6, 1), (6,), (6, 2, 1)])
+def test_one_element_spans_batched_and_per_sample(tmp_path, shape) -> None:
+    """Per-channel constants on tensors with one element per channel (a squeeze-excitation style [N, C, 1, 1]):
+    the tables, computed with 256 codes per channel, equal onnxruntime on the model at batch 64 and batch 1."""
+    from systolix.quantize.golden_model import run_golden
+    from systolix.sim.onnxruntime_runner import run_onnxruntime
+
+    for seed, dtype in ((0, "int8"), (1, "uint8"), (2, "int8")):
+        path = tmp_path / f"m{seed}.onnx"
+        onnx.save(channel_const_model(dtype=dtype, sample_shape=shape, seed=seed), str(path))
+        imported = import_model(path)
+        info = np.iinfo(dtype)
+        x = np.random.default_rng(seed).integers(info.min, info.max + 1, (64, *shape)).astype(dtype)
+        golden = run_golden(imported.ir, {"x": x})["y"]
+        np.testing.assert_array_equal(golden, run_onnxruntime(imported.reference, {"x": x}, ["y"])["y"])
+        for i in range(4):
+            np.testing.assert_array_equal(golden[i : i + 1],
+                                          run_onnxruntime(imported.reference, {"x": x[i : i + 1]}, ["y"])["y"])
