@@ -33,7 +33,11 @@ so the computed output is 0 too.
 *Range.* Values are 47-bit two's complement (``|value| < 2**14``, ``VALUE_BITS``). The compiler
 checks ``max |X| + 512 < 2**14`` (so ``r < ~62``: a ratio of scales this large saturates almost every
 output anyway) and *clamps* table entries with ``|T| >= max|X| + 512`` to ``sign(T) * (max|X| + 512)``:
-such an entry saturates the output whatever the product, before and after the clamp.
+such an entry saturates the output whatever the product, before and after the clamp. A zero or
+denormal ratio is fine (its products only reach the sticky bit). Entries that are not finite or are
+beyond ``2**31`` (plus the largest product and a margin) become ``-bound``: onnxruntime's
+``cvtps2dq`` turns such sums into ``-2**31``, so the output is the type's minimum whatever the sign;
+an entry within that margin of ``2**31`` is refused.
 
 *Rounding.* ``|S| >= 512`` saturates; ``|S| < 1/2`` gives 0 (float32 rounding cannot carry it past
 ``1/2``, and ``RNE(1/2) = 0``). In between, the leading one of the magnitude (in units, bit
@@ -196,10 +200,16 @@ def _window(x: float) -> tuple[int, int]:
 
 
 def _significand(r: np.float32, what: str) -> tuple[int, int]:
-    """``r = m * 2**e`` with ``2**23 <= m < 2**24`` for a normal positive float32."""
-    if not (np.isfinite(r) and r >= np.finfo(np.float32).tiny):
-        raise SystolixError(f"QLinearAdd: the scale ratio {what} = {float(r):.6g} is zero, denormal or "
-                            "infinite; the ADD unit cannot compute it")
+    """``r = m * 2**e`` with ``2**23 <= m < 2**24`` (``m = 0`` for zero) for a finite float32 ``r >= 0``.
+
+    Denormal ratios are exact in float64, so they split like normal ones (their products land in the
+    sticky bit).
+    """
+    if not (np.isfinite(r) and r >= 0):
+        raise SystolixError(f"QLinearAdd: the scale ratio {what} = {float(r):.6g} overflows float32; the ADD "
+                            "unit cannot compute it")
+    if r == 0:
+        return 0, SHIFT_MIN - FRAC_BITS
     fraction, exponent = np.frexp(np.float64(r))
     return int(fraction * 2.0**24), int(exponent) - 24
 
@@ -233,10 +243,10 @@ def add_images(a_quant, b_quant, y_quant, variant: str, *, swap: bool = False) -
             raise SystolixError(f"QLinearAdd: {name} must be per-tensor int8 or uint8")
     a_s, b_s, c_s = (_f32(np.asarray(q.scale).reshape(())) for q in (a_quant, b_quant, y_quant))
     azf, bzf, czf = (_f32(int(np.asarray(q.zero_point).reshape(()))) for q in (a_quant, b_quant, y_quant))
-    ra, rb = _f32(a_s / c_s), _f32(b_s / c_s)
     a_codes = np.arange(256, dtype=np.int64) + a_quant.qmin
     b_codes = np.arange(256, dtype=np.int64) + b_quant.qmin
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(all="ignore"):  # float32 overflow gives infinities, as in onnxruntime
+        ra, rb = _f32(a_s / c_s), _f32(b_s / c_s)
         if variant == "avx2" and not swap:
             fixed = _f32(czf - fma_f32(ra, azf, _f32(rb * bzf)))
             table = fma_f32(b_codes.astype(np.float32), rb, fixed)
@@ -249,8 +259,6 @@ def add_images(a_quant, b_quant, y_quant, variant: str, *, swap: bool = False) -
             fixed = _f32(czf - _f32(_f32(ra * azf) + _f32(rb * bzf)))
             table = (fixed + (a_codes.astype(np.float32) * ra).astype(np.float32)).astype(np.float32)
             table_on_a, r_v, v_quant, what = 1, rb, b_quant, "b_scale / c_scale"
-    if not np.all(np.isfinite(table)):
-        raise SystolixError("QLinearAdd: the scales make onnxruntime's float32 table overflow")
     m, e = _significand(r_v, what)
     limit = (_LIMIT - _SAT) / (255 if v_quant.dtype == "uint8" else 128) / 2**FRAC_BITS
     if e + FRAC_BITS > VALUE_BITS - 24:  # |X(1)| >= 2**(VALUE_BITS - 1): certainly too large
@@ -268,14 +276,28 @@ def add_images(a_quant, b_quant, y_quant, variant: str, *, swap: bool = False) -
     if bound >= _LIMIT:
         raise SystolixError(f"QLinearAdd: the scale ratio {what} = {float(r_v):.6g} is too large for the ADD "
                             f"unit (at most {limit:.4g})")
+    # onnxruntime converts the float32 sum with cvtps2dq, which gives -2**31 for NaN and anything outside
+    # the int32 range, and saturates after: such a sum comes out as the output's minimum, whatever its
+    # sign. An entry that far out (or not finite) makes every sum that far out, so it becomes -bound,
+    # which saturates low. Entries close enough to 2**31 that the product decides are refused.
+    overflow = 2.0**31
+    band = x_max / 2.0**FRAC_BITS + 4096.0
     value = np.zeros(256, dtype=np.int64)
     sticky = np.zeros(256, dtype=np.int64)
     for i, t in enumerate(table):
-        v, s = _window(float(t))
-        if v >= bound:  # T >= bound: the output saturates high whatever the product
-            v, s = bound, 0
-        elif v + 1 <= -bound:  # T < v + 1 <= -bound
+        if not np.isfinite(t) or abs(float(t)) >= overflow + band:
             v, s = -bound, 0
+        elif abs(float(t)) > overflow - band:
+            raise SystolixError(
+                f"QLinearAdd: a float32 table value ({float(t):.9g}) lies so close to 2**31 that whether "
+                "onnxruntime's int32 conversion overflows depends on the other operand; the ADD unit "
+                "cannot compute that")
+        else:
+            v, s = _window(float(t))
+            if v >= bound:  # T >= bound: the output saturates high whatever the product
+                v, s = bound, 0
+            elif v + 1 <= -bound:  # T < v + 1 <= -bound
+                v, s = -bound, 0
         value[i], sticky[i] = v, s
     words = (value & ((1 << VALUE_BITS) - 1)) | (sticky << VALUE_BITS)
     return AddImages(params=params, prm_row=pack_add_params(params), value=value, sticky=sticky, table=words)

@@ -487,7 +487,10 @@ def _plan_im2col(model: ir.Model, classified: _Classified, lanes: int) -> tuple[
         conv = im2col_conv(layer, lanes, name)
         if conv is None:
             continue
-        _, zp = _dtype_zp(model, layer.inputs[0])
+        # Padding cells hold the convolution's own input zero point (they add 0), whatever the input's
+        # placement records (:func:`.lower.input_zero_point`).
+        zp = int(np.asarray(layer.x_quant.zero_point).reshape(-1)[0]) if layer.x_quant is not None else \
+            _dtype_zp(model, layer.inputs[0])[1]
         transforms.append(HostTransform(layer.name, "Im2col", layer.inputs[0], name, window=Window.of(layer),
                                         pad_value=zp))
         layers[i] = conv

@@ -30,8 +30,9 @@ from systolix.quantize.table_affine import AffineFit, fit_affine_tables
 from .images import channel_rows, conv_tiles, dense_tiles, depthwise_tiles, lut_rows, to_int8
 from .layout import TensorPlacement
 
-__all__ = ["Lowered", "average_pool_refusal", "channel_lookup_fit", "lower_add", "lower_average_pool",
-           "lower_channel_lookup", "lower_conv", "lower_dense", "lower_gap", "lower_lookup", "lower_maxpool"]
+__all__ = ["Lowered", "average_pool_refusal", "channel_lookup_fit", "input_zero_point", "lower_add",
+           "lower_average_pool", "lower_channel_lookup", "lower_conv", "lower_dense", "lower_gap", "lower_lookup",
+           "lower_maxpool"]
 
 
 @dataclasses.dataclass
@@ -57,6 +58,41 @@ def _window_fields(layer: ir._Window) -> dict:
 
 def _io_fields(x: TensorPlacement, y: TensorPlacement) -> dict:
     return dict(in_blocks=x.blocks, in_h=x.h, in_w=x.w, out_blocks=y.blocks, out_h=y.h, out_w=y.w)
+
+
+def input_zero_point(layer: ir.Layer, x: TensorPlacement) -> int:
+    """The zero point a reduction layer subtracts from its input, as the hardware sees it (int8 storage).
+
+    It is the layer's own input quantization (QLinearConv's / QLinearMatMul's / QGemm's ``x_zero_point``,
+    QLinearGlobalAveragePool's), not the zero point recorded for the rows it reads: a tensor is only codes,
+    and its placement may belong to another tensor (the producer of a Flatten/Reshape the layer reads
+    through) whose quantization is unknown, for instance a MaxPool on the graph input, or that another
+    consumer reads with a different zero point. Only the storage's uint8 shift comes from the placement.
+
+    Parameters
+    ----------
+    layer : ir.Layer
+        A Conv, Dense or average-pool layer (``x_quant`` per tensor).
+    x : TensorPlacement
+        Where its input's codes are stored.
+
+    Returns
+    -------
+    int
+        ``x_zero_point - x.shift``.
+
+    Raises
+    ------
+    SystolixError
+        If the layer's input type differs from the stored tensor's.
+    """
+    q = getattr(layer, "x_quant", None)
+    if q is None:
+        return x.stored_zero_point
+    if q.dtype != x.dtype:
+        raise SystolixError(f"layer {layer.name} ({layer.op}) reads {x.name!r} as {q.dtype} but it is stored as "
+                            f"{x.dtype}")
+    return int(np.asarray(q.zero_point).reshape(-1)[0]) - x.shift
 
 
 def _symmetric_weights(layer: ir.Layer, w: np.ndarray, q: ir.QuantParams) -> np.ndarray:
@@ -85,14 +121,20 @@ def _channels(layer: ir.Layer, scale: np.ndarray, bias: np.ndarray | None, count
     """prm rows for ``count`` output channels (scale one or per channel)."""
     scale = np.broadcast_to(np.asarray(scale, dtype=np.float32).reshape(-1), (count,))
     try:
-        mant, exp = requant.scale_to_mantissa_exponent(scale)
+        mant, exp, zps = requant.requant_constants(scale, y.zero_point, 0 if y.dtype == "uint8" else -128)
     except SystolixError as e:
         raise SystolixError(f"layer {layer.name}: {e}") from None
+    if np.unique(zps).size > 1:
+        inf = [int(c) for c in np.nonzero(np.isinf(scale))[0]][:6]
+        raise SystolixError(
+            f"layer {layer.name}: the requantization scale overflows float32 to +inf on output channel(s) "
+            f"{inf} but not on all; onnxruntime then outputs qmin for a zero accumulator, which needs a "
+            "per-channel output zero point the accelerator does not have (quantize with finite scales)")
     # A scale >= 2**24 (E < 0) can be given as E = 0: every non-zero accumulator saturates either way.
     exp = np.maximum(exp, 0)
     b = np.zeros(count, dtype=np.int64) if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
     s = y.shift
-    chans = [ChannelParams(bias=int(b[c]), m=int(mant[c]), e=int(exp[c]), zp=y.zero_point - s, lo=lo - s, hi=hi - s)
+    chans = [ChannelParams(bias=int(b[c]), m=int(mant[c]), e=int(exp[c]), zp=int(zps[c]) - s, lo=lo - s, hi=hi - s)
              for c in range(count)]
     zp = y.zero_point - s
     pad = ChannelParams(bias=0, m=1 << 23, e=0, zp=zp, lo=zp, hi=zp)  # lanes past C: always the zero point
@@ -122,7 +164,7 @@ def lower_conv(layer: ir.Conv, x: TensorPlacement, y: TensorPlacement, lanes: in
     scale = requant.output_scale(x_q.scale, w_q.scale, y_q.scale)
     lo, hi = _out_range(layer, y_q)
     fields = dict(opcode=Opcode.MATMUL, mode=mode, **_io_fields(x, y), **_window_fields(layer), taps=taps,
-                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=x.stored_zero_point)
+                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
     return Lowered(fields, tiles=tiles.astype(np.int8),
                    prm=_channels(layer, scale, layer.bias, m, y, lo, hi, lanes), note=note)
 
@@ -141,7 +183,7 @@ def lower_dense(layer: ir.Dense, x: TensorPlacement, y: TensorPlacement, lanes: 
         scale = requant.output_scale(x_q.scale, w_q.scale, y_q.scale)
     lo, hi = _out_range(layer, y_q)
     fields = dict(opcode=Opcode.MATMUL, mode=Mode.DENSE, **_io_fields(x, y), k_h=1, k_w=1, stride_h=1, stride_w=1,
-                  dil_h=1, dil_w=1, taps=taps, chunk_rows=1, x_zp=x.stored_zero_point)
+                  dil_h=1, dil_w=1, taps=taps, chunk_rows=1, x_zp=input_zero_point(layer, x))
     note = "dense" if (x.h, x.w) == (1, 1) else f"dense, weights permuted to the {x.channels}x{x.h}x{x.w} layout"
     return Lowered(fields, tiles=tiles.astype(np.int8),
                    prm=_channels(layer, scale, layer.bias, layer.weight.shape[1], y, lo, hi, lanes), note=note)
@@ -168,7 +210,7 @@ def lower_gap(layer: ir.GlobalAveragePool | ir.AveragePool, x: TensorPlacement, 
                             f"[2**-32, 256): onnxruntime refuses it")
     y_q = layer.y_quant
     fields = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, **_io_fields(x, y), k_h=x.h, k_w=x.w, stride_h=1,
-                  stride_w=1, dil_h=1, dil_w=1, taps=hw, chunk_rows=1, x_zp=x.stored_zero_point, w_shared=1)
+                  stride_w=1, dil_h=1, dil_w=1, taps=hw, chunk_rows=1, x_zp=input_zero_point(layer, x), w_shared=1)
     tile = np.eye(lanes, dtype=np.int8)
     return Lowered(fields, tiles=tile, prm=_channels(layer, scale, None, x.channels, y, y_q.qmin, y_q.qmax, lanes),
                    note=f"global average pool as depthwise with one shared all-ones tile, {hw} taps")
@@ -268,7 +310,7 @@ def lower_average_pool(layer: ir.AveragePool, x: TensorPlacement, y: TensorPlace
     y_q = layer.y_quant
     base = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, in_w=cols.size, out_w=cols.out, k_h=rows.kernel,
                 k_w=cols.kernel, stride_h=rows.stride, stride_w=cols.stride, pad_left=cols.pad, dil_h=1, dil_w=1,
-                taps=rows.kernel * cols.kernel, x_zp=x.stored_zero_point, w_shared=1)
+                taps=rows.kernel * cols.kernel, x_zp=input_zero_point(layer, x), w_shared=1)
     tile = np.eye(lanes, dtype=np.int8)
     kind = "1D average pool (along the rows)" if layer.spatial_dims == 1 else "average pool"
     parts = []
@@ -342,7 +384,7 @@ def lower_channel_lookup(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorP
     y_q = layer.y_quant
     fields = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, **_io_fields(x, y), k_h=fit.taps, k_w=1, stride_h=1,
                   stride_w=1, pad_top=0, pad_left=0, dil_h=0, dil_w=1, taps=taps,
-                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=x.stored_zero_point)
+                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
     return Lowered(fields, tiles=tiles.astype(np.int8),
                    prm=_channels(layer, fit.scale, fit.bias, channels, y, y_q.qmin, y_q.qmax, lanes),
                    note=f"{channels} per-channel tables as a requantized depthwise pass (w*(x - zp) + b), "

@@ -19,7 +19,14 @@ import onnxruntime as ort
 from onnx import TensorProto
 
 from systolix.errors import SystolixError
-from systolix.frontend.reference import ORT_ERRORS, add_outputs, fixed_batch, reference_session, session_options
+from systolix.frontend.reference import (
+    ORT_ERRORS,
+    add_outputs,
+    fixed_batch,
+    reference_session,
+    run_session,
+    session_options,
+)
 
 if TYPE_CHECKING:
     from systolix.frontend.canonical import CanonicalModel
@@ -168,8 +175,8 @@ def _run(session: ort.InferenceSession, feeds: dict[str, np.ndarray], batch: int
     names = [o.name for o in session.get_outputs()]
     n = next(iter(feeds.values())).shape[0] if feeds else 0
     if batch is None or n <= batch:
-        return dict(zip(names, session.run(None, feeds), strict=True))
-    chunks = [session.run(None, {k: v[i : i + batch] for k, v in feeds.items()}) for i in range(0, n, batch)]
+        return dict(zip(names, run_session(session, None, feeds), strict=True))
+    chunks = [run_session(session, None, {k: v[i : i + batch] for k, v in feeds.items()}) for i in range(0, n, batch)]
     return {
         name: np.concatenate([np.asarray(c[k]) for c in chunks], axis=0)
         for k, name in enumerate(names)

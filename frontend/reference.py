@@ -14,6 +14,7 @@ leaves it off for models whose integer matrix ops all read int8 activations.
 from __future__ import annotations
 
 import os
+import re
 
 import onnx
 import onnxruntime as ort
@@ -22,7 +23,8 @@ from onnx import TensorProto
 from systolix.errors import SystolixError
 from systolix.frontend.canonical_graph import GraphView, elem_types
 
-__all__ = ["add_outputs", "fixed_batch", "needs_x64_precision", "reference_session", "session_options"]
+__all__ = ["add_outputs", "fixed_batch", "needs_x64_precision", "ort_span_kind", "reference_session", "run_session",
+           "session_options"]
 
 _state = ort.capi.onnxruntime_pybind11_state
 #: What onnxruntime raises when it cannot load a model.
@@ -93,6 +95,48 @@ def needs_x64_precision(model: onnx.ModelProto) -> bool:
     return any(
         types.get(n.input[0]) != TensorProto.INT8 for n in model.graph.node if n.op_type in _MATRIX_QOPS
     )
+
+
+def ort_span_kind(shape_a: tuple[int, ...], shape_b: tuple[int, ...]) -> str:
+    """Which kernel form onnxruntime's binary broadcaster calls for inputs of these shapes.
+
+    ``"a_scalar"``, ``"b_scalar"`` or ``"general"``: ``Broadcaster`` (``element_wise_ops.h``) walks the
+    shapes from the innermost axis; trailing axes of size 1 are skipped only while both shapes still
+    have axes there (within the shorter rank), and the first axis it keeps decides: an input of size 1
+    on it is the per-span scalar, input 0 first. So ``[N, C, H, 1] + [1]`` is *input-0-scalar* (one
+    element per span), while ``[N, C, H, 1] + [1, 1, 1, 1]`` is *input-1-scalar*. The kernels round
+    differently in the three forms (QLinearAdd, QLinearMul), so golden models and tables must ask.
+    """
+    a, b = list(shape_a), list(shape_b)
+    if not a or not b:
+        if not a and not b:
+            return "a_scalar"
+        last = (b or a)[-1]
+        if not a:
+            return "a_scalar"
+        return "b_scalar" if last > 1 else "a_scalar"
+    dmin = min(len(a), len(b))
+    for index in range(dmin):
+        x, y = a[-1 - index], b[-1 - index]
+        if max(x, y) == 1 and index + 1 < dmin:
+            continue
+        if x <= 1:
+            return "a_scalar"
+        return "b_scalar" if y <= 1 else "general"
+    raise AssertionError("unreachable")
+
+
+def run_session(session: ort.InferenceSession, outputs: list[str] | None, feeds: dict) -> list:
+    """``session.run`` with onnxruntime's run-time refusals as one-line :class:`SystolixError` s.
+
+    onnxruntime checks some parameters only when a node runs (QLinearGlobalAveragePool's scale
+    range, for instance); such a model is one onnxruntime itself refuses, so it is bad input.
+    """
+    try:
+        return session.run(outputs, feeds)
+    except ORT_ERRORS as e:
+        text = re.sub(r"^(\[ONNXRuntimeError\] : )?\d+ : [A-Z_]+ : ", "", str(e).strip()).splitlines()[0]
+        raise SystolixError(f"onnxruntime refuses to run the model: {text}") from None
 
 
 def reference_session(

@@ -45,11 +45,18 @@ _U = 2.0**-24
 MAX_EXACT_CELLS = 16
 
 
-def ort_average_codes(s: np.ndarray, divisor: int, y_scale: float, y_zp: int, qmin: int, qmax: int) -> np.ndarray:
-    """onnxruntime's steps after the float32 window sum ``s``: divide, divide by ``y_s``, add ``y_zp``, RNE, clamp."""
+def _average_values(s: np.ndarray, divisor: int, y_scale: float, y_zp: int) -> np.ndarray:
     v = (np.asarray(s, dtype=_F32) / _F32(divisor)).astype(_F32)
-    v = ((v / _F32(y_scale)).astype(_F32) + _F32(y_zp)).astype(_F32)
-    return np.clip(np.rint(v).astype(np.int64), qmin, qmax)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return ((v / _F32(y_scale)).astype(_F32) + _F32(y_zp)).astype(_F32)
+
+
+def ort_average_codes(s: np.ndarray, divisor: int, y_scale: float, y_zp: int, qmin: int, qmax: int) -> np.ndarray:
+    """onnxruntime's steps after the float32 window sum ``s``: divide, divide by ``y_s``, add ``y_zp``, convert
+    to int32 (NaN or outside the int32 range: INT32_MIN), saturate -- as the golden model does."""
+    v = _average_values(s, divisor, y_scale, y_zp)
+    inside = (v >= -(2.0**31)) & (v < 2.0**31)
+    return np.clip(np.where(inside, np.rint(np.where(inside, v, 0)), -(2.0**31)).astype(np.int64), qmin, qmax)
 
 
 def _float32_below(v: np.ndarray) -> np.ndarray:
@@ -98,6 +105,12 @@ def _scales(x_scale: float, kmin: int, kmax: int, y_scale: float, y_zp: int, qmi
         sums = np.arange(n * kmin, n * kmax + 1)
         eps = n * term_error + _U * (1 + 2.0**-20) * biggest * sum(range(2, n + 1))
         exact = float(_F32(x_scale)) * sums.astype(np.float64)
+        ends = np.concatenate([_average_values(_float32_below(exact - 2 * eps), divisor, y_scale, y_zp),
+                               _average_values(_float32_above(exact + 2 * eps), divisor, y_scale, y_zp)])
+        if not np.all((ends > -(2.0**31)) & (ends < 2.0**31)):
+            raise SystolixError(f"{layer}: the float32 average reaches the int32 range's end or is not a number "
+                                f"(output scale {y_scale!r}); onnxruntime's conversion then gives INT32_MIN, not "
+                                "the saturated value, which the requantizer does not reproduce")
         lo = ort_average_codes(_float32_below(exact - 2 * eps), divisor, *out)
         hi = ort_average_codes(_float32_above(exact + 2 * eps), divisor, *out)
         table = codes.setdefault(divisor, {})

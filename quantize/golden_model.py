@@ -169,6 +169,8 @@ def _add(layer: ir.Add, xs: list[np.ndarray]) -> np.ndarray:
         y_q.qmin,
         y_q.qmax,
         variant=probe_qlinear_add_variant(),
+        # One sample at a time, as the accelerator runs (and simulate runs onnxruntime for such adds).
+        span_shapes=((1, *xs[0].shape[1:]), (1, *xs[1].shape[1:])),
     ).astype(y_q.np_dtype)
 
 

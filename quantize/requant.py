@@ -39,6 +39,7 @@ __all__ = [
     "output_scale",
     "qgemm_output_scale",
     "requantize",
+    "requant_constants",
     "requantize_float32",
     "round_shift_rne",
     "round_to_significant_bits",
@@ -76,8 +77,9 @@ def output_scale(x_scale: ArrayLike, w_scale: ArrayLike, y_scale: ArrayLike) -> 
     """
     xs = _f32_scalar(x_scale, "x_scale")
     ys = _f32_scalar(y_scale, "y_scale")
-    prod = (xs * _f32_vector(w_scale)).astype(_F32)
-    return (prod / ys).astype(_F32)
+    with np.errstate(all="ignore"):  # float32 overflow and underflow as onnxruntime has them
+        prod = (xs * _f32_vector(w_scale)).astype(_F32)
+        return (prod / ys).astype(_F32)
 
 
 def qgemm_output_scale(
@@ -102,9 +104,10 @@ def qgemm_output_scale(
     al = _f32_scalar(alpha, "alpha")
     a_s = _f32_scalar(a_scale, "a_scale")
     ys = _f32_scalar(y_scale, "y_scale")
-    t = _F32(al * a_s)
-    prod = (t * _f32_vector(b_scale)).astype(_F32)
-    return (prod / ys).astype(_F32)
+    with np.errstate(all="ignore"):
+        t = _F32(al * a_s)
+        prod = (t * _f32_vector(b_scale)).astype(_F32)
+        return (prod / ys).astype(_F32)
 
 
 def gap_output_scale(x_scale: ArrayLike, y_scale: ArrayLike, hw: int) -> np.ndarray:
@@ -124,8 +127,59 @@ def gap_output_scale(x_scale: ArrayLike, y_scale: ArrayLike, hw: int) -> np.ndar
     """
     xs = _f32_scalar(x_scale, "x_scale")
     ys = _f32_scalar(y_scale, "y_scale")
-    denom = _F32(ys * _F32(hw))
-    return np.array([xs / denom], dtype=_F32)
+    with np.errstate(all="ignore"):
+        denom = _F32(ys * _F32(hw))
+        return np.array([xs / denom], dtype=_F32)
+
+
+def requant_constants(
+    scale: ArrayLike, y_zp: ArrayLike, qmin: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The integer constants of requantization, one set per scale: ``(M, E, zero point)``.
+
+    They cover every float32 scale onnxruntime can form from finite quantization parameters:
+
+    - positive, normal or denormal: ``scale == M * 2**-E`` (:func:`scale_to_mantissa_exponent`), the
+      zero point unchanged;
+    - zero (an underflowed product or quotient): ``M = 0``, so every output is the zero point, as
+      ``f32(acc) * 0`` is;
+    - ``+inf`` (an overflowed one): ``f32(acc) * inf`` is ``+-inf`` or, for ``acc == 0``, NaN, which
+      x86's ``maxps`` against the lower bound turns into the lower bound: the output is the top of the
+      range for ``acc > 0`` and ``qmin`` otherwise (measured on QLinearConv, depthwise, QLinearMatMul,
+      int8 and uint8). Given here as ``M = 2**23, E = 0`` (every non-zero accumulator saturates) with
+      the zero point replaced by ``qmin``, which makes ``acc == 0`` come out as ``qmin`` too.
+
+    Parameters
+    ----------
+    scale : array_like
+        float32 scales.
+    y_zp : array_like
+        Output zero point, one value or one per scale.
+    qmin : int
+        Lowest output code.
+
+    Returns
+    -------
+    (M, E, zp) : tuple of numpy.ndarray
+        int64 arrays of the shape of ``scale``.
+
+    Raises
+    ------
+    SystolixError
+        A negative or NaN scale (onnxruntime's quantizers never write one).
+    """
+    s = np.asarray(scale, dtype=_F32)
+    zp = np.broadcast_to(np.asarray(y_zp, dtype=np.int64), s.shape).copy()
+    bad = np.isnan(s) | (s < 0)
+    if np.any(bad):
+        first = s[bad].reshape(-1)[0]
+        raise SystolixError(f"requantization scale must be zero, positive or +inf, not {float(first)!r}")
+    zero, inf = s == 0, np.isinf(s)
+    mant, exp = scale_to_mantissa_exponent(np.where(zero | inf, _F32(1), s))
+    mant = np.where(zero, 0, mant)
+    exp = np.where(inf, 0, exp)
+    zp = np.where(inf, np.int64(qmin), zp)
+    return mant.astype(np.int64), exp.astype(np.int64), zp.astype(np.int64)
 
 
 def scale_to_mantissa_exponent(scale: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -279,10 +333,14 @@ def requantize(
     if acc.ndim == 0:
         return requantize(acc.reshape(1), scale, y_zp, qmin, qmax, channel_axis=0).reshape(())
     a64 = acc.astype(np.int64)
-    mant, exp = scale_to_mantissa_exponent(np.asarray(scale, dtype=_F32).reshape(-1))
+    sc = np.asarray(scale, dtype=_F32).reshape(-1)
+    zp_in = np.asarray(y_zp, dtype=np.int64).reshape(-1)
+    if zp_in.size != 1 and sc.size == 1:
+        sc = np.broadcast_to(sc, zp_in.shape)
+    mant, exp, zp_eff = requant_constants(sc, zp_in if zp_in.size == sc.size else zp_in[0], qmin)
     mant = _channel_view(mant, acc.ndim, channel_axis)
     exp = _channel_view(exp, acc.ndim, channel_axis)
-    zp, lo, hi = _bounds(y_zp, qmin, qmax, acc.ndim, channel_axis)
+    zp, lo, hi = _bounds(zp_eff, qmin, qmax, acc.ndim, channel_axis)
 
     mag = np.abs(a64)
     a24 = round_to_significant_bits(mag, 24)  # step 1: int32 -> float32
@@ -321,9 +379,11 @@ def requantize_float32(
         return requantize_float32(acc.reshape(1), scale, y_zp, qmin, qmax, channel_axis=0).reshape(())
     sc = _channel_view(np.asarray(scale, dtype=_F32).reshape(-1), acc.ndim, channel_axis)
     zp, lo, hi = _bounds(y_zp, qmin, qmax, acc.ndim, channel_axis)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         v = acc.astype(np.int32).astype(_F32) * sc
     v = v.astype(_F32)
+    # x86 maxps(v, lo) returns lo when v is NaN (0 * inf); numpy's maximum would keep the NaN.
+    v = np.where(np.isnan(v), lo.astype(_F32), v)
     v = np.minimum(np.maximum(v, lo.astype(_F32)), hi.astype(_F32))
     q = np.rint(v).astype(np.int64) + zp
     return q.astype(np.int32)

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import onnx
 
-from systolix.frontend.reference import add_outputs, fixed_batch, reference_session
+from systolix.frontend.reference import add_outputs, fixed_batch, reference_session, run_session
 
 
 def run_onnxruntime(model: onnx.ModelProto, inputs: dict[str, np.ndarray], tensors: Sequence[str],
@@ -29,7 +29,7 @@ def run_onnxruntime(model: onnx.ModelProto, inputs: dict[str, np.ndarray], tenso
     results: dict[str, list[np.ndarray]] = {t: [] for t in names}
     for start in range(0, n, step):
         feed = {k: v[start:start + step] for k, v in inputs.items()}
-        for name, value in zip(names, session.run(names, feed), strict=True):
+        for name, value in zip(names, run_session(session, names, feed), strict=True):
             results[name].append(np.asarray(value))
         if progress is not None:
             progress(min(start + step, n))

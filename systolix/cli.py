@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from .errors import SystolixError
-from .outputs import check_build_folder, check_output_file, check_output_folder, temporary_beside, write_atomic
+from .outputs import check_build_folder, check_output_file, check_output_folder, write_atomic
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "keras_mnist"
 
@@ -33,71 +33,55 @@ __all__ = ["build_parser", "main", "write_atomic"]
 
 
 # -- inspect ------------------------------------------------------------------------------------------
+def _show_model(console: Console, model) -> None:
+    """What ``inspect`` prints for an :class:`~systolix.api.Model`."""
+    for line in model.normalized:
+        console.print(f"normalised: {line}", markup=False)
+    console.print(model.table())
+    for line in model.host_ops:
+        console.print(f"host: {line}")
+    for line in model.converted:
+        console.print(f"converted to integer: {line}")
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .compiler.where import runs_on
-    from .frontend.importer import import_model
-    from .frontend.inspect import inspect_table, layer_rows
+    from . import api
 
     if args.json:
         check_output_file(args.json, "--json", inputs=(args.model,))
-    imported = import_model(args.model)
-    console = _console()
-    for line in imported.normalized:
-        console.print(f"normalised: {line}", markup=False)
-    where = runs_on(imported.ir)
-    console.print(inspect_table(imported.ir, where))
-    for line in imported.ir.host_ops:
-        console.print(f"host: {line}")
-    for line in imported.ir.converted:
-        console.print(f"converted to integer: {line}")
+    model = api.load(args.model)
+    _show_model(_console(), model)
     if args.json:
-        ir = imported.ir
-        write_atomic(args.json, json.dumps({"model": ir.name, "quantized": ir.quantized, "params": ir.params,
-                                            "macs": ir.macs, "layers": layer_rows(ir, where)}, indent=2))
+        write_atomic(args.json, json.dumps(model.to_json(), indent=2))
     return 0
 
 
 # -- quantize -----------------------------------------------------------------------------------------
 def cmd_quantize(args: argparse.Namespace) -> int:
-    _quantize(args)
+    _quantize(_console(), args.model, args.calib, args.output, method=args.method, per_channel=not args.per_tensor,
+              format=args.format, activation_type=args.activation_type, max_calib=args.max_calib, eval_data=args.eval)
     return 0
 
 
-def _quantize(args: argparse.Namespace):
-    """Quantize, print the summary and the float vs int8 agreement table; return the agreement.
+def _quantize(console: Console, model, calib, output, **options):
+    """Quantize (:func:`systolix.api.quantize`), print the summary and the float vs int8 agreement table; return
+    the quantized :class:`~systolix.api.Model`.
 
-    The output path, the float model and the evaluation data are checked before quantizing; the model is
-    written under a temporary name beside the output and renamed only when everything succeeded.
+    The output path is checked before anything else (with the command's option name in the message).
     """
-    from .frontend.importer import import_model
-    from .quantize.datasets import load_inputs
-    from .quantize.ptq import QuantizationWarning, agreement, agreement_table, model_input, quantize_model
+    from . import api
+    from .quantize.ptq import QuantizationWarning
 
-    eval_path = args.eval or args.calib
-    check_output_file(args.output, "-o", inputs=(args.model, args.calib, args.eval))
-    import_model(args.model)  # refuses what systolix cannot run (shapes, ops, weights) before any work
-    spec = model_input(args.model)
-    x, y = load_inputs(eval_path, spec.name, spec.shape, "float32")
-    console = _console()
-    with temporary_beside(args.output) as tmp:
-        with console.status(f"calibrating ({args.method}) and quantizing {args.model}"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", QuantizationWarning)  # printed below as a note
-            result = quantize_model(args.model, args.calib, tmp, method=args.method,
-                                    per_channel=not args.per_tensor, quant_format=args.format,
-                                    activation_type=args.activation_type, max_calib_samples=args.max_calib)
-        with console.status(f"float vs int8 on {eval_path}"):
-            agree = agreement(args.model, tmp, x, y)
-    console.print(f"wrote {args.output}: {result.calib_samples} calibration samples, {result.method}, "
-                  f"{result.activation_type} activations x {result.weight_type} "
-                  f"{'per-channel' if result.per_channel else 'per-tensor'} weights, {result.quant_format}, "
-                  f"{result.seconds:.1f} s")
-    console.print("ops: " + ", ".join(f"{op} x{n}" for op, n in result.op_counts.items()))
-    console.print("integer-exact on any x86 CPU: " + ("yes" if result.exact_on_any_x86 else "NO"),
-                  style=None if result.exact_on_any_x86 else "red")
-    for note in result.notes:
-        console.print(f"note: {note}")
-    console.print(agreement_table(agree, title=f"float vs int8 on {eval_path}"))
-    return agree
+    check_output_file(output, "-o", inputs=(getattr(model, "path", model), calib, options.get("eval_data")))
+    with console.status(f"quantizing {getattr(model, 'path', model)}") as status, warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)  # printed below as a note
+        quantized = api.quantize(model, calib, output, progress=status.update, **options)
+    summary = quantized.quantization
+    for line in summary.lines():
+        red = line == "integer-exact on any x86 CPU: NO"
+        console.print(line, style="red" if red else None)
+    console.print(summary.table())
+    return quantized
 
 
 # -- simulate -----------------------------------------------------------------------------------------
@@ -188,19 +172,8 @@ def hardware_table(result) -> Table:
     return table
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from .sim.simulate import simulate
-
-    for option in ("json", "waveform"):
-        if getattr(args, option, None):
-            check_output_file(getattr(args, option), f"--{option}", inputs=(args.model, args.inputs))
-    console = _console()
-    bar, update = _progress(console)
-    with bar:
-        result = simulate(args.model, inputs=args.inputs, random=args.random, backend=args.backend,
-                          layers=args.layers, seed=args.seed, progress=update, config=_config(args, None),
-                          clock_mhz=getattr(args, "clock_mhz", None), waveform=getattr(args, "waveform", None),
-                          trace_sample=getattr(args, "trace_sample", None))
+def _show_simulation(console: Console, result) -> None:
+    """What ``simulate`` prints for a :class:`~systolix.sim.simulate.SimulationResult`."""
     for line in result.normalized:
         console.print(f"normalised: {line}", markup=False)
     console.print(summary_table(result))
@@ -218,15 +191,60 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                       f"{first.sample}, index {first.index}: {result.backend} {first.backend}, onnxruntime "
                       f"{first.reference} {first.note}".rstrip(), style="red")
     console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
-    if args.json:
-        write_atomic(args.json, json.dumps(result.to_json(), indent=2))
-    return 0 if result.bit_exact else 1
+
+
+def _simulate(console: Console, target, *, json_path=None, waveform=None, inputs=None, **options):
+    """Simulate (:func:`systolix.api.simulate`) with a progress bar, print the tables, write the JSON report;
+    return the :class:`~systolix.api.Simulation`. Output paths are checked first."""
+    from . import api
+
+    for option, path in (("json", json_path), ("waveform", waveform)):
+        if path:
+            check_output_file(path, f"--{option}", inputs=(getattr(target, "folder", target), inputs))
+    bar, update = _progress(console)
+    with bar:
+        simulation = api.simulate(target, inputs, waveform=waveform, progress=update, **options)
+    _show_simulation(console, simulation.result)
+    if json_path:
+        write_atomic(json_path, json.dumps(simulation.report, indent=2))
+    return simulation
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    console = _console()
+    for option in ("json", "waveform"):  # before reading a configuration file
+        if getattr(args, option, None):
+            check_output_file(getattr(args, option), f"--{option}", inputs=(args.model, args.inputs))
+    simulation = _simulate(console, args.model, json_path=args.json, waveform=args.waveform, inputs=args.inputs,
+                           random=args.random, backend=args.backend, layers=args.layers, seed=args.seed,
+                           config=_config(args, None), clock_mhz=args.clock_mhz, trace_sample=args.trace_sample)
+    return 0 if simulation.bit_exact else 1
 
 
 # -- compile ------------------------------------------------------------------------------------------
-def cmd_compile(args: argparse.Namespace) -> int:
-    from .compiler.build import build
+def _compile(console: Console, model, output, config, *, calib=None, device: str | None = None):
+    """Compile (:func:`systolix.api.build`) and print the per-layer table; return the :class:`~systolix.api.Build`.
+    With ``device`` the configuration is sized to that FPGA (one line says which)."""
+    from . import api
 
+    check_build_folder(output, "-o")
+    label = getattr(model, "path", model)
+    what = device if device is not None else f"{config.rows}x{config.cols}"
+    with console.status(f"compiling {label} for {what}"):
+        build = api.build(model, output, config, calib=calib, device=device)
+    if device is not None:
+        from .arch.config import AcceleratorConfig
+        from .compiler.device_fit import describe
+
+        config = AcceleratorConfig.from_file(build.folder / "config.json")
+        console.print(describe(config, device), markup=False, highlight=False)
+    console.print(build.table(title=f"{label} on a {config.rows}x{config.cols} array"))
+    console.print(f"predicted {build.predicted_cycles:,} cycles per inference; wrote {build.folder}/: "
+                  + ", ".join(build.files))
+    return build
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
     check_build_folder(args.output, "-o")
     console = _console()
     device = getattr(args, "device", None)
@@ -234,40 +252,25 @@ def cmd_compile(args: argparse.Namespace) -> int:
         raise SystolixError("--device sizes the configuration to the FPGA: it cannot be combined with --array or "
                             "--config")
     config = None if device is not None else _config(args)
-    what = f"{device}" if device is not None else f"{config.rows}x{config.cols}"
-    with console.status(f"compiling {args.model} for {what}"):
-        result = build(args.model, args.output, config, calib=args.calib, device=device)
-    if device is not None:
-        from .arch.config import AcceleratorConfig
-        from .compiler.device_fit import describe
-
-        config = AcceleratorConfig.from_file(result.folder / "config.json")
-        console.print(describe(config, device), markup=False, highlight=False)
-    report = result.report
-    table = Table(title=f"{args.model} on a {config.rows}x{config.cols} array")
-    for col in ("layer", "op", "instr", "MACs", "predicted cycles", "act rows", "wgt rows"):
-        table.add_column(col, justify="left" if col in ("layer", "op") else "right")
-    for layer in report["layers"]:
-        table.add_row(_short(layer["name"]), layer["op"], ",".join(map(str, layer["instructions"])),
-                      f"{layer['macs']:,}", f"{layer['cycles']:,}", f"{layer['act_rows']:,}", f"{layer['wgt_rows']:,}")
-    console.print(table)
-    console.print(f"predicted {report['predicted_cycles']:,} cycles per inference; wrote {result.folder}/: "
-                  + ", ".join(sorted(p.name for p in result.folder.iterdir())))
+    build = _compile(console, args.model, args.output, config, calib=args.calib, device=device)
     if args.synth:  # the old yosys-only check, now the whole flow of `systolix synth`
         target = device or "ecp5-85f"
-        console.print(f"--synth: systolix synth {result.folder} --device {target}", markup=False, highlight=False)
-        return _synth(console, result.folder, target)
+        console.print(f"--synth: systolix synth {build.folder} --device {target}", markup=False, highlight=False)
+        return _synth(console, build.folder, target)
     return 0
 
 
 # -- synth -------------------------------------------------------------------------------------------
 def _synth(console: Console, build, device: str, *, seed: int = 1, freq: float | None = None, force: bool = False,
            json_path=None) -> int:
-    from .synth import DEFAULT_FREQ_MHZ, result_table, result_text, synth_build
+    from . import api
+    from .synth import result_table, result_text
 
+    if json_path:
+        check_output_file(json_path, "--json")
     with console.status(f"synthesising {build} for {device}") as status:
-        result = synth_build(build, device, seed=seed, freq_mhz=freq or DEFAULT_FREQ_MHZ, force=force,
-                             progress=lambda line: status.update(f"{line}: {build} for {device}"))
+        result = api.synth(build, device, seed=seed, freq=freq, force=force,
+                           progress=lambda line: status.update(f"{line}: {build} for {device}"))
     if console.is_terminal:
         console.print(result_table(result))
     else:
@@ -287,26 +290,28 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job on the bundled example: inspect, quantize, compile for 8x8, simulate the whole test set on
     the accelerator RTL (Verilator; the golden model if Verilator is not available), bit-exactly."""
+    from . import api
 
     out = check_output_folder(args.out, "--out")
+    config = _config(args)
+    model_path, calib, test = EXAMPLE / "model.onnx", EXAMPLE / "calib.npz", EXAMPLE / "test.npz"
+    quantized_path, build_dir, report_path = out / "model_int8.onnx", out / f"build_{args.array}", out / "simulate.json"
     out.mkdir(parents=True, exist_ok=True)
-    model, calib, test = EXAMPLE / "model.onnx", EXAMPLE / "calib.npz", EXAMPLE / "test.npz"
-    quantized, build_dir = out / "model_int8.onnx", out / f"build_{args.array}"
+    for path in (quantized_path, report_path):  # every output, before any work
+        check_output_file(path, "--out")
+    check_build_folder(build_dir, "--out")
     console = _console()
     console.rule("1. inspect the float model")
-    cmd_inspect(argparse.Namespace(model=model, json=None))
+    model = api.load(model_path)
+    _show_model(console, model)
     console.rule("2. quantize to int8 (calibration set)")
-    agree = _quantize(argparse.Namespace(model=model, calib=calib, output=quantized, method="minmax",
-                                         per_tensor=False, format="qoperator", activation_type="int8", max_calib=None,
-                                         eval=test))
+    quantized = _quantize(console, model, calib, quantized_path, eval_data=test)
     console.rule(f"3. compile for the {args.array} accelerator")
-    cmd_compile(argparse.Namespace(model=quantized, calib=None, array=args.array, config=None, output=build_dir,
-                                   synth=False))
+    build = _compile(console, quantized, build_dir, config)
     console.rule("4. the whole test set on the accelerator vs onnxruntime, every layer")
-    code = cmd_simulate(argparse.Namespace(model=build_dir, inputs=test, random=None, backend=args.backend,
-                                           layers=True, seed=0, json=out / "simulate.json", array=None, config=None,
-                                           clock_mhz=args.clock_mhz, waveform=None, trace_sample=None))
-    report = json.loads((out / "simulate.json").read_text())
+    simulation = _simulate(console, build, json_path=report_path, inputs=test, backend=args.backend, layers=True,
+                           clock_mhz=args.clock_mhz)
+    agree, report = quantized.quantization.agreement, simulation.report
     table = Table(title="bundled example: summary")
     table.add_column("measure")
     table.add_column("value", justify="right")
@@ -322,7 +327,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         table.add_row("simulation speed", f"{report['simulated_cycles_per_second']:,.0f} cycles/s, "
                                           f"{report['samples_per_second']:.1f} images/s")
     console.print(table)
-    return code
+    return 0 if simulation.bit_exact else 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -343,75 +348,153 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
+#: One plain-text line per command (fits the 80-column ``systolix --help``).
+COMMANDS = {
+    "inspect": "show each layer: shapes, geometry, parameters, MACs",
+    "quantize": "int8 post-training quantization with onnxruntime",
+    "simulate": "run a backend and onnxruntime, compare every element",
+    "compile": "compile for the accelerator: Verilog, program, images",
+    "synth": "synthesise, place & route: resources, Fmax, latency",
+    "demo": "the whole flow on the bundled example model",
+}
+
+#: The description at the top of each command's --help.
+DESCRIPTIONS = {
+    "inspect": "Show every layer of an ONNX model: shapes, kernel geometry, parameters, MACs and where it runs.",
+    "quantize": "Quantize a float ONNX model to int8 with onnxruntime's quantize_static and a calibration set, and\n"
+                "compare the float and int8 models' top-1 results.",
+    "simulate": "Run a quantized model, or exactly what a build folder holds, on a backend and onnxruntime, and\n"
+                "compare every output element (every layer's with --layers). Exit code 1 on any mismatch.",
+    "compile": "Compile a quantized model (or a float one with --calib) for the accelerator into a build folder:\n"
+               "Verilog, program, memory images, report.",
+    "synth": "Synthesise (yosys) and place & route (nextpnr) a build folder for an FPGA: resources, Fmax,\n"
+             "critical path, latency per inference. Exit code 1 when it does not fit.",
+    "demo": "The whole flow on the bundled example model: inspect, quantize, compile, simulate the test set\n"
+            "on the accelerator's RTL, every layer compared with onnxruntime.",
+}
+
+EPILOG = """\
+exit codes:
+  0  success (simulate: bit-exact with onnxruntime; synth: the design fits the device)
+  1  simulate: a mismatch against onnxruntime; synth: the design does not fit
+  2  bad input: one line on stderr, nothing half-written
+  3  an internal error, a bug in systolix (--debug shows the traceback)
+
+examples:
+  systolix quantize model.onnx --calib calib.npz -o model_int8.onnx
+  systolix compile model_int8.onnx --array 8x8 -o build_8x8
+  systolix simulate build_8x8 --inputs test.npz --layers --json report.json
+"""
+
+#: A few examples per command, in its --help.
+EXAMPLES = {
+    "inspect": ["systolix inspect model.onnx", "systolix inspect model_int8.onnx --json layers.json"],
+    "quantize": ["systolix quantize model.onnx --calib calib.npz -o model_int8.onnx",
+                 "systolix quantize model.onnx --calib calib.npz --method entropy --eval test.npz -o q.onnx"],
+    "simulate": ["systolix simulate build_8x8 --inputs test.npz --layers",
+                 "systolix simulate model_int8.onnx --random 20 --backend golden --json report.json"],
+    "compile": ["systolix compile model_int8.onnx --array 8x8 -o build_8x8",
+                "systolix compile model.onnx --calib calib.npz --config my_config.json -o build"],
+    "synth": ["systolix synth build_8x8 --device ecp5-85f"],
+    "demo": ["systolix demo", "systolix demo --array 4x4 --out out/demo4"],
+}
+
+BACKENDS = ["auto", "golden", "amaranth", "verilator"]
+BACKEND_HELP = ("auto (default): verilator when Verilator and a C++ compiler are available, else golden; golden: the "
+                "NumPy integer model; amaranth: the RTL on Amaranth's simulator (slow); verilator: the RTL compiled "
+                "by Verilator")
+
+
+def _command(sub, name: str, func) -> argparse.ArgumentParser:
+    epilog = "examples:\n" + "".join(f"  {line}\n" for line in EXAMPLES[name])
+    parser = sub.add_parser(name, help=COMMANDS[name], description=DESCRIPTIONS[name], epilog=epilog,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _configuration(parser: argparse.ArgumentParser, array_help: str) -> None:
+    """``--array NAME`` or ``--config FILE``, not both."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--array", metavar="PRESET", help=array_help)
+    group.add_argument("--config", metavar="FILE", help="accelerator configuration JSON file (instead of --array)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="systolix", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from . import __version__
 
-    p = sub.add_parser("inspect", help="per-layer shapes, geometry, parameters and MACs")
-    p.add_argument("model")
-    p.add_argument("--json", help="also write the table as JSON")
-    p.set_defaults(func=cmd_inspect)
+    parser = _Parser(prog="systolix", description="Turn a trained ONNX CNN into an int8 systolic-array accelerator "
+                                                  "for small FPGAs,\nand prove by simulation that it computes exactly "
+                                                  "what onnxruntime computes.",
+                     epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"systolix {__version__}",
+                        help="show the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands")
 
-    p = sub.add_parser("quantize", help="int8 post-training quantization with onnxruntime's quantize_static")
-    p.add_argument("model")
-    p.add_argument("--calib", required=True, help="calibration samples (.npz or .npy)")
-    p.add_argument("-o", "--output", required=True, help="the quantized .onnx to write")
-    p.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    p = _command(sub, "inspect", cmd_inspect)
+    p.add_argument("model", help="the ONNX model (float, or quantized: QDQ or QOperator)")
+    p.add_argument("--json", metavar="FILE", help="also write the table as JSON")
+
+    p = _command(sub, "quantize", cmd_quantize)
+    p.add_argument("model", help="the float32 ONNX model (one input)")
+    p.add_argument("--calib", required=True, metavar="DATA", help="calibration samples (.npz or .npy)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the quantized .onnx to write")
+    p.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"],
+                   help="calibration: minmax (default), entropy (histogram + KL divergence) or percentile")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor weight scales (default per channel)")
-    p.add_argument("--format", default="qoperator", choices=["qoperator", "qdq"])
-    p.add_argument("--activation-type", default="int8", choices=["int8", "uint8"])
-    p.add_argument("--max-calib", type=int, default=None, help="use at most this many calibration samples")
-    p.add_argument("--eval", help="samples (with labels y) for the float vs int8 agreement (default: --calib)")
-    p.set_defaults(func=cmd_quantize)
+    p.add_argument("--format", default="qoperator", choices=["qoperator", "qdq"],
+                   help="qoperator (default: QLinearConv, QGemm, ..., integer-exact on any x86 CPU) or qdq "
+                        "(QuantizeLinear/DequantizeLinear pairs around float ops)")
+    p.add_argument("--activation-type", default="int8", choices=["int8", "uint8"],
+                   help="activation type: int8 (default, exact on any x86 CPU) or uint8")
+    p.add_argument("--max-calib", type=int, default=None, metavar="N",
+                   help="use at most this many calibration samples")
+    p.add_argument("--eval", metavar="DATA",
+                   help="samples (with labels y) for the float vs int8 agreement (default: --calib)")
 
-    p = sub.add_parser("simulate", help="run a backend and onnxruntime, compare every element")
+    p = _command(sub, "simulate", cmd_simulate)
     p.add_argument("model", help="a quantized .onnx, or a folder written by systolix compile")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--inputs", help="samples (.npz/.npy); float samples go through the input quantization")
-    src.add_argument("--random", type=int, help="N random integer input samples")
-    p.add_argument("--backend", default="auto", choices=["auto", "golden", "amaranth", "verilator"],
-                   help="auto (default): verilator when Verilator and a C++ compiler are available, else golden")
-    p.add_argument("--array", help="accelerator preset for hardware backends: 4x4, 8x8 (default), 16x16")
-    p.add_argument("--config", help="accelerator configuration JSON file (instead of --array)")
-    p.add_argument("--clock-mhz", type=float, default=None,
+    src.add_argument("--inputs", metavar="DATA",
+                     help="samples (.npz/.npy); float samples go through the input quantization")
+    src.add_argument("--random", type=int, metavar="N", help="N random integer input samples")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
+    _configuration(p, "accelerator preset for hardware backends: 4x4, 8x8 (default), 16x16 (not for a build folder)")
+    p.add_argument("--clock-mhz", type=float, default=None, metavar="F",
                    help="clock for the latency figure (default: the Fmax nextpnr measured for this design)")
-    p.add_argument("--waveform", help="verilator: write the waveform (.fst, or .vcd) of the first mismatching "
-                                      "sample (or of --trace-sample) to this file")
-    p.add_argument("--trace-sample", type=int, help="the sample --waveform records (default: first mismatch, else 0)")
+    p.add_argument("--waveform", metavar="FILE", help="verilator: write the waveform (.fst, or .vcd) of the first "
+                                                      "mismatching sample (or of --trace-sample) to this file")
+    p.add_argument("--trace-sample", type=int, metavar="K",
+                   help="the sample --waveform records (default: first mismatch, else 0)")
     p.add_argument("--layers", action="store_true", help="compare every intermediate tensor too")
-    p.add_argument("--json", help="write the report as JSON")
-    p.add_argument("--seed", type=int, default=0, help="seed for --random")
-    p.set_defaults(func=cmd_simulate)
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
 
-    p = sub.add_parser("compile", help="compile a model for the accelerator: Verilog, program, memory images")
-    p.add_argument("model")
-    p.add_argument("--calib", help="calibration data, to quantize a float model first")
-    p.add_argument("--array", help="preset: 4x4, 8x8 (default), 16x16")
-    p.add_argument("--config", help="accelerator configuration JSON file (instead of --array)")
-    p.add_argument("--device", help="ecp5-85f, ecp5-25f or up5k: the largest array whose logic fits the FPGA, "
-                   "memories sized to the model (refused only when the model exceeds the device)")
-    p.add_argument("-o", "--output", required=True, help="the build folder to write")
+    p = _command(sub, "compile", cmd_compile)
+    p.add_argument("model", help="a quantized ONNX model, or a float one with --calib")
+    p.add_argument("--calib", metavar="DATA", help="calibration data, to quantize a float model first")
+    _configuration(p, "accelerator preset: 4x4, 8x8 (default), 16x16")
+    p.add_argument("--device", metavar="FPGA", help="ecp5-85f, ecp5-25f or up5k: the largest array whose logic fits "
+                   "the FPGA, memories sized to the model (refused only when the model exceeds the device)")
+    p.add_argument("-o", "--output", required=True, metavar="BUILD", help="the build folder to write")
     p.add_argument("--synth", action="store_true",
-                   help="then run `systolix synth BUILD --device ecp5-85f` (or --device; yosys + nextpnr, minutes)")
-    p.set_defaults(func=cmd_compile)
+                   help="then run systolix synth BUILD --device ecp5-85f, or --device (yosys + nextpnr, minutes)")
 
-    p = sub.add_parser("synth", help="synthesise and place & route a build for an FPGA: resources, Fmax, "
-                                     "critical path, latency")
+    p = _command(sub, "synth", cmd_synth)
     p.add_argument("build", help="a folder written by systolix compile")
     p.add_argument("--device", required=True, help="ecp5-85f, ecp5-25f or up5k")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed (default 1)")
-    p.add_argument("--freq", type=float, help="nextpnr timing target in MHz (default 50)")
+    p.add_argument("--freq", type=float, metavar="MHZ", help="nextpnr timing target in MHz (default 50)")
     p.add_argument("--force", action="store_true", help="run even if the configuration is estimated not to fit")
-    p.add_argument("--json", help="also write the report (synth.json) to this file")
-    p.set_defaults(func=cmd_synth)
+    p.add_argument("--json", metavar="FILE", help="also write the report (synth.json) to this file")
 
-    p = sub.add_parser("demo", help="the whole flow on the bundled example model")
-    p.add_argument("--out", default="out/demo", help="folder for the quantized model, the build and reports")
-    p.add_argument("--array", default="8x8", help="accelerator preset (default 8x8)")
-    p.add_argument("--backend", default="auto", choices=["auto", "golden", "amaranth", "verilator"])
-    p.add_argument("--clock-mhz", type=float, default=None,
+    p = _command(sub, "demo", cmd_demo)
+    p.add_argument("--out", default="out/demo", metavar="FOLDER",
+                   help="folder for the quantized model, the build and reports (default out/demo)")
+    p.add_argument("--array", default="8x8", metavar="PRESET", help="accelerator preset: 4x4, 8x8 (default), 16x16")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
+    p.add_argument("--clock-mhz", type=float, default=None, metavar="F",
                    help="clock for the latency (default: the Fmax nextpnr measured for this design)")
-    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -53,17 +53,17 @@ def _feeds(model: onnx.ModelProto, rng: np.random.Generator) -> dict[str, np.nda
 
 def compare(before: onnx.ModelProto, after: onnx.ModelProto, *, quantized: bool) -> Verdict:
     """Run both graphs in onnxruntime (the exact session) on random inputs and compare every output."""
-    from systolix.frontend.reference import reference_session
+    from systolix.frontend.reference import reference_session, run_session
 
     feeds = _feeds(before, np.random.default_rng(0))
     if feeds is None:
         return Verdict(False, "not compared: an input has a dynamic non-batch dimension")
     try:
-        first = reference_session(before).run(None, feeds)
+        first = run_session(reference_session(before), None, feeds)
     except (SystolixError, Exception):
         return Verdict(False, "the original does not load in onnxruntime: not compared")
     try:
-        second = reference_session(after).run(None, feeds)
+        second = run_session(reference_session(after), None, feeds)
     except (SystolixError, Exception) as exc:
         return Verdict(True, f"the rewritten graph does not run in onnxruntime: {str(exc).splitlines()[0][:80]}")
     differing, largest = 0, 0.0

@@ -47,7 +47,7 @@ def _closure(model: onnx.ModelProto, tensor: str, producers: dict, constants: se
 
 def _run(model: onnx.ModelProto, outputs: list[str], batch: int, data: list[str]) -> list[np.ndarray] | None:
     """The int64 tensors ``outputs``, then the shapes of the tensors ``data``, at this batch size."""
-    from systolix.frontend.reference import reference_session
+    from systolix.frontend.reference import reference_session, run_session
 
     probe = copy_model(model)
     del probe.graph.output[:]
@@ -68,7 +68,7 @@ def _run(model: onnx.ModelProto, outputs: list[str], batch: int, data: list[str]
             return None
         feeds[value.name] = rng.normal(0, 1, dims).astype(np.float32)
     try:
-        return [np.asarray(r) for r in reference_session(probe).run(outputs, feeds)]
+        return [np.asarray(r) for r in run_session(reference_session(probe), outputs, feeds)]
     except Exception:
         return None
 

@@ -111,6 +111,8 @@ def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b:
     """QLinearAdd/QLinearMul of an activation and a one-value constant: each output code depends on the input
     code alone, so the op is a 256-entry table, computed by onnxruntime running this very node on every code
     (the same scalar-operand kernel as in the model)."""
+    from systolix.frontend.reference import ort_span_kind
+
     from ..tables import ort_table
 
     x, const, x_slot = (b, a, 3) if ctx.is_const(a) else (a, b, 0)
@@ -122,7 +124,18 @@ def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b:
     x_q = quant_params(ctx, node, x_slot + 1, x_slot + 2, "input")
     y_q = quant_params(ctx, node, 6, 7, "output")
     ctx.quant.setdefault(x, x_q)
-    table = ort_table(ctx, [node], x_q, y_q, variable=node.input[x_slot])
+    shape = ctx.shape(x)
+    # The table must come from the kernel form the model uses (ort_span_kind): when the broadcaster keeps a
+    # trailing axis of size 1, the activation is a per-span scalar too, so the codes are shaped [256, 1].
+    def kind(x_shape: tuple[int, ...]) -> str:
+        c = tuple(value.shape)
+        return ort_span_kind(x_shape, c) if x_slot == 0 else ort_span_kind(c, x_shape)
+
+    trailing_one = kind((256,)) != kind(shape) and kind((256, 1)) == kind(shape)
+    if kind((256, 1) if trailing_one else (256,)) != kind(shape):
+        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): cannot reproduce onnxruntime's "
+                            f"{kind(shape)} kernel form for shapes {list(shape)} and {list(value.shape)}")
+    table = ort_table(ctx, [node], x_q, y_q, variable=node.input[x_slot], trailing_one=trailing_one)
     func = f"{'add' if node.op_type == 'QLinearAdd' else 'mul'} {float(value.reshape(-1)[0]):g} (codes)"
     ctx.add(Lookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0], in_shapes=(shape,),
                    out_shape=_broadcast_shape(node, ctx, shape, tuple(value.shape)), func=func, table=table,
@@ -133,7 +146,10 @@ def _per_channel_tables(node: onnx.NodeProto, ctx: ImportContext, x: str, const:
     """QLinearAdd/QLinearMul of an activation and a per-channel constant (one value per channel, on the channel
     axis: ``[C, 1, 1]``, ``[1, C, 1, 1]``, ``[C]`` for a 2-D tensor ...): onnxruntime runs every channel with its
     value as a scalar operand, so each channel is a 256-entry table, computed by onnxruntime running this very
-    node on the 256 codes of every channel at once."""
+    node on the 256 codes of every channel at once, shaped for the model's kernel form
+    (:func:`~systolix.frontend.reference.ort_span_kind`)."""
+    from systolix.frontend.reference import ort_span_kind
+
     from ..tables import ort_table
 
     value = ctx.constants[const]
@@ -148,12 +164,23 @@ def _per_channel_tables(node: onnx.NodeProto, ctx: ImportContext, x: str, const:
     y_q = quant_params(ctx, node, 6, 7, "output")
     ctx.quant.setdefault(x, x_q)
     codes = np.arange(x_q.qmin, x_q.qmax + 1).astype(x_q.np_dtype)
-    if rank == 2:
-        grid = np.repeat(codes[:, None], channels, axis=1)  # [256, C]: the batch axis carries the codes
-    else:
-        grid = np.broadcast_to(codes.reshape(1, 1, 256, *([1] * (rank - 3))), (1, channels, 256, *([1] * (rank - 3))))
+
+    def kind(x_shape: tuple[int, ...]) -> str:  # onnxruntime's kernel form for the activation's shape
+        c = tuple(int(d) for d in value.shape)
+        return ort_span_kind(x_shape, c) if x_slot == 0 else ort_span_kind(c, x_shape)
+
+    # The 256 codes of every channel at once, shaped so that the broadcaster takes the model's kernel form:
+    # along the batch ([256, C, 1, ...]: one element per channel and sample) or along a spatial axis.
+    ones = (1,) * (rank - 2)
+    grids = [np.repeat(codes[:, None], channels, axis=1).reshape(256, channels, *ones)]
+    if rank > 2:
+        grids.insert(0, np.broadcast_to(codes.reshape(1, 1, 256, *ones[1:]), (1, channels, 256, *ones[1:])))
+    grid = next((g for g in grids if kind(g.shape) == kind(shape)), None)
+    if grid is None:
+        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): cannot reproduce onnxruntime's {kind(shape)} "
+                            f"kernel form for shapes {list(shape)} and {list(value.shape)}")
     out = ort_table(ctx, [node], x_q, y_q, variable=node.input[x_slot], codes=np.ascontiguousarray(grid))
-    tables = out.T if rank == 2 else out.reshape(channels, 256)
+    tables = out.reshape(channels, 256) if grid.shape[0] == 1 else out.reshape(256, channels).T
     k = (np.float64(np.float32(k_q.scale))
          * (value.reshape(-1).astype(np.float64) - np.asarray(k_q.zero_point, np.float64).reshape(-1)))
     x_s, y_s = float(np.float32(x_q.scale)), float(np.float32(y_q.scale))
@@ -172,7 +199,7 @@ def _self_gated_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) 
     table of that same activation) is a function of ``x``'s code: one 256-entry table, computed by onnxruntime
     running the QLinearMul on every code and the table's code for it. The ``f`` table is replaced when the
     product is its only reader."""
-    from systolix.frontend.reference import reference_session
+    from systolix.frontend.reference import reference_session, run_session
 
     from ..tables import _ONNX_TYPE
 
@@ -198,7 +225,7 @@ def _self_gated_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) 
         [onnx.helper.make_tensor_value_info("y", _ONNX_TYPE[y_q.dtype], [256])], consts)
     model = onnx.helper.make_model(graph, opset_imports=list(ctx.model.opset_import))
     model.ir_version = ctx.model.ir_version
-    (table,) = reference_session(model).run(["y"], {"x": codes, "g": gates})
+    (table,) = run_session(reference_session(model), ["y"], {"x": codes, "g": gates})
     fused = Lookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
                    in_shapes=(ctx.shape(x),), out_shape=ctx.shape(x), func=f"x * {layer.func}(x) (codes)",
                    table=np.asarray(table).astype(y_q.np_dtype), x_quant=x_q, y_quant=y_q)

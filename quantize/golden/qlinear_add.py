@@ -39,7 +39,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from systolix.errors import SystolixError
 
-__all__ = ["fma_f32", "probe_qlinear_add_variant", "qlinear_add", "qlinear_add_kernel"]
+__all__ = ["cvtps_epi32", "fma_f32", "probe_qlinear_add_variant", "qlinear_add", "qlinear_add_kernel"]
 
 _F32 = np.float32
 _VARIANTS = ("avx2", "sse2")
@@ -58,25 +58,56 @@ def fma_f32(a: ArrayLike, b: ArrayLike, c: ArrayLike) -> np.ndarray:
     numpy.ndarray
         float32 results.
     """
-    p = np.asarray(a, dtype=_F32).astype(np.float64) * np.asarray(b, dtype=_F32).astype(np.float64)
-    c64 = np.asarray(c, dtype=_F32).astype(np.float64)
-    s = p + c64
-    # TwoSum (Knuth): s + err == p + c exactly.
-    bb = s - p
-    err = (p - (s - bb)) + (c64 - bb)
-    even = (s.view(np.int64) & 1) == 0
-    fix = (err != 0) & even
-    if np.any(fix):
-        s = np.where(fix, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
-    return s.astype(_F32)
+    with np.errstate(all="ignore"):  # infinities and NaNs propagate as in IEEE arithmetic
+        p = np.asarray(a, dtype=_F32).astype(np.float64) * np.asarray(b, dtype=_F32).astype(np.float64)
+        c64 = np.asarray(c, dtype=_F32).astype(np.float64)
+        s = p + c64
+        # TwoSum (Knuth): s + err == p + c exactly.
+        bb = s - p
+        err = (p - (s - bb)) + (c64 - bb)
+        even = (s.view(np.int64) & 1) == 0
+        fix = (err != 0) & even & np.isfinite(s)
+        if np.any(fix):
+            s = np.where(fix, np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+        return s.astype(_F32)
 
 
 def _mul(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return (np.asarray(x, dtype=_F32) * np.asarray(y, dtype=_F32)).astype(_F32)
+    with np.errstate(all="ignore"):
+        return (np.asarray(x, dtype=_F32) * np.asarray(y, dtype=_F32)).astype(_F32)
 
 
 def _add(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    return (np.asarray(x, dtype=_F32) + np.asarray(y, dtype=_F32)).astype(_F32)
+    with np.errstate(all="ignore"):
+        return (np.asarray(x, dtype=_F32) + np.asarray(y, dtype=_F32)).astype(_F32)
+
+
+def _div(x: np.ndarray, y: np.ndarray) -> np.float32:
+    with np.errstate(all="ignore"):
+        return _F32(_F32(x) / _F32(y))
+
+
+def cvtps_epi32(r: ArrayLike) -> np.ndarray:
+    """x86 ``cvtps2dq`` (round half to even): NaN and anything outside ``[-2**31, 2**31)`` give ``-2**31``.
+
+    onnxruntime's vector QLinearAdd kernels convert with it and saturate only afterwards (``packs``),
+    so a sum too large for int32 -- of either sign -- comes out as the output type's *minimum*.
+
+    Parameters
+    ----------
+    r : array_like
+        float32 values.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 values in ``[-2**31, 2**31)``.
+    """
+    r = np.asarray(r, dtype=_F32)
+    inside = (r >= -(2.0**31)) & (r < 2.0**31)  # False for NaN
+    with np.errstate(invalid="ignore"):
+        q = np.rint(np.where(inside, r, 0)).astype(np.int64)
+    return np.where(inside, q, -(2**31))
 
 
 def qlinear_add_kernel(
@@ -119,8 +150,8 @@ def qlinear_add_kernel(
         raise SystolixError(f"QLinearAdd variant must be one of {_VARIANTS}, not {variant!r}")
     af = np.asarray(a).astype(np.int64).astype(_F32)
     bf = np.asarray(b).astype(np.int64).astype(_F32)
-    ra = _F32(_F32(a_scale) / _F32(c_scale))
-    rb = _F32(_F32(b_scale) / _F32(c_scale))
+    ra = _div(a_scale, c_scale)
+    rb = _div(b_scale, c_scale)
     azf, bzf, czf = _F32(a_zp), _F32(b_zp), _F32(c_zp)
     if variant == "avx2":
         fixed = _add(czf, -fma_f32(ra, azf, _mul(rb, bzf)))
@@ -133,25 +164,14 @@ def qlinear_add_kernel(
         else:
             r = _add(_add(fixed, _mul(af, ra)), _mul(bf, rb))
     r = np.broadcast_to(r, np.broadcast_shapes(af.shape, bf.shape))
-    with np.errstate(invalid="ignore"):
-        q = np.rint(np.clip(r, -(2.0**31), 2.0**31 - 128)).astype(np.int64)
-    return np.clip(q, qmin, qmax).astype(np.int32)
+    return np.clip(cvtps_epi32(r), qmin, qmax).astype(np.int32)
 
 
 def _broadcast_kind(shape_a: tuple[int, ...], shape_b: tuple[int, ...]) -> str:
-    """onnxruntime's span kind: "a_scalar", "b_scalar" or "general" (innermost non-unit output axis)."""
-    nd = max(len(shape_a), len(shape_b))
-    sa = (1,) * (nd - len(shape_a)) + tuple(shape_a)
-    sb = (1,) * (nd - len(shape_b)) + tuple(shape_b)
-    for da, db in zip(reversed(sa), reversed(sb), strict=True):
-        if max(da, db) == 1:
-            continue
-        if da == 1:
-            return "a_scalar"
-        if db == 1:
-            return "b_scalar"
-        return "general"
-    return "a_scalar"  # a single element: onnxruntime takes its input0-is-scalar path
+    """onnxruntime's span kind: "a_scalar", "b_scalar" or "general" (:func:`ort_span_kind`)."""
+    from systolix.frontend.reference import ort_span_kind
+
+    return ort_span_kind(tuple(shape_a), tuple(shape_b))
 
 
 def qlinear_add(
@@ -168,6 +188,7 @@ def qlinear_add(
     *,
     variant: str | None = None,
     out_dtype: DTypeLike | None = None,
+    span_shapes: tuple[tuple[int, ...], tuple[int, ...]] | None = None,
 ) -> np.ndarray:
     """QLinearAdd with ONNX (numpy) broadcasting, bit-exact with onnxruntime's ``variant`` kernel.
 
@@ -184,6 +205,9 @@ def qlinear_add(
         (:func:`probe_qlinear_add_variant`).
     out_dtype : dtype, optional
         Cast the result to this type (default: int32 values).
+    span_shapes : (shape, shape), optional
+        The shapes onnxruntime sees, which choose its kernel form (default: those of ``a`` and ``b``).
+        A batch computed sample by sample passes the per-sample shapes with a batch of 1.
 
     Returns
     -------
@@ -194,7 +218,7 @@ def qlinear_add(
         variant = probe_qlinear_add_variant()
     a = np.asarray(a)
     b = np.asarray(b)
-    kind = _broadcast_kind(a.shape, b.shape)
+    kind = _broadcast_kind(*(span_shapes or (a.shape, b.shape)))
     if kind == "a_scalar":  # onnxruntime swaps the operands
         q = qlinear_add_kernel(
             b, b_scale, b_zp, a, a_scale, a_zp, c_scale, c_zp, qmin, qmax, variant=variant, scalar_b=True

@@ -80,28 +80,33 @@ def qlinear_average_pool(
     size = x4.shape[2:]
     out = [out_size(size[i], kernel[i], strides[i], pb[i], pe[i], 1, ceil_mode) for i in range(2)]
 
-    xf = (_F32(x_scale) * (x4.astype(np.int64) - int(x_zp)).astype(_F32)).astype(_F32)
-    ends = [max(pe[i], (out[i] - 1) * strides[i] + kernel[i] - size[i] - pb[i]) for i in range(2)]
-    xp = np.pad(xf, ((0, 0), (0, 0), (pb[0], ends[0]), (pb[1], ends[1])))
-    n, c = x4.shape[:2]
-    s = np.zeros((n, c, out[0], out[1]), dtype=_F32)
-    (kh, kw), (sh, sw) = kernel, strides
-    for i in range(kh):
-        for j in range(kw):
-            s = (s + xp[:, :, i : i + (out[0] - 1) * sh + 1 : sh, j : j + (out[1] - 1) * sw + 1 : sw]).astype(
-                _F32
-            )
-    if count_include_pad:
-        count = np.full((out[0], out[1]), kh * kw, dtype=np.int64)
-    else:
-        counts = []
-        for ax in range(2):
-            start = np.arange(out[ax]) * strides[ax] - pb[ax]
-            end = np.minimum(start + kernel[ax], size[ax])
-            counts.append(end - np.maximum(start, 0))
-        count = np.outer(counts[0], counts[1])
-    s = (s / count.astype(_F32)).astype(_F32)
-    v = ((s / _F32(y_scale)).astype(_F32) + _F32(y_zp)).astype(_F32)
-    q = np.clip(np.rint(v).astype(np.int64), qmin, qmax).astype(np.int32)
+    with np.errstate(over="ignore", invalid="ignore"):  # IEEE infinities and NaNs, as in onnxruntime
+        xf = (_F32(x_scale) * (x4.astype(np.int64) - int(x_zp)).astype(_F32)).astype(_F32)
+        ends = [max(pe[i], (out[i] - 1) * strides[i] + kernel[i] - size[i] - pb[i]) for i in range(2)]
+        xp = np.pad(xf, ((0, 0), (0, 0), (pb[0], ends[0]), (pb[1], ends[1])))
+        n, c = x4.shape[:2]
+        s = np.zeros((n, c, out[0], out[1]), dtype=_F32)
+        (kh, kw), (sh, sw) = kernel, strides
+        for i in range(kh):
+            for j in range(kw):
+                s = (s + xp[:, :, i : i + (out[0] - 1) * sh + 1 : sh, j : j + (out[1] - 1) * sw + 1 : sw]).astype(
+                    _F32
+                )
+        if count_include_pad:
+            count = np.full((out[0], out[1]), kh * kw, dtype=np.int64)
+        else:
+            counts = []
+            for ax in range(2):
+                start = np.arange(out[ax]) * strides[ax] - pb[ax]
+                end = np.minimum(start + kernel[ax], size[ax])
+                counts.append(end - np.maximum(start, 0))
+            count = np.outer(counts[0], counts[1])
+        s = (s / count.astype(_F32)).astype(_F32)
+        v = ((s / _F32(y_scale)).astype(_F32) + _F32(y_zp)).astype(_F32)
+    # onnxruntime converts to int32 before saturating: NaN or a value outside the int32 range gives INT32_MIN
+    # (x86 cvtss2si), which saturates to qmin.
+    inside = (v >= -(2.0**31)) & (v < 2.0**31)
+    q = np.clip(np.where(inside, np.rint(np.where(inside, v, 0)), -(2.0**31)).astype(np.int64), qmin, qmax)
+    q = q.astype(np.int32)
     q = q[:, :, 0, :] if nsp == 1 else q
     return q if out_dtype is None else q.astype(out_dtype)

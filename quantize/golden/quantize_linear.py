@@ -47,6 +47,8 @@ def quantize_linear(
     xf = np.asarray(x, dtype=_F32)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         v = (xf / _F32(scale)).astype(_F32)
+    # x86 maxps(v, lo) returns lo for a NaN v (0/0, inf/inf): MLAS clamps with it before converting.
+    v = np.where(np.isnan(v), _F32(qmin - zp), v)
     v = np.minimum(np.maximum(v, _F32(qmin - zp)), _F32(qmax - zp))
     q = (np.rint(v).astype(np.int64) + int(zp)).astype(np.int32)
     return q if out_dtype is None else q.astype(out_dtype)
@@ -70,4 +72,5 @@ def dequantize_linear(q: ArrayLike, scale: float, zp: int) -> np.ndarray:
         float32 values.
     """
     d = (np.asarray(q).astype(np.int64) - int(zp)).astype(_F32)
-    return (d * _F32(scale)).astype(_F32)
+    with np.errstate(over="ignore", invalid="ignore"):  # IEEE overflow to inf, as in onnxruntime
+        return (d * _F32(scale)).astype(_F32)

@@ -63,8 +63,9 @@ def unary_table(
     info = np.iinfo(np.dtype(dtype))
     lo = info.min if qmin is None else int(qmin)
     hi = info.max if qmax is None else int(qmax)
-    xf = (_F32(x_scale) * (codes - int(x_zp)).astype(_F32)).astype(_F32)
-    yf = np.asarray(f(xf), dtype=_F32)
+    with np.errstate(over="ignore", invalid="ignore"):  # IEEE overflow to inf, as in onnxruntime
+        xf = (_F32(x_scale) * (codes - int(x_zp)).astype(_F32)).astype(_F32)
+        yf = np.asarray(f(xf), dtype=_F32)
     return quantize_linear(yf, y_scale, y_zp, lo, hi, out_dtype=dtype)
 
 

@@ -188,8 +188,8 @@ def test_packing_roundtrip_and_layouts():
      "QLinearAdd: the scale ratio a_scale / c_scale = 200 is too large for the ADD unit (at most 124)"),
     ((0.01, 1.0, 0.005), "sse2",
      "QLinearAdd: the scale ratio b_scale / c_scale = 200 is too large for the ADD unit (at most 124)"),
-    ((1e-39, 0.5, 1.0), "avx2", "QLinearAdd: the scale ratio a_scale / c_scale = 1e-39 is "
-     "zero, denormal or infinite; the ADD unit cannot compute it"),
+    ((0.5, 3e38, 1e-3), "sse2", "QLinearAdd: the scale ratio b_scale / c_scale = inf overflows float32; "
+     "the ADD unit cannot compute it"),
     ((0.1, 0.1, 0.1), "neon", "QLinearAdd variant must be 'avx2' or 'sse2', not 'neon'"),
 ])
 def test_errors(scales, variant, message):
@@ -204,3 +204,40 @@ def test_large_table_side_ratio_is_clamped_exactly():
     assert mismatches(scales, zps, "int8", "avx2")[0] == 0
     images = add_images(*(quant(s, z, "int8") for s, z in zip(scales, zps, strict=True)), "avx2")
     assert int(np.abs(images.value).max()) < 1 << 46
+
+
+EXTREME_SETS = [
+    (0.022, 0.021, 1e-9),   # both ratios ~2e7: products beyond the unit's range (refused)
+    (0.02, 1e8, 0.04),      # table-side ratio 2.5e9: sums beyond int32, cvtps2dq gives INT_MIN
+    (0.5, 1e30, 42.0),      # table-side ratio 2.4e28
+    (1e-45, 0.02, 1e3),     # product ratio underflows to zero
+    (1e-40, 0.02, 0.03),    # denormal product ratio
+    (0.02, 1e-40, 0.03),    # denormal table-side ratio
+    (0.5, 3e38, 1e-3),      # table-side ratio overflows to inf: every sum is NaN or inf
+]
+
+
+@pytest.mark.parametrize("scales", EXTREME_SETS)
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_extreme_scales_exact_or_refused(scales, dtype):
+    """Regression: outside the unit's range the compiler refused while the golden model disagreed with
+    onnxruntime; within it, zero/denormal ratios were refused and overflowing sums saturated the wrong
+    way. Now every set is either exact on all 65,536 pairs or refused by add_images."""
+    rng = np.random.default_rng(int(scales[2] * 1e3) % 1000)
+    lo = -128 if dtype == "int8" else 0
+    zps = tuple(int(z) for z in rng.integers(lo, lo + 256, 3))
+    for variant in VARIANTS:
+        try:
+            bad, _ = mismatches(scales, zps, dtype, variant)
+        except SystolixError as e:
+            assert "too large for the ADD unit" in str(e) or "overflows float32" in str(e)
+            continue
+        assert bad == 0, (variant, scales, zps)
+
+
+def test_extreme_scales_covered():
+    """The sets above that the unit must run (avx2): zero, denormal and huge table-side ratios."""
+    for scales in EXTREME_SETS[1:6]:
+        for dtype in ("int8", "uint8"):
+            zps = (0, 3, -7) if dtype == "int8" else (128, 3, 200)
+            assert mismatches(scales, zps, dtype, "avx2")[0] == 0

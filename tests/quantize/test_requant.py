@@ -120,8 +120,26 @@ def test_bad_scale_message(value: float, text: str) -> None:
     with pytest.raises(SystolixError) as info:
         scale_to_mantissa_exponent(np.array([1.0, value], dtype=np.float32))
     assert str(info.value) == f"requantization scale must be a positive finite float32, not {text}"
-    with pytest.raises(SystolixError):
+
+
+@pytest.mark.parametrize(("value", "text"), [(-0.5, "-0.5"), (float("nan"), "nan")])
+def test_negative_or_nan_scale_refused(value: float, text: str) -> None:
+    with pytest.raises(SystolixError) as info:
         requantize(np.array([1], np.int32), np.array([value], np.float32), 0, -128, 127)
+    assert str(info.value) == f"requantization scale must be zero, positive or +inf, not {text}"
+
+
+@pytest.mark.parametrize(("qmin", "qmax", "zp"), [(-128, 127, 5), (0, 255, 200), (-128, 127, -128)])
+def test_zero_and_infinite_scales(qmin: int, qmax: int, zp: int) -> None:
+    """Regression: an underflowed (0) or overflowed (inf) scale was refused although onnxruntime runs it:
+    0 gives the zero point; inf gives the top for acc > 0, qmin otherwise (maxps(NaN, lo) is lo)."""
+    acc = np.array([[-5, 0, 7, -(2**31), 2**31 - 1, 0]], dtype=np.int32).T
+    scale = np.array([0.0, np.inf, 1e-45, 3e38], dtype=np.float32)
+    got = requantize(np.broadcast_to(acc, (6, 4)), scale, zp, qmin, qmax)
+    want = requantize_float32(np.broadcast_to(acc, (6, 4)), scale, zp, qmin, qmax)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(got[:, 0], np.full(6, zp))
+    np.testing.assert_array_equal(got[:, 1], [qmin, qmin, qmax, qmin, qmax, qmin])
 
 
 def test_scale_formulas_left_to_right() -> None:

@@ -477,3 +477,61 @@ def near_tie_qgemm_model(ties: list[NearTie], *, alpha: float = 0.5, y_zp: int =
     x = rng.integers(-128, 128, size=(256, 4)).astype(np.int8)
     x[:, 0] = np.arange(-128, 128)
     return model, x
+
+
+def extreme_scales_model(*, dtype: str = "int8", seed: int = 0) -> onnx.ModelProto:
+    """Scales at the ends of float32, as onnxruntime runs them (outputs ``y`` and ``c2``).
+
+    - QLinearConv ``c1``: ``x_s * w_s = 1e40``, an infinite requantization scale on every channel;
+      channel 0 has zero weights, so its accumulators are 0 and ``0 * inf`` is NaN: onnxruntime gives
+      qmin there.
+    - QLinearConv ``c3`` (ordinary) then ``c2`` with per-channel scales 0 (an underflowed product),
+      1e-20, a denormal 1e-39 and 1e-3.
+    - QLinearAdd(``c2``, ``c1``) with ratios 1 and 1e7: where ``c1`` is at its top the float sum
+      exceeds 2**31 and onnxruntime's cvtps2dq gives INT_MIN, so the output is qmin, not qmax.
+    """
+    p = _Params(seed)
+    lo, _ = _RANGE[dtype]
+    w1 = p.codes("int8", (4, 3, 3, 3))
+    w1[0] = 0
+    w3 = p.codes("int8", (4, 3, 3, 3))
+    w2 = p.codes("int8", (4, 4, 1, 1))
+    w2_s = np.array([1e-45, 1e-20, 1e-39, 1e-3], np.float32)
+
+    def zp(v: int) -> np.ndarray:
+        return np.array(lo + v).astype(dtype)
+
+    inits = [*_qparams("x", 1e20, zp(3)), _init("w1", w1), *_qparams("w1", 1e20, np.array(0, np.int8)),
+             *_qparams("c1", 1e6, zp(3)), _init("w3", w3), *_qparams("w3", 1e-22, np.array(0, np.int8)),
+             *_qparams("c3", 0.1, zp(100)), _init("w2", w2), *_qparams("w2", w2_s, np.zeros(4, np.int8)),
+             *_qparams("c2", 0.1, zp(120)), *_qparams("y", 0.1, zp(128))]
+    conv = ["x_scale", "x_zp"]
+    nodes = [
+        helper.make_node("QLinearConv", ["x", *conv, "w1", "w1_scale", "w1_zp", "c1_scale", "c1_zp"], ["c1"],
+                         name="c1", pads=[1, 1, 1, 1]),
+        helper.make_node("QLinearConv", ["x", *conv, "w3", "w3_scale", "w3_zp", "c3_scale", "c3_zp"], ["c3"],
+                         name="c3", pads=[1, 1, 1, 1]),
+        helper.make_node("QLinearConv", ["c3", "c3_scale", "c3_zp", "w2", "w2_scale", "w2_zp", "c2_scale", "c2_zp"],
+                         ["c2"], name="c2"),
+        helper.make_node("QLinearAdd", ["c2", "c2_scale", "c2_zp", "c1", "c1_scale", "c1_zp", "y_scale", "y_zp"],
+                         ["y"], name="add", domain="com.microsoft"),
+    ]
+    return _finish(nodes, inits, [3, 7, 6], _ELEM[dtype], [("y", _ELEM[dtype]), ("c2", _ELEM[dtype])],
+                   "extreme_scales", MS_OPSET)
+
+
+def single_element_add_model() -> onnx.ModelProto:
+    """A QLinearAdd of one element per sample: ``x`` [N, 1, 1, 1] plus a 1x1 QLinearConv of it.
+
+    onnxruntime's broadcaster takes the swapped scalar kernel form for a one-element add at batch 1 and the
+    general form in a batch; with these scales the two differ for the input codes 78 and 90.
+    """
+    x_s, b_s, c_s = np.float32(0.03495024), np.float32(0.04562748), np.float32(0.05687835)
+    inits = [*_qparams("x", x_s, np.int8(84)), _init("w", np.ones((1, 1, 1, 1), np.int8)),
+             *_qparams("w", np.float32(b_s / x_s), np.int8(0)), *_qparams("b", b_s, np.int8(-82)),
+             *_qparams("y", c_s, np.int8(94))]
+    nodes = [helper.make_node("QLinearConv", ["x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "b_scale", "b_zp"],
+                              ["b"], name="conv"),
+             helper.make_node("QLinearAdd", ["x", "x_scale", "x_zp", "b", "b_scale", "b_zp", "y_scale", "y_zp"],
+                              ["y"], name="add", domain="com.microsoft")]
+    return _finish(nodes, inits, [1, 1, 1], TensorProto.INT8, [("y", TensorProto.INT8)], "single_add", MS_OPSET)

@@ -18,7 +18,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import numpy_helper
 
 from systolix.arch.config import AcceleratorConfig
 from systolix.errors import SystolixError
@@ -26,10 +28,12 @@ from systolix.frontend.importer import import_model
 from systolix.quantize.ptq import QuantizationWarning, quantize_model
 from systolix.sim import verilator_backend
 from systolix.sim.amaranth_backend import AmaranthBackend
+from systolix.sim.onnxruntime_runner import run_onnxruntime
 from systolix.sim.simulate import simulate
 from systolix.sim.verilator_backend import VerilatorBackend, build_simulator
 from tests.compiler.test_networks import net1d, net2d, quantized_net
 from tests.conftest import EXAMPLE
+from tests.sim.model_builders import extreme_scales_model, single_element_add_model
 
 needs_verilator = pytest.mark.skipif(shutil.which("make") is None or shutil.which("perl") is None
                                      or shutil.which("g++") is None,
@@ -511,3 +515,53 @@ def test_latency_at_the_measured_fmax(tmp_path, quantized, monkeypatch):
     assert hw["clock_mhz"] == 99.0 and "ecp5-25f" in hw["clock_source"]
     hw = simulate(out, random=2, backend="verilator", clock_mhz=50.0).hardware
     assert hw["clock_mhz"] == 50.0 and hw["clock_source"] == "given"
+
+
+@needs_verilator
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_scales_at_the_ends_of_float32(tmp_path, dtype):
+    """Regression (issue 8): infinite, zero and denormal requantization scales, and a QLinearAdd whose
+    float sums overflow int32, were refused or computed differently from onnxruntime. Every layer is
+    exact on the RTL, and the add shows onnxruntime's INT_MIN conversion (c1 at its top gives qmin)."""
+    path = tmp_path / "extreme.onnx"
+    onnx.save(extreme_scales_model(dtype=dtype), path)
+    result = simulate(path, random=6, backend="verilator", layers=True, config=AcceleratorConfig.preset("4x4"))
+    assert result.comparison.mismatches == 0, result.comparison.first_mismatch
+    assert {layer.name for layer in result.comparison.layers if layer.elements} >= {"c1", "c2", "c3", "add"}
+    x = np.random.default_rng(0).integers(0, 128, (6, 3, 7, 6)).astype(dtype)
+    y, c2 = run_onnxruntime(onnx.load(path), {"x": x}, ["y", "c2"]).values()
+    assert np.all(y == (-128 if dtype == "int8" else 0))  # clipping the float sum would give qmax for some
+    assert np.unique(c2[:, 3]).size > 4
+
+
+def test_partly_infinite_scale_refused_by_the_compiler(tmp_path):
+    """An infinite scale on some channels only would need a per-channel output zero point: one line."""
+    model = extreme_scales_model()
+    for init in model.graph.initializer:
+        if init.name == "w1_scale":
+            init.CopyFrom(numpy_helper.from_array(np.array([1e20, 1e20, 1e-17, 1e-17], np.float32), "w1_scale"))
+    path = tmp_path / "mixed.onnx"
+    onnx.save(model, path)
+    with pytest.raises(SystolixError, match=r"layer c1: the requantization scale overflows float32 to \+inf on "
+                                            r"output channel\(s\) \[0, 1\] but not on all"):
+        simulate(path, random=2, backend="verilator", config=AcceleratorConfig.preset("4x4"))
+    assert simulate(path, random=2, backend="golden").comparison.mismatches == 0
+
+
+@needs_verilator
+def test_one_element_add_is_compared_sample_by_sample(tmp_path):
+    """Regression: onnxruntime's result for a one-element QLinearAdd depends on the batch it runs (swapped
+    scalar form at batch 1, general form in a batch); the RTL computes per sample, as deployed. simulate now
+    runs onnxruntime sample by sample for such models, and golden and RTL agree with it on every code."""
+    path = tmp_path / "single.onnx"
+    onnx.save(single_element_add_model(), path)
+    x = np.arange(-128, 128, dtype=np.int8).reshape(256, 1, 1, 1)
+    batched = run_onnxruntime(onnx.load(path), {"x": x}, ["y"], chunk=256)["y"]
+    single = run_onnxruntime(onnx.load(path), {"x": x}, ["y"], chunk=1)["y"]
+    assert np.count_nonzero(batched != single) == 2  # codes 78 and 90
+    np.savez(tmp_path / "codes.npz", x=x)
+    for backend in ("golden", "verilator"):
+        result = simulate(path, inputs=tmp_path / "codes.npz", backend=backend, layers=True,
+                          config=AcceleratorConfig.preset("4x4"))
+        assert result.comparison.samples == 256
+        assert result.comparison.mismatches == 0, (backend, result.comparison.first_mismatch)

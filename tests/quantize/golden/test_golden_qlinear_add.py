@@ -138,6 +138,34 @@ def test_all_pairs_match_onnxruntime(ort_node, xdt) -> None:
         np.testing.assert_array_equal(got, want)
 
 
+EXTREME_SCALES = [
+    (0.022, 0.021, 1e-9),    # sums beyond int32: cvtps2dq gives INT_MIN, i.e. the minimum, not the maximum
+    (0.022, 0.021, 3e-39),   # denormal output scale: the ratios overflow to inf
+    (0.02, 1e30, 42.0),      # one huge ratio
+    (1e-40, 0.02, 0.03),     # a denormal ratio
+    (1e-45, 0.02, 1e3),      # a ratio that underflows to zero
+    (3e38, 0.02, 1e-3),      # inf ratio: NaN where the code equals the zero point
+]
+
+
+@pytest.mark.parametrize("scales", EXTREME_SCALES)
+@pytest.mark.parametrize("xdt", [np.int8, np.uint8])
+def test_extreme_scales_match_onnxruntime(ort_node, scales, xdt) -> None:
+    """Regression: the golden model clipped out-of-range float sums to the nearest end (and warned
+    about overflow) while onnxruntime's vector kernel gives the type's minimum; all 65,536 pairs."""
+    lo, hi = INFO[xdt]
+    codes = np.arange(lo, hi + 1)
+    a, b = np.repeat(codes, 256).astype(xdt), np.tile(codes, 256).astype(xdt)
+    s = np.array(scales, dtype=np.float32)
+    zp = np.array([lo + 3, hi - 7, lo + 100]).astype(xdt)
+    inputs = [("a", a, False), ("as", s[0], True), ("az", zp[0], True), ("b", b, False),
+              ("bs", s[1], True), ("bz", zp[1], True), ("cs", s[2], True), ("cz", zp[2], True)]
+    want = ort_node("QLinearAdd", inputs, [("c", xdt)], domain="com.microsoft")[0]
+    with np.errstate(all="raise"):  # no NumPy warning may escape
+        got = qlinear_add(a, s[0], int(zp[0]), b, s[1], int(zp[1]), s[2], int(zp[2]), lo, hi, out_dtype=xdt)
+    np.testing.assert_array_equal(got, want)
+
+
 SHAPES = [
     ((4, 5), (1,)),
     ((1,), (4, 5)),
