@@ -71,7 +71,8 @@ def _float32_above(v: np.ndarray) -> np.ndarray:
 
 def _terms(x_scale: float, kmin: int, kmax: int) -> np.ndarray:
     k = np.arange(kmin, kmax + 1)
-    return (_F32(x_scale) * k.astype(_F32)).astype(_F32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (_F32(x_scale) * k.astype(_F32)).astype(_F32)
 
 
 @functools.lru_cache(maxsize=8)
@@ -97,6 +98,10 @@ def _scales(x_scale: float, kmin: int, kmax: int, y_scale: float, y_zp: int, qmi
             windows: tuple[tuple[int, int], ...], layer: str) -> tuple[tuple[int, float], ...]:
     terms = _terms(x_scale, kmin, kmax)
     k = np.arange(kmin, kmax + 1)
+    biggest_sum = float(np.max(np.abs(terms.astype(np.float64)))) * max(n for n, _ in windows)
+    if not np.isfinite(biggest_sum) or biggest_sum >= float(np.finfo(_F32).max) / 2:
+        raise SystolixError(f"{layer}: the dequantized input (scale {x_scale!r}) or its window sums overflow float32 "
+                            "in onnxruntime's average; the requantizer does not reproduce infinities")
     term_error = float(np.max(np.abs(terms.astype(np.float64) - float(_F32(x_scale)) * k)))
     biggest = float(np.max(np.abs(terms.astype(np.float64))))
     out = (y_scale, y_zp, qmin, qmax)

@@ -68,7 +68,7 @@ def _fit_channel(target: np.ndarray, u: np.ndarray, slope: float, y_zp: int, qmi
     t = target.astype(np.float64) - y_zp
     lo, hi = qmin - y_zp, qmax - y_zp
     magnitude = abs(slope)
-    if not magnitude > 0:
+    if not 0 < magnitude < 2.0**100:  # no usable hint (zero, inf, nan): the table's own slope
         span = np.flatnonzero(diffs)
         magnitude = abs(float(t[span[-1] + 1] - t[span[0]]) / float(u[span[-1] + 1] - u[span[0]]))
     for sign in signs:

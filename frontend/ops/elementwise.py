@@ -184,10 +184,11 @@ def _per_channel_tables(node: onnx.NodeProto, ctx: ImportContext, x: str, const:
     k = (np.float64(np.float32(k_q.scale))
          * (value.reshape(-1).astype(np.float64) - np.asarray(k_q.zero_point, np.float64).reshape(-1)))
     x_s, y_s = float(np.float32(x_q.scale)), float(np.float32(y_q.scale))
-    if node.op_type == "QLinearMul":
-        slope, offset, what = x_s * k / y_s, np.zeros(channels), "mul"
-    else:
-        slope, offset, what = np.full(channels, x_s / y_s), k / y_s, "add"
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # a search hint only: may be inf or nan
+        if node.op_type == "QLinearMul":
+            slope, offset, what = x_s * k / np.float64(y_s), np.zeros(channels), "mul"
+        else:
+            slope, offset, what = np.full(channels, np.float64(x_s) / np.float64(y_s)), k / np.float64(y_s), "add"
     ctx.add(ChannelLookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
                           in_shapes=(shape,), out_shape=shape, func=f"{what} a per-channel constant ({channels} "
                           "tables)", tables=np.asarray(tables).astype(y_q.np_dtype), slope=slope, offset=offset,

@@ -77,3 +77,10 @@ def test_three_by_three_with_border_windows() -> None:
     padded = np.pad(x - x_zp, ((0, 0), (0, 0), (1, 1), (1, 1)))
     sums = sum(padded[:, :, i : i + 10, j : j + 11] for i in range(3) for j in range(3))
     np.testing.assert_array_equal(requantize(sums, scales[9], y_zp, -128, 127), want)
+
+
+def test_overflowing_input_scale_is_refused() -> None:
+    """A scale whose dequantized values (or their window sums) overflow float32: refused, no NumPy warning
+    (fuzz case 20004)."""
+    with pytest.raises(SystolixError, match=r"overflow float32 in onnxruntime's average"):
+        average_pool_scales(np.float32(3e36), 0, (-128, 127), np.float32(1.0), 0, (-128, 127), [(3, 3)])
