@@ -134,9 +134,13 @@ def read_images(folder: Path, config: AcceleratorConfig) -> MemoryImages:
     return MemoryImages.from_words(words, config.rows, config.weight_buffer_depth)
 
 
-def build(model_path: str | os.PathLike, out: str | os.PathLike, config: AcceleratorConfig, *,
-          calib: str | os.PathLike | None = None) -> BuildResult:
-    """Quantize (float models, with ``calib``), compile and write the build folder ``out``."""
+def build(model_path: str | os.PathLike, out: str | os.PathLike, config: AcceleratorConfig | None, *,
+          calib: str | os.PathLike | None = None, device: str | None = None) -> BuildResult:
+    """Quantize (float models, with ``calib``), compile and write the build folder ``out``.
+
+    With ``device`` (``ecp5-85f``, ...) the configuration is the one :func:`.device_fit.config_for_device`
+    sizes to that FPGA for this model (``config`` then only gives ``add_variant``, and may be None).
+    """
     from systolix.frontend.importer import import_model, is_quantized
     from systolix.frontend.loader import load_onnx
 
@@ -147,7 +151,15 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
         raise SystolixError(f"{out}: exists and is not a systolix build folder; choose another -o")
     if not out.parent.exists():
         raise SystolixError(f"{out.parent}: folder does not exist")
-    config = resolve_add_variant(config)
+    if config is None and device is None:
+        raise SystolixError("build: give a configuration or a device")
+    variant = resolve_add_variant(config or AcceleratorConfig(rows=4, cols=4)).add_variant
+    if device is not None:
+        from systolix.hdl.devices import get_device
+
+        get_device(device)  # an unknown name fails before any work
+    else:
+        config = dataclasses.replace(config, add_variant=variant)
     model = load_onnx(model_path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     umask = os.umask(0)
@@ -168,6 +180,10 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
             shutil.copyfile(source, tmp / "model.onnx")
         else:
             os.replace(source, tmp / "model.onnx")
+        if device is not None:
+            from .device_fit import config_for_device
+
+            config = config_for_device(imported.ir, device, add_variant=variant)
         program = compile_model(imported.ir, config)
         onnx.save(imported.reference, str(tmp / "reference.onnx"))
         (tmp / "accelerator.v").write_text(verilog_for(config))

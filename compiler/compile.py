@@ -24,8 +24,12 @@ from .images import MemoryImages
 from .layout import TensorPlacement, allocate, storage_geometry
 from .lower import (
     Lowered,
+    average_pool_refusal,
+    channel_lookup_fit,
     is_global_average,
     lower_add,
+    lower_average_pool,
+    lower_channel_lookup,
     lower_concat,
     lower_conv,
     lower_dense,
@@ -273,10 +277,12 @@ def _dtype_zp(model: ir.Model, name: str) -> tuple[str, int]:
 def _unsupported(layer: ir.Layer) -> str | None:
     """Why a layer cannot run on the accelerator (None if it can)."""
     if isinstance(layer, ir.AveragePool) and not is_global_average(layer):
-        return (f"an average pool with kernel {'x'.join(map(str, layer.kernel))} over a "
-                f"{'x'.join(map(str, layer.in_shapes[0][2:]))} input (pads {list(layer.pads)}) is computed by "
-                "onnxruntime in float; only a pool covering the whole input without padding (a global average) "
-                "runs on the accelerator")
+        return average_pool_refusal(layer)
+    if isinstance(layer, ir.ChannelLookup):
+        try:
+            channel_lookup_fit(layer)
+        except SystolixError as e:
+            return str(e).removeprefix(f"layer {layer.name}: ")
     if isinstance(layer, ir.Concat) and layer.axis != 1:
         return f"a Concat on axis {layer.axis} is not supported by the accelerator (only the channel axis, 1)"
     if isinstance(layer, ir.MatMul):
@@ -284,12 +290,12 @@ def _unsupported(layer: ir.Layer) -> str | None:
     if isinstance(layer, ir.Transpose):
         return ("a Transpose is supported on the graph input (done by the host) and before a Flatten/Reshape into "
                 "a fully connected layer (folded into its weights)")
-    if isinstance(layer, ir.Activation):
-        return "a float activation: quantize the model first"
+    if isinstance(layer, ir.Activation | ir.ChannelConstant):
+        return "a float layer: quantize the model first"
     if layer.host:
         return "this operation is left to the host and cannot be part of the accelerator program"
     if not isinstance(layer, ir.Conv | ir.Dense | ir.MaxPool | ir.AveragePool | ir.GlobalAveragePool | ir.Lookup
-                      | ir.Add | ir.Reshape | ir.Concat):
+                      | ir.ChannelLookup | ir.Add | ir.Reshape | ir.Concat):
         return f"{type(layer).__name__} layers are not supported by the accelerator"
     return None
 
@@ -738,12 +744,16 @@ def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes
         return lower_conv(layer, x, y, lanes, config.acc_memory_depth)
     if isinstance(layer, ir.Dense):
         return lower_dense(layer, x, y, lanes)
+    if isinstance(layer, ir.AveragePool) and not is_global_average(layer):
+        return lower_average_pool(layer, x, y, lanes, config.acc_memory_depth)
     if isinstance(layer, ir.GlobalAveragePool | ir.AveragePool):
         return lower_gap(layer, x, y, lanes)
     if isinstance(layer, ir.MaxPool):
         return lower_maxpool(layer, x, y)
     if isinstance(layer, ir.Lookup):
         return lower_lookup(layer, x, y, lanes)
+    if isinstance(layer, ir.ChannelLookup):
+        return lower_channel_lookup(layer, x, y, lanes, config.acc_memory_depth)
     if isinstance(layer, ir.Add):
         return lower_add(layer, xs[0], xs[1], y, add_variant)
     if isinstance(layer, ir.Concat):

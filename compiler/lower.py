@@ -13,6 +13,7 @@ global-average-pool scale; then split into the integer ``M * 2**-E`` of the requ
 from __future__ import annotations
 
 import dataclasses
+import weakref
 
 import numpy as np
 
@@ -22,12 +23,15 @@ from systolix.arch.params import ChannelParams
 from systolix.errors import SystolixError
 from systolix.frontend import ir
 from systolix.quantize import requant
+from systolix.quantize.average_pool_sum import average_pool_scales
 from systolix.quantize.golden.table import unary_table
+from systolix.quantize.table_affine import AffineFit, fit_affine_tables
 
 from .images import channel_rows, conv_tiles, dense_tiles, depthwise_tiles, lut_rows, to_int8
 from .layout import TensorPlacement
 
-__all__ = ["Lowered", "input_zero_point", "lower_add", "lower_conv", "lower_dense", "lower_gap", "lower_lookup",
+__all__ = ["Lowered", "average_pool_refusal", "channel_lookup_fit", "input_zero_point", "lower_add",
+           "lower_average_pool", "lower_channel_lookup", "lower_conv", "lower_dense", "lower_gap", "lower_lookup",
            "lower_maxpool"]
 
 
@@ -212,6 +216,126 @@ def lower_gap(layer: ir.GlobalAveragePool | ir.AveragePool, x: TensorPlacement, 
                    note=f"global average pool as depthwise with one shared all-ones tile, {hw} taps")
 
 
+@dataclasses.dataclass(frozen=True)
+class _PoolAxis:
+    """One spatial axis of an average pool: input size, kernel, stride, begin padding, output size, and the
+    number of valid cells of each output position's window (clipped to the input, as onnxruntime does)."""
+
+    size: int
+    kernel: int
+    stride: int
+    pad: int
+    out: int
+    cells: tuple[int, ...]
+
+
+def _pool_axes(layer: ir.AveragePool) -> tuple[_PoolAxis, _PoolAxis]:
+    """(rows, columns) of the pool; a 1D pool runs along the rows (its length as H, W = 1: the same ``act``
+    rows as its H = 1 storage), so that its border positions are row bands."""
+    nsp = layer.spatial_dims
+    size, out = layer.in_shapes[0][2:], layer.out_shape[2:]
+    axes = []
+    for i in range(nsp):
+        k, s, p = int(layer.kernel[i]), int(layer.strides[i]), int(layer.pads[i])
+        start = np.arange(int(out[i])) * s - p
+        cells = np.minimum(start + k, int(size[i])) - np.maximum(start, 0)
+        axes.append(_PoolAxis(int(size[i]), k, s, p, int(out[i]), tuple(int(c) for c in cells)))
+    if nsp == 1:
+        axes.append(_PoolAxis(1, 1, 1, 0, 1, (1,)))
+    return axes[0], axes[1]
+
+
+def _pool_divisors(layer: ir.AveragePool, rows: _PoolAxis, cols: _PoolAxis) -> np.ndarray:
+    """[out rows, out columns] of (valid cells, divisor)."""
+    cells = np.outer(rows.cells, cols.cells)
+    divisor = np.full_like(cells, rows.kernel * cols.kernel) if layer.count_include_pad else cells
+    return np.stack([cells, divisor], axis=-1)
+
+
+def _pool_scales(layer: ir.AveragePool) -> dict[int, np.float32]:
+    rows, cols = _pool_axes(layer)
+    pairs = {(int(n), int(d)) for n, d in _pool_divisors(layer, rows, cols).reshape(-1, 2)}
+    x_q, y_q = layer.x_quant, layer.y_quant
+    return average_pool_scales(x_q.scale, int(x_q.zero_point), (x_q.qmin, x_q.qmax), y_q.scale, int(y_q.zero_point),
+                               (y_q.qmin, y_q.qmax), pairs, layer=f"layer {layer.name}")
+
+
+def average_pool_refusal(layer: ir.AveragePool) -> str | None:
+    """Why a (non-global) average pool cannot run on the accelerator, or None.
+
+    It runs as window sums on the array (depthwise, one shared all-ones tile) and the requantizer, with one
+    scale per divisor (:mod:`systolix.quantize.average_pool_sum`); output rows with different divisors are
+    separate instructions (row bands), but the parameters are per channel, so a divisor may not change from
+    column to column. A float model's pool is checked once it is quantized.
+    """
+    if any(int(d) != 1 for d in layer.dilations):
+        return "an average pool with dilation is not supported (onnxruntime's QLinearAveragePool has none)"
+    rows, cols = _pool_axes(layer)
+    if min(rows.cells) < 1 or min(cols.cells) < 1:
+        return "an average-pool window lies entirely in the padding"
+    if not layer.count_include_pad and len(set(cols.cells)) > 1:
+        return ("with count_include_pad=0 and padding or partial windows along the width, the divisor changes "
+                f"from column to column ({sorted(set(cols.cells))} valid cells); the requantizer has one scale per "
+                "channel, so only row bands can have their own divisor (1D pools and pools padded only along the "
+                "height run on the accelerator)")
+    if layer.x_quant is None or layer.y_quant is None:
+        return None
+    try:
+        _pool_scales(layer)
+    except SystolixError as e:
+        return str(e).removeprefix(f"layer {layer.name}: ")
+    return None
+
+
+def lower_average_pool(layer: ir.AveragePool, x: TensorPlacement, y: TensorPlacement, lanes: int,
+                       acc_depth: int) -> list[Lowered]:
+    """Average pool: DEPTHWISE window sums with one shared all-ones tile, requantized with each divisor's scale.
+
+    The array sums ``x - x_zp`` over the valid cells (padding cells add 0), which onnxruntime's float32
+    average reproduces exactly once :func:`average_pool_refusal` has passed. Output rows are cut into bands
+    of one divisor; with a single band one instruction covers every channel block, else each (band, channel
+    block) is an instruction reading its rows (``in_base``, ``pad_top`` and ``in_h`` shifted to the band).
+    """
+    why = average_pool_refusal(layer)
+    if why is not None:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): {why}")
+    rows, cols = _pool_axes(layer)
+    scales = _pool_scales(layer)
+    divisor = _pool_divisors(layer, rows, cols)[:, 0, 1]
+    bands, start = [], 0
+    for oy in range(1, rows.out + 1):
+        if oy == rows.out or divisor[oy] != divisor[start]:
+            bands.append((start, oy, int(divisor[start])))
+            start = oy
+    y_q = layer.y_quant
+    base = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, in_w=cols.size, out_w=cols.out, k_h=rows.kernel,
+                k_w=cols.kernel, stride_h=rows.stride, stride_w=cols.stride, pad_left=cols.pad, dil_h=1, dil_w=1,
+                taps=rows.kernel * cols.kernel, x_zp=input_zero_point(layer, x), w_shared=1)
+    tile = np.eye(lanes, dtype=np.int8)
+    kind = "1D average pool (along the rows)" if layer.spatial_dims == 1 else "average pool"
+    parts = []
+    for first, stop, d in bands:
+        prm = _channels(layer, scales[d], None, x.channels, y, y_q.qmin, y_q.qmax, lanes)
+        height = stop - first
+        chunk = _chunk_rows(layer, height, cols.out, acc_depth)
+        note = (f"{kind} as depthwise window sums with one shared all-ones tile, divisor {d}"
+                + ("" if len(bands) == 1 else f", output rows {first}..{stop - 1}"))
+        if len(bands) == 1:
+            fields = dict(base, in_blocks=x.blocks, in_h=rows.size, out_blocks=y.blocks, out_h=rows.out,
+                          pad_top=rows.pad, chunk_rows=chunk)
+            parts.append(Lowered(fields, tiles=tile, prm=prm, note=note))
+            continue
+        top = first * rows.stride - rows.pad  # first input row of the band's first window
+        skip = max(top, 0)
+        for cb in range(x.blocks):
+            fields = dict(base, in_blocks=1, in_h=rows.size - skip, out_blocks=1, out_h=height,
+                          pad_top=max(-top, 0), chunk_rows=chunk,
+                          in_base=x.base + (cb * rows.size + skip) * cols.size,
+                          out_base=y.base + (cb * rows.out + first) * cols.out)
+            parts.append(Lowered(fields, tiles=tile, prm=[prm[cb]], note=f"{note}, channel block {cb}"))
+    return parts
+
+
 def lower_maxpool(layer: ir.MaxPool, x: TensorPlacement, y: TensorPlacement) -> Lowered:
     """MaxPool: the vector unit's MAXPOOL (padding cells ignored)."""
     f = _window_fields(layer)
@@ -227,6 +351,44 @@ def lower_lookup(layer: ir.Lookup, x: TensorPlacement, y: TensorPlacement, lanes
     """Lookup: a 256-row table, row ``code + 128`` (int8 storage codes in and out)."""
     table = np.asarray(layer.table, dtype=np.int64) - y.shift
     return Lowered(dict(opcode=Opcode.LUT, rows=x.rows), lut=lut_rows(table, lanes), note=f"table ({layer.func})")
+
+
+def channel_lookup_fit(layer: ir.ChannelLookup) -> AffineFit:
+    """Each channel's table as ``requantize(w*(x - x_zp) + b)`` (:mod:`systolix.quantize.table_affine`); raises
+    with the channel that has none."""
+    cached = _FITS.get(layer)
+    if cached is not None:
+        return cached
+    x_q, y_q = layer.x_quant, layer.y_quant
+    fit = fit_affine_tables(layer.tables, int(x_q.zero_point), (x_q.qmin, x_q.qmax), np.asarray(layer.slope),
+                            int(y_q.zero_point), (y_q.qmin, y_q.qmax), layer=f"layer {layer.name}")
+    _FITS[layer] = fit
+    return fit
+
+
+_FITS: weakref.WeakKeyDictionary[ir.ChannelLookup, AffineFit] = weakref.WeakKeyDictionary()
+
+
+def lower_channel_lookup(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorPlacement, lanes: int,
+                         acc_depth: int) -> Lowered:
+    """Per-channel tables: a DEPTHWISE pass with weight ``w[c]``, bias ``b[c]`` and scale ``s[c]`` such that the
+    requantizer gives every entry of channel ``c``'s table (:func:`channel_lookup_fit`). A weight above 127 is
+    split over ``k_h`` taps of dilation 0, which all read the output pixel's own input pixel."""
+    try:
+        fit = channel_lookup_fit(layer)
+    except SystolixError as e:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): {str(e).removeprefix(f'layer {layer.name}: ')}") \
+            from None
+    channels = int(layer.out_shape[1])
+    tiles, taps = depthwise_tiles(fit.weight.reshape(channels, 1, fit.taps, 1), lanes)
+    y_q = layer.y_quant
+    fields = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, **_io_fields(x, y), k_h=fit.taps, k_w=1, stride_h=1,
+                  stride_w=1, pad_top=0, pad_left=0, dil_h=0, dil_w=1, taps=taps,
+                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
+    return Lowered(fields, tiles=tiles.astype(np.int8),
+                   prm=_channels(layer, fit.scale, fit.bias, channels, y, y_q.qmin, y_q.qmax, lanes),
+                   note=f"{channels} per-channel tables as a requantized depthwise pass (w*(x - zp) + b), "
+                        f"{fit.taps} tap(s) of dilation 0")
 
 
 def lower_add(layer: ir.Add, a: TensorPlacement, b: TensorPlacement, y: TensorPlacement, variant: str) -> Lowered:

@@ -21,8 +21,14 @@ def _unit(layer: ir.Layer) -> str:
         return "array"
     if isinstance(layer, ir.AveragePool) and is_global_average(layer):
         return "array"
+    if isinstance(layer, ir.AveragePool):
+        if layer.x_quant is None:
+            return "array (window sums; exactness checked once quantized)"
+        return "array (window sums, one scale per divisor)"
     if isinstance(layer, ir.MaxPool):
         return "vector (max)"
+    if isinstance(layer, ir.ChannelLookup):
+        return "array (per-channel tables as a requantized depthwise pass)"
     if isinstance(layer, ir.Lookup):
         return "vector (table)"
     if isinstance(layer, ir.Add):
@@ -50,6 +56,10 @@ def runs_on(model: ir.Model) -> dict[str, str]:
             continue
         if not model.quantized and isinstance(layer, ir.Activation):
             where[layer.name] = "vector (table, once quantized)"
+            continue
+        if isinstance(layer, ir.ChannelConstant):
+            where[layer.name] = ("vector (table, once quantized)" if layer.constant.size == 1 else
+                                 "array (per-channel tables, once quantized)")
             continue
         if layer.host:
             where[layer.name] = "host (output)"

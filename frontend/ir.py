@@ -369,6 +369,52 @@ class Lookup(Layer):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
+class ChannelConstant(Layer):
+    """A float ``x + c`` or ``x * c`` by a constant of one value or one value per channel (float models only)
+    that no Conv/Dense right before can absorb; quantized, it is a :class:`Lookup` (one value) or a
+    :class:`ChannelLookup` (one table per channel)."""
+
+    kind: ClassVar[str] = "channel_constant"
+    func: str
+    constant: np.ndarray
+
+    def geometry(self) -> str:
+        what = "one value" if self.constant.size == 1 else f"{self.constant.size} values (one per channel)"
+        return f"{self.func} {what}"
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class ChannelLookup(Layer):
+    """A unary op on integer codes with one 256-entry table per channel: ``y[:, c] = tables[c, x[:, c] - qmin(x)]``.
+
+    QLinearAdd / QLinearMul of an activation and a per-channel constant (shape ``[C, 1, 1]``, ``[1, C, 1, 1]``,
+    ...): onnxruntime runs each channel with that channel's value as a scalar operand, and the tables are
+    computed by running onnxruntime itself on all 256 codes of every channel. ``slope`` and ``offset`` give the
+    ideal real map of each channel, ``y ~ slope * (x - x_zp) + offset + y_zp`` (a hint for the compiler, which
+    checks every code against the tables). ``channel_axis`` is 1 (the last axis of a 2-D tensor is axis 1 too).
+    """
+
+    kind: ClassVar[str] = "channel_lookup"
+    func: str
+    tables: np.ndarray
+    slope: np.ndarray
+    offset: np.ndarray
+    x_quant: QuantParams
+    y_quant: QuantParams
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        c = int(self.out_shape[1])
+        _check(self.tables.shape == (c, 256), f"{self.name}: per-channel tables must be [{c}, 256], not "
+               f"{list(self.tables.shape)}")
+        _check(np.shape(self.slope) == (c,) and np.shape(self.offset) == (c,),
+               f"{self.name}: one slope and offset per channel")
+
+    def geometry(self) -> str:
+        return self.func
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Add(Layer):
     """Elementwise sum of two activations (residual); in integer form QLinearAdd's float arithmetic."""
 
@@ -429,8 +475,8 @@ class Softmax(Layer):
 
 
 LAYER_KINDS: tuple[type[Layer], ...] = (
-    Conv, Dense, MatMul, MaxPool, AveragePool, GlobalAveragePool, Activation, Lookup, Add, Concat, Reshape,
-    Transpose, Softmax,
+    Conv, Dense, MatMul, MaxPool, AveragePool, GlobalAveragePool, Activation, Lookup, ChannelLookup, ChannelConstant,
+    Add, Concat, Reshape, Transpose, Softmax,
 )
 
 

@@ -24,7 +24,7 @@ from typing import Any
 from systolix.arch.memory import memory_depths, word_bits
 from systolix.errors import SystolixError
 
-__all__ = ["DEVICES", "RESOURCES", "Device", "check_fits", "estimate", "memory_blocks"]
+__all__ = ["DEVICES", "RESOURCES", "Device", "block_rams", "check_fits", "estimate", "memory_blocks"]
 
 #: The resources `estimate` and the synthesis report count, in display order.
 RESOURCES = ("LUT4", "FF", "DSP", "BRAM", "SPRAM", "IO")
@@ -168,6 +168,18 @@ def _memories(config: Any) -> list[tuple[str, int, int]]:
     return mems
 
 
+def block_rams(config: Any, device: Device | str) -> dict[str, int]:
+    """Block RAMs of each memory of the accelerator for ``config`` on ``device`` (``lut`` and ``tab``: all lane
+    copies together; memories small enough for logic count 0), as `estimate` counts them."""
+    device = get_device(device) if isinstance(device, str) else device
+    blocks: dict[str, int] = {}
+    for name, depth, width in _memories(config):
+        key = name.rstrip("0123456789")
+        used = memory_blocks(depth, width, device.bram_shapes) if depth * width >= _SMALL_MEMORY_BITS else 0
+        blocks[key] = blocks.get(key, 0) + used
+    return blocks
+
+
 def _io_pins(config: Any) -> int:
     """Top-level pins of the synthesised design: the 32-bit host bus of `NarrowHost` around the accelerator,
     plus clock and reset (the accelerator's own ports are wider than any package)."""
@@ -199,8 +211,7 @@ def estimate(config: Any, device: Device | str = "ecp5-85f") -> dict[str, int]:
     device = get_device(device) if isinstance(device, str) else device
     pes = config.rows * config.cols
     lanes = config.rows
-    bram = sum(memory_blocks(depth, width, device.bram_shapes)
-               for _, depth, width in _memories(config) if depth * width >= _SMALL_MEMORY_BITS)
+    bram = sum(block_rams(config, device).values())
     return {
         "LUT4": _LUT_FIXED + _LUT_PER_PE * pes + _LUT_PER_LANE * lanes,
         "FF": _FF_FIXED + _FF_PER_PE * pes + _FF_PER_LANE * lanes,

@@ -147,6 +147,13 @@ def _lookup(layer: ir.Lookup, xs: list[np.ndarray]) -> np.ndarray:
     return lookup(xs[0], layer.table, layer.x_quant.qmin).astype(layer.y_quant.np_dtype)
 
 
+@_runs(ir.ChannelLookup)
+def _channel_lookup(layer: ir.ChannelLookup, xs: list[np.ndarray]) -> np.ndarray:
+    x = np.asarray(xs[0]).astype(np.int64) - layer.x_quant.qmin
+    channel = np.arange(x.shape[1]).reshape(1, -1, *([1] * (x.ndim - 2)))
+    return np.asarray(layer.tables)[channel, x].astype(layer.y_quant.np_dtype)
+
+
 @_runs(ir.Add)
 def _add(layer: ir.Add, xs: list[np.ndarray]) -> np.ndarray:
     a_q, b_q, y_q = layer.a_quant, layer.b_quant, layer.y_quant

@@ -509,8 +509,8 @@ class Build:
         return synth(self, device, seed=seed, freq=freq, force=force, progress=progress)
 
 
-def build(model: str | os.PathLike | Model, out: str | os.PathLike, config: ConfigLike = "8x8", *,
-          calib: Samples | None = None) -> Build:
+def build(model: str | os.PathLike | Model, out: str | os.PathLike, config: ConfigLike | None = "8x8", *,
+          calib: Samples | None = None, device: str | None = None) -> Build:
     """Compile a model for the accelerator into a build folder, as ``systolix compile`` does.
 
     Parameters
@@ -525,6 +525,10 @@ def build(model: str | os.PathLike | Model, out: str | os.PathLike, config: Conf
         :class:`~systolix.arch.config.AcceleratorConfig`.
     calib
         Calibration samples, to quantize a float model first (with the default options).
+    device
+        ``"ecp5-85f"``, ``"ecp5-25f"`` or ``"up5k"``: instead of ``config``, the largest array whose logic fits
+        that FPGA with memories sized to the model (:func:`systolix.compiler.device_fit.config_for_device`);
+        refused, naming the array, the memories, the layers and the budget, only when the model exceeds it.
 
     Returns
     -------
@@ -539,10 +543,10 @@ def build(model: str | os.PathLike | Model, out: str | os.PathLike, config: Conf
     from .compiler.build import build as write_build
 
     out = check_build_folder(out, "out")
-    resolved = _config(config)
+    resolved = None if device is not None else _config(config)
     source = model.path if isinstance(model, Model) else model
     with _as_file(calib, "calib") as calib_path:
-        result = write_build(source, out, resolved, calib=calib_path)
+        result = write_build(source, out, resolved, calib=calib_path, device=device)
     return Build(result.folder, result.report)
 
 

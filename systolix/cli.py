@@ -222,14 +222,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 # -- compile ------------------------------------------------------------------------------------------
-def _compile(console: Console, model, output, config, *, calib=None):
-    """Compile (:func:`systolix.api.build`) and print the per-layer table; return the :class:`~systolix.api.Build`."""
+def _compile(console: Console, model, output, config, *, calib=None, device: str | None = None):
+    """Compile (:func:`systolix.api.build`) and print the per-layer table; return the :class:`~systolix.api.Build`.
+    With ``device`` the configuration is sized to that FPGA (one line says which)."""
     from . import api
 
     check_build_folder(output, "-o")
     label = getattr(model, "path", model)
-    with console.status(f"compiling {label} for {config.rows}x{config.cols}"):
-        build = api.build(model, output, config, calib=calib)
+    what = device if device is not None else f"{config.rows}x{config.cols}"
+    with console.status(f"compiling {label} for {what}"):
+        build = api.build(model, output, config, calib=calib, device=device)
+    if device is not None:
+        from .arch.config import AcceleratorConfig
+        from .compiler.device_fit import describe
+
+        config = AcceleratorConfig.from_file(build.folder / "config.json")
+        console.print(describe(config, device), markup=False, highlight=False)
     console.print(build.table(title=f"{label} on a {config.rows}x{config.cols} array"))
     console.print(f"predicted {build.predicted_cycles:,} cycles per inference; wrote {build.folder}/: "
                   + ", ".join(build.files))
@@ -239,10 +247,16 @@ def _compile(console: Console, model, output, config, *, calib=None):
 def cmd_compile(args: argparse.Namespace) -> int:
     check_build_folder(args.output, "-o")
     console = _console()
-    build = _compile(console, args.model, args.output, _config(args), calib=args.calib)
+    device = getattr(args, "device", None)
+    if device is not None and (args.array or args.config):
+        raise SystolixError("--device sizes the configuration to the FPGA: it cannot be combined with --array or "
+                            "--config")
+    config = None if device is not None else _config(args)
+    build = _compile(console, args.model, args.output, config, calib=args.calib, device=device)
     if args.synth:  # the old yosys-only check, now the whole flow of `systolix synth`
-        console.print(f"--synth: systolix synth {build.folder} --device ecp5-85f", markup=False, highlight=False)
-        return _synth(console, build.folder, "ecp5-85f")
+        target = device or "ecp5-85f"
+        console.print(f"--synth: systolix synth {build.folder} --device {target}", markup=False, highlight=False)
+        return _synth(console, build.folder, target)
     return 0
 
 
@@ -460,9 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a quantized ONNX model, or a float one with --calib")
     p.add_argument("--calib", metavar="DATA", help="calibration data, to quantize a float model first")
     _configuration(p, "accelerator preset: 4x4, 8x8 (default), 16x16")
+    p.add_argument("--device", metavar="FPGA", help="ecp5-85f, ecp5-25f or up5k: the largest array whose logic fits "
+                   "the FPGA, memories sized to the model (refused only when the model exceeds the device)")
     p.add_argument("-o", "--output", required=True, metavar="BUILD", help="the build folder to write")
     p.add_argument("--synth", action="store_true",
-                   help="then run systolix synth BUILD --device ecp5-85f (yosys + nextpnr, minutes)")
+                   help="then run systolix synth BUILD --device ecp5-85f, or --device (yosys + nextpnr, minutes)")
 
     p = _command(sub, "synth", cmd_synth)
     p.add_argument("build", help="a folder written by systolix compile")

@@ -11,7 +11,7 @@ import onnx
 from systolix.errors import SystolixError
 
 from ..context import ImportContext, attr, quant_params
-from ..ir import Activation, Add, Concat, Conv, Dense, Lookup
+from ..ir import Activation, Add, ChannelConstant, ChannelLookup, Concat, Conv, Dense, Lookup
 from . import register
 
 
@@ -75,14 +75,36 @@ def add(node: onnx.NodeProto, ctx: ImportContext) -> None:
     a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[1])
     if ctx.is_const(b) or ctx.is_const(a):
         x, c = (a, ctx.constants[b]) if ctx.is_const(b) else (b, ctx.constants[a])
-        if _fold_bias(node, ctx, x, c):
+        if _fold_bias(node, ctx, x, c) or _float_constant_op(node, ctx, x, c, "add"):
             return
-        raise SystolixError(f"node {ctx.node_label} (Add): adding a constant is supported only as the bias of the "
-                            "Conv/Gemm/MatMul right before it")
+        raise SystolixError(f"node {ctx.node_label} (Add): adding a constant of shape {list(c.shape)} is supported "
+                            "as the bias of the Conv/Gemm/MatMul right before it, or with one value or one value per "
+                            "channel")
     sa, sb = ctx.shape(a), ctx.shape(b)
     out = _broadcast_shape(node, ctx, sa, sb)
     ctx.add(Add(name=ctx.node_label, op="Add", inputs=(a, b), output=node.output[0], in_shapes=(sa, sb),
                 out_shape=out))
+
+
+def _channel_shape(shape: tuple, value: np.ndarray) -> bool:
+    """``value`` is one value per channel of a tensor of ``shape`` (the channel axis 1; ``[C, 1, 1]``, ...)."""
+    rank = len(shape)
+    if rank < 2 or value.ndim > rank:
+        return False
+    padded = (1,) * (rank - value.ndim) + tuple(int(d) for d in value.shape)
+    return padded == (1, int(shape[1])) + (1,) * (rank - 2)
+
+
+def _float_constant_op(node: onnx.NodeProto, ctx: ImportContext, x: str, c: np.ndarray, func: str) -> bool:
+    """A float ``x + c`` / ``x * c`` with ``c`` one value or one per channel: a layer of its own (a table, or one
+    table per channel, once quantized)."""
+    shape = tuple(ctx.shape(x))
+    if ctx.quantized or not (c.size == 1 or _channel_shape(shape, c)):
+        return False
+    ctx.add(ChannelConstant(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
+                            in_shapes=(shape,), out_shape=_broadcast_shape(node, ctx, shape, tuple(c.shape)), func=func,
+                            constant=np.asarray(c, np.float32).reshape(-1)))
+    return True
 
 
 def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) -> None:
@@ -95,9 +117,10 @@ def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b:
 
     x, const, x_slot = (b, a, 3) if ctx.is_const(a) else (a, b, 0)
     value = ctx.constants[const]
+    shape = ctx.shape(x)
     if value.size != 1:
-        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): a constant operand of shape "
-                            f"{list(value.shape)} is not supported (only one value, or an activation)")
+        _per_channel_tables(node, ctx, x, const, x_slot)
+        return
     x_q = quant_params(ctx, node, x_slot + 1, x_slot + 2, "input")
     y_q = quant_params(ctx, node, 6, 7, "output")
     ctx.quant.setdefault(x, x_q)
@@ -117,6 +140,59 @@ def _constant_operand_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b:
     ctx.add(Lookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0], in_shapes=(shape,),
                    out_shape=_broadcast_shape(node, ctx, shape, tuple(value.shape)), func=func, table=table,
                    x_quant=x_q, y_quant=y_q), quant=y_q)
+
+
+def _per_channel_tables(node: onnx.NodeProto, ctx: ImportContext, x: str, const: str, x_slot: int) -> None:
+    """QLinearAdd/QLinearMul of an activation and a per-channel constant (one value per channel, on the channel
+    axis: ``[C, 1, 1]``, ``[1, C, 1, 1]``, ``[C]`` for a 2-D tensor ...): onnxruntime runs every channel with its
+    value as a scalar operand, so each channel is a 256-entry table, computed by onnxruntime running this very
+    node on the 256 codes of every channel at once, shaped for the model's kernel form
+    (:func:`~systolix.frontend.reference.ort_span_kind`)."""
+    from systolix.frontend.reference import ort_span_kind
+
+    from ..tables import ort_table
+
+    value = ctx.constants[const]
+    shape = tuple(ctx.shape(x))
+    rank, channels = len(shape), int(shape[1]) if len(shape) > 1 else 0
+    if not _channel_shape(shape, value):
+        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): a constant operand of shape "
+                            f"{list(value.shape)} with an input of shape {list(shape)} is not supported (only one "
+                            f"value, one value per channel ({[channels] + [1] * (rank - 2)}), or an activation)")
+    x_q = quant_params(ctx, node, x_slot + 1, x_slot + 2, "input")
+    k_q = quant_params(ctx, node, 4 - x_slot, 5 - x_slot, "constant")
+    y_q = quant_params(ctx, node, 6, 7, "output")
+    ctx.quant.setdefault(x, x_q)
+    codes = np.arange(x_q.qmin, x_q.qmax + 1).astype(x_q.np_dtype)
+
+    def kind(x_shape: tuple[int, ...]) -> str:  # onnxruntime's kernel form for the activation's shape
+        c = tuple(int(d) for d in value.shape)
+        return ort_span_kind(x_shape, c) if x_slot == 0 else ort_span_kind(c, x_shape)
+
+    # The 256 codes of every channel at once, shaped so that the broadcaster takes the model's kernel form:
+    # along the batch ([256, C, 1, ...]: one element per channel and sample) or along a spatial axis.
+    ones = (1,) * (rank - 2)
+    grids = [np.repeat(codes[:, None], channels, axis=1).reshape(256, channels, *ones)]
+    if rank > 2:
+        grids.insert(0, np.broadcast_to(codes.reshape(1, 1, 256, *ones[1:]), (1, channels, 256, *ones[1:])))
+    grid = next((g for g in grids if kind(g.shape) == kind(shape)), None)
+    if grid is None:
+        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): cannot reproduce onnxruntime's {kind(shape)} "
+                            f"kernel form for shapes {list(shape)} and {list(value.shape)}")
+    out = ort_table(ctx, [node], x_q, y_q, variable=node.input[x_slot], codes=np.ascontiguousarray(grid))
+    tables = out.reshape(channels, 256) if grid.shape[0] == 1 else out.reshape(256, channels).T
+    k = (np.float64(np.float32(k_q.scale))
+         * (value.reshape(-1).astype(np.float64) - np.asarray(k_q.zero_point, np.float64).reshape(-1)))
+    x_s, y_s = float(np.float32(x_q.scale)), float(np.float32(y_q.scale))
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # a search hint only: may be inf or nan
+        if node.op_type == "QLinearMul":
+            slope, offset, what = x_s * k / np.float64(y_s), np.zeros(channels), "mul"
+        else:
+            slope, offset, what = np.full(channels, np.float64(x_s) / np.float64(y_s)), k / np.float64(y_s), "add"
+    ctx.add(ChannelLookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
+                          in_shapes=(shape,), out_shape=shape, func=f"{what} a per-channel constant ({channels} "
+                          "tables)", tables=np.asarray(tables).astype(y_q.np_dtype), slope=slope, offset=offset,
+                          x_quant=x_q, y_quant=y_q), quant=y_q)
 
 
 def _self_gated_table(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) -> bool:
@@ -172,10 +248,11 @@ def mul(node: onnx.NodeProto, ctx: ImportContext) -> None:
     a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[1])
     if not ctx.quantized and (ctx.is_const(a) or ctx.is_const(b)):
         x, c = (a, ctx.constants[b]) if ctx.is_const(b) else (b, ctx.constants[a])
-        if _fold_scale(node, ctx, x, c):
+        if _fold_scale(node, ctx, x, c) or _float_constant_op(node, ctx, x, c, "mul"):
             return
-        raise SystolixError(f"node {ctx.node_label} (Mul): multiplying by a constant is supported only as a scale "
-                            "of each output channel of the Conv/Gemm/MatMul right before it")
+        raise SystolixError(f"node {ctx.node_label} (Mul): multiplying by a constant of shape {list(c.shape)} is "
+                            "supported as a scale of each output channel of the Conv/Gemm/MatMul right before it, or "
+                            "with one value or one value per channel")
     found = [(x, gate) for x, gate in ((a, b), (b, a))
              if isinstance(ctx.producer.get(gate), Activation) and ctx.producer[gate].inputs[0] == x
              and not ctx.producer[gate].func.startswith("x*")]

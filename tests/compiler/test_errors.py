@@ -15,6 +15,7 @@ import pytest
 
 from systolix.arch.config import AcceleratorConfig
 from systolix.compiler.compile import compile_model
+from systolix.compiler.where import runs_on
 from systolix.errors import SystolixError
 from systolix.frontend import ir
 
@@ -203,16 +204,44 @@ def test_dense_with_leading_dimensions() -> None:
         compile_model(net.model("seq"), config())
 
 
-def test_average_pool_not_global() -> None:
+def _avg_net(pads: tuple[int, ...] = (0, 0, 0, 0), dilations: tuple[int, int] = (1, 1), y_scale: float | None = None,
+             include: bool = False) -> ir.Model:
     net = Net((1, 4, 4, 4))
     x_q = net.info["x"].quant
+    y_q = x_q if y_scale is None else q(y_scale, 3)
+    out = (4 + pads[0] + pads[2] - 2) // 2 + 1, (4 + pads[1] + pads[3] - 2) // 2 + 1
     net.layer(ir.AveragePool(name="avg", op="QLinearAveragePool", inputs=("x",), output="avg",
-                             in_shapes=((1, 4, 4, 4),), out_shape=(1, 4, 2, 2), kernel=(2, 2), strides=(2, 2),
-                             pads=(0, 0, 0, 0), dilations=(1, 1), x_quant=x_q, y_quant=x_q), x_q)
-    with raises("layer avg (QLinearAveragePool): an average pool with kernel 2x2 over a 4x4 input (pads [0, 0, 0, 0]) "
-                "is computed by onnxruntime in float; only a pool covering the whole input without padding "
-                "(a global average) runs on the accelerator"):
-        compile_model(net.model("avg"), config())
+                             in_shapes=((1, 4, 4, 4),), out_shape=(1, 4, *out), kernel=(2, 2), strides=(2, 2),
+                             pads=pads, dilations=dilations, count_include_pad=include, x_quant=x_q, y_quant=y_q), y_q)
+    return net.model("avg")
+
+
+def test_average_pool_with_the_input_scale_is_a_float32_tie() -> None:
+    """Output scale = input scale (as TFLite writes it), 2x2: sums 2 mod 4 are ties that onnxruntime's float32
+    rounding of each value decides -- not an integer function of the window sum."""
+    with raises("layer avg (QLinearAveragePool): onnxruntime averages in float32, and windows of 4 cells with the "
+                "same integer sum -522 of codes minus the zero point (divisor 4) give different outputs (-128, -127): "
+                "the float32 rounding of the individual values decides a rounding tie, so no integer window sum "
+                "followed by a requantization reproduces it (the golden model does)"):
+        compile_model(_avg_net(), config())
+    assert runs_on(_avg_net())["avg"].startswith("refused: onnxruntime averages in float32, and windows of 4 cells")
+
+
+def test_average_pool_divisor_along_the_width() -> None:
+    model = _avg_net(pads=(0, 1, 0, 1), y_scale=0.0371)
+    with raises("layer avg (QLinearAveragePool): with count_include_pad=0 and padding or partial windows along the "
+                "width, the divisor changes from column to column ([1, 2] valid cells); the requantizer has one scale "
+                "per channel, so only row bands can have their own divisor (1D pools and pools padded only along the "
+                "height run on the accelerator)"):
+        compile_model(model, config())
+    assert runs_on(_avg_net(pads=(1, 0, 1, 0), y_scale=0.0371))["avg"] == "array (window sums, one scale per divisor)"
+    assert runs_on(_avg_net(pads=(0, 1, 0, 1), y_scale=0.0371, include=True))["avg"].startswith("array")
+
+
+def test_average_pool_dilation() -> None:
+    with raises("layer avg (QLinearAveragePool): an average pool with dilation is not supported (onnxruntime's "
+                "QLinearAveragePool has none)"):
+        compile_model(_avg_net(dilations=(2, 1), y_scale=0.0371), config())
 
 
 def test_concat_matmul_transpose() -> None:
@@ -278,3 +307,37 @@ def test_float_model() -> None:
     model = ir.Model(name="f", inputs=(), outputs=(), layers=(), quantized=False)
     with raises("f is a float model; quantize it first"):
         compile_model(model, config())
+
+
+def test_per_channel_tables_that_are_not_a_requantized_affine_map() -> None:
+    net = Net((1, 3, 4, 4))
+    x_q = net.info["x"].quant
+    tables = np.tile(np.arange(-128, 128), (3, 1))
+    tables[1, 7] = 100
+    net.layer(ir.ChannelLookup(name="k", op="QLinearAdd", inputs=("x",), output="k", in_shapes=((1, 3, 4, 4),),
+                               out_shape=(1, 3, 4, 4), func="add a per-channel constant (3 tables)", tables=tables,
+                               slope=np.ones(3), offset=np.zeros(3), x_quant=x_q, y_quant=x_q), x_q)
+    model = net.model("k")
+    with raises("layer k (QLinearAdd): the 256-entry table of channel 1 is not monotone, so it cannot run as a "
+                "requantized 1x1 depthwise pass; per-channel tables cannot run on the lookup unit either (every lane "
+                "reads the same table: one load write fills every lane's copy of the lut memory)"):
+        compile_model(model, config())
+    assert runs_on(model)["k"].startswith("refused: the 256-entry table of channel 1 is not monotone")
+
+
+def test_per_channel_tables_beyond_the_parameter_memory() -> None:
+    """Per-channel tables need no lookup-table rows but one parameter row per channel block: a memory too small
+    for them names the layer, the need and the budget."""
+    channels = 40
+    net = Net((1, channels, 2, 2))
+    x_q = net.info["x"].quant
+    codes = np.arange(-128, 128)
+    tables = np.stack([np.clip(codes + c - 20, -128, 127) for c in range(channels)])
+    net.layer(ir.ChannelLookup(name="k", op="QLinearAdd", inputs=("x",), output="k", in_shapes=((1, channels, 2, 2),),
+                               out_shape=(1, channels, 2, 2), func=f"add a per-channel constant ({channels} tables)",
+                               tables=tables, slope=np.ones(channels), offset=np.arange(channels) - 20.0,
+                               x_quant=x_q, y_quant=x_q), x_q)
+    small = dataclasses.replace(config(), param_memory_depth=4)
+    with raises(f"layer k needs {channels // small.rows} parameter rows but param_memory_depth is 4; use "
+                f"param_memory_depth >= {channels // small.rows} or a larger preset"):
+        compile_model(net.model("k"), small)

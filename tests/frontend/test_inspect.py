@@ -187,5 +187,30 @@ def test_float_mul_by_a_vector_over_the_last_axis_is_refused():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 4, 4])],
                               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(np.ones(4, np.float32), "k")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
-    with pytest.raises(SystolixError, match=r"\(Mul\): multiplying by a constant is supported only as a scale"):
+    with pytest.raises(SystolixError, match=r"\(Mul\): multiplying by a constant of shape \[4\] is supported as a "
+                       r"scale of each output channel of the Conv/Gemm/MatMul right before it, or with one value or "
+                       r"one value per channel"):
         import_model(model)
+
+
+def test_float_add_and_mul_by_per_channel_constants_after_a_pool():
+    """Not foldable into a Conv (a MaxPool in between): a layer of its own, a table per channel once quantized."""
+    from systolix.compiler.where import runs_on
+
+    w = np.ones((4, 1, 3, 3), np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=4),
+             helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[2, 2]),
+             helper.make_node("Mul", ["k", "p"], ["m"]), helper.make_node("Add", ["m", "b"], ["y"])]
+    graph = helper.make_graph(nodes, "chan", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 3, 3])],
+                              [numpy_helper.from_array(w, "w"),
+                               numpy_helper.from_array(np.arange(1, 5, dtype=np.float32).reshape(4, 1, 1), "k"),
+                               numpy_helper.from_array(np.full((1, 1, 1, 1), 0.5, np.float32), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    ir_model = import_model(model).ir
+    _, _, mul, add = ir_model.layers
+    assert (mul.kind, mul.geometry(), add.geometry()) == ("channel_constant", "mul 4 values (one per channel)",
+                                                          "add one value")
+    where = runs_on(ir_model)
+    assert where[mul.name] == "array (per-channel tables, once quantized)"
+    assert where[add.name] == "vector (table, once quantized)"
