@@ -117,7 +117,8 @@ class LinkHost:
     Attributes
     ----------
     counts : collections.Counter
-        Bytes by ``(phase, "out" | "in")`` and frames by ``(phase, "frames")``; :attr:`phase` names the phase.
+        Bytes by ``(phase, "out" | "in")``, frames by ``(phase, "frames")`` and by ``(phase, command name)``;
+        :attr:`phase` names the phase.
     phase : str
         What the following frames are counted as (``"load"``, ``"input"``, ``"run"``, ``"output"``, ...).
     last : str
@@ -157,6 +158,7 @@ class LinkHost:
         self.port.write(frame)
         self.counts[self.phase, "out"] += len(frame)
         self.counts[self.phase, "frames"] += 1
+        self.counts[self.phase, link.COMMANDS.get(cmd, "other")] += 1
         skipped = 0
         while (first := self._read(1, what)) != bytes([link.SYNC]):  # bytes before a frame: noise
             skipped += 1

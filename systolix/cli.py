@@ -201,11 +201,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                           layers=args.layers, seed=args.seed, progress=update, config=_config(args, None),
                           clock_mhz=getattr(args, "clock_mhz", None), waveform=getattr(args, "waveform", None),
                           trace_sample=getattr(args, "trace_sample", None))
+    return _report(console, result, args.json)
+
+
+def _report(console: Console, result, json_path, extra: dict | None = None) -> int:
+    """Print a simulation result (tables, accuracy, first mismatch, times), write ``json_path``; the exit code."""
     for line in result.normalized:
         console.print(f"normalised: {line}", markup=False)
     console.print(summary_table(result))
-    if result.hardware is not None:
+    if result.hardware is not None and any(layer["cycles"] for layer in result.hardware["hardware_layers"]):
         console.print(hardware_table(result))
+    elif result.hardware is not None:
+        console.print(f"cycles per inference: {result.hardware['cycles']:,.0f} (predicted "
+                      f"{result.hardware['predicted_cycles']:,}); {_latency_text(result.hardware)}")
     for line in result.host_ops:
         console.print(f"host: {line}")
     if result.converted:
@@ -218,9 +226,26 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                       f"{first.sample}, index {first.index}: {result.backend} {first.backend}, onnxruntime "
                       f"{first.reference} {first.note}".rstrip(), style="red")
     console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
-    if args.json:
-        write_atomic(args.json, json.dumps(result.to_json(), indent=2))
+    if json_path:
+        write_atomic(json_path, json.dumps({**result.to_json(), **(extra or {})}, indent=2))
     return 0 if result.bit_exact else 1
+
+
+# -- run ---------------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import link_text, run_build
+
+    if args.json:
+        check_output_file(args.json, "--json", inputs=(args.build, args.inputs))
+    console = _console()
+    bar, update = _progress(console)
+    with bar:
+        result, figures = run_build(args.build, port=args.port, inputs=args.inputs, random=args.random,
+                                    seed=args.seed, layers=args.layers, divisor=args.divisor, baud=args.baud,
+                                    clock_mhz=args.clock_mhz, progress=update)
+    code = _report(console, result, args.json, {"link": figures})
+    console.print(link_text(figures), markup=False, highlight=False)
+    return code
 
 
 # -- compile ------------------------------------------------------------------------------------------
@@ -370,6 +395,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed for --random")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("run", help="run a build folder through the UART host link (a board, or --port sim), "
+                                   "compare every element with onnxruntime")
+    p.add_argument("build", help="a folder written by systolix compile")
+    p.add_argument("--port", default="sim", help="sim (the link top on Verilator, default) or a serial device")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--inputs", help="samples (.npz/.npy); float samples go through the input quantization")
+    src.add_argument("--random", type=int, help="N random integer input samples")
+    p.add_argument("--layers", action="store_true", help="step mode: compare every layer, time every instruction")
+    p.add_argument("--divisor", type=int, default=10, help="--port sim: clocks per bit (default 10)")
+    p.add_argument("--baud", type=int, default=3_000_000, help="serial baud rate and of the figures (3000000)")
+    p.add_argument("--clock-mhz", type=float, default=None, help="clock of the figures (default 30)")
+    p.add_argument("--json", help="write the report as JSON")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("compile", help="compile a model for the accelerator: Verilog, program, memory images")
     p.add_argument("model")
