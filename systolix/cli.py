@@ -248,6 +248,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_board(args: argparse.Namespace) -> int:
+    from .board import build_board
+
+    check_output_folder(args.output, "-o")
+    console = _console()
+    with console.status(f"building the {args.board} bitstream for {args.build} (yosys, nextpnr: minutes)"):
+        record = build_board(args.board, args.build, args.output, clock_mhz=args.clock_mhz, baud=args.baud,
+                             seed=args.seed)
+    fmax = f"{record['fmax_mhz']:.1f} MHz" if record["fmax_mhz"] else "not reported"
+    console.print(f"wrote {record['bitstream']}: {record['clock_mhz']:g} MHz (Fmax {fmax}), UART {record['baud']:,} "
+                  f"baud (divisor {record['divisor']}), {record['seconds']:.0f} s", markup=False, highlight=False)
+    return 0 if record["fmax_mhz"] is None or record["fmax_mhz"] >= record["clock_mhz"] else 1
+
+
 # -- compile ------------------------------------------------------------------------------------------
 def cmd_compile(args: argparse.Namespace) -> int:
     from .compiler.build import build
@@ -410,6 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed for --random")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("board", help="a bitstream of the UART link top for a board (ulx3s-85f), YoWASP tools")
+    p.add_argument("board", help="ulx3s-85f or ulx3s-25f")
+    p.add_argument("build", help="a folder written by systolix compile (its accelerator.v is used)")
+    p.add_argument("-o", "--output", required=True, help="the folder for the bitstream and the logs")
+    p.add_argument("--clock-mhz", type=float, default=30.0, help="PLL output from the 25 MHz oscillator (30)")
+    p.add_argument("--baud", type=int, default=3_000_000, help="UART baud rate (3000000)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
+    p.set_defaults(func=cmd_board)
 
     p = sub.add_parser("compile", help="compile a model for the accelerator: Verilog, program, memory images")
     p.add_argument("model")
