@@ -132,7 +132,11 @@ def link_figures(backend, samples: int, baud: int, clock_mhz: float, port: str) 
     if {"start", "loaded", "done"} <= set(marks):
         figures["simulated_load_cycles"] = marks["loaded"] - marks["start"]
         figures["simulated_run_cycles"] = marks["done"] - marks["loaded"]
-        figures["divisor"] = getattr(backend.port, "divisor", None)
+        figures["divisor"] = divisor = getattr(backend.port, "divisor", None)
+        # the simulated line runs at divisor clocks per bit: at clock_mhz that is clock / divisor baud
+        figures["simulated_baud"] = clock_mhz * 1e6 / divisor if divisor else None
+        figures["simulated_load_seconds"] = figures["simulated_load_cycles"] / (clock_mhz * 1e6)
+        figures["simulated_inference_seconds"] = figures["simulated_run_cycles"] / samples / (clock_mhz * 1e6)
     return figures
 
 
@@ -147,6 +151,10 @@ def link_text(figures: dict) -> str:
              f"poll, {figures['cycles']:,.0f} cycles -> {figures['inference_seconds'] * 1e3:.3f} ms, "
              f"{figures['inferences_per_second']:,.1f} inferences/s at {at}"]
     if "simulated_load_cycles" in figures:
-        lines.append(f"simulated UART at {figures['divisor']} clocks/bit: load {figures['simulated_load_cycles']:,} "
-                     f"cycles, samples {figures['simulated_run_cycles']:,} cycles ({figures['polls']:,} status polls)")
+        lines.append(f"simulated line at {figures['divisor']} clocks/bit ({figures['simulated_baud'] / 1e6:g} Mbaud at "
+                     f"{figures['clock_mhz']:g} MHz): load {figures['simulated_load_cycles']:,} cycles = "
+                     f"{figures['simulated_load_seconds'] * 1e3:.1f} ms, "
+                     f"{figures['simulated_inference_seconds'] * 1e3:.3f}"
+                     f" ms per sample ({1 / figures['simulated_inference_seconds']:,.1f}/s, "
+                     f"{figures['polls']:,} status polls in all)")
     return "\n".join(lines)
