@@ -99,7 +99,9 @@ def open_serial(path: str, baud: int, timeout: float = 1.0) -> Port:
     except ImportError:
         raise SystolixError("a serial port needs pyserial: pip install pyserial==3.5") from None
     try:
-        return serial.Serial(path, baud, timeout=timeout)
+        port = serial.Serial(path, baud, timeout=timeout)
+        port.reset_input_buffer()  # whatever the board sent before (at power-up) is not a reply
+        return port
     except (serial.SerialException, ValueError) as error:
         raise SystolixError(f"cannot open the serial port {path}: {error}") from None
 
