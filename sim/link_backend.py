@@ -73,6 +73,21 @@ class LinkBackend:
 
     def run(self, model: Model, inputs: dict[str, np.ndarray],
             progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+        """Check the device, load the build's images, run every sample; the tensors read back (batched).
+
+        Parameters
+        ----------
+        model : Model
+            The model (the build's program is what runs).
+        inputs : dict of str to numpy.ndarray
+            The samples, batched on axis 0.
+        progress : callable, optional
+            Called with the number of samples done.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+        """
         from systolix.compiler.layout import write_tensor
 
         started = time.perf_counter()
