@@ -94,7 +94,7 @@ def build_board(board: str, build_path: str | os.PathLike, out: str | os.PathLik
     tim = out / f"{name}.tim"
     if tim.is_file():
         found = re.findall(r"Max frequency for clock\s+'[^']*':\s*([\d.]+) MHz", tim.read_text(errors="replace"))
-        fmax = min(map(float, found)) if found else None
+        fmax = float(found[-1]) if found else None  # the last report is after routing
     record = {"board": board, "build": str(build.folder), "bitstream": str(bitstream), "clock_mhz": top.pll.f_out,
               "pll": {"clki_div": top.pll.clki_div, "clkfb_div": top.pll.clkfb_div, "clkop_div": top.pll.clkop_div},
               "baud": baud, "divisor": top.divisor, "fmax_mhz": fmax, "seconds": round(seconds, 1),
