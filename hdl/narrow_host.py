@@ -18,12 +18,43 @@ from amaranth.lib.wiring import In, Out
 from systolix.arch.config import AcceleratorConfig
 from systolix.arch.memory import memory_depths, word_bits
 
-__all__ = ["SEL_ACT", "WORD_BITS", "NarrowHost"]
+__all__ = ["SEL_ACT", "WORD_BITS", "NarrowHost", "host_bus_signature"]
 
 #: Bits of one host word.
 WORD_BITS = 32
 #: ``sel`` value addressing the activation memory (the others are the load bus's ``load_sel``).
 SEL_ACT = 7
+
+
+def _load_addr_bits(config: AcceleratorConfig) -> int:
+    return max(max(1, (d - 1).bit_length()) for d in memory_depths(config).values())
+
+
+def _row_words(config: AcceleratorConfig) -> int:
+    return -(-8 * config.rows // WORD_BITS)
+
+
+def host_bus_signature(config: AcceleratorConfig, counters: bool = False) -> wiring.Signature:
+    """The signature of :class:`NarrowHost` for ``config`` (flip it for the side that drives the bus).
+
+    Parameters
+    ----------
+    config : AcceleratorConfig
+        The accelerator's configuration.
+    counters : bool
+        With the ``cycles`` and ``pc`` outputs.
+
+    Returns
+    -------
+    amaranth.lib.wiring.Signature
+    """
+    addr_bits = max(_load_addr_bits(config), config.act_addr_width)
+    return wiring.Signature({
+        **({"cycles": Out(32), "pc": Out(config.program_addr_width)} if counters else {}),
+        "start": In(1), "step": In(1), "busy": Out(1), "done": Out(1), "paused": Out(1),
+        "sel": In(3), "addr": In(addr_bits), "wdata": In(WORD_BITS), "shift": In(1), "commit": In(1),
+        "fetch": In(1), "rword": In(max(1, (_row_words(config) - 1).bit_length())), "rdata": Out(WORD_BITS),
+    })
 
 
 class NarrowHost(wiring.Component):
@@ -33,20 +64,18 @@ class NarrowHost(wiring.Component):
     ----------
     config : AcceleratorConfig
         The accelerator's configuration (the port widths of ``accelerator``).
+    counters : bool
+        Also bring out the accelerator's ``cycles`` (32 bits) and ``pc`` (for the host link; off for the bare
+        design, whose every port is a pin).
     """
 
-    def __init__(self, config: AcceleratorConfig):
+    def __init__(self, config: AcceleratorConfig, counters: bool = False):
         self._config = config
-        widths = word_bits(config)
-        self._stage_bits = max(*widths.values(), 8 * config.rows)
-        self._load_addr_bits = max(max(1, (d - 1).bit_length()) for d in memory_depths(config).values())
-        self._addr_bits = max(self._load_addr_bits, config.act_addr_width)
-        self._row_words = -(-8 * config.rows // WORD_BITS)
-        super().__init__({
-            "start": In(1), "step": In(1), "busy": Out(1), "done": Out(1), "paused": Out(1),
-            "sel": In(3), "addr": In(self._addr_bits), "wdata": In(WORD_BITS), "shift": In(1), "commit": In(1),
-            "fetch": In(1), "rword": In(max(1, (self._row_words - 1).bit_length())), "rdata": Out(WORD_BITS),
-        })
+        self._stage_bits = max(*word_bits(config).values(), 8 * config.rows)
+        self._load_addr_bits = _load_addr_bits(config)
+        self._row_words = _row_words(config)
+        self._counters = counters
+        super().__init__(host_bus_signature(config, counters))
 
     def elaborate(self, platform):
         cfg = self._config
@@ -68,6 +97,8 @@ class NarrowHost(wiring.Component):
             i_load_sel=self.sel, i_load_addr=self.addr[:self._load_addr_bits], i_load_data=stage,
             i_load_we=self.commit & (self.sel != SEL_ACT),
         )
+        if self._counters:
+            m.d.comb += [self.cycles.eq(cycles), self.pc.eq(pc)]
         m.d.sync += fetched.eq(self.fetch)
         with m.If(fetched):
             m.d.sync += row.eq(host_rdata)

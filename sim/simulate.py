@@ -120,11 +120,12 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
              backend: str = "golden", layers: bool = False, seed: int = 0,
              progress: Callable[[str, int, int], None] | None = None, config=None,
              clock_mhz: float | None = None, waveform: str | Path | None = None,
-             trace_sample: int | None = None) -> SimulationResult:
+             trace_sample: int | None = None, runner=None) -> SimulationResult:
     """Run ``backend`` and onnxruntime on every sample and compare every output element.
 
     With ``layers`` every intermediate tensor is compared too. ``progress(stage, done, total)`` is
-    called as samples complete.
+    called as samples complete. ``runner``: a backend object to use instead of ``backend`` (its ``name``
+    names it; the link backend of ``systolix run``).
     """
     t0 = time.perf_counter()
     build = None
@@ -140,7 +141,9 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         from systolix.arch.config import AcceleratorConfig
 
         config = AcceleratorConfig.preset("8x8")
-    if backend == "auto":
+    if runner is not None:
+        backend = runner.name
+    elif backend == "auto":
         from .backends import default_backend
 
         backend = default_backend()
@@ -152,8 +155,9 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         raise SystolixError(f"{ir.name} is a float model; quantize it first: systolix quantize {model_path} "
                             "--calib DATA -o MODEL_int8.onnx")
     config = _check_add_variant(ir, config)
-    runner = get_backend(backend, config, layers, **({"build": build} if build is not None and backend != "golden"
-                                                     else {}))
+    if runner is None:
+        runner = get_backend(backend, config, layers, **({"build": build} if build is not None and backend != "golden"
+                                                         else {}))
     name, x_ref, x_backend, labels, q, _ = prepare_inputs(imported, inputs, random, seed)
     n = len(x_ref)
     seconds = {"import": time.perf_counter() - t0}

@@ -182,7 +182,8 @@ def _first_error(log: str) -> str:
 
 
 def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, trace: str | None = None,
-                    status: Callable[[str], None] | None = None, defines: tuple[str, ...] = ()) -> Path:
+                    status: Callable[[str], None] | None = None, defines: tuple[str, ...] = (),
+                    top: str = "accelerator", harness: Path = HARNESS, sources: dict[str, str] | None = None) -> Path:
     """The Verilated accelerator as a shared library (cached).
 
     Parameters
@@ -198,11 +199,17 @@ def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, tr
     defines : tuple of str
         Verilog macros to define (``SYSTOLIX_BAKED``: memories read the ``.hex`` files of the working folder
         when an instance is created).
+    top : str
+        The top-level module (another one wraps ``accelerator``, from ``sources``).
+    harness : pathlib.Path
+        The C++ harness (its C API is what the library exports).
+    sources : dict of str to str, optional
+        More Verilog files (name -> text) to build with ``accelerator.v``.
 
     Returns
     -------
     pathlib.Path
-        The shared library exporting the C API of ``sim/verilator/harness.cpp``.
+        The shared library exporting the C API of ``harness`` (default ``sim/verilator/harness.cpp``).
 
     Raises
     ------
@@ -215,8 +222,9 @@ def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, tr
     if trace == "fst":
         _check_fst(tools)
     root = cache_root()
-    harness = HARNESS.read_text()
-    flags = (*VERILATOR_FLAGS, *TRACE_FLAGS.get(trace, ()), *(f"-D{d}" for d in defines), *MAKE_FLAGS, *CXX_FLAGS,
+    harness_text = Path(harness).read_text()
+    sources = dict(sources or {})
+    flags = (*_top_flags(top), *TRACE_FLAGS.get(trace, ()), *(f"-D{d}" for d in defines), *MAKE_FLAGS, *CXX_FLAGS,
              *LD_FLAGS,
              f"-DSXL_ROW_BYTES={config.rows}")
     with _Status(status) as show:
@@ -225,12 +233,13 @@ def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, tr
 
             show.update(f"verilator: generating the Verilog of the {config.rows}x{config.cols} accelerator")
             verilog = verilog_for(config)
-        key = _digest(verilog, harness, tools.version, *flags)
+        key = _digest(verilog, harness_text, tools.version, *flags, *(x for kv in sorted(sources.items()) for x in kv))
         folder = root / key
         if not (folder / LIBRARY).is_file():
             with _locked(root / f".{key[:16]}.lock"):  # one build per design, even from parallel test workers
                 if not (folder / LIBRARY).is_file():
-                    _verilate(folder, verilog, harness, config, trace, tools, show, defines)
+                    _verilate(folder, verilog, harness_text, config, trace, tools, show, defines, top=top,
+                              sources=sources)
     return folder / LIBRARY
 
 
@@ -251,22 +260,33 @@ def _locked(path: Path) -> Iterator[None]:
 
 
 
+def _top_flags(top: str) -> tuple[str, ...]:
+    """:data:`VERILATOR_FLAGS` with ``top`` as the top-level module."""
+    flags = list(VERILATOR_FLAGS)
+    flags[flags.index("--top-module") + 1] = top
+    return tuple(flags)
+
+
 def _verilate(folder: Path, text: str, harness: str, config: AcceleratorConfig, trace: str | None, tools: _Tools,
-              show: _Status, defines: tuple[str, ...] = ()) -> None:
+              show: _Status, defines: tuple[str, ...] = (), *, top: str = "accelerator",
+              sources: dict[str, str] | None = None) -> None:
     """Verilate and compile into a temporary folder beside ``folder``, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name[:16]}.", dir=folder.parent))
     try:
         (work / "accelerator.v").write_text(text)
         (work / "harness.cpp").write_text(harness)
+        for name, source in (sources or {}).items():
+            (work / name).write_text(source)
         jobs = str(max(1, min(os.cpu_count() or 2, 8)))
-        cmd = [tools.verilator, *VERILATOR_FLAGS, *TRACE_FLAGS.get(trace, ()), *(f"-D{d}" for d in defines), "-j", jobs,
-               "--Mdir", "obj", "-o", LIBRARY, "accelerator.v", "harness.cpp",
+        cmd = [tools.verilator, *_top_flags(top), *TRACE_FLAGS.get(trace, ()), *(f"-D{d}" for d in defines), "-j", jobs,
+               "--Mdir", "obj", "-o", LIBRARY, "accelerator.v", *(sources or {}), "harness.cpp",
                "-CFLAGS", " ".join((*CXX_FLAGS, f"-DSXL_ROW_BYTES={config.rows}")),
                "-LDFLAGS", " ".join(LD_FLAGS),
                "-MAKEFLAGS", " ".join((*MAKE_FLAGS, f"PYTHON3={sys.executable}"))]
         started = time.perf_counter()
-        what = f"{config.rows}x{config.cols}{f' ({trace.upper()} waveforms)' if trace else ''}"
+        what = (f"{config.rows}x{config.cols}{f' ({trace.upper()} waveforms)' if trace else ''}"
+                f"{'' if top == 'accelerator' else f' ({top})'}")
         show.update(f"verilator: verilating the {what} accelerator")
         log: list[str] = []
         with subprocess.Popen(cmd, cwd=work, env=tools.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -177,8 +177,11 @@ def _show_simulation(console: Console, result) -> None:
     for line in result.normalized:
         console.print(f"normalised: {line}", markup=False)
     console.print(summary_table(result))
-    if result.hardware is not None:
+    if result.hardware is not None and any(layer["cycles"] for layer in result.hardware["hardware_layers"]):
         console.print(hardware_table(result))
+    elif result.hardware is not None:
+        console.print(f"cycles per inference: {result.hardware['cycles']:,.0f} (predicted "
+                      f"{result.hardware['predicted_cycles']:,}); {_latency_text(result.hardware)}")
     for line in result.host_ops:
         console.print(f"host: {line}")
     if result.converted:
@@ -219,6 +222,45 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                            random=args.random, backend=args.backend, layers=args.layers, seed=args.seed,
                            config=_config(args, None), clock_mhz=args.clock_mhz, trace_sample=args.trace_sample)
     return 0 if simulation.bit_exact else 1
+
+
+def _report(console: Console, result, json_path, extra: dict | None = None) -> int:
+    """Print a simulation result as ``simulate`` does, write ``json_path`` (with ``extra``); the exit code."""
+    _show_simulation(console, result)
+    if json_path:
+        write_atomic(json_path, json.dumps({**result.to_json(), **(extra or {})}, indent=2))
+    return 0 if result.bit_exact else 1
+
+
+# -- run ---------------------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from .run import link_text, run_build
+
+    if args.json:
+        check_output_file(args.json, "--json", inputs=(args.build, args.inputs))
+    console = _console()
+    bar, update = _progress(console)
+    with bar:
+        result, figures = run_build(args.build, port=args.port, inputs=args.inputs, random=args.random,
+                                    seed=args.seed, layers=args.layers, divisor=args.divisor, baud=args.baud,
+                                    clock_mhz=args.clock_mhz, progress=update)
+    code = _report(console, result, args.json, {"link": figures})
+    console.print(link_text(figures), markup=False, highlight=False)
+    return code
+
+
+def cmd_board(args: argparse.Namespace) -> int:
+    from .board import build_board
+
+    check_output_folder(args.output, "-o")
+    console = _console()
+    with console.status(f"building the {args.board} bitstream for {args.build} (yosys, nextpnr: minutes)"):
+        record = build_board(args.board, args.build, args.output, clock_mhz=args.clock_mhz, baud=args.baud,
+                             seed=args.seed)
+    fmax = f"{record['fmax_mhz']:.1f} MHz" if record["fmax_mhz"] else "not reported"
+    console.print(f"wrote {record['bitstream']}: {record['clock_mhz']:g} MHz (Fmax {fmax}), UART {record['baud']:,} "
+                  f"baud (divisor {record['divisor']}), {record['seconds']:.0f} s", markup=False, highlight=False)
+    return 0 if record["fmax_mhz"] is None or record["fmax_mhz"] >= record["clock_mhz"] else 1
 
 
 # -- compile ------------------------------------------------------------------------------------------
@@ -356,6 +398,8 @@ COMMANDS = {
     "compile": "compile for the accelerator: Verilog, program, images",
     "synth": "synthesise, place & route: resources, Fmax, latency",
     "demo": "the whole flow on the bundled example model",
+    "run": "run a build over the UART link: a board or --port sim",
+    "board": "a bitstream of the link top for a board (ulx3s-85f)",
 }
 
 #: The description at the top of each command's --help.
@@ -371,6 +415,12 @@ DESCRIPTIONS = {
              "critical path, latency per inference. Exit code 1 when it does not fit.",
     "demo": "The whole flow on the bundled example model: inspect, quantize, compile, simulate the test set\n"
             "on the accelerator's RTL, every layer compared with onnxruntime.",
+    "run": "Run a build folder through the UART host link: load it, run every sample, read the outputs and\n"
+           "cycle counter, compare every element with onnxruntime as simulate does. --port sim drives the\n"
+           "link top on Verilator through a simulated UART.",
+    "board": "Build a bitstream of the UART link top around a build folder's accelerator for a board\n"
+             "(amaranth-boards platform, PLL, YoWASP yosys/nextpnr/ecppack). Exit code 1 when the PLL clock\n"
+             "is above the Fmax after routing.",
 }
 
 EPILOG = """\
@@ -397,6 +447,9 @@ EXAMPLES = {
                 "systolix compile model.onnx --calib calib.npz --config my_config.json -o build"],
     "synth": ["systolix synth build_8x8 --device ecp5-85f"],
     "demo": ["systolix demo", "systolix demo --array 4x4 --out out/demo4"],
+    "run": ["systolix run build_4x4 --port sim --inputs test.npz", "systolix run build_8x8 --port /dev/ttyUSB0 "
+            "--random 10"],
+    "board": ["systolix board ulx3s-85f build_4x4 -o board_4x4"],
 }
 
 BACKENDS = ["auto", "golden", "amaranth", "verilator"]
@@ -469,6 +522,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layers", action="store_true", help="compare every intermediate tensor too")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
+
+    p = _command(sub, "run", cmd_run)
+    p.add_argument("build", help="a folder written by systolix compile")
+    p.add_argument("--port", default="sim", help="sim (the link top on Verilator, default) or a serial device")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--inputs", help="samples (.npz/.npy); float samples go through the input quantization")
+    src.add_argument("--random", type=int, help="N random integer input samples")
+    p.add_argument("--layers", action="store_true", help="step mode: compare every layer, time every instruction")
+    p.add_argument("--divisor", type=int, default=10, help="--port sim: clocks per bit (default 10)")
+    p.add_argument("--baud", type=int, default=3_000_000, help="serial baud rate and of the figures (3000000)")
+    p.add_argument("--clock-mhz", type=float, default=None, help="clock of the figures (default 30)")
+    p.add_argument("--json", help="write the report as JSON")
+    p.add_argument("--seed", type=int, default=0, help="seed for --random")
+
+    p = _command(sub, "board", cmd_board)
+    p.add_argument("board", help="ulx3s-85f or ulx3s-25f")
+    p.add_argument("build", help="a folder written by systolix compile (its accelerator.v is used)")
+    p.add_argument("-o", "--output", required=True, help="the folder for the bitstream and the logs")
+    p.add_argument("--clock-mhz", type=float, default=30.0, help="PLL output from the 25 MHz oscillator (30)")
+    p.add_argument("--baud", type=int, default=3_000_000, help="UART baud rate (3000000)")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
+
 
     p = _command(sub, "compile", cmd_compile)
     p.add_argument("model", help="a quantized ONNX model, or a float one with --calib")

@@ -230,7 +230,7 @@ def test_version(capsys):
 def test_top_level_help_lists_every_command_exit_codes_and_examples(capsys):
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    assert set(COMMANDS) == {"inspect", "quantize", "simulate", "compile", "synth", "demo"}
+    assert set(COMMANDS) == {"inspect", "quantize", "simulate", "compile", "synth", "demo", "run", "board"}
     for name, line in COMMANDS.items():
         assert "`" not in line and "\n" not in line and line
         assert any(row.split() == [name, *line.split()] for row in text.splitlines()), (name, text)
