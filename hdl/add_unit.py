@@ -26,6 +26,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from systolix.arch.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS, add_param_layout
+from systolix.arch.latency import add_unit_latency
 
 from .pipeline import elastic_handshake
 from .rounding import excess_bits, rne_shift_parts
@@ -121,7 +122,8 @@ class AddUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a transfer on ``i`` to its result on ``o`` (when ``o`` is not stalled)."""
-        return len(self._STAGES)
+        assert len(self._STAGES) == add_unit_latency()
+        return add_unit_latency()
 
     def elaborate(self, platform):
         m = Module()

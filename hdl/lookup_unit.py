@@ -15,6 +15,8 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from systolix.arch.latency import lookup_unit_latency
+
 from .add_unit import table_read_port
 
 __all__ = ["LookupUnit"]
@@ -55,7 +57,7 @@ class LookupUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a transfer on ``i`` to its result on ``o``."""
-        return 1
+        return lookup_unit_latency()
 
     def elaborate(self, platform):
         m = Module()

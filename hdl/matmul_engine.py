@@ -49,6 +49,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from systolix.arch import latency
 from systolix.arch.config import AcceleratorConfig
 from systolix.arch.params import channel_layout
 
@@ -111,10 +112,10 @@ class MatMulEngine(wiring.Component):
 
     @property
     def fixed_cycles(self) -> int:
-        """Cycles per instruction besides the streaming of the tiles: loading the first tile, the
-        pipeline latencies behind the array (`MatMulUnit`, accumulator 3, parameter fetch 1 plus 2 for
-        the first prm read, `Requantizer`, the clamp register), start and done."""
-        return self._config.rows + self._unit.latency + 3 + 3 + len(Requantizer._STAGES) + 3
+        """Cycles per instruction besides the streaming of the tiles (``arch.latency.matmul_engine_fixed_cycles``):
+        loading the first tile, the pipeline latencies behind the array (`MatMulUnit`, `Accumulator`,
+        parameter fetch 1 plus 2 for the first prm read, `Requantizer`, the clamp register), start and done."""
+        return latency.matmul_engine_fixed_cycles(self._config)
 
     def elaborate(self, platform):
         cfg = self._config

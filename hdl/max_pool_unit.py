@@ -12,6 +12,8 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from systolix.arch.latency import max_pool_unit_latency
+
 __all__ = ["MaxPoolUnit", "max_pool_input_layout"]
 
 
@@ -45,7 +47,7 @@ class MaxPoolUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the transfer of a window's last tap to its result on ``o``."""
-        return 1
+        return max_pool_unit_latency()
 
     def elaborate(self, platform):
         m = Module()

@@ -35,6 +35,8 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from systolix.arch.latency import requantizer_latency
+
 from .pipeline import elastic_handshake
 from .rounding import excess_bits, rne_shift_parts
 
@@ -88,7 +90,8 @@ class Requantizer(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a transfer on ``i`` to its result on ``o`` (when ``o`` is not stalled)."""
-        return len(self._STAGES)
+        assert len(self._STAGES) == requantizer_latency()
+        return requantizer_latency()
 
     # Fields of each pipeline register, per lane; the shared bounds travel along in every stage. Each
     # stage holds at most one carry chain, one shifter or one DSP multiplier (the 25 x 24 product is

@@ -292,7 +292,8 @@ def model_cycles(case: Case, lanes: int, drain: int, fixed: int) -> int:
     next tile is loaded (``lanes`` rows, one per cycle) into the bank the last swap released, starting
     ``drain`` cycles after the last vector that used that bank (and after the swap), and swapped in
     when complete; the last tile takes P; plus the fill and drain of the pipelines, ``fixed``
-    (``3L + 12 + Requantizer.latency``). With ``w_shared`` there is no swap after the first: every tile takes P."""
+    (``arch.latency.matmul_engine_fixed_cycles``). With ``w_shared`` there is no swap after the first: every
+    tile takes P."""
     ins = case.instr
     out_h, out_w = (1, 1) if ins.mode == Mode.DENSE else (ins.out_h, ins.out_w)
     chunk_rows = 1 if ins.mode == Mode.DENSE else ins.chunk_rows
@@ -363,8 +364,7 @@ def test_engine_cycles_follow_model(simulate):
         writes, cycles, drain = run_engine(SMALL, case, simulate)
         check(case, writes)
         assert drain == SMALL.rows
-        model = model_cycles(case, SMALL.rows, drain,
-                             3 * SMALL.rows + 12 + pipeline_latencies(SMALL)["requantizer"])
+        model = model_cycles(case, SMALL.rows, drain, pipeline_latencies(SMALL)["matmul_fixed"])
         assert model - 3 <= cycles <= model + 3, (cycles, model)
         # The compiler's prediction (which adds the controller's 4 cycles of handshake) agrees as well.
         predicted = predicted_cycles(case.instr, SMALL) - 4

@@ -56,7 +56,7 @@ def test_sync_reader_returns_rows_in_order(p_valid, p_ready, stream_bench, simul
 
 
 def test_sync_reader_full_rate(stream_bench, simulate):
-    """With both sides always ready: one row per cycle, one cycle of latency."""
+    """With both sides always ready: one row per cycle, `SyncReader.latency` cycles after its request."""
     dut = Harness([[k, -k, 1] for k in range(DEPTH)])
     cycles: list[int] = []
 
@@ -74,4 +74,5 @@ def test_sync_reader_full_rate(stream_bench, simulate):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     simulate(sim)
-    assert cycles == list(range(1, 40))
+    assert dut.reader.latency == 2
+    assert cycles == list(range(dut.reader.latency, 40))
