@@ -89,7 +89,11 @@ class Accumulator(wiring.Component):
         lanes = self._lanes
         vector = data.ArrayLayout(signed(32), lanes)
         item = accumulator_input_layout(lanes, self._addr_width, self._extra)
-        m.submodules.memory = memory = Memory(shape=vector, depth=self._depth, init=[])
+        # A read that meets the write of its row in the same cycle has its data replaced by the forwarded sum
+        # (below), so what the memory returns then does not matter: ``no_rw_check`` spares the comparator and
+        # bypass mux yosys would otherwise add behind the block RAM.
+        m.submodules.memory = memory = Memory(shape=vector, depth=self._depth, init=[],
+                                              attrs={"no_rw_check": 1})
         rd = memory.read_port()
         wr = memory.write_port()
 

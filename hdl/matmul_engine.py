@@ -224,10 +224,10 @@ class MatMulEngine(wiring.Component):
         wr_data = Signal.like(self.act_wr.data, reset_less=True)
         m.d.sync += wr_valid.eq(requant.o.valid)
         for lane in range(lanes):
-            code = requant.o.payload[lane]
-            code = Mux(code < lane_bounds[lane].lo, lane_bounds[lane].lo, code)
-            code = Mux(code > lane_bounds[lane].hi, lane_bounds[lane].hi, code)
-            m.d.sync += wr_data[lane].eq(code)
+            # min(max(code, lo), hi) with the three comparisons side by side (one carry chain deep): hi
+            # when lo > hi, else lo below lo, hi above hi, the code in between.
+            code, lo, hi = requant.o.payload[lane], lane_bounds[lane].lo, lane_bounds[lane].hi
+            m.d.sync += wr_data[lane].eq(Mux((lo > hi) | (code > hi), hi, Mux(code < lo, lo, code)))
         written = wr_valid
         m.d.comb += [self.act_wr.en.eq(wr_valid), self.act_wr.addr.eq(out_addr), self.act_wr.data.eq(wr_data)]
         with m.If(entered & ~written):

@@ -35,6 +35,9 @@ from .vector_engine import VectorEngine
 
 __all__ = ["Accelerator"]
 
+#: Memory attribute telling yosys that reads never collide with writes (see `Accelerator.__init__`).
+_NO_RW_CHECK = {"no_rw_check": 1}
+
 
 class Accelerator(wiring.Component):
     """The accelerator for one configuration.
@@ -86,11 +89,17 @@ class Accelerator(wiring.Component):
         })
         depths = memory_depths(config)
 
+        # ``no_rw_check``: no read of these memories ever meets a write of the same row in the same cycle (the
+        # load bus writes only while the accelerator is idle, and the engines read only while it runs; in
+        # ``act`` every row is read before it is rewritten, and a layer's output never overlaps its input
+        # while it runs), so synthesis need not emulate the read-during-write result: without the attribute
+        # yosys adds an address comparator and a bypass mux behind each block RAM's output.
         def loadable(name: str) -> memory.Memory:  # word width and depth of the load bus (arch.memory)
-            return memory.Memory(shape=unsigned(widths[name]), depth=depths[name], init=[])
+            return memory.Memory(shape=unsigned(widths[name]), depth=depths[name], init=[], attrs=_NO_RW_CHECK)
 
         #: The memories, created here so simulators can reach their contents (``act.data``).
-        self.act = memory.Memory(shape=unsigned(8 * lanes), depth=config.act_buffer_depth, init=[])
+        self.act = memory.Memory(shape=unsigned(8 * lanes), depth=config.act_buffer_depth, init=[],
+                                 attrs=_NO_RW_CHECK)
         self.wgt, self.prm, self.prog = loadable("wgt"), loadable("prm"), loadable("prog")
         #: One copy per lane (each lane looks up its own code every cycle).
         self.lut = [loadable("lut") for _ in range(lanes)]
