@@ -233,9 +233,20 @@ class MatMulUnit(wiring.Component):
 
         m.d.comb += self.w.ready.eq(~tile_ready & (drain == 0))
         w_fire = self.w.valid & self.w.ready
-        m.d.comb += [array.w_load.eq(w_fire), array.w_bank.eq(~active), array.w_addr.eq(loaded[:len(array.w_addr)])]
+        # The row write is registered on its way into the grid (its enable reaches every PE of a row: a
+        # fan-out too wide to follow the handshake logic in the same cycle). A row lands one cycle after
+        # its transfer, which only delays the first rewrite of a released bank, and a tile's last row
+        # lands before the swap that uses it can reach the grid (the swap is accepted no sooner than the
+        # cycle after that transfer, then waits in the entry register).
+        w_load = Signal()
+        w_bank = Signal(reset_less=True)
+        w_addr = Signal.like(array.w_addr, reset_less=True)
+        w_row = Signal.like(array.w_row, reset_less=True)
+        m.d.sync += [w_load.eq(w_fire), w_bank.eq(~active), w_addr.eq(loaded[:len(array.w_addr)])]
         for c in range(cols):
-            m.d.comb += array.w_row[c].eq(self.w.payload[c] - self.w_zp[c])
+            m.d.sync += w_row[c].eq(self.w.payload[c] - self.w_zp[c])
+        m.d.comb += [array.w_load.eq(w_load), array.w_bank.eq(w_bank), array.w_addr.eq(w_addr),
+                     array.w_row.eq(w_row)]
         with m.If(drain != 0):
             m.d.sync += drain.eq(drain - 1)
         with m.If(recent != 0):
