@@ -49,15 +49,17 @@ def sync_reader_latency(config: AcceleratorConfig | None = None) -> int:
 
 
 def pe_product_latency(config: AcceleratorConfig) -> int:
-    """`ProcessingElement`: cycles by which ``psum_in`` lags the ``x_in`` it is combined with (0 or 1)."""
-    return int(config.pe_product_register)
+    """`ProcessingElement`: cycles by which ``psum_in`` lags the ``x_in`` it is combined with: 2 with the
+    multiplier's operand and product registers (``pe_product_register``), else 0."""
+    return 2 if config.pe_product_register else 0
 
 
 def systolic_array_latency(config: AcceleratorConfig) -> int:
     """`SystolicArray`: from ``x_in[0]`` to ``psum_out[0]`` (add ``c`` for column ``c``).
 
     Element ``rows - 1`` of a vector is presented ``rows - 1`` cycles after element 0; the bottom PE of
-    column 0 adds its product (after the product register, if any) into its registered partial sum.
+    column 0 adds its product (after the operand and product registers, if any) into its registered partial
+    sum.
     """
     return (config.rows - 1) + pe_product_latency(config) + 1
 
@@ -100,8 +102,8 @@ def add_unit_latency(config: AcceleratorConfig | None = None) -> int:
 
 
 def lookup_unit_latency(config: AcceleratorConfig | None = None) -> int:
-    """`LookupUnit`: the table read."""
-    return 1
+    """`LookupUnit`: the table read, then the output register."""
+    return 2
 
 
 def max_pool_unit_latency(config: AcceleratorConfig | None = None) -> int:

@@ -25,7 +25,8 @@ MATMUL (``docs/architecture.md`` sequencing: blocks j, chunks, taps t, pixels p)
     output block after the first (about ``(P - 2) // 2`` for fewer pixels; nothing for DENSE).
 MAXPOOL: one ``act`` read per window tap: ``blocks * out_pixels * k_h * k_w`` cycles, + 4 (read
   latency, read register, compare, write).
-LUT: one row per cycle: ``rows + 4`` (act read, read register, lut read, write).
+LUT: one row per cycle: ``rows + 3 + LookupUnit.latency`` (act read, read register, lut read and its
+  register, write).
 ADD: the two operand rows are read through the one ``act`` read port: ``2 * rows`` + 3 (read, read
   register, write) + ``AddUnit.latency``.
 Every instruction: 4 cycles of fetch/decode/start/done handshake (measured). HALT: its decode and ``done``.
@@ -88,7 +89,7 @@ def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
     if instr.opcode == Opcode.MAXPOOL:
         return _OVERHEAD + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 4
     if instr.opcode == Opcode.LUT:
-        return _OVERHEAD + instr.rows + 4
+        return _OVERHEAD + instr.rows + 3 + latency.lookup_unit_latency(config)
     if instr.opcode == Opcode.ADD:
         return _OVERHEAD + 2 * instr.rows + 3 + pipeline_latencies(config)["add"]
     raise ValueError(f"unknown opcode {instr.opcode!r}")

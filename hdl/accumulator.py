@@ -106,11 +106,14 @@ class Accumulator(wiring.Component):
         b = Signal(item, reset_less=True)
         c = Signal(item, reset_less=True)
         c_prev = Signal(vector, reset_less=True)
+        c_fwd = Signal(reset_less=True)            # C's previous sum is the one C held before (last_total)
+        last_total = Signal(vector, reset_less=True)  # the sum of the item that last left C
 
         total = Signal(vector)
         for lane in range(lanes):
             # The int32 register truncates the 33-bit sum: two's-complement wrap, as onnxruntime.
-            m.d.comb += total[lane].eq(c.y[lane] + Mux(c.first, 0, c_prev[lane]))
+            prev = Mux(c.first, 0, Mux(c_fwd, last_total[lane], c_prev[lane]))
+            m.d.comb += total[lane].eq(c.y[lane] + prev)
 
         # The output is a two-entry queue whose room is a register: stage C never looks at ``o.ready``
         # (the back-pressure of the units behind reaches this unit one cycle later, not through it).
@@ -129,7 +132,8 @@ class Accumulator(wiring.Component):
         # the sums of the (at most two) items ahead of it when they write its row after its read. The
         # item two ahead writes in the cycle of the read, if at all (it is in C then): its sum is kept
         # with the item in B (``b_fwd``). The item right ahead writes in the cycle this one moves from B
-        # to C (it is in C then, moving): its sum is taken at that transfer and wins, being newer.
+        # to C (it is in C then, moving): its sum wins, being newer -- the item is flagged (``c_fwd``) and
+        # takes it from ``last_total`` in C, so no adder output meets a mux in front of a register.
         b_fwd = Signal(reset_less=True)
         b_fwd_sum = Signal(vector, reset_less=True)
         with m.If(fire):
@@ -143,15 +147,15 @@ class Accumulator(wiring.Component):
             m.d.sync += b_valid.eq(0)
 
         # The block RAM's data is late (clock-to-output): it meets one mux, whose select and other input
-        # (the forwarded sum) are formed from registers meanwhile.
-        fwd_now = writing & (c.p == b.p)
-        forwarded = Signal(vector)
-        m.d.comb += forwarded.eq(Mux(fwd_now, total, b_fwd_sum))
+        # are registers.
+        with m.If(c_move):
+            m.d.sync += last_total.eq(total)
         with m.If(b_move):
             m.d.sync += [
                 c_valid.eq(1),
                 c.eq(b),
-                c_prev.eq(Mux(fwd_now | b_fwd, forwarded, rd.data)),
+                c_fwd.eq(writing & (c.p == b.p)),
+                c_prev.eq(Mux(b_fwd, b_fwd_sum, rd.data)),
             ]
         with m.Elif(c_move):
             m.d.sync += c_valid.eq(0)

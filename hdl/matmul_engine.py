@@ -79,6 +79,7 @@ class MatMulEngine(wiring.Component):
     ctl : In(ports.engine_control())
         ``instr`` + ``start`` in, ``done`` out.
     act_rd : Out(ports.read_port(act_addr_width, ArrayLayout(signed(8), L)))
+        A captured port (`ports.captured`: data two cycles after ``en``), as ``prm_rd``.
     act_wr : Out(ports.write_port(act_addr_width, ArrayLayout(signed(8), L)))
     wgt_rd : Out(ports.read_port(weight_addr_width, ArrayLayout(signed(8), L)))
     prm_rd : Out(ports.read_port(param_addr_width, ArrayLayout(channel_layout(), L)))
@@ -127,7 +128,8 @@ class MatMulEngine(wiring.Component):
         tag = data.StructLayout({"p": cfg.acc_addr_width, "first": 1, "last": 1, "j": 8, "end": 1})
         m.submodules.window = window = WindowAddresser(cfg)
         m.submodules.tiles = tiles = TileAddresser(cfg)
-        m.submodules.act_reader = act_reader = SyncReader(cfg.act_addr_width, self.act_rd.data.shape(), item)
+        m.submodules.act_reader = act_reader = SyncReader(cfg.act_addr_width, self.act_rd.data.shape(), item,
+                                                          port_latency=2)
         m.submodules.wgt_reader = wgt_reader = SyncReader(cfg.weight_addr_width, self.wgt_rd.data.shape())
         m.submodules.unit = unit = self._unit
         m.submodules.tags = tags = SyncFIFOBuffered(width=tag.size, depth=unit.fifo_depth + 1)
@@ -239,8 +241,10 @@ class MatMulEngine(wiring.Component):
         with m.If(entered & params.o.payload.extra):
             m.d.sync += end_seen.eq(1)
 
+        with m.If(~running):
+            m.d.sync += out_addr.eq(ins.out_base)  # loaded while idle: the instruction is valid at start
         with m.If(start):
-            m.d.sync += [running.eq(1), end_seen.eq(0), out_addr.eq(ins.out_base)]
+            m.d.sync += [running.eq(1), end_seen.eq(0)]
         with m.Elif(running & end_seen & (pending == 0)):
             m.d.comb += self.ctl.done.eq(1)
             m.d.sync += [running.eq(0), end_seen.eq(0)]

@@ -10,6 +10,10 @@ ones -- and a three-entry queue holds them; a new read is issued only while fewe
 so nothing is ever dropped. A landed row goes straight to the output when the queue is empty, which with
 an always-ready consumer gives one row per cycle, `latency` cycles after its request.
 
+On a captured port (``port_latency=2``, `ports.captured`) the row already arrives in a register, two
+cycles after its read and held until the next one lands: it is the landed row itself, and the reader adds
+no register of its own (same `latency`).
+
 Each request carries a ``tag`` that comes back with its data (the callers use it for flags that
 must travel with the row).
 """
@@ -39,6 +43,8 @@ class SyncReader(wiring.Component):
         Shape of a memory row.
     tag_shape : ShapeLike
         Shape of the tag carried from request to response (``unsigned(1)`` when unused).
+    port_latency : {1, 2}
+        Cycles from a read to its row on ``rd.data``: 1 for a memory port, 2 for a captured one.
 
     Members
     -------
@@ -50,7 +56,11 @@ class SyncReader(wiring.Component):
         The memory read port.
     """
 
-    def __init__(self, addr_width: int, shape: ShapeLike, tag_shape: ShapeLike = 1):
+    def __init__(self, addr_width: int, shape: ShapeLike, tag_shape: ShapeLike = 1, port_latency: int = 1):
+        if port_latency not in (1, 2):
+            self._MustUse__used = True  # not a design left unused: it failed to build
+            raise ValueError(f"port_latency must be 1 or 2, not {port_latency!r}")
+        self._port_latency = port_latency
         self._shape = shape
         self._tag_shape = tag_shape
         super().__init__({
@@ -72,7 +82,7 @@ class SyncReader(wiring.Component):
         inflight = Signal()                       # a read issued last cycle: its data is on rd.data now
         inflight_tag = Signal(self._tag_shape, reset_less=True)
         landed_valid = Signal()                   # the row read two cycles ago, registered
-        landed = Signal(entry, reset_less=True)
+        landed_reg = Signal(entry, reset_less=True)
         queue = [Signal(entry, name=f"q{k}", reset_less=True) for k in range(depth)]
         count = Signal(range(depth + 1))
 
@@ -84,27 +94,47 @@ class SyncReader(wiring.Component):
         with m.If(fire_i):
             m.d.sync += inflight_tag.eq(self.i.payload.tag)
         with m.If(inflight):
-            m.d.sync += [landed.data.eq(self.rd.data), landed.tag.eq(inflight_tag)]
+            m.d.sync += landed_reg.tag.eq(inflight_tag)
+            if self._port_latency == 1:
+                m.d.sync += landed_reg.data.eq(self.rd.data)
+        if self._port_latency == 1:
+            landed = landed_reg
+        else:  # the captured port's register is the landed row
+            landed = Signal(entry)
+            m.d.comb += [landed.data.eq(self.rd.data), landed.tag.eq(landed_reg.tag)]
 
+        # The queue is a ring: a landed row is written into the slot at ``tail`` whenever it lands (a slot is
+        # free then: a read is issued only while fewer than three rows are owned), and ``tail`` moves on
+        # unless the row bypassed an empty queue. So the queue's registers load on register conditions only;
+        # ``o.ready`` reaches the pointers and the count, not the rows.
+        head = Signal(range(depth))
+        tail = Signal(range(depth))
+        queued = Signal(entry)
+        with m.Switch(head):
+            for k in range(depth):
+                with m.Case(k):
+                    m.d.comb += queued.eq(queue[k])
         m.d.comb += [
             self.o.valid.eq((count != 0) | landed_valid),
-            self.o.payload.eq(Mux(count != 0, queue[0], landed)),
+            self.o.payload.eq(Mux(count != 0, queued, landed)),
         ]
         pop = self.o.valid & self.o.ready
+        pop_queued = pop & (count != 0)
+        push = landed_valid & ~(pop & (count == 0))  # the landed row stays (did not bypass)
 
-        # Queue update: the landed row joins behind what is queued (or bypasses an empty queue).
-        with m.Switch(count):
-            with m.Case(0), m.If(landed_valid & ~pop):
-                m.d.sync += [queue[0].eq(landed), count.eq(1)]
-            for n in range(1, depth + 1):
-                with m.Case(n):
-                    with m.If(pop):
-                        m.d.sync += [queue[k].eq(queue[k + 1]) for k in range(n - 1)]
-                        with m.If(landed_valid):
-                            m.d.sync += queue[n - 1].eq(landed)
-                        with m.Else():
-                            m.d.sync += count.eq(n - 1)
-                    if n < depth:  # full: nothing lands (a read is issued only while fewer are owned)
-                        with m.Elif(landed_valid):
-                            m.d.sync += [queue[n].eq(landed), count.eq(n + 1)]
+        def step(pointer):
+            return Mux(pointer == depth - 1, 0, pointer + 1)
+
+        with m.If(landed_valid), m.Switch(tail):
+            for k in range(depth):
+                with m.Case(k):
+                    m.d.sync += queue[k].eq(landed)
+        with m.If(push):
+            m.d.sync += tail.eq(step(tail))
+        with m.If(pop_queued):
+            m.d.sync += head.eq(step(head))
+        with m.If(push & ~pop_queued):
+            m.d.sync += count.eq(count + 1)
+        with m.Elif(~push & pop_queued):
+            m.d.sync += count.eq(count - 1)
         return m

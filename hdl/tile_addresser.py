@@ -76,7 +76,9 @@ class TileAddresser(wiring.Component):
         first_chunk_last = Signal()
 
         with m.FSM():
-            with m.State("IDLE"), m.If(self.start):
+            with m.State("IDLE"):
+                # Loaded in every idle cycle (the instruction is valid at ``start``): the enable of these
+                # registers is the state, not the start pulse.
                 single_chunk = (ins.mode == Mode.DENSE) | (ins.chunk_rows >= ins.out_h)
                 m.d.sync += [addr.eq(ins.w_base), blk.eq(ins.w_base), r.eq(0), t.eq(0), j.eq(0),
                              shared.eq(ins.w_shared), chunk_rows.eq(ins.chunk_rows), dense.eq(ins.mode == Mode.DENSE),
@@ -84,7 +86,8 @@ class TileAddresser(wiring.Component):
                              taps_single.eq(ins.taps == 1),
                              r_last.eq(lanes == 1), t_last.eq(ins.taps == 1), j_last.eq(ins.out_blocks == 1),
                              rows_left.eq(ins.out_h), chunk_last.eq(single_chunk), first_chunk_last.eq(single_chunk)]
-                m.next = "RUN"
+                with m.If(self.start):
+                    m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), self.o.valid.eq(1), self.o.payload.eq(addr)]
                 with m.If(self.o.ready):

@@ -31,6 +31,7 @@ from systolix.arch.memory import LOAD_SELECT, memory_depths, word_bits
 
 from .controller import Controller
 from .matmul_engine import MatMulEngine
+from .ports import captured
 from .vector_engine import VectorEngine
 
 __all__ = ["Accelerator"]
@@ -136,8 +137,9 @@ class Accelerator(wiring.Component):
         readers = [mm.act_rd, vec.act_rd]
         m.d.comb += [act_r.addr.eq(Mux(mm.busy, mm.act_rd.addr, Mux(vec.busy, vec.act_rd.addr, self.host_addr))),
                      act_r.en.eq(mm.act_rd.en | vec.act_rd.en | self.host_re)]
+        act_word = captured(m, act_r.data, act_r.en, "act")  # the engines' reads: two cycles (ports.captured)
         for r in readers:
-            m.d.comb += r.data.eq(act_r.data)
+            m.d.comb += r.data.eq(act_word)
         m.d.comb += self.host_rdata.eq(act_r.data)
         w_en = Signal()
         w_addr = Signal.like(act_w.addr, reset_less=True)
@@ -156,8 +158,9 @@ class Accelerator(wiring.Component):
         # prm: both engines (the vector engine reads ADD constants).
         prm_r = prm.read_port()
         m.d.comb += [prm_r.addr.eq(Mux(mm.busy, mm.prm_rd.addr, vec.prm_rd.addr)),
-                     prm_r.en.eq(mm.prm_rd.en | vec.prm_rd.en),
-                     mm.prm_rd.data.eq(prm_r.data), vec.prm_rd.data.eq(prm_r.data)]
+                     prm_r.en.eq(mm.prm_rd.en | vec.prm_rd.en)]
+        prm_word = captured(m, prm_r.data, prm_r.en, "prm")
+        m.d.comb += [mm.prm_rd.data.eq(prm_word), vec.prm_rd.data.eq(prm_word)]
 
         # prog: the controller.
         prog_r = prog.read_port()

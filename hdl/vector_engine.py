@@ -60,6 +60,8 @@ class VectorEngine(wiring.Component):
     -------
     ctl : In(ports.engine_control())
     act_rd : Out(ports.read_port(act_addr_width, ArrayLayout(signed(8), L)))
+        A captured port (`ports.captured`: data two cycles after ``en``, held until the next read lands),
+        as ``prm_rd``.
     act_wr : Out(ports.write_port(act_addr_width, ArrayLayout(signed(8), L)))
     prm_rd : Out(ports.read_port(param_addr_width, ArrayLayout(channel_layout(), L)))
         Only the low 96 bits (``add_param_layout()``) of the ADD's row are used.
@@ -102,9 +104,11 @@ class VectorEngine(wiring.Component):
         # The opcode, decoded into registers at ``start``.
         is_add, is_lut, is_pool = Signal(), Signal(), Signal()
 
-        # ADD constants: captured from prm[p_base] at the start of every instruction.
+        # ADD constants: prm[p_base], read at the start of every instruction; the captured port holds the row
+        # while the instruction runs (no other prm read happens meanwhile).
         params = Signal(add_param_layout())
-        m.d.comb += [add.params.eq(params), add.base.eq(ins.lut_base), lookup.base.eq(ins.lut_base)]
+        m.d.comb += [params.eq(self.prm_rd.data.as_value()[: len(params.as_value())]),
+                     add.params.eq(params), add.base.eq(ins.lut_base), lookup.base.eq(ins.lut_base)]
 
         # Loop state.
         issuing = Signal()
@@ -158,8 +162,10 @@ class VectorEngine(wiring.Component):
         idle = Signal()
         fsm_start = self.ctl.start & idle
         with m.FSM() as fsm:
-            with m.State("IDLE"), m.If(fsm_start):
-                m.d.comb += [self.prm_rd.en.eq(1), self.prm_rd.addr.eq(ins.p_base)]
+            with m.State("IDLE"):
+                # Loaded in every idle cycle, not only at ``start`` (nothing reads them while idle, and the
+                # instruction is valid at ``start``): their enable is then the state, not the controller's
+                # start pulse fanned out to every one of them.
                 m.d.sync += [
                     i.eq(0), phase.eq(0), cb.eq(0), oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
                     iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left), iy.eq(-ins.pad_top), ix.eq(-ins.pad_left),
@@ -176,9 +182,10 @@ class VectorEngine(wiring.Component):
                     last_ox.eq(ins.out_w == 1), last_oy.eq(ins.out_h == 1), last_cb.eq(ins.out_blocks == 1),
                     a_row.eq(ins.in_base), b_row.eq(ins.in2_base), out_row.eq(ins.out_base),
                 ]
-                m.next = "PARAMS"
+                with m.If(fsm_start):
+                    m.d.comb += [self.prm_rd.en.eq(1), self.prm_rd.addr.eq(ins.p_base)]
+                    m.next = "PARAMS"
             with m.State("PARAMS"):
-                m.d.sync += params.eq(self.prm_rd.data.as_value()[: len(params.as_value())])
                 m.d.sync += issuing.eq(Mux(is_pool, ins.out_blocks != 0, ins.rows != 0))
                 m.d.sync += expected.eq(Mux(is_pool, blocks_h * ins.out_w, ins.rows))
                 origin = ins.in_base - ptw - ins.pad_left
@@ -237,16 +244,15 @@ class VectorEngine(wiring.Component):
                     m.next = "IDLE"
         m.d.comb += [idle.eq(fsm.ongoing("IDLE")), self.busy.eq(~idle)]
 
-        # Read data -> units (their inputs are always ready: see the module docstring). The row read is
-        # registered first, with its tag one cycle later: a block RAM's clock-to-output leaves no time for
-        # the max-pool compare or the table address adders behind it in the same cycle. Padding taps
-        # become -128 on the way into the register.
-        row = Signal.like(self.act_rd.data, reset_less=True)
-        pool_row = Signal.like(self.act_rd.data, reset_less=True)
+        # Read data -> units (their inputs are always ready: see the module docstring). The row read arrives
+        # in the captured port's register (`ports.captured`) two cycles after its read, with its tag held
+        # one cycle longer here. Padding taps become -128 on the way into the max-pool unit.
+        row = self.act_rd.data
+        pool_row = Signal.like(self.act_rd.data)
         held = Signal.like(tag)
-        m.d.sync += [row.eq(self.act_rd.data), held.eq(tag)]
+        m.d.sync += held.eq(tag)
         for lane in range(lanes):
-            m.d.sync += pool_row[lane].eq(Mux(tag.inside, self.act_rd.data[lane], -128))
+            m.d.comb += pool_row[lane].eq(Mux(held.inside, row[lane], -128))
         with m.If(held.a):
             m.d.sync += a_code.eq(row)
         m.d.comb += [add.i.valid.eq(held.b), lookup.i.valid.eq(held.lut), pool.i.valid.eq(held.tap)]

@@ -203,14 +203,16 @@ class WindowAddresser(wiring.Component):
                     rc_at_last.eq(ch_single)]
 
         with m.FSM():
-            with m.State("IDLE"), m.If(self.start):
+            with m.State("IDLE"):
                 # The four products by in_w, each from its own multiplier straight into its register
                 # (one shared multiplier behind an operand mux did not fit a cycle); SETUP keeps its
-                # four cycles.
+                # four cycles. Loaded in every idle cycle (the instruction is valid at ``start``): the
+                # enable of these registers is the state, not the start pulse.
                 src = self.instr
                 m.d.sync += [ins.eq(src), step.eq(0), ptw.eq(src.in_w * src.pad_top), hw.eq(src.in_w * src.in_h),
                              dhw.eq(src.in_w * src.dil_h), shw.eq(src.in_w * src.stride_h)]
-                m.next = "SETUP"
+                with m.If(self.start):
+                    m.next = "SETUP"
             with m.State("SETUP"):
                 m.d.comb += self.busy.eq(1)
                 # Cycle 0: the instruction's own registers are valid; from cycle 1 the limits too.

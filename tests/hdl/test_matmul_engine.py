@@ -53,9 +53,11 @@ class Harness(wiring.Component):
                                             init=wgt)
         m.submodules.prm = prm_mem = Memory(shape=e.prm_rd.data.shape(), depth=config.param_memory_depth,
                                             init=prm)
-        for port, mem in ((e.act_rd, act_mem), (e.wgt_rd, wgt_mem), (e.prm_rd, prm_mem)):
+        for name, port, mem in (("act", e.act_rd, act_mem), ("wgt", e.wgt_rd, wgt_mem), ("prm", e.prm_rd, prm_mem)):
             rd = mem.read_port()
-            m.d.comb += [rd.addr.eq(port.addr), rd.en.eq(port.en), port.data.eq(rd.data)]
+            # act and prm are captured ports, as the top level wires them (ports.captured).
+            word = rd.data if name == "wgt" else ports.captured(m, rd.data, rd.en, name)
+            m.d.comb += [rd.addr.eq(port.addr), rd.en.eq(port.en), port.data.eq(word)]
         wr = act_mem.write_port()
         m.d.comb += [wr.addr.eq(e.act_wr.addr), wr.en.eq(e.act_wr.en), wr.data.eq(e.act_wr.data)]
         wiring.connect(m, wiring.flipped(self.ctl), e.ctl)
