@@ -38,7 +38,7 @@ __all__ = [
 #: Register stages of the `Requantizer` (one per step of its integer pipeline).
 REQUANTIZER_STAGES = 17
 #: Register stages of the `AddUnit` (the table read is its stage 0).
-ADD_UNIT_STAGES = 21
+ADD_UNIT_STAGES = 22
 #: Read, register the row read, add and write back (the sum leaves on its last tap).
 ACCUMULATOR_STAGES = 3
 

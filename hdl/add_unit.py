@@ -21,7 +21,7 @@ on when the next one is empty or moving, so any back-pressure on ``o`` is safe.
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -87,7 +87,9 @@ class AddUnit(wiring.Component):
         {"neg": 1, "p": unsigned(32), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 4
         {"neg": 1, "q": unsigned(32), "up": 1, "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 5
         {"neg": 1, "p": unsigned(33), "t": signed(VALUE_BITS), "ts": 1},       # 6: product rounded
-        {"neg": 1, "mag": unsigned(_MAG_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 7: window
+        {"neg": 1, "lp": unsigned(_MAG_BITS), "rp": unsigned(33), "lost": 1, "t": signed(VALUE_BITS),
+         "ts": 1},                                                             # 7: window, coarse shifts
+        {"neg": 1, "mag": unsigned(_MAG_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 7b: window
         {"x": signed(VALUE_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 8: in the window
         {"s": signed(SUM_BITS), "st": 1},                                      # 9: the sum
         {"neg": 1, "mag": unsigned(SUM_BITS + 1), "st": 1},                    # 10: |sum|
@@ -195,11 +197,17 @@ class AddUnit(wiring.Component):
         def stage6(lane, r):  # ... the increment, and back to the product's scale (x == 0: unchanged)
             return dict(neg=r.neg, p=(r.q + r.up) << r.x, **keep(r))
 
-        def stage7(lane, r):  # into the window: left shift, or right shift into the sticky bit
-            left = (r.p << left_sh)[:_MAG_BITS]
-            right = r.p >> right_sh
-            lost = (r.p & lost_mask).any()
-            return dict(neg=r.neg, mag=Mux(sh_left, left, right), xs=Mux(sh_left, 0, lost), **keep(r))
+        # Into the window: left shift, or right shift into the sticky bit, in two steps (by the amount's
+        # high bits, then its two low bits: one shifter is too deep for a cycle).
+        def stage7(lane, r):
+            left = (r.p << Cat(Const(0, 2), left_sh[2:]))[:_MAG_BITS]
+            right = r.p >> Cat(Const(0, 2), right_sh[2:])
+            return dict(neg=r.neg, lp=left, rp=right, lost=(r.p & lost_mask).any(), **keep(r))
+
+        def stage7b(lane, r):
+            left = (r.lp << left_sh[:2])[:_MAG_BITS]
+            right = r.rp >> right_sh[:2]
+            return dict(neg=r.neg, mag=Mux(sh_left, left, right), xs=Mux(sh_left, 0, r.lost), **keep(r))
 
         def stage8(lane, r):  # the signed value (floor of a negative one when bits were lost)
             value = Mux(r.neg, Mux(r.xs, -r.mag - 1, -r.mag), r.mag)
@@ -251,8 +259,8 @@ class AddUnit(wiring.Component):
         def stage20(lane, r):  # min and the storage offset side by side: one carry chain deep
             return dict(q=Mux(r.v > hi, hi_off, r.v + p.out_off))
 
-        stages = (stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage8, stage9, stage10, stage11, stage12,
-                  stage13, stage14, stage15, stage16, stage17, stage18, stage19, stage20)
+        stages = (stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage7b, stage8, stage9, stage10, stage11,
+                  stage12, stage13, stage14, stage15, stage16, stage17, stage18, stage19, stage20)
         assert len(stages) == len(self._STAGES) - 1
         for index, compute in enumerate(stages, 1):
             step(index, compute)
