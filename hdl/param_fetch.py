@@ -108,6 +108,11 @@ class ParamFetch(wiring.Component):
         m.d.comb += self.i.ready.eq(match & ~reading & o_free)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += o_valid.eq(1)
+        with m.Elif(self.o.ready):
+            m.d.sync += o_valid.eq(0)
+        # The output register loads whenever it is free (its content only matters with ``o_valid``): its
+        # enable does not wait for the block-match comparison behind ``i.ready``.
+        with m.If(o_free):
             for lane in range(lanes):
                 m.d.sync += [
                     o_payload.req.lanes[lane].acc.eq(self.i.payload.acc[lane] + params[lane].bias),
@@ -122,7 +127,5 @@ class ParamFetch(wiring.Component):
                 o_payload.req.qmax.eq(params[0].hi),
                 o_payload.extra.eq(self.i.payload.extra),
             ]
-        with m.Elif(self.o.ready):
-            m.d.sync += o_valid.eq(0)
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.eq(o_payload)]
         return m
