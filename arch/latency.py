@@ -31,6 +31,7 @@ __all__ = [
     "pe_product_latency",
     "requantizer_latency",
     "sync_reader_latency",
+    "vector_engine_setup_cycles",
     "systolic_array_latency",
     "window_setup_cycles",
 ]
@@ -118,6 +119,12 @@ def window_setup_cycles(config: AcceleratorConfig | None = None) -> int:
 
 def controller_dispatch_cycles(config: AcceleratorConfig | None = None) -> int:
     """`Controller`: between an engine's ``done`` and the next engine's ``start`` (fetch and decode)."""
+    return 2
+
+
+def vector_engine_setup_cycles(config: AcceleratorConfig | None = None) -> int:
+    """`VectorEngine`: cycles from ``start`` to its first ``act`` read (its copy of the instruction, then the
+    loop state, products and limits from it, then the rows the loops start from)."""
     return 2
 
 

@@ -29,6 +29,7 @@ LUT: one row per cycle: ``rows + 3 + LookupUnit.latency`` (act read, read regist
   register, write).
 ADD: the two operand rows are read through the one ``act`` read port: ``2 * rows`` + 3 (read, read
   register, write) + ``AddUnit.latency``.
+MAXPOOL, LUT and ADD add ``VectorEngine`` setup cycles beyond the first.
 Every instruction: 4 cycles of fetch/decode/start/done handshake (measured). HALT: its decode and ``done``.
 """
 
@@ -86,10 +87,11 @@ def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
         params = (instr.out_blocks - 1) * min(2, max(0, (pixels - 2) // 2))
         return (_OVERHEAD + lanes + 3 + steps + params + lat["matmul"] + lat["accumulator"] + lat["requantizer"]
                 + 2 + lat["sync_reader"] - 1)
+    setup = latency.vector_engine_setup_cycles(config) - 1
     if instr.opcode == Opcode.MAXPOOL:
-        return _OVERHEAD + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 4
+        return _OVERHEAD + setup + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 4
     if instr.opcode == Opcode.LUT:
-        return _OVERHEAD + instr.rows + 3 + latency.lookup_unit_latency(config)
+        return _OVERHEAD + setup + instr.rows + 3 + latency.lookup_unit_latency(config)
     if instr.opcode == Opcode.ADD:
-        return _OVERHEAD + 2 * instr.rows + 3 + pipeline_latencies(config)["add"]
+        return _OVERHEAD + setup + 2 * instr.rows + 3 + pipeline_latencies(config)["add"]
     raise ValueError(f"unknown opcode {instr.opcode!r}")

@@ -160,7 +160,9 @@ class AddUnit(wiring.Component):
         hi_off = Signal(signed(11))
         m.d.sync += [
             left_sh.eq(p.sh.as_unsigned()[:5]), right_sh.eq((-p.sh).as_unsigned()[:6]), sh_left.eq(p.sh >= 0),
-            lost_mask.eq((Const(1, 1) << (-p.sh).as_unsigned()[:6]) - 1),
+            # From the registered right_sh (a cycle later: still long before any item needs it), as a
+            # thermometer code (no carry chain).
+            lost_mask.eq(~(Const(-1, 33).as_unsigned() << right_sh)[:33]),
             lo.eq(p.lo), hi.eq(p.hi), hi_off.eq(p.hi + p.out_off),
         ]
 

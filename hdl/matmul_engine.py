@@ -150,7 +150,7 @@ class MatMulEngine(wiring.Component):
         start = self.ctl.start & ~running
         m.d.comb += [
             window.instr.eq(ins), tiles.instr.eq(ins),
-            window.start.eq(start), tiles.start.eq(start), params.clear.eq(start),
+            window.start.eq(start), tiles.start.eq(start), params.clear.eq(~running),
             params.base.eq(ins.p_base),
             self.busy.eq(running),
         ]
@@ -241,10 +241,10 @@ class MatMulEngine(wiring.Component):
         with m.If(entered & params.o.payload.extra):
             m.d.sync += end_seen.eq(1)
 
-        with m.If(~running):
-            m.d.sync += out_addr.eq(ins.out_base)  # loaded while idle: the instruction is valid at start
+        with m.If(~running):  # loaded while idle (the instruction is valid at start), not by the start pulse
+            m.d.sync += [out_addr.eq(ins.out_base), end_seen.eq(0)]
         with m.If(start):
-            m.d.sync += [running.eq(1), end_seen.eq(0)]
+            m.d.sync += running.eq(1)
         with m.Elif(running & end_seen & (pending == 0)):
             m.d.comb += self.ctl.done.eq(1)
             m.d.sync += [running.eq(0), end_seen.eq(0)]

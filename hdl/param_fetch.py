@@ -66,7 +66,7 @@ class ParamFetch(wiring.Component):
     base : In(12)
         ``prm`` row of block 0 (the instruction's ``p_base``); stable while sums flow.
     clear : In(1)
-        Forget the row held (pulse at the start of each instruction).
+        Forget the row held (high for at least one cycle between two instructions).
     """
 
     def __init__(self, lanes: int, addr_width: int, extra: ShapeLike = 1):

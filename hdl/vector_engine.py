@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from systolix.arch.add_arith import TABLE_BITS, add_param_layout
 from systolix.arch.config import AcceleratorConfig
-from systolix.arch.isa import Opcode
+from systolix.arch.isa import Opcode, instruction_layout
 from systolix.arch.params import channel_layout
 
 from . import ports
@@ -93,7 +93,10 @@ class VectorEngine(wiring.Component):
         cfg = self._config
         lanes = cfg.rows
         m = Module()
-        ins = self.ctl.instr
+        src = self.ctl.instr
+        # This engine's copy of the instruction (loaded while idle; valid from the cycle after ``start``):
+        # everything below reads it, not the controller's register shared with the other engine.
+        ins = Signal(instruction_layout())
 
         m.submodules.add = add = AddUnit(lanes, self._tab_aw)
         m.submodules.lookup = lookup = LookupUnit(lanes, self._lut_aw)
@@ -163,9 +166,15 @@ class VectorEngine(wiring.Component):
         fsm_start = self.ctl.start & idle
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                # Loaded in every idle cycle, not only at ``start`` (nothing reads them while idle, and the
-                # instruction is valid at ``start``): their enable is then the state, not the controller's
-                # start pulse fanned out to every one of them.
+                # The instruction is copied in every idle cycle, not only at ``start`` (it is valid then):
+                # the enable of the copy is the state, not the controller's start pulse.
+                m.d.sync += ins.eq(src)
+                with m.If(fsm_start):
+                    m.d.comb += [self.prm_rd.en.eq(1), self.prm_rd.addr.eq(src.p_base)]
+                    m.next = "PREP"
+            with m.State("PREP"):
+                # Loop state, products and limits from the copy (each product from this engine's own
+                # multiplier, next to its registers).
                 m.d.sync += [
                     i.eq(0), phase.eq(0), cb.eq(0), oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
                     iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left), iy.eq(-ins.pad_top), ix.eq(-ins.pad_left),
@@ -182,9 +191,7 @@ class VectorEngine(wiring.Component):
                     last_ox.eq(ins.out_w == 1), last_oy.eq(ins.out_h == 1), last_cb.eq(ins.out_blocks == 1),
                     a_row.eq(ins.in_base), b_row.eq(ins.in2_base), out_row.eq(ins.out_base),
                 ]
-                with m.If(fsm_start):
-                    m.d.comb += [self.prm_rd.en.eq(1), self.prm_rd.addr.eq(ins.p_base)]
-                    m.next = "PARAMS"
+                m.next = "PARAMS"
             with m.State("PARAMS"):
                 m.d.sync += issuing.eq(Mux(is_pool, ins.out_blocks != 0, ins.rows != 0))
                 m.d.sync += expected.eq(Mux(is_pool, blocks_h * ins.out_w, ins.rows))
@@ -246,13 +253,11 @@ class VectorEngine(wiring.Component):
 
         # Read data -> units (their inputs are always ready: see the module docstring). The row read arrives
         # in the captured port's register (`ports.captured`) two cycles after its read, with its tag held
-        # one cycle longer here. Padding taps become -128 on the way into the max-pool unit.
+        # one cycle longer here. Padding taps enter the max-pool unit flagged (they count as -128).
         row = self.act_rd.data
-        pool_row = Signal.like(self.act_rd.data)
+        pool_row = row
         held = Signal.like(tag)
         m.d.sync += held.eq(tag)
-        for lane in range(lanes):
-            m.d.comb += pool_row[lane].eq(Mux(held.inside, row[lane], -128))
         with m.If(held.a):
             m.d.sync += a_code.eq(row)
         m.d.comb += [add.i.valid.eq(held.b), lookup.i.valid.eq(held.lut), pool.i.valid.eq(held.tap)]
@@ -263,7 +268,8 @@ class VectorEngine(wiring.Component):
                 lookup.i.payload[lane].eq(row[lane]),
                 pool.i.payload.x[lane].eq(pool_row[lane]),
             ]
-        m.d.comb += [pool.i.payload.first.eq(held.first), pool.i.payload.last.eq(held.last)]
+        m.d.comb += [pool.i.payload.first.eq(held.first), pool.i.payload.last.eq(held.last),
+                     pool.i.payload.pad.eq(~held.inside)]
 
         # Unit outputs -> act writes, in order.
         m.d.comb += [add.o.ready.eq(1), lookup.o.ready.eq(1), pool.o.ready.eq(1)]

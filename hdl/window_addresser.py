@@ -17,8 +17,8 @@ No multiplier in the loop. The address is split as ``row = tap_row + line_off + 
 ``j*in_h*in_w`` in DEPTHWISE) and ``line_off = oy*stride_h*in_w``. Each loop level keeps the value
 its inner levels restart from (``j_base``, ``ky_row``, ``kx_row``, ``tap_row``; ``c_*`` for the chunk
 start) and adds a per-instruction constant when it steps: ``in_h*in_w``, ``dil_h*in_w``,
-``stride_h*in_w``, ``pad_top*in_w``. These four products are formed once per instruction, at
-``start``, by four multipliers (`SETUP_CYCLES` before the first item). Addresses are computed modulo
+``stride_h*in_w``, ``pad_top*in_w``. These four products are formed once per instruction, in SETUP,
+by four multipliers (`SETUP_CYCLES` from ``start`` to the first item). Addresses are computed modulo
 ``2**act_addr_width`` (exact for the valid rows, whatever the intermediate signs); the coordinates
 ``iy``, ``ix`` are kept as true signed numbers for the bounds test.
 
@@ -204,13 +204,9 @@ class WindowAddresser(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                # The four products by in_w, each from its own multiplier straight into its register
-                # (one shared multiplier behind an operand mux did not fit a cycle); SETUP keeps its
-                # four cycles. Loaded in every idle cycle (the instruction is valid at ``start``): the
-                # enable of these registers is the state, not the start pulse.
-                src = self.instr
-                m.d.sync += [ins.eq(src), step.eq(0), ptw.eq(src.in_w * src.pad_top), hw.eq(src.in_w * src.in_h),
-                             dhw.eq(src.in_w * src.dil_h), shw.eq(src.in_w * src.stride_h)]
+                # The instruction is copied in every idle cycle (it is valid at ``start``): the enable of
+                # these registers is the state, not the start pulse.
+                m.d.sync += [ins.eq(self.instr), step.eq(0)]
                 with m.If(self.start):
                     m.next = "SETUP"
             with m.State("SETUP"):
@@ -220,6 +216,10 @@ class WindowAddresser(wiring.Component):
                              dense.eq(ins.mode == Mode.DENSE), left_base.eq(ins.in_base - ins.pad_left),
                              origin.eq(Mux(dense, ins.in_base, left_base - ptw))]
                 m.d.sync += setup_loads
+                # The four products by in_w, each from its own multiplier (on this unit's copy of the
+                # instruction: no multiplier shared with another engine) straight into its register.
+                m.d.sync += [ptw.eq(ins.in_w * ins.pad_top), hw.eq(ins.in_w * ins.in_h),
+                             dhw.eq(ins.in_w * ins.dil_h), shw.eq(ins.in_w * ins.stride_h)]
                 with m.If(step == self.SETUP_CYCLES - 1):
                     m.d.sync += [j.eq(0), j_base.eq(origin), c_oy.eq(0), c_oy_s.eq(0), c_jl.eq(origin),
                                  ox.eq(0), ox_s.eq(0), p.eq(0), first_item.eq(1),
