@@ -38,8 +38,9 @@ last vector before that swap), and swaps it in when complete. With ``s_k`` the s
     cycles  = s_last + P_last + fixed_cycles        (w_shared: sum(P for every tile) + fixed_cycles)
 
 so a tile lasts ``max(P, 2L - 1)`` cycles when the tiles before it streamed back to back, and
-``L + 1`` in DENSE (one vector per tile: the released bank is free at once); ``fixed_cycles =
-3L + 12 + Requantizer.latency`` for the presets (product register on).
+``L + 1`` in DENSE (one vector per tile: the released bank is free at once); ``fixed_cycles`` is
+``arch.latency.matmul_engine_fixed_cycles`` (``3L + 14 + Requantizer.latency`` for the presets: operand
+and product registers in the PEs, captured act reads).
 """
 
 from __future__ import annotations
