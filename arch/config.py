@@ -68,8 +68,8 @@ class AcceleratorConfig:
         the compiler writes, not the hardware. ``"auto"`` is resolved by the compiler to what the local
         onnxruntime uses; a build folder always records the resolved value.
     pe_product_register : bool
-        Register the product inside each processing element (one more cycle of latency, a
-        shorter critical path: ~25% higher Fmax on ECP5).
+        Register the multiplier's operands and its product inside each processing element (two more
+        cycles of latency; the DSP multiplier then sits between registers: a shorter critical path).
     """
 
     rows: int

@@ -2,6 +2,8 @@
 
 Assumptions (each a guess about the engines, stated so that a measured difference points at one):
 
+Unit latencies come from :mod:`systolix.arch.latency`, the contract the HDL units are built to.
+
 MATMUL (``docs/architecture.md`` sequencing: blocks j, chunks, taps t, pixels p)
   - A reduction step (one weight tile) streams the ``P`` pixels of its chunk, one per cycle (DENSE:
     ``P = 1``).
@@ -17,22 +19,25 @@ MATMUL (``docs/architecture.md`` sequencing: blocks j, chunks, taps t, pixels p)
   - Accumulation and requantization are pipelined behind the array (a sum leaves the accumulator on
     its last tap), so an instruction adds one pipeline latency, not one per chunk:
     ``MatMulUnit.latency + Accumulator.latency - 1`` ``+ 1`` (parameter fetch, bias) ``+ Requantizer.latency
-    + 2`` (per-lane clamp register, act write).
+    + 2`` (per-lane clamp register, act write), + ``SyncReader.latency - 1`` (the first tile's rows).
   - The parameter fetch reads a new ``prm`` row for each output block, holding the sums up for 2
     cycles; when the pixels stream back to back (``P >= 2L - 1``) the array waits too: + 2 cycles per
     output block after the first (about ``(P - 2) // 2`` for fewer pixels; nothing for DENSE).
 MAXPOOL: one ``act`` read per window tap: ``blocks * out_pixels * k_h * k_w`` cycles, + 4 (read
   latency, read register, compare, write).
-LUT: one row per cycle: ``rows + 4`` (act read, read register, lut read, write).
+LUT: one row per cycle: ``rows + 3 + LookupUnit.latency`` (act read, read register, lut read and its
+  register, write).
 ADD: the two operand rows are read through the one ``act`` read port: ``2 * rows`` + 3 (read, read
   register, write) + ``AddUnit.latency``.
-Every instruction: 4 cycles of fetch/decode/start/done handshake (measured). HALT: 1.
+MAXPOOL, LUT and ADD add ``VectorEngine`` setup cycles beyond the first.
+Every instruction: 4 cycles of fetch/decode/start/done handshake (measured). HALT: its decode and ``done``.
 """
 
 from __future__ import annotations
 
 import functools
 
+from systolix.arch import latency
 from systolix.arch.config import AcceleratorConfig
 from systolix.arch.isa import Instruction, Mode, Opcode
 
@@ -43,19 +48,8 @@ _OVERHEAD = 4
 
 @functools.cache
 def pipeline_latencies(config: AcceleratorConfig) -> dict[str, int]:
-    """Latencies of the hardware units for ``config``, taken from the HDL classes themselves."""
-    from systolix.hdl.accumulator import Accumulator
-    from systolix.hdl.add_unit import AddUnit
-    from systolix.hdl.requantizer import Requantizer
-    from systolix.hdl.systolic_array import MatMulUnit
-
-    units = [MatMulUnit(config), Requantizer(config.cols), AddUnit(config.rows),
-             Accumulator(config.cols, config.acc_memory_depth)]
-    for unit in (*units, units[0]._array):  # built only to read their latency properties: never elaborated
-        unit._MustUse__silence = True
-    unit, requantizer, add, accumulator = units
-    return {"matmul": unit.latency, "drain": unit.drain_cycles, "requantizer": requantizer.latency,
-            "add": add.latency, "accumulator": accumulator.latency}
+    """Latencies of the hardware units for ``config`` (`systolix.arch.latency.latencies`)."""
+    return latency.latencies(config)
 
 
 def _chunk_pixels(instr: Instruction) -> list[int]:
@@ -85,18 +79,19 @@ def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
     """Cycles the hardware is predicted to take for one instruction (module docstring)."""
     lanes = config.rows
     if instr.opcode == Opcode.HALT:
-        return 1
+        return latency.controller_halt_cycles(config)
     if instr.opcode == Opcode.MATMUL:
         lat = pipeline_latencies(config)
         steps = _streaming_cycles(instr, lanes, lat["drain"])
         pixels = min(_chunk_pixels(instr))
         params = (instr.out_blocks - 1) * min(2, max(0, (pixels - 2) // 2))
         return (_OVERHEAD + lanes + 3 + steps + params + lat["matmul"] + lat["accumulator"] + lat["requantizer"]
-                + 2)
+                + 2 + lat["sync_reader"] - 1)
+    setup = latency.vector_engine_setup_cycles(config) - 1
     if instr.opcode == Opcode.MAXPOOL:
-        return _OVERHEAD + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 4
+        return _OVERHEAD + setup + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 4
     if instr.opcode == Opcode.LUT:
-        return _OVERHEAD + instr.rows + 4
+        return _OVERHEAD + setup + instr.rows + 3 + latency.lookup_unit_latency(config)
     if instr.opcode == Opcode.ADD:
-        return _OVERHEAD + 2 * instr.rows + 3 + pipeline_latencies(config)["add"]
+        return _OVERHEAD + setup + 2 * instr.rows + 3 + pipeline_latencies(config)["add"]
     raise ValueError(f"unknown opcode {instr.opcode!r}")

@@ -14,8 +14,9 @@ write its row -- the same pixel in a row, which is every transfer of a DENSE ins
 per chunk). Those cases are forwarded (see the code); a stalled stage C writes nothing, so no other
 case exists. Full throughput, no stall.
 
-Stage C moves on unless it holds a ``last`` item while the output register is full; while it waits,
-B waits too and the read port is not enabled, so its data holds.
+Stage C moves on unless it holds a ``last`` item while the two-entry output queue is full (its room is a
+register, so ``o.ready`` reaches no logic in front of it); while it waits, B waits too and the read port
+is not enabled, so its data holds.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from amaranth.hdl import ShapeLike
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+
+from systolix.arch.latency import accumulator_latency
 
 __all__ = ["Accumulator", "accumulator_input_layout", "accumulator_output_layout"]
 
@@ -77,15 +80,20 @@ class Accumulator(wiring.Component):
 
     @property
     def latency(self) -> int:
-        """Cycles from the ``last`` transfer on ``i`` to its sum on ``o`` (``o`` not stalled)."""
-        return 3
+        """Cycles from the ``last`` transfer on ``i`` to its sum on ``o`` (``o`` not stalled): read, register
+        the row read, add (``arch.latency.accumulator_latency``)."""
+        return accumulator_latency()
 
     def elaborate(self, platform):
         m = Module()
         lanes = self._lanes
         vector = data.ArrayLayout(signed(32), lanes)
         item = accumulator_input_layout(lanes, self._addr_width, self._extra)
-        m.submodules.memory = memory = Memory(shape=vector, depth=self._depth, init=[])
+        # A read that meets the write of its row in the same cycle has its data replaced by the forwarded sum
+        # (below), so what the memory returns then does not matter: ``no_rw_check`` spares the comparator and
+        # bypass mux yosys would otherwise add behind the block RAM.
+        m.submodules.memory = memory = Memory(shape=vector, depth=self._depth, init=[],
+                                              attrs={"no_rw_check": 1})
         rd = memory.read_port()
         wr = memory.write_port()
 
@@ -98,15 +106,20 @@ class Accumulator(wiring.Component):
         b = Signal(item, reset_less=True)
         c = Signal(item, reset_less=True)
         c_prev = Signal(vector, reset_less=True)
+        c_fwd = Signal(reset_less=True)            # C's previous sum is the one C held before (last_total)
+        last_total = Signal(vector, reset_less=True)  # the sum of the item that last left C
 
         total = Signal(vector)
         for lane in range(lanes):
             # The int32 register truncates the 33-bit sum: two's-complement wrap, as onnxruntime.
-            m.d.comb += total[lane].eq(c.y[lane] + Mux(c.first, 0, c_prev[lane]))
+            prev = Mux(c.first, 0, Mux(c_fwd, last_total[lane], c_prev[lane]))
+            m.d.comb += total[lane].eq(c.y[lane] + prev)
 
-        o_valid = Signal()
-        o_free = ~o_valid | self.o.ready
-        c_move = c_valid & (~c.last | o_free)
+        # The output is a two-entry queue whose room is a register: stage C never looks at ``o.ready``
+        # (the back-pressure of the units behind reaches this unit one cycle later, not through it).
+        o_count = Signal(range(3))
+        o_room = Signal(init=1)  # o_count < 2
+        c_move = c_valid & (~c.last | o_room)
         b_move = b_valid & (~c_valid | c_move)
         m.d.comb += self.i.ready.eq(~b_valid | b_move)
         fire = self.i.valid & self.i.ready
@@ -119,7 +132,8 @@ class Accumulator(wiring.Component):
         # the sums of the (at most two) items ahead of it when they write its row after its read. The
         # item two ahead writes in the cycle of the read, if at all (it is in C then): its sum is kept
         # with the item in B (``b_fwd``). The item right ahead writes in the cycle this one moves from B
-        # to C (it is in C then, moving): its sum is taken at that transfer and wins, being newer.
+        # to C (it is in C then, moving): its sum wins, being newer -- the item is flagged (``c_fwd``) and
+        # takes it from ``last_total`` in C, so no adder output meets a mux in front of a register.
         b_fwd = Signal(reset_less=True)
         b_fwd_sum = Signal(vector, reset_less=True)
         with m.If(fire):
@@ -132,21 +146,39 @@ class Accumulator(wiring.Component):
         with m.Elif(b_move):
             m.d.sync += b_valid.eq(0)
 
+        # The block RAM's data is late (clock-to-output): it meets one mux, whose select and other input
+        # are registers.
+        with m.If(c_move):
+            m.d.sync += last_total.eq(total)
         with m.If(b_move):
             m.d.sync += [
                 c_valid.eq(1),
                 c.eq(b),
-                c_prev.eq(Mux(writing & (c.p == b.p), total, Mux(b_fwd, b_fwd_sum, rd.data))),
+                c_fwd.eq(writing & (c.p == b.p)),
+                c_prev.eq(Mux(b_fwd, b_fwd_sum, rd.data)),
             ]
         with m.Elif(c_move):
             m.d.sync += c_valid.eq(0)
 
-        # Output register.
-        o_acc = Signal(vector, reset_less=True)
-        o_extra = Signal(self._extra, reset_less=True)
-        with m.If(c_valid & c.last & o_free):
-            m.d.sync += [o_valid.eq(1), o_acc.eq(total), o_extra.eq(c.extra)]
-        with m.Elif(self.o.ready):
-            m.d.sync += o_valid.eq(0)
-        m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.acc.eq(o_acc), self.o.payload.extra.eq(o_extra)]
+        # Output queue: ``q[0]`` is on ``o``; a sum joins behind what is queued.
+        entry = data.StructLayout({"acc": vector, "extra": self._extra})
+        q = [Signal(entry, name=f"o{k}", reset_less=True) for k in range(2)]
+        arrival = Signal(entry)
+        m.d.comb += [arrival.acc.eq(total), arrival.extra.eq(c.extra)]
+        push = c_valid & c.last & o_room
+        pop = self.o.valid & self.o.ready
+        with m.Switch(o_count):
+            with m.Case(0), m.If(push):
+                m.d.sync += [q[0].eq(arrival), o_count.eq(1)]
+            with m.Case(1):
+                with m.If(push & pop):
+                    m.d.sync += q[0].eq(arrival)
+                with m.Elif(push):
+                    m.d.sync += [q[1].eq(arrival), o_count.eq(2), o_room.eq(0)]
+                with m.Elif(pop):
+                    m.d.sync += o_count.eq(0)
+            with m.Case(2), m.If(pop):
+                m.d.sync += [q[0].eq(q[1]), o_count.eq(1), o_room.eq(1)]
+        m.d.comb += [self.o.valid.eq(o_count != 0), self.o.payload.acc.eq(q[0].acc),
+                     self.o.payload.extra.eq(q[0].extra)]
         return m

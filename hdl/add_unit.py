@@ -21,14 +21,15 @@ on when the next one is empty or moving, so any back-pressure on ``o`` is safe.
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from systolix.arch.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS, add_param_layout
+from systolix.arch.latency import add_unit_latency
 
 from .pipeline import elastic_handshake
-from .rounding import excess_bits, rne_shift_parts
+from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine, rne_shift_parts
 
 __all__ = ["AddUnit", "add_input_layout", "table_read_port"]
 
@@ -86,18 +87,23 @@ class AddUnit(wiring.Component):
         {"neg": 1, "p": unsigned(32), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 4
         {"neg": 1, "q": unsigned(32), "up": 1, "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 5
         {"neg": 1, "p": unsigned(33), "t": signed(VALUE_BITS), "ts": 1},       # 6: product rounded
-        {"neg": 1, "mag": unsigned(_MAG_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 7: window
+        {"neg": 1, "lp": unsigned(_MAG_BITS), "rp": unsigned(33), "lost": 1, "t": signed(VALUE_BITS),
+         "ts": 1},                                                             # 7: window, coarse shifts
+        {"neg": 1, "mag": unsigned(_MAG_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 7b: window
         {"x": signed(VALUE_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 8: in the window
         {"s": signed(SUM_BITS), "st": 1},                                      # 9: the sum
         {"neg": 1, "mag": unsigned(SUM_BITS + 1), "st": 1},                    # 10: |sum|
         {"neg": 1, "mag": unsigned(41), "st": 1, "k": unsigned(5), "ik": unsigned(5), "big": 1, "small": 1},  # 11
-        {"neg": 1, "q": unsigned(25), "up": 1, "ik": unsigned(5), "big": 1, "small": 1},   # 12
-        {"neg": 1, "sig": unsigned(25), "ik": unsigned(5), "big": 1, "small": 1},  # 13: float32
-        {"neg": 1, "q": unsigned(25), "up": 1, "big": 1, "small": 1},          # 14
-        {"neg": 1, "mag": unsigned(10)},                                       # 15: |integer|, saturated
-        {"v": signed(11)},                                                     # 16: the integer
-        {"v": signed(11)},                                                     # 17: >= lo
-        {"q": signed(8)},                                                      # 18: the code
+        {"neg": 1, "part": unsigned(29), "fine": unsigned(2), "lost": 1, "ik": unsigned(5), "big": 1,
+         "small": 1},                                                          # 12
+        {"neg": 1, "q": unsigned(25), "up": 1, "ik": unsigned(5), "big": 1, "small": 1},   # 13
+        {"neg": 1, "sig": unsigned(25), "ik": unsigned(5), "big": 1, "small": 1},  # 14: float32
+        {"neg": 1, "part": unsigned(26), "fine": unsigned(2), "lost": 1, "big": 1, "small": 1},  # 15
+        {"neg": 1, "q": unsigned(25), "up": 1, "big": 1, "small": 1},          # 16
+        {"neg": 1, "mag": unsigned(10)},                                       # 17: |integer|, saturated
+        {"v": signed(11)},                                                     # 18: the integer
+        {"v": signed(11)},                                                     # 19: >= lo
+        {"q": signed(8)},                                                      # 20: the code
     )
 
     def __init__(self, lanes: int, table_addr_width: int = 10):
@@ -121,7 +127,8 @@ class AddUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a transfer on ``i`` to its result on ``o`` (when ``o`` is not stalled)."""
-        return len(self._STAGES)
+        assert len(self._STAGES) == add_unit_latency()
+        return add_unit_latency()
 
     def elaborate(self, platform):
         m = Module()
@@ -153,7 +160,9 @@ class AddUnit(wiring.Component):
         hi_off = Signal(signed(11))
         m.d.sync += [
             left_sh.eq(p.sh.as_unsigned()[:5]), right_sh.eq((-p.sh).as_unsigned()[:6]), sh_left.eq(p.sh >= 0),
-            lost_mask.eq((Const(1, 1) << (-p.sh).as_unsigned()[:6]) - 1),
+            # From the registered right_sh (a cycle later: still long before any item needs it), as a
+            # thermometer code (no carry chain).
+            lost_mask.eq(~(Const(-1, 33).as_unsigned() << right_sh)[:33]),
             lo.eq(p.lo), hi.eq(p.hi), hi_off.eq(p.hi + p.out_off),
         ]
 
@@ -190,11 +199,17 @@ class AddUnit(wiring.Component):
         def stage6(lane, r):  # ... the increment, and back to the product's scale (x == 0: unchanged)
             return dict(neg=r.neg, p=(r.q + r.up) << r.x, **keep(r))
 
-        def stage7(lane, r):  # into the window: left shift, or right shift into the sticky bit
-            left = (r.p << left_sh)[:_MAG_BITS]
-            right = r.p >> right_sh
-            lost = (r.p & lost_mask).any()
-            return dict(neg=r.neg, mag=Mux(sh_left, left, right), xs=Mux(sh_left, 0, lost), **keep(r))
+        # Into the window: left shift, or right shift into the sticky bit, in two steps (by the amount's
+        # high bits, then its two low bits: one shifter is too deep for a cycle).
+        def stage7(lane, r):
+            left = (r.p << Cat(Const(0, 2), left_sh[2:]))[:_MAG_BITS]
+            right = r.p >> Cat(Const(0, 2), right_sh[2:])
+            return dict(neg=r.neg, lp=left, rp=right, lost=(r.p & lost_mask).any(), **keep(r))
+
+        def stage7b(lane, r):
+            left = (r.lp << left_sh[:2])[:_MAG_BITS]
+            right = r.rp >> right_sh[:2]
+            return dict(neg=r.neg, mag=Mux(sh_left, left, right), xs=Mux(sh_left, 0, r.lost), **keep(r))
 
         def stage8(lane, r):  # the signed value (floor of a negative one when bits were lost)
             value = Mux(r.neg, Mux(r.xs, -r.mag - 1, -r.mag), r.mag)
@@ -213,31 +228,41 @@ class AddUnit(wiring.Component):
                 k, ik = Mux(r.mag[bit], bit - 23, k), Mux(r.mag[bit], FRAC_BITS - (bit - 23), ik)
             return dict(neg=r.neg, mag=r.mag[:41], st=r.st, k=k, ik=ik, big=r.mag >= _SAT, small=r.mag < _HALF)
 
-        def stage12(lane, r):  # round to 24 significant bits (only the low 25 bits of the result matter)
-            q, up = rne_shift_parts(r.mag, r.k, r.st)
-            return dict(neg=r.neg, q=q, up=up, ik=r.ik, big=r.big, small=r.small)
+        # Round to 24 significant bits (only the low 25 bits of the result matter: 29 bits of the coarse
+        # shift hold them with the bits below), in two shift steps and the increment.
+        def stage12(lane, r):
+            part, fine, lost = rne_shift_coarse(r.mag, r.k, r.st, width=29)
+            return dict(neg=r.neg, part=part, fine=fine, lost=lost, ik=r.ik, big=r.big, small=r.small)
 
         def stage13(lane, r):
+            q, up = rne_shift_fine(r.part, r.fine, r.lost)
+            return dict(neg=r.neg, q=q, up=up, ik=r.ik, big=r.big, small=r.small)
+
+        def stage14(lane, r):
             return dict(neg=r.neg, sig=r.q + r.up, ik=r.ik, big=r.big, small=r.small)
 
-        def stage14(lane, r):  # round to an integer
-            q, up = rne_shift_parts(r.sig, r.ik)
-            return dict(neg=r.neg, q=q, up=up, big=r.big, small=r.small)
-
-        def stage15(lane, r):  # saturate: |value| <= 512 fits the field
-            return dict(neg=r.neg, mag=Mux(r.big, 512, Mux(r.small, 0, r.q + r.up)))
+        def stage15(lane, r):  # round to an integer (two shift steps, then the increment in stage 17)
+            part, fine, lost = rne_shift_coarse(r.sig, r.ik)
+            return dict(neg=r.neg, part=part, fine=fine, lost=lost, big=r.big, small=r.small)
 
         def stage16(lane, r):
+            q, up = rne_shift_fine(r.part, r.fine, r.lost)
+            return dict(neg=r.neg, q=q, up=up, big=r.big, small=r.small)
+
+        def stage17(lane, r):  # saturate: |value| <= 512 fits the field
+            return dict(neg=r.neg, mag=Mux(r.big, 512, Mux(r.small, 0, r.q + r.up)))
+
+        def stage18(lane, r):
             return dict(v=Mux(r.neg, -r.mag, r.mag))
 
-        def stage17(lane, r):  # clamp: max first, then min (as onnxruntime)
+        def stage19(lane, r):  # clamp: max first, then min (as onnxruntime)
             return dict(v=Mux(r.v < lo, lo, r.v))
 
-        def stage18(lane, r):  # min and the storage offset side by side: one carry chain deep
+        def stage20(lane, r):  # min and the storage offset side by side: one carry chain deep
             return dict(q=Mux(r.v > hi, hi_off, r.v + p.out_off))
 
-        stages = (stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage8, stage9, stage10, stage11, stage12,
-                  stage13, stage14, stage15, stage16, stage17, stage18)
+        stages = (stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage7b, stage8, stage9, stage10, stage11,
+                  stage12, stage13, stage14, stage15, stage16, stage17, stage18, stage19, stage20)
         assert len(stages) == len(self._STAGES) - 1
         for index, compute in enumerate(stages, 1):
             step(index, compute)

@@ -19,6 +19,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from systolix.arch.isa import Opcode, instruction_layout
+from systolix.arch.latency import controller_dispatch_cycles
 
 from .ports import engine_control, read_port
 
@@ -69,7 +70,7 @@ class Controller(wiring.Component):
         })
 
     #: Cycles between an engine's ``done`` and the next engine's ``start`` (fetch + decode).
-    DISPATCH_CYCLES = 2
+    DISPATCH_CYCLES = controller_dispatch_cycles()
 
     def elaborate(self, platform):
         m = Module()
@@ -90,21 +91,23 @@ class Controller(wiring.Component):
                 m.d.comb += self.prog.en.eq(1)
                 m.next = "DECODE"
             with m.State("DECODE"):
+                # The program memory's output goes into the register and nowhere else (a block RAM's
+                # clock-to-output leaves no time for the opcode decode in the same cycle).
                 m.d.sync += instr.eq(self.prog.data)
-                with m.Switch(self.prog.data.opcode):
-                    with m.Case(Opcode.HALT):
-                        m.d.sync += self.busy.eq(0)
-                        m.d.comb += self.done.eq(1)
-                        m.next = "IDLE"
-                    with m.Case(Opcode.MATMUL):
-                        m.next = "START_MATMUL"
-                    with m.Default():
-                        m.next = "START_VECTOR"
+                m.next = "DISPATCH"
+            with m.State("DISPATCH"), m.Switch(instr.opcode):
+                with m.Case(Opcode.HALT):
+                    m.d.sync += self.busy.eq(0)
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+                with m.Case(Opcode.MATMUL):
+                    m.d.comb += self.matmul.start.eq(1)
+                    m.next = "WAIT_MATMUL"
+                with m.Default():
+                    m.d.comb += self.vector.start.eq(1)
+                    m.next = "WAIT_VECTOR"
             for engine in ("MATMUL", "VECTOR"):
                 port = self.matmul if engine == "MATMUL" else self.vector
-                with m.State(f"START_{engine}"):
-                    m.d.comb += port.start.eq(1)
-                    m.next = f"WAIT_{engine}"
                 with m.State(f"WAIT_{engine}"), m.If(port.done):
                     m.d.sync += self.pc.eq(self.pc + 1)
                     with m.If(self.step):

@@ -38,8 +38,9 @@ last vector before that swap), and swaps it in when complete. With ``s_k`` the s
     cycles  = s_last + P_last + fixed_cycles        (w_shared: sum(P for every tile) + fixed_cycles)
 
 so a tile lasts ``max(P, 2L - 1)`` cycles when the tiles before it streamed back to back, and
-``L + 1`` in DENSE (one vector per tile: the released bank is free at once); ``fixed_cycles =
-3L + 12 + Requantizer.latency`` for the presets (product register on).
+``L + 1`` in DENSE (one vector per tile: the released bank is free at once); ``fixed_cycles`` is
+``arch.latency.matmul_engine_fixed_cycles`` (``3L + 14 + Requantizer.latency`` for the presets: operand
+and product registers in the PEs, captured act reads).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from systolix.arch import latency
 from systolix.arch.config import AcceleratorConfig
 from systolix.arch.params import channel_layout
 
@@ -78,6 +80,7 @@ class MatMulEngine(wiring.Component):
     ctl : In(ports.engine_control())
         ``instr`` + ``start`` in, ``done`` out.
     act_rd : Out(ports.read_port(act_addr_width, ArrayLayout(signed(8), L)))
+        A captured port (`ports.captured`: data two cycles after ``en``), as ``prm_rd``.
     act_wr : Out(ports.write_port(act_addr_width, ArrayLayout(signed(8), L)))
     wgt_rd : Out(ports.read_port(weight_addr_width, ArrayLayout(signed(8), L)))
     prm_rd : Out(ports.read_port(param_addr_width, ArrayLayout(channel_layout(), L)))
@@ -111,10 +114,10 @@ class MatMulEngine(wiring.Component):
 
     @property
     def fixed_cycles(self) -> int:
-        """Cycles per instruction besides the streaming of the tiles: loading the first tile, the
-        pipeline latencies behind the array (`MatMulUnit`, accumulator 3, parameter fetch 1 plus 2 for
-        the first prm read, `Requantizer`, the clamp register), start and done."""
-        return self._config.rows + self._unit.latency + 3 + 3 + len(Requantizer._STAGES) + 3
+        """Cycles per instruction besides the streaming of the tiles (``arch.latency.matmul_engine_fixed_cycles``):
+        loading the first tile, the pipeline latencies behind the array (`MatMulUnit`, `Accumulator`,
+        parameter fetch 1 plus 2 for the first prm read, `Requantizer`, the clamp register), start and done."""
+        return latency.matmul_engine_fixed_cycles(self._config)
 
     def elaborate(self, platform):
         cfg = self._config
@@ -126,7 +129,8 @@ class MatMulEngine(wiring.Component):
         tag = data.StructLayout({"p": cfg.acc_addr_width, "first": 1, "last": 1, "j": 8, "end": 1})
         m.submodules.window = window = WindowAddresser(cfg)
         m.submodules.tiles = tiles = TileAddresser(cfg)
-        m.submodules.act_reader = act_reader = SyncReader(cfg.act_addr_width, self.act_rd.data.shape(), item)
+        m.submodules.act_reader = act_reader = SyncReader(cfg.act_addr_width, self.act_rd.data.shape(), item,
+                                                          port_latency=2)
         m.submodules.wgt_reader = wgt_reader = SyncReader(cfg.weight_addr_width, self.wgt_rd.data.shape())
         m.submodules.unit = unit = self._unit
         m.submodules.tags = tags = SyncFIFOBuffered(width=tag.size, depth=unit.fifo_depth + 1)
@@ -147,7 +151,7 @@ class MatMulEngine(wiring.Component):
         start = self.ctl.start & ~running
         m.d.comb += [
             window.instr.eq(ins), tiles.instr.eq(ins),
-            window.start.eq(start), tiles.start.eq(start), params.clear.eq(start),
+            window.start.eq(start), tiles.start.eq(start), params.clear.eq(~running),
             params.base.eq(ins.p_base),
             self.busy.eq(running),
         ]
@@ -223,10 +227,10 @@ class MatMulEngine(wiring.Component):
         wr_data = Signal.like(self.act_wr.data, reset_less=True)
         m.d.sync += wr_valid.eq(requant.o.valid)
         for lane in range(lanes):
-            code = requant.o.payload[lane]
-            code = Mux(code < lane_bounds[lane].lo, lane_bounds[lane].lo, code)
-            code = Mux(code > lane_bounds[lane].hi, lane_bounds[lane].hi, code)
-            m.d.sync += wr_data[lane].eq(code)
+            # min(max(code, lo), hi) with the three comparisons side by side (one carry chain deep): hi
+            # when lo > hi, else lo below lo, hi above hi, the code in between.
+            code, lo, hi = requant.o.payload[lane], lane_bounds[lane].lo, lane_bounds[lane].hi
+            m.d.sync += wr_data[lane].eq(Mux((lo > hi) | (code > hi), hi, Mux(code < lo, lo, code)))
         written = wr_valid
         m.d.comb += [self.act_wr.en.eq(wr_valid), self.act_wr.addr.eq(out_addr), self.act_wr.data.eq(wr_data)]
         with m.If(entered & ~written):
@@ -238,8 +242,10 @@ class MatMulEngine(wiring.Component):
         with m.If(entered & params.o.payload.extra):
             m.d.sync += end_seen.eq(1)
 
+        with m.If(~running):  # loaded while idle (the instruction is valid at start), not by the start pulse
+            m.d.sync += [out_addr.eq(ins.out_base), end_seen.eq(0)]
         with m.If(start):
-            m.d.sync += [running.eq(1), end_seen.eq(0), out_addr.eq(ins.out_base)]
+            m.d.sync += running.eq(1)
         with m.Elif(running & end_seen & (pending == 0)):
             m.d.comb += self.ctl.done.eq(1)
             m.d.sync += [running.eq(0), end_seen.eq(0)]

@@ -12,12 +12,15 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from systolix.arch.latency import max_pool_unit_latency
+
 __all__ = ["MaxPoolUnit", "max_pool_input_layout"]
 
 
 def max_pool_input_layout(lanes: int) -> data.StructLayout:
-    """Payload of `MaxPoolUnit.i`: one tap (``lanes`` codes) and its window flags."""
-    return data.StructLayout({"x": data.ArrayLayout(signed(8), lanes), "first": 1, "last": 1})
+    """Payload of `MaxPoolUnit.i`: one tap (``lanes`` codes) and its window flags; ``pad``: the tap lies
+    outside the input and counts as -128 in every lane (whatever ``x`` holds)."""
+    return data.StructLayout({"x": data.ArrayLayout(signed(8), lanes), "first": 1, "last": 1, "pad": 1})
 
 
 class MaxPoolUnit(wiring.Component):
@@ -45,7 +48,7 @@ class MaxPoolUnit(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from the transfer of a window's last tap to its result on ``o``."""
-        return 1
+        return max_pool_unit_latency()
 
     def elaborate(self, platform):
         m = Module()
@@ -56,8 +59,10 @@ class MaxPoolUnit(wiring.Component):
             m.d.sync += valid.eq(0)
         with m.If(self.i.valid & self.i.ready):
             for lane in range(self._lanes):
-                x, acc = self.i.payload.x[lane], running[lane]
-                new = Mux(self.i.payload.first | (x > acc), x, acc)
+                x, acc, pad = self.i.payload.x[lane], running[lane], self.i.payload.pad
+                # A padding tap is -128: the window's value if first, else never above it. The comparison
+                # takes ``x`` as it comes (no mux in front of the carry chain).
+                new = Mux(self.i.payload.first, Mux(pad, -128, x), Mux(~pad & (x > acc), x, acc))
                 m.d.sync += running[lane].eq(new)
                 with m.If(self.i.payload.last):
                     m.d.sync += self.o.payload[lane].eq(new)

@@ -61,10 +61,12 @@ class ParamFetch(wiring.Component):
     i : In(stream.Signature(param_fetch_input_layout(lanes, extra)))
     o : Out(stream.Signature(param_fetch_output_layout(lanes, extra)))
     prm : Out(ports.read_port(addr_width, ArrayLayout(channel_layout(), lanes)))
+        A memory read port, or a captured one (`ports.captured`); either holds the row read until the
+        next read.
     base : In(12)
         ``prm`` row of block 0 (the instruction's ``p_base``); stable while sums flow.
     clear : In(1)
-        Forget the row held (pulse at the start of each instruction).
+        Forget the row held (high for at least one cycle between two instructions).
     """
 
     def __init__(self, lanes: int, addr_width: int, extra: ShapeLike = 1):
@@ -82,7 +84,9 @@ class ParamFetch(wiring.Component):
         m = Module()
         lanes = self._lanes
 
-        params = Signal(data.ArrayLayout(channel_layout(), lanes), reset_less=True)
+        # The row read is used where it lands, on ``prm.data`` (held there until the next read): with the
+        # top level's captured port that is a register next to the block RAM, and no second copy is made.
+        params = self.prm.data
         have = Signal()
         held_j = Signal(8)
         reading = Signal()   # a prm read was issued last cycle
@@ -91,7 +95,7 @@ class ParamFetch(wiring.Component):
         m.d.comb += [self.prm.addr.eq(self.base + self.i.payload.j), self.prm.en.eq(0)]
         m.d.sync += reading.eq(0)
         with m.If(reading):
-            m.d.sync += [params.eq(self.prm.data), have.eq(1)]
+            m.d.sync += have.eq(1)
         with m.Elif(self.i.valid & ~match):
             m.d.comb += self.prm.en.eq(1)
             m.d.sync += [reading.eq(1), held_j.eq(self.i.payload.j)]
@@ -104,6 +108,11 @@ class ParamFetch(wiring.Component):
         m.d.comb += self.i.ready.eq(match & ~reading & o_free)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += o_valid.eq(1)
+        with m.Elif(self.o.ready):
+            m.d.sync += o_valid.eq(0)
+        # The output register loads whenever it is free (its content only matters with ``o_valid``): its
+        # enable does not wait for the block-match comparison behind ``i.ready``.
+        with m.If(o_free):
             for lane in range(lanes):
                 m.d.sync += [
                     o_payload.req.lanes[lane].acc.eq(self.i.payload.acc[lane] + params[lane].bias),
@@ -118,7 +127,5 @@ class ParamFetch(wiring.Component):
                 o_payload.req.qmax.eq(params[0].hi),
                 o_payload.extra.eq(self.i.payload.extra),
             ]
-        with m.Elif(self.o.ready):
-            m.d.sync += o_valid.eq(0)
         m.d.comb += [self.o.valid.eq(o_valid), self.o.payload.eq(o_payload)]
         return m

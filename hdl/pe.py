@@ -36,8 +36,9 @@ class ProcessingElement(wiring.Component):
 
     Every cycle: ``x_out <= x_in``, ``sel_out <= sel_in`` and
     ``psum_out <= psum_in + x_in * w[sel_in]``, the sum wrapping modulo ``2**acc_width`` like the
-    int32 accumulators of onnxruntime. With ``product_register`` the product is registered first,
-    so ``psum_in`` must arrive `product_latency` cycles after the ``x_in`` it is added to.
+    int32 accumulators of onnxruntime. With ``product_register`` the multiplier's operands (``x_in`` and the
+    weight of bank ``sel_in``) and its product are registered, so the DSP multiplier sits between two
+    registers and ``psum_in`` must arrive `product_latency` (2) cycles after the ``x_in`` it is added to.
 
     Parameters
     ----------
@@ -46,7 +47,7 @@ class ProcessingElement(wiring.Component):
     acc_width : int
         Signed width of the partial sums.
     product_register : bool
-        Register the product before the addition.
+        Register the multiplier's operands and its product before the addition.
 
     Members
     -------
@@ -97,8 +98,9 @@ class ProcessingElement(wiring.Component):
 
     @property
     def product_latency(self) -> int:
-        """Cycles by which ``psum_in`` lags the ``x_in`` it is combined with (0 or 1)."""
-        return int(self._product_register)
+        """Cycles by which ``psum_in`` lags the ``x_in`` it is combined with (0, or 2 with the operand and
+        product registers)."""
+        return 2 if self._product_register else 0
 
     @property
     def latency(self) -> int:
@@ -124,11 +126,15 @@ class ProcessingElement(wiring.Component):
         m.d.sync += [x_reg.eq(self.x_in), sel_reg.eq(self.sel_in)]
         m.d.comb += [self.x_out.eq(x_reg), self.sel_out.eq(sel_reg), self.psum_out.eq(psum_reg)]
 
-        product = self.x_in * Mux(self.sel_in, weights[1], weights[0])
+        weight = Mux(self.sel_in, weights[1], weights[0])
         if self._product_register:
+            # Operands registered (``x_reg`` is the east-going copy of x_in), product registered.
+            weight_reg = Signal.like(weight, reset_less=True)
             product_reg = Signal(signed(2 * self._operand_width), reset_less=True)
-            m.d.sync += product_reg.eq(product)
+            m.d.sync += [weight_reg.eq(weight), product_reg.eq(x_reg * weight_reg)]
             product = product_reg
+        else:
+            product = self.x_in * weight
         # Assigning the wider sum to an acc_width register truncates it: two's-complement wrap-around.
         m.d.sync += psum_reg.eq(self.psum_in + product)
         return m

@@ -2,12 +2,13 @@
 
 Engines own no memories; the top level (``hdl/top.py``) owns them and wires each engine's ports to
 them (muxed by which engine is running). Reads are synchronous: ``data`` is valid the cycle after the
-cycle in which ``en`` was high with ``addr``.
+cycle in which ``en`` was high with ``addr`` -- or, for a *captured* port (`captured`: the engines' ``act``
+and ``prm`` reads), two cycles after, and held until the next read lands.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import ShapeLike
+from amaranth.hdl import Module, ShapeLike, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,3 +33,20 @@ def engine_control() -> wiring.Signature:
     instruction (all its memory writes) has completed.
     """
     return wiring.Signature({"instr": Out(instruction_layout()), "start": Out(1), "done": In(1)})
+
+
+def captured(m: Module, data: Value, en: Value, name: str) -> Signal:
+    """The words read from a memory port, each captured in a register the cycle after its read.
+
+    ``data`` and ``en`` are the memory port's read data and enable. The returned register loads the word
+    of a read the cycle after it (when it is on ``data``) and holds it until the next read lands: a reader
+    sees its word two cycles after ``en`` (a *captured* read port). With one flip-flop per bit as the only
+    load of the block RAM's output, the placer keeps them next to it: its clock-to-output leaves no time
+    for routing to the readers and their logic in the same cycle.
+    """
+    landing = Signal(name=f"{name}_landing")
+    word = Signal.like(data, name=f"{name}_captured", reset_less=True)
+    m.d.sync += landing.eq(en)
+    with m.If(landing):
+        m.d.sync += word.eq(data)
+    return word

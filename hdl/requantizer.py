@@ -35,8 +35,10 @@ from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from systolix.arch.latency import requantizer_latency
+
 from .pipeline import elastic_handshake
-from .rounding import excess_bits, rne_shift_parts
+from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine, rne_shift_parts
 
 __all__ = ["Requantizer", "requantizer_input_layout"]
 
@@ -88,7 +90,8 @@ class Requantizer(wiring.Component):
     @property
     def latency(self) -> int:
         """Cycles from a transfer on ``i`` to its result on ``o`` (when ``o`` is not stalled)."""
-        return len(self._STAGES)
+        assert len(self._STAGES) == requantizer_latency()
+        return requantizer_latency()
 
     # Fields of each pipeline register, per lane; the shared bounds travel along in every stage. Each
     # stage holds at most one carry chain, one shifter or one DSP multiplier (the 25 x 24 product is
@@ -104,13 +107,15 @@ class Requantizer(wiring.Component):
         {"neg": 1, "ll": unsigned(34), "mid": unsigned(26), "hh": unsigned(15), "es": signed(10)},  # 6
         {"neg": 1, "p": unsigned(49), "es": signed(10)},                                           # 7
         {"neg": 1, "p": unsigned(49), "t": unsigned(5), "es": signed(10)},                         # 8
-        {"neg": 1, "q": unsigned(25), "up": 1, "k": signed(10)},                                   # 9
-        {"neg": 1, "p": unsigned(25), "right": unsigned(5), "left": unsigned(4), "k_pos": 1, "far": 1},  # 10
-        {"neg": 1, "q": unsigned(25), "up": 1, "left": unsigned(35), "k_pos": 1},                  # 11
-        {"neg": 1, "r": range(_SATURATE + 1)},                                                     # 12
-        {"v": signed(10)},                                                                         # 13
-        {"v": signed(10)},                                                                         # 14
-        {"q": signed(8)},                                                                          # 15
+        {"neg": 1, "part": unsigned(29), "fine": unsigned(2), "lost": 1, "k": signed(10)},         # 9
+        {"neg": 1, "q": unsigned(25), "up": 1, "k": signed(10)},                                   # 10
+        {"neg": 1, "p": unsigned(25), "right": unsigned(5), "left": unsigned(4), "k_pos": 1, "far": 1},  # 11
+        {"neg": 1, "part": unsigned(26), "fine": unsigned(2), "lost": 1, "left": unsigned(35), "k_pos": 1},  # 12
+        {"neg": 1, "q": unsigned(25), "up": 1, "left": unsigned(35), "k_pos": 1},                  # 13
+        {"neg": 1, "r": range(_SATURATE + 1)},                                                     # 14
+        {"v": signed(10)},                                                                         # 15
+        {"v": signed(10)},                                                                         # 16
+        {"q": signed(8)},                                                                          # 17
     )
     _SHARED = {"y_zp": signed(8), "lo": signed(10), "hi": signed(10), "qmax": signed(8)}
 
@@ -182,44 +187,53 @@ class Requantizer(wiring.Component):
         def stage8(lane, shared):
             return dict(neg=lane.neg, p=lane.p, t=excess_bits(lane.p, 24), es=lane.es)
 
-        # 9-10. step 3: round the product to 24 significant bits (shift, increment); k = E - s - t.
-        # Stage 10 also decodes k for step 4: right shift (amounts >= 26 all give 0: p < 2**25), or
-        # left shift, or (``-k >= 10``) saturation.
+        # 9-11. step 3: round the product to 24 significant bits (shift in two steps -- by the high bits of
+        # t, then the low ones -- and increment); k = E - s - t. The quotient is below 2**25, so 29 bits of
+        # the coarse shift hold it with the bits below. Stage 11 also decodes k for step 4: right shift
+        # (amounts >= 26 all give 0: p < 2**25), or left shift, or (``-k >= 10``) saturation.
         def stage9(lane, shared):
-            q, up = rne_shift_parts(lane.p, lane.t)
-            return dict(neg=lane.neg, q=q, up=up, k=lane.es - lane.t)
+            part, fine, lost = rne_shift_coarse(lane.p, lane.t, width=29)
+            return dict(neg=lane.neg, part=part, fine=fine, lost=lost, k=lane.es - lane.t)
 
         def stage10(lane, shared):
+            q, up = rne_shift_fine(lane.part, lane.fine, lane.lost)
+            return dict(neg=lane.neg, q=q, up=up, k=lane.k)
+
+        def stage11(lane, shared):
             k = lane.k
             return dict(neg=lane.neg, p=lane.q + lane.up, right=Mux(k > 26, 26, k)[:5], left=(-k)[:4],
                         k_pos=k > 0, far=(-k) >= 10)
 
-        # 11-12. step 4: the final shift by k, right with rounding (shift, increment) or left, saturated.
-        # The saturation tests need no comparator: a value exceeds 511 when it has bits above bit 8.
-        def stage11(lane, shared):
-            q, up = rne_shift_parts(lane.p, lane.right)
-            left = Mux(lane.far, Mux(lane.p != 0, _SATURATE, 0), lane.p << lane.left)
-            return dict(neg=lane.neg, q=q, up=up, left=left, k_pos=lane.k_pos)
-
+        # 12-14. step 4: the final shift by k, right with rounding (shift in two steps, increment) or left,
+        # saturated. The saturation tests need no comparator: a value exceeds 511 when it has bits above bit 8.
         def stage12(lane, shared):
+            part, fine, lost = rne_shift_coarse(lane.p, lane.right)
+            left = Mux(lane.far, Mux(lane.p != 0, _SATURATE, 0), lane.p << lane.left)
+            return dict(neg=lane.neg, part=part, fine=fine, lost=lost, left=left, k_pos=lane.k_pos)
+
+        def stage13(lane, shared):
+            q, up = rne_shift_fine(lane.part, lane.fine, lane.lost)
+            return dict(neg=lane.neg, q=q, up=up, left=lane.left, k_pos=lane.k_pos)
+
+        def stage14(lane, shared):
             right_big = (lane.q[9:] != 0) | ((lane.q[:9] == _SATURATE) & lane.up)
             right = Mux(right_big, _SATURATE, lane.q[:9] + lane.up)
             left = Mux(lane.left[9:] != 0, _SATURATE, lane.left[:9])
             return dict(neg=lane.neg, r=Mux(lane.k_pos, right, left))
 
-        # 13-15. step 5: sign, clamp to [qmin - y_zp, qmax - y_zp] (max first, as onnxruntime), + y_zp.
+        # 15-17. step 5: sign, clamp to [qmin - y_zp, qmax - y_zp] (max first, as onnxruntime), + y_zp.
         # The min and the offset are side by side: clamped to hi, the code is qmax.
-        def stage13(lane, shared):
+        def stage15(lane, shared):
             return dict(v=Mux(lane.neg, -lane.r, lane.r))
 
-        def stage14(lane, shared):
+        def stage16(lane, shared):
             return dict(v=Mux(lane.v < shared.lo, shared.lo, lane.v))
 
-        def stage15(lane, shared):
+        def stage17(lane, shared):
             return dict(q=Mux(lane.v > shared.hi, shared.qmax, lane.v + shared.y_zp))
 
         stage_functions = [stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage8, stage9, stage10,
-                           stage11, stage12, stage13, stage14, stage15]
+                           stage11, stage12, stage13, stage14, stage15, stage16, stage17]
         assert len(stage_functions) == len(self._STAGES)
         for index, compute in enumerate(stage_functions):
             step(index, compute)

@@ -41,3 +41,35 @@ def excess_bits(value, keep: int):
     for bit in range(keep, len(value)):  # the highest set bit wins: it is the outermost Mux
         excess = Mux(value[bit], bit - keep + 1, excess)
     return excess
+
+
+#: Amount bits `rne_shift_coarse` leaves to `rne_shift_fine`.
+FINE_BITS = 2
+
+
+def rne_shift_coarse(value, amount, sticky=0, width: int | None = None):
+    """First of two pipeline stages of `rne_shift_parts`: the shift by ``amount``'s high bits.
+
+    Returns ``(part, fine, lost)``: ``part`` is ``(value << 1) >> coarse`` with ``coarse = amount`` less its
+    `FINE_BITS` low bits (so ``part[0]`` is the bit just below the quotient when ``fine == 0``), truncated
+    to ``width`` bits if given (exact when the quotient is known to fit ``width - 1 - 2**FINE_BITS + 1``
+    bits, or only its low bits are used); ``fine`` the amount left; ``lost`` whether any bit shifted out
+    below ``part`` was set (or ``sticky``). `rne_shift_fine` completes the shift.
+    """
+    twice = Cat(Const(0, 1), value)
+    coarse = Cat(Const(0, FINE_BITS), amount[FINE_BITS:])
+    part = twice >> coarse
+    if width is not None:
+        part = part[:width]
+    ones = Const(-1, len(twice)).as_unsigned()
+    lost = (twice & ~(ones << coarse)[: len(twice)]).any() | sticky
+    return part, amount[:FINE_BITS], lost
+
+
+def rne_shift_fine(part, fine, lost):
+    """Second stage of `rne_shift_coarse`: ``(quotient, up)`` as `rne_shift_parts` gives them."""
+    quotient = part[1:] >> fine
+    half = (part >> fine)[0]
+    ones = Const(-1, len(part)).as_unsigned()
+    below = (part & ~(ones << fine)[: len(part)]).any() | lost
+    return quotient, half & (below | quotient[0])

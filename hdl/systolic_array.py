@@ -13,6 +13,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from systolix.arch import latency
 from systolix.arch.config import AcceleratorConfig
 
 from .pe import ProcessingElement
@@ -42,6 +43,9 @@ class SystolicArray(wiring.Component):
         Grid shape.
     operand_width, acc_width, product_register :
         As for `ProcessingElement`.
+    config : AcceleratorConfig, optional
+        The configuration the grid is built for (then `latency` is checked against
+        ``arch.latency.systolic_array_latency``).
 
     Members
     -------
@@ -54,7 +58,8 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, rows: int, cols: int, *, operand_width: int = 9, acc_width: int = 32,
-                 product_register: bool = True):
+                 product_register: bool = True, config: AcceleratorConfig | None = None):
+        self._config = config
         self._rows = rows
         self._cols = cols
         self._pe_args = dict(operand_width=operand_width, acc_width=acc_width,
@@ -81,7 +86,10 @@ class SystolicArray(wiring.Component):
     def latency(self) -> int:
         """Cycles from ``x_in[0]`` to ``psum_out[0]`` (add ``c`` for column ``c``)."""
         # x_in[rows-1] is presented rows-1 cycles after x_in[0]; the bottom PE of column 0 adds it.
-        return (self._rows - 1) + int(self._pe_args["product_register"]) + ProcessingElement.PSUM_LATENCY
+        depth = (self._rows - 1) + (2 if self._pe_args["product_register"] else 0) + ProcessingElement.PSUM_LATENCY
+        if self._config is not None:
+            assert depth == latency.systolic_array_latency(self._config)
+        return depth
 
     def elaborate(self, platform):
         m = Module()
@@ -150,7 +158,7 @@ class MatMulUnit(wiring.Component):
         self._config = config
         self._array = SystolicArray(
             config.rows, config.cols, operand_width=config.operand_width, acc_width=config.acc_width,
-            product_register=config.pe_product_register,
+            product_register=config.pe_product_register, config=config,
         )
         super().__init__({
             "x": In(stream.Signature(activation_layout(config.rows))),
@@ -168,12 +176,16 @@ class MatMulUnit(wiring.Component):
     def pipeline_latency(self) -> int:
         """Cycles from the transfer on ``x`` to the result being written into the output FIFO."""
         # entry register + grid (which counts from the unskewed lane 0) + output de-skew
-        return 1 + self._array.latency + (self._config.cols - 1)
+        depth = 1 + self._array.latency + (self._config.cols - 1)
+        assert depth == latency.matmul_unit_pipeline_latency(self._config)
+        return depth
 
     @property
     def latency(self) -> int:
         """Cycles from the transfer on ``x`` to ``y.valid`` (output FIFO empty, ``y.ready`` high)."""
-        return self.pipeline_latency + 2  # SyncFIFOBuffered: write, then its output register
+        depth = self.pipeline_latency + 2  # SyncFIFOBuffered: write, then its output register
+        assert depth == latency.matmul_unit_latency(self._config)
+        return depth
 
     @property
     def fifo_depth(self) -> int:
@@ -195,7 +207,7 @@ class MatMulUnit(wiring.Component):
         before the swap, not from the swap itself: when the swap follows a gap (DENSE: one vector per
         tile) the bank is free at once.
         """
-        return self._config.cols
+        return latency.matmul_unit_drain_cycles(self._config)
 
     def elaborate(self, platform):
         cfg = self._config
@@ -221,9 +233,20 @@ class MatMulUnit(wiring.Component):
 
         m.d.comb += self.w.ready.eq(~tile_ready & (drain == 0))
         w_fire = self.w.valid & self.w.ready
-        m.d.comb += [array.w_load.eq(w_fire), array.w_bank.eq(~active), array.w_addr.eq(loaded[:len(array.w_addr)])]
+        # The row write is registered on its way into the grid (its enable reaches every PE of a row: a
+        # fan-out too wide to follow the handshake logic in the same cycle). A row lands one cycle after
+        # its transfer, which only delays the first rewrite of a released bank, and a tile's last row
+        # lands before the swap that uses it can reach the grid (the swap is accepted no sooner than the
+        # cycle after that transfer, then waits in the entry register).
+        w_load = Signal()
+        w_bank = Signal(reset_less=True)
+        w_addr = Signal.like(array.w_addr, reset_less=True)
+        w_row = Signal.like(array.w_row, reset_less=True)
+        m.d.sync += [w_load.eq(w_fire), w_bank.eq(~active), w_addr.eq(loaded[:len(array.w_addr)])]
         for c in range(cols):
-            m.d.comb += array.w_row[c].eq(self.w.payload[c] - self.w_zp[c])
+            m.d.sync += w_row[c].eq(self.w.payload[c] - self.w_zp[c])
+        m.d.comb += [array.w_load.eq(w_load), array.w_bank.eq(w_bank), array.w_addr.eq(w_addr),
+                     array.w_row.eq(w_row)]
         with m.If(drain != 0):
             m.d.sync += drain.eq(drain - 1)
         with m.If(recent != 0):

@@ -63,31 +63,50 @@ class TileAddresser(wiring.Component):
         blk = Signal(cfg.weight_addr_width)
         r = Signal(range(lanes))
         t = Signal(16)
-        c_oy = Signal(11)
         j = Signal(8)
-        chunk_last = (ins.mode == Mode.DENSE) | (c_oy + ins.chunk_rows >= ins.out_h)
+        # The loop limits are registered at ``start`` (the instruction is valid from then on), and each
+        # loop's "at its last value" is a register stepped with its counter: no comparator of the
+        # instruction's fields lies in front of the loop decisions.
+        shared, chunk_rows = Signal(), Signal(10)
+        taps_before, blocks_before = Signal(16), Signal(8)
+        r_last, t_last, j_last, chunk_last = Signal(), Signal(), Signal(), Signal()
+        taps_single = Signal()
+        rows_left = Signal(11)  # output rows from the current chunk's first to the end: out_h - c_oy
+        dense = Signal()
+        first_chunk_last = Signal()
 
         with m.FSM():
-            with m.State("IDLE"), m.If(self.start):
-                m.d.sync += [addr.eq(ins.w_base), blk.eq(ins.w_base), r.eq(0), t.eq(0), c_oy.eq(0),
-                             j.eq(0)]
-                m.next = "RUN"
+            with m.State("IDLE"):
+                # Loaded in every idle cycle (the instruction is valid at ``start``): the enable of these
+                # registers is the state, not the start pulse.
+                single_chunk = (ins.mode == Mode.DENSE) | (ins.chunk_rows >= ins.out_h)
+                m.d.sync += [addr.eq(ins.w_base), blk.eq(ins.w_base), r.eq(0), t.eq(0), j.eq(0),
+                             shared.eq(ins.w_shared), chunk_rows.eq(ins.chunk_rows), dense.eq(ins.mode == Mode.DENSE),
+                             taps_before.eq(ins.taps - 2), blocks_before.eq(ins.out_blocks - 2),
+                             taps_single.eq(ins.taps == 1),
+                             r_last.eq(lanes == 1), t_last.eq(ins.taps == 1), j_last.eq(ins.out_blocks == 1),
+                             rows_left.eq(ins.out_h), chunk_last.eq(single_chunk), first_chunk_last.eq(single_chunk)]
+                with m.If(self.start):
+                    m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), self.o.valid.eq(1), self.o.payload.eq(addr)]
                 with m.If(self.o.ready):
-                    m.d.sync += [addr.eq(addr + 1), r.eq(r + 1)]
-                    with m.If(r == lanes - 1):
-                        m.d.sync += r.eq(0)
-                        with m.If(ins.w_shared):
+                    m.d.sync += [addr.eq(addr + 1), r.eq(r + 1), r_last.eq(r == lanes - 2)]
+                    with m.If(r_last):
+                        m.d.sync += [r.eq(0), r_last.eq(lanes == 1)]
+                        with m.If(shared):
                             m.next = "IDLE"
-                        with m.Elif(t != ins.taps - 1):
-                            m.d.sync += t.eq(t + 1)
+                        with m.Elif(~t_last):
+                            m.d.sync += [t.eq(t + 1), t_last.eq(t == taps_before)]
                         with m.Else():
-                            m.d.sync += t.eq(0)
+                            m.d.sync += [t.eq(0), t_last.eq(taps_single)]
                             with m.If(~chunk_last):
-                                m.d.sync += [c_oy.eq(c_oy + ins.chunk_rows), addr.eq(blk)]
+                                left = rows_left - chunk_rows
+                                m.d.sync += [rows_left.eq(left), addr.eq(blk),
+                                             chunk_last.eq(dense | (left <= chunk_rows))]
                             with m.Else():
-                                m.d.sync += [c_oy.eq(0), blk.eq(addr + 1), j.eq(j + 1)]
-                                with m.If(j == ins.out_blocks - 1):
+                                m.d.sync += [blk.eq(addr + 1), j.eq(j + 1), j_last.eq(j == blocks_before),
+                                             rows_left.eq(ins.out_h), chunk_last.eq(first_chunk_last)]
+                                with m.If(j_last):
                                     m.next = "IDLE"
         return m

@@ -22,7 +22,7 @@ Host protocol:
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,9 +31,13 @@ from systolix.arch.memory import LOAD_SELECT, memory_depths, word_bits
 
 from .controller import Controller
 from .matmul_engine import MatMulEngine
+from .ports import captured
 from .vector_engine import VectorEngine
 
 __all__ = ["Accelerator"]
+
+#: Memory attribute telling yosys that reads never collide with writes (see `Accelerator.__init__`).
+_NO_RW_CHECK = {"no_rw_check": 1}
 
 
 class Accelerator(wiring.Component):
@@ -86,11 +90,17 @@ class Accelerator(wiring.Component):
         })
         depths = memory_depths(config)
 
+        # ``no_rw_check``: no read of these memories ever meets a write of the same row in the same cycle (the
+        # load bus writes only while the accelerator is idle, and the engines read only while it runs; in
+        # ``act`` every row is read before it is rewritten, and a layer's output never overlaps its input
+        # while it runs), so synthesis need not emulate the read-during-write result: without the attribute
+        # yosys adds an address comparator and a bypass mux behind each block RAM's output.
         def loadable(name: str) -> memory.Memory:  # word width and depth of the load bus (arch.memory)
-            return memory.Memory(shape=unsigned(widths[name]), depth=depths[name], init=[])
+            return memory.Memory(shape=unsigned(widths[name]), depth=depths[name], init=[], attrs=_NO_RW_CHECK)
 
         #: The memories, created here so simulators can reach their contents (``act.data``).
-        self.act = memory.Memory(shape=unsigned(8 * lanes), depth=config.act_buffer_depth, init=[])
+        self.act = memory.Memory(shape=unsigned(8 * lanes), depth=config.act_buffer_depth, init=[],
+                                 attrs=_NO_RW_CHECK)
         self.wgt, self.prm, self.prog = loadable("wgt"), loadable("prm"), loadable("prog")
         #: One copy per lane (each lane looks up its own code every cycle).
         self.lut = [loadable("lut") for _ in range(lanes)]
@@ -119,25 +129,27 @@ class Accelerator(wiring.Component):
         act, wgt, prm, prog = self.act, self.wgt, self.prm, self.prog
         m.submodules.act, m.submodules.wgt, m.submodules.prm, m.submodules.prog = act, wgt, prm, prog
 
-        # act: one read port and one write port, shared by the engines and the host.
+        # act: one read port and one write port, shared by the engines and the host. The port's owner is
+        # chosen by which engine is busy (registers), not by the engines' enables: the address mux is then
+        # two LUTs deep whatever the engines compute. Writes are registered on their way (a row is written
+        # the cycle after an engine presents it; nothing reads a row that soon after its write).
         act_r, act_w = act.read_port(), act.write_port()
         readers = [mm.act_rd, vec.act_rd]
-        with m.If(mm.act_rd.en):
-            m.d.comb += act_r.addr.eq(mm.act_rd.addr)
-        with m.Elif(vec.act_rd.en):
-            m.d.comb += act_r.addr.eq(vec.act_rd.addr)
-        with m.Else():
-            m.d.comb += act_r.addr.eq(self.host_addr)
-        m.d.comb += act_r.en.eq(mm.act_rd.en | vec.act_rd.en | self.host_re)
+        m.d.comb += [act_r.addr.eq(Mux(mm.busy, mm.act_rd.addr, Mux(vec.busy, vec.act_rd.addr, self.host_addr))),
+                     act_r.en.eq(mm.act_rd.en | vec.act_rd.en | self.host_re)]
+        act_word = captured(m, act_r.data, act_r.en, "act")  # the engines' reads: two cycles (ports.captured)
         for r in readers:
-            m.d.comb += r.data.eq(act_r.data)
+            m.d.comb += r.data.eq(act_word)
         m.d.comb += self.host_rdata.eq(act_r.data)
-        with m.If(mm.act_wr.en):
-            m.d.comb += [act_w.addr.eq(mm.act_wr.addr), act_w.data.eq(mm.act_wr.data), act_w.en.eq(1)]
-        with m.Elif(vec.act_wr.en):
-            m.d.comb += [act_w.addr.eq(vec.act_wr.addr), act_w.data.eq(vec.act_wr.data), act_w.en.eq(1)]
-        with m.Elif(self.host_we & ~ctl.busy):
-            m.d.comb += [act_w.addr.eq(self.host_addr), act_w.data.eq(self.host_wdata), act_w.en.eq(1)]
+        w_en = Signal()
+        w_addr = Signal.like(act_w.addr, reset_less=True)
+        w_data = Signal.like(act_w.data, reset_less=True)
+        m.d.sync += [
+            w_en.eq(mm.act_wr.en | vec.act_wr.en | (self.host_we & ~ctl.busy)),
+            w_addr.eq(Mux(mm.busy, mm.act_wr.addr, Mux(vec.busy, vec.act_wr.addr, self.host_addr))),
+            w_data.eq(Mux(mm.busy, mm.act_wr.data, Mux(vec.busy, vec.act_wr.data, self.host_wdata))),
+        ]
+        m.d.comb += [act_w.addr.eq(w_addr), act_w.data.eq(w_data), act_w.en.eq(w_en)]
 
         # wgt: MATMUL engine only.
         wgt_r = wgt.read_port()
@@ -145,9 +157,10 @@ class Accelerator(wiring.Component):
 
         # prm: both engines (the vector engine reads ADD constants).
         prm_r = prm.read_port()
-        m.d.comb += [prm_r.addr.eq(Mux(mm.prm_rd.en, mm.prm_rd.addr, vec.prm_rd.addr)),
-                     prm_r.en.eq(mm.prm_rd.en | vec.prm_rd.en),
-                     mm.prm_rd.data.eq(prm_r.data), vec.prm_rd.data.eq(prm_r.data)]
+        m.d.comb += [prm_r.addr.eq(Mux(mm.busy, mm.prm_rd.addr, vec.prm_rd.addr)),
+                     prm_r.en.eq(mm.prm_rd.en | vec.prm_rd.en)]
+        prm_word = captured(m, prm_r.data, prm_r.en, "prm")
+        m.d.comb += [mm.prm_rd.data.eq(prm_word), vec.prm_rd.data.eq(prm_word)]
 
         # prog: the controller.
         prog_r = prog.read_port()

@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from systolix.arch.add_arith import TABLE_BITS, add_param_layout
 from systolix.arch.config import AcceleratorConfig
-from systolix.arch.isa import Opcode
+from systolix.arch.isa import Opcode, instruction_layout
 from systolix.arch.params import channel_layout
 
 from . import ports
@@ -60,6 +60,8 @@ class VectorEngine(wiring.Component):
     -------
     ctl : In(ports.engine_control())
     act_rd : Out(ports.read_port(act_addr_width, ArrayLayout(signed(8), L)))
+        A captured port (`ports.captured`: data two cycles after ``en``, held until the next read lands),
+        as ``prm_rd``.
     act_wr : Out(ports.write_port(act_addr_width, ArrayLayout(signed(8), L)))
     prm_rd : Out(ports.read_port(param_addr_width, ArrayLayout(channel_layout(), L)))
         Only the low 96 bits (``add_param_layout()``) of the ADD's row are used.
@@ -91,7 +93,10 @@ class VectorEngine(wiring.Component):
         cfg = self._config
         lanes = cfg.rows
         m = Module()
-        ins = self.ctl.instr
+        src = self.ctl.instr
+        # This engine's copy of the instruction (loaded while idle; valid from the cycle after ``start``):
+        # everything below reads it, not the controller's register shared with the other engine.
+        ins = Signal(instruction_layout())
 
         m.submodules.add = add = AddUnit(lanes, self._tab_aw)
         m.submodules.lookup = lookup = LookupUnit(lanes, self._lut_aw)
@@ -99,13 +104,14 @@ class VectorEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.tab_rd), add.tab_rd)
         wiring.connect(m, wiring.flipped(self.lut_rd), lookup.lut_rd)
 
-        is_add = ins.opcode == Opcode.ADD
-        is_lut = ins.opcode == Opcode.LUT
-        is_pool = ins.opcode == Opcode.MAXPOOL
+        # The opcode, decoded into registers at ``start``.
+        is_add, is_lut, is_pool = Signal(), Signal(), Signal()
 
-        # ADD constants: captured from prm[p_base] at the start of every instruction.
+        # ADD constants: prm[p_base], read at the start of every instruction; the captured port holds the row
+        # while the instruction runs (no other prm read happens meanwhile).
         params = Signal(add_param_layout())
-        m.d.comb += [add.params.eq(params), add.base.eq(ins.lut_base), lookup.base.eq(ins.lut_base)]
+        m.d.comb += [params.eq(self.prm_rd.data.as_value()[: len(params.as_value())]),
+                     add.params.eq(params), add.base.eq(ins.lut_base), lookup.base.eq(ins.lut_base)]
 
         # Loop state.
         issuing = Signal()
@@ -126,10 +132,18 @@ class VectorEngine(wiring.Component):
         hw, dhw, shw, ptw = Signal(aw), Signal(aw), Signal(aw), Signal(aw)  # in_w * in_h, dil_h, stride_h, pad_top
         blocks_h = Signal(18)              # out_blocks * out_h
         expected = Signal(28)              # rows the instruction writes
-        rows_last = Signal.like(ins.rows - 1)
-        kw_last, kh_last = Signal.like(ins.k_w - 1), Signal.like(ins.k_h - 1)
-        ow_last, oh_last = Signal.like(ins.out_w - 1), Signal.like(ins.out_h - 1)
-        cb_last = Signal.like(ins.out_blocks - 1)
+        # Loop limits: the value before each count's last one (a counter stepping from it is then at its
+        # last value: the ``last_*`` flags are registers, no comparator in front of the loop decisions),
+        # and whether a loop has one iteration. ``all_written``: ``written == expected``, registered.
+        rows_before = Signal.like(ins.rows)
+        kw_before, kh_before = Signal.like(ins.k_w), Signal.like(ins.k_h)
+        ow_before, oh_before = Signal.like(ins.out_w), Signal.like(ins.out_h)
+        cb_before = Signal.like(ins.out_blocks)
+        kw_single, kh_single, ow_single, oh_single = Signal(), Signal(), Signal(), Signal()
+        last_i, last_kx, last_ky, last_ox, last_oy, last_cb = (Signal(name=f"last_{n}")
+                                                               for n in ("i", "kx", "ky", "ox", "oy", "cb"))
+        expected_before = Signal(28)
+        all_written = Signal()
         # MAXPOOL rows (mod 2**aw), each the start the inner loops restart from, with
         # ``origin = in_base - pad_top*in_w - pad_left``:
         block_row = Signal(aw)  # origin + cb*in_h*in_w
@@ -141,9 +155,6 @@ class VectorEngine(wiring.Component):
         out_row = Signal(aw)    # out_base + written
 
         inside = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
-        last_kx, last_ky = kx == kw_last, ky == kh_last
-        last_ox, last_oy = ox == ow_last, oy == oh_last
-        last_cb = cb == cb_last
 
         # What the read issued this cycle is for (its data arrives next cycle).
         tag = Signal(data.StructLayout({"a": 1, "b": 1, "lut": 1, "tap": 1, "inside": 1, "first": 1,
@@ -154,21 +165,34 @@ class VectorEngine(wiring.Component):
         idle = Signal()
         fsm_start = self.ctl.start & idle
         with m.FSM() as fsm:
-            with m.State("IDLE"), m.If(fsm_start):
-                m.d.comb += [self.prm_rd.en.eq(1), self.prm_rd.addr.eq(ins.p_base)]
+            with m.State("IDLE"):
+                # The instruction is copied in every idle cycle, not only at ``start`` (it is valid then):
+                # the enable of the copy is the state, not the controller's start pulse.
+                m.d.sync += ins.eq(src)
+                with m.If(fsm_start):
+                    m.d.comb += [self.prm_rd.en.eq(1), self.prm_rd.addr.eq(src.p_base)]
+                    m.next = "PREP"
+            with m.State("PREP"):
+                # Loop state, products and limits from the copy (each product from this engine's own
+                # multiplier, next to its registers).
                 m.d.sync += [
                     i.eq(0), phase.eq(0), cb.eq(0), oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
                     iy0.eq(-ins.pad_top), ix0.eq(-ins.pad_left), iy.eq(-ins.pad_top), ix.eq(-ins.pad_left),
                     written.eq(0),
                     hw.eq(ins.in_w * ins.in_h), dhw.eq(ins.in_w * ins.dil_h), shw.eq(ins.in_w * ins.stride_h),
                     ptw.eq(ins.in_w * ins.pad_top), blocks_h.eq(ins.out_blocks * ins.out_h),
-                    rows_last.eq(ins.rows - 1), kw_last.eq(ins.k_w - 1), kh_last.eq(ins.k_h - 1),
-                    ow_last.eq(ins.out_w - 1), oh_last.eq(ins.out_h - 1), cb_last.eq(ins.out_blocks - 1),
+                    is_add.eq(ins.opcode == Opcode.ADD), is_lut.eq(ins.opcode == Opcode.LUT),
+                    is_pool.eq(ins.opcode == Opcode.MAXPOOL),
+                    rows_before.eq(ins.rows - 2), kw_before.eq(ins.k_w - 2), kh_before.eq(ins.k_h - 2),
+                    ow_before.eq(ins.out_w - 2), oh_before.eq(ins.out_h - 2), cb_before.eq(ins.out_blocks - 2),
+                    kw_single.eq(ins.k_w == 1), kh_single.eq(ins.k_h == 1), ow_single.eq(ins.out_w == 1),
+                    oh_single.eq(ins.out_h == 1),
+                    last_i.eq(ins.rows == 1), last_kx.eq(ins.k_w == 1), last_ky.eq(ins.k_h == 1),
+                    last_ox.eq(ins.out_w == 1), last_oy.eq(ins.out_h == 1), last_cb.eq(ins.out_blocks == 1),
                     a_row.eq(ins.in_base), b_row.eq(ins.in2_base), out_row.eq(ins.out_base),
                 ]
                 m.next = "PARAMS"
             with m.State("PARAMS"):
-                m.d.sync += params.eq(self.prm_rd.data.as_value()[: len(params.as_value())])
                 m.d.sync += issuing.eq(Mux(is_pool, ins.out_blocks != 0, ins.rows != 0))
                 m.d.sync += expected.eq(Mux(is_pool, blocks_h * ins.out_w, ins.rows))
                 origin = ins.in_base - ptw - ins.pad_left
@@ -180,56 +204,60 @@ class VectorEngine(wiring.Component):
                     m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(Mux(phase, b_row, a_row))]
                     m.d.sync += [tag.a.eq(~phase), tag.b.eq(phase), phase.eq(~phase)]
                     with m.If(phase):
-                        m.d.sync += [i.eq(i + 1), a_row.eq(a_row + 1), b_row.eq(b_row + 1)]
-                        with m.If(i == rows_last):
+                        m.d.sync += [i.eq(i + 1), a_row.eq(a_row + 1), b_row.eq(b_row + 1),
+                                     last_i.eq(i == rows_before)]
+                        with m.If(last_i):
                             m.d.sync += issuing.eq(0)
                 with m.If(issuing & is_lut):
                     m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(a_row)]
-                    m.d.sync += [tag.lut.eq(1), i.eq(i + 1), a_row.eq(a_row + 1)]
-                    with m.If(i == rows_last):
+                    m.d.sync += [tag.lut.eq(1), i.eq(i + 1), a_row.eq(a_row + 1), last_i.eq(i == rows_before)]
+                    with m.If(last_i):
                         m.d.sync += issuing.eq(0)
                 with m.If(issuing & is_pool):
-                    m.d.comb += [self.act_rd.en.eq(inside), self.act_rd.addr.eq(tap_row)]
+                    # Every tap is read (the enable does not wait for the bounds test); a tap outside the
+                    # input enters the unit as -128 whatever was read.
+                    m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(tap_row)]
                     m.d.sync += [tag.tap.eq(1), tag.inside.eq(inside),
                                  tag.first.eq((ky == 0) & (kx == 0)), tag.last.eq(last_kx & last_ky)]
                     # Step kx, ky, ox, oy, cb (innermost first); an outer step restarts the inner rows
                     # from its own new row.
-                    m.d.sync += [kx.eq(kx + 1), ix.eq(ix + ins.dil_w), tap_row.eq(tap_row + ins.dil_w)]
+                    m.d.sync += [kx.eq(kx + 1), ix.eq(ix + ins.dil_w), tap_row.eq(tap_row + ins.dil_w),
+                                 last_kx.eq(kx == kw_before)]
                     with m.If(last_kx):
                         nxt = ky_row + dhw
-                        m.d.sync += [kx.eq(0), ky.eq(ky + 1), ix.eq(ix0), iy.eq(iy + ins.dil_h),
-                                     ky_row.eq(nxt), tap_row.eq(nxt)]
+                        m.d.sync += [kx.eq(0), last_kx.eq(kw_single), ky.eq(ky + 1), last_ky.eq(ky == kh_before),
+                                     ix.eq(ix0), iy.eq(iy + ins.dil_h), ky_row.eq(nxt), tap_row.eq(nxt)]
                         with m.If(last_ky):
                             nxt, nxt_ix0 = ox_row + ins.stride_w, ix0 + ins.stride_w
-                            m.d.sync += [ky.eq(0), ox.eq(ox + 1), ix0.eq(nxt_ix0), ix.eq(nxt_ix0), iy.eq(iy0),
+                            m.d.sync += [ky.eq(0), last_ky.eq(kh_single), ox.eq(ox + 1), last_ox.eq(ox == ow_before),
+                                         ix0.eq(nxt_ix0), ix.eq(nxt_ix0), iy.eq(iy0),
                                          ox_row.eq(nxt), ky_row.eq(nxt), tap_row.eq(nxt)]
                             with m.If(last_ox):
                                 nxt, nxt_iy0 = oy_row + shw, iy0 + ins.stride_h
-                                m.d.sync += [ox.eq(0), ix0.eq(-ins.pad_left), ix.eq(-ins.pad_left), oy.eq(oy + 1),
+                                m.d.sync += [ox.eq(0), last_ox.eq(ow_single), ix0.eq(-ins.pad_left),
+                                             ix.eq(-ins.pad_left), oy.eq(oy + 1), last_oy.eq(oy == oh_before),
                                              iy0.eq(nxt_iy0), iy.eq(nxt_iy0),
                                              oy_row.eq(nxt), ox_row.eq(nxt), ky_row.eq(nxt), tap_row.eq(nxt)]
                                 with m.If(last_oy):
                                     nxt = block_row + hw
-                                    m.d.sync += [oy.eq(0), iy0.eq(-ins.pad_top), iy.eq(-ins.pad_top), cb.eq(cb + 1),
+                                    m.d.sync += [oy.eq(0), last_oy.eq(oh_single), iy0.eq(-ins.pad_top),
+                                                 iy.eq(-ins.pad_top), cb.eq(cb + 1), last_cb.eq(cb == cb_before),
                                                  block_row.eq(nxt), oy_row.eq(nxt), ox_row.eq(nxt),
                                                  ky_row.eq(nxt), tap_row.eq(nxt)]
                                     with m.If(last_cb):
                                         m.d.sync += issuing.eq(0)
-                with m.If(~issuing & (written == expected)):
+                with m.If(~issuing & all_written):
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"
         m.d.comb += [idle.eq(fsm.ongoing("IDLE")), self.busy.eq(~idle)]
 
-        # Read data -> units (their inputs are always ready: see the module docstring). The row read is
-        # registered first, with its tag one cycle later: a block RAM's clock-to-output leaves no time for
-        # the max-pool compare or the table address adders behind it in the same cycle. Padding taps
-        # become -128 on the way into the register.
-        row = Signal.like(self.act_rd.data, reset_less=True)
-        pool_row = Signal.like(self.act_rd.data, reset_less=True)
+        # Read data -> units (their inputs are always ready: see the module docstring). The row read arrives
+        # in the captured port's register (`ports.captured`) two cycles after its read, with its tag held
+        # one cycle longer here. Padding taps enter the max-pool unit flagged (they count as -128).
+        row = self.act_rd.data
+        pool_row = row
         held = Signal.like(tag)
-        m.d.sync += [row.eq(self.act_rd.data), held.eq(tag)]
-        for lane in range(lanes):
-            m.d.sync += pool_row[lane].eq(Mux(tag.inside, self.act_rd.data[lane], -128))
+        m.d.sync += held.eq(tag)
         with m.If(held.a):
             m.d.sync += a_code.eq(row)
         m.d.comb += [add.i.valid.eq(held.b), lookup.i.valid.eq(held.lut), pool.i.valid.eq(held.tap)]
@@ -240,7 +268,8 @@ class VectorEngine(wiring.Component):
                 lookup.i.payload[lane].eq(row[lane]),
                 pool.i.payload.x[lane].eq(pool_row[lane]),
             ]
-        m.d.comb += [pool.i.payload.first.eq(held.first), pool.i.payload.last.eq(held.last)]
+        m.d.comb += [pool.i.payload.first.eq(held.first), pool.i.payload.last.eq(held.last),
+                     pool.i.payload.pad.eq(~held.inside)]
 
         # Unit outputs -> act writes, in order.
         m.d.comb += [add.o.ready.eq(1), lookup.o.ready.eq(1), pool.o.ready.eq(1)]
@@ -254,5 +283,9 @@ class VectorEngine(wiring.Component):
         ]
         with m.If(out_valid):
             m.d.sync += [written.eq(written + 1), out_row.eq(out_row + 1)]
+        # ``written == expected`` for the next cycle's value of ``written``, from registers (``expected`` is
+        # set in PARAMS; no row is written before the second cycle of RUN, when ``expected_before`` is valid).
+        m.d.sync += expected_before.eq(expected - 1)
+        m.d.sync += all_written.eq(Mux(out_valid, written == expected_before, written == expected))
         return m
 

@@ -44,3 +44,9 @@ def test_hardware_contract_is_the_bottom_of_the_hardware_stack():
     assert not {"hdl", "compiler", "sim"} & set(graph["arch"]), graph["arch"]
     assert set(graph["hdl"]) <= {"arch"}, graph["hdl"]
     assert "hdl" not in graph["frontend"] and "compiler" not in graph["frontend"], graph["frontend"]
+
+
+def test_cycle_model_reads_latencies_from_the_contract():
+    """``compiler/cycles.py`` takes the units' latencies from ``arch.latency``, not from the HDL classes."""
+    graph = _imports()
+    assert not [f for f in graph["compiler"].get("hdl", []) if f.endswith("cycles.py")], graph["compiler"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from systolix.arch import latency
 from systolix.arch.config import PRESETS, AcceleratorConfig
 from systolix.arch.params import ChannelParams
 from systolix.compiler.compile import compile_model
@@ -137,7 +138,7 @@ def test_predicted_cycles_grow_with_work() -> None:
     net2.dense("x", 128, y_q=q(0.1))
     big = compile_model(net2.model(net2.layers[-1].output), config)
     assert 0 < small.predicted_cycles < big.predicted_cycles
-    assert predicted_cycles(small.instructions[-1], config) == 1  # HALT
+    assert predicted_cycles(small.instructions[-1], config) == latency.controller_halt_cycles(config)  # HALT
 
 
 @pytest.mark.parametrize("lanes", [4, 8, 16])

@@ -20,7 +20,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from systolix.arch import isa
+from systolix.arch import isa, latency
 from systolix.arch.config import PRESETS
 from systolix.compiler.compile import compile_model
 from systolix.compiler.model import run_program
@@ -184,4 +184,5 @@ def test_program_words_decode_to_the_instructions(network: ir.Model) -> None:
     assert all(w < 1 << isa.INSTRUCTION_BITS for w in program.images.prog)
     report = json.loads(json.dumps(program.to_json()))  # JSON types only
     assert [p["name"] for p in report["layers"]] == [layer.name for layer in network.layers]
-    assert report["predicted_cycles"] == sum(p["cycles"] for p in report["layers"]) + 1  # + HALT
+    halt = latency.controller_halt_cycles(config)
+    assert report["predicted_cycles"] == sum(p["cycles"] for p in report["layers"]) + halt

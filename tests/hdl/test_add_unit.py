@@ -18,6 +18,7 @@ from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
 from systolix.arch.add_arith import TABLE_BITS, _product, add_images, qadd_model
+from systolix.arch.latency import add_unit_latency
 from systolix.hdl.add_unit import AddUnit
 
 LANES = 4
@@ -113,7 +114,7 @@ def test_add_unit_matches_model(case, stream_bench, simulate):
 
 def test_latency_and_elaboration():
     dut = AddUnit(LANES)
-    assert dut.latency == 19
+    assert dut.latency == add_unit_latency() == 22
     from amaranth.back import rtlil
     rtlil.convert(dut)
     with pytest.raises(ValueError, match="lanes must be a positive int, not 0"):

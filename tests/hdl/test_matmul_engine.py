@@ -53,9 +53,11 @@ class Harness(wiring.Component):
                                             init=wgt)
         m.submodules.prm = prm_mem = Memory(shape=e.prm_rd.data.shape(), depth=config.param_memory_depth,
                                             init=prm)
-        for port, mem in ((e.act_rd, act_mem), (e.wgt_rd, wgt_mem), (e.prm_rd, prm_mem)):
+        for name, port, mem in (("act", e.act_rd, act_mem), ("wgt", e.wgt_rd, wgt_mem), ("prm", e.prm_rd, prm_mem)):
             rd = mem.read_port()
-            m.d.comb += [rd.addr.eq(port.addr), rd.en.eq(port.en), port.data.eq(rd.data)]
+            # act and prm are captured ports, as the top level wires them (ports.captured).
+            word = rd.data if name == "wgt" else ports.captured(m, rd.data, rd.en, name)
+            m.d.comb += [rd.addr.eq(port.addr), rd.en.eq(port.en), port.data.eq(word)]
         wr = act_mem.write_port()
         m.d.comb += [wr.addr.eq(e.act_wr.addr), wr.en.eq(e.act_wr.en), wr.data.eq(e.act_wr.data)]
         wiring.connect(m, wiring.flipped(self.ctl), e.ctl)
@@ -292,7 +294,8 @@ def model_cycles(case: Case, lanes: int, drain: int, fixed: int) -> int:
     next tile is loaded (``lanes`` rows, one per cycle) into the bank the last swap released, starting
     ``drain`` cycles after the last vector that used that bank (and after the swap), and swapped in
     when complete; the last tile takes P; plus the fill and drain of the pipelines, ``fixed``
-    (``3L + 12 + Requantizer.latency``). With ``w_shared`` there is no swap after the first: every tile takes P."""
+    (``arch.latency.matmul_engine_fixed_cycles``). With ``w_shared`` there is no swap after the first: every
+    tile takes P."""
     ins = case.instr
     out_h, out_w = (1, 1) if ins.mode == Mode.DENSE else (ins.out_h, ins.out_w)
     chunk_rows = 1 if ins.mode == Mode.DENSE else ins.chunk_rows
@@ -363,8 +366,7 @@ def test_engine_cycles_follow_model(simulate):
         writes, cycles, drain = run_engine(SMALL, case, simulate)
         check(case, writes)
         assert drain == SMALL.rows
-        model = model_cycles(case, SMALL.rows, drain,
-                             3 * SMALL.rows + 12 + pipeline_latencies(SMALL)["requantizer"])
+        model = model_cycles(case, SMALL.rows, drain, pipeline_latencies(SMALL)["matmul_fixed"])
         assert model - 3 <= cycles <= model + 3, (cycles, model)
         # The compiler's prediction (which adds the controller's 4 cycles of handshake) agrees as well.
         predicted = predicted_cycles(case.instr, SMALL) - 4

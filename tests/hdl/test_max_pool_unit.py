@@ -15,7 +15,7 @@ def test_max_pool_matches_numpy(stream_bench, simulate):
     windows = [rng.integers(-128, 128, size=(int(n), LANES)) for n in rng.integers(1, 10, size=120)]
     windows[0] = np.full((3, LANES), -128)
     windows[1] = np.full((1, LANES), 127)
-    items = [{"x": [int(v) for v in tap], "first": int(t == 0), "last": int(t == len(w) - 1)}
+    items = [{"x": [int(v) for v in tap], "first": int(t == 0), "last": int(t == len(w) - 1), "pad": 0}
              for w in windows for t, tap in enumerate(w)]
     expected = np.stack([w.max(axis=0) for w in windows])
     dut = MaxPoolUnit(LANES)

@@ -46,7 +46,7 @@ def test_pe_matches_model(product_register, simulate):
     w_load = rng.random(cycles) < 0.3
     w_bank = rng.integers(0, 2, size=cycles)
     dut = ProcessingElement(product_register=product_register)
-    assert dut.product_latency == int(product_register)
+    assert dut.product_latency == 2 * int(product_register)
     assert dut.latency == dut.product_latency + dut.psum_latency
     seen = {name: np.zeros(cycles, dtype=np.int64) for name in ("x_out", "sel_out", "psum_out", "w_out")}
 
@@ -66,9 +66,9 @@ def test_pe_matches_model(product_register, simulate):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     simulate(sim)
-    expected = reference(x, sel, psum, w_in, w_load, w_bank, int(product_register))
+    expected = reference(x, sel, psum, w_in, w_load, w_bank, dut.product_latency)
     # The first cycles hold the registers' initial values, which nothing relies on.
-    skip = 2
+    skip = 2 + dut.product_latency
     for (name, got), want in zip(seen.items(), expected, strict=True):
         assert got.shape == want.shape, name
         np.testing.assert_array_equal(got[skip:], want[skip:], err_msg=name)

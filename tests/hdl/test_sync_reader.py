@@ -10,6 +10,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from systolix.hdl.ports import captured
 from systolix.hdl.sync_reader import SyncReader
 
 LANES, DEPTH = 3, 32
@@ -18,9 +19,10 @@ LANES, DEPTH = 3, 32
 class Harness(wiring.Component):
     """A `SyncReader` on a memory with known contents."""
 
-    def __init__(self, contents):
+    def __init__(self, contents, port_latency=1):
         self._contents = contents
-        self.reader = SyncReader(5, data.ArrayLayout(signed(8), LANES), tag_shape=7)
+        self._port_latency = port_latency
+        self.reader = SyncReader(5, data.ArrayLayout(signed(8), LANES), tag_shape=7, port_latency=port_latency)
         super().__init__({"i": In(self.reader.i.signature.flip()), "o": Out(self.reader.o.signature)})
 
     def elaborate(self, platform):
@@ -28,18 +30,20 @@ class Harness(wiring.Component):
         m.submodules.reader = self.reader
         m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(8), LANES), depth=DEPTH, init=self._contents)
         port = mem.read_port()
+        word = port.data if self._port_latency == 1 else captured(m, port.data, port.en, "word")
         m.d.comb += [port.addr.eq(self.reader.rd.addr), port.en.eq(self.reader.rd.en),
-                     self.reader.rd.data.eq(port.data)]
+                     self.reader.rd.data.eq(word)]
         wiring.connect(m, wiring.flipped(self.i), self.reader.i)
         wiring.connect(m, self.reader.o, wiring.flipped(self.o))
         return m
 
 
+@pytest.mark.parametrize("port_latency", [1, 2])
 @pytest.mark.parametrize(("p_valid", "p_ready"), [(1.0, 1.0), (0.7, 0.4), (1.0, 0.2), (0.3, 0.9)])
-def test_sync_reader_returns_rows_in_order(p_valid, p_ready, stream_bench, simulate):
+def test_sync_reader_returns_rows_in_order(p_valid, p_ready, port_latency, stream_bench, simulate):
     rng = stream_bench.rng
     contents = rng.integers(-128, 128, size=(DEPTH, LANES))
-    dut = Harness([[int(v) for v in row] for row in contents])
+    dut = Harness([[int(v) for v in row] for row in contents], port_latency)
     addrs = rng.integers(0, DEPTH, size=150)
     requests = [{"addr": int(a), "tag": k % 128} for k, a in enumerate(addrs)]
     got: list[tuple] = []
@@ -56,7 +60,7 @@ def test_sync_reader_returns_rows_in_order(p_valid, p_ready, stream_bench, simul
 
 
 def test_sync_reader_full_rate(stream_bench, simulate):
-    """With both sides always ready: one row per cycle, one cycle of latency."""
+    """With both sides always ready: one row per cycle, `SyncReader.latency` cycles after its request."""
     dut = Harness([[k, -k, 1] for k in range(DEPTH)])
     cycles: list[int] = []
 
@@ -74,4 +78,5 @@ def test_sync_reader_full_rate(stream_bench, simulate):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     simulate(sim)
-    assert cycles == list(range(1, 40))
+    assert dut.reader.latency == 2
+    assert cycles == list(range(dut.reader.latency, 40))
