@@ -81,8 +81,7 @@ class AmaranthBackend:
         top = Accelerator(config)
         lanes = config.rows
         plan = read_plan(program, self.layers)
-        rows_read = {(at, base, count): np.empty((n, count, lanes), np.int8)
-                     for at, ranges in plan.reads.items() for base, count in ranges}
+        rows_read = plan.buffers(n, lanes)
         cycles: list[int] = []
         layer_cycles: dict[int, list[int]] = {}
         words = program.images.words()

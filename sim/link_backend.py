@@ -19,7 +19,7 @@ from systolix.frontend.ir import Model
 
 from .amaranth_backend import HardwareRun
 from .link_host import LinkHost, Port
-from .readback import read_plan
+from .readback import input_rows, read_plan
 
 __all__ = ["LinkBackend"]
 
@@ -88,17 +88,13 @@ class LinkBackend:
         -------
         dict of str to numpy.ndarray
         """
-        from systolix.compiler.layout import write_tensor
-
         started = time.perf_counter()
         program, config, host = self.program, self.config, self.host
         n = len(next(iter(inputs.values())))
         host_inputs = program.host_inputs(inputs)
-        host_rows = {name: (program.tensors[name].base, write_tensor(program.tensors[name], value))
-                     for name, value in program.device_inputs(host_inputs).items()}
+        host_rows = input_rows(program, host_inputs)
         plan = read_plan(program, self.layers)
-        rows_read = {(at, base, count): np.empty((n, count, config.rows), np.int8)
-                     for at, ranges in plan.reads.items() for base, count in ranges}
+        rows_read = plan.buffers(n, config.rows)
         cycles = np.zeros(n, np.int64)
         layer_cycles: dict[int, list[int]] = {}
 

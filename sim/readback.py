@@ -14,9 +14,9 @@ import dataclasses
 import numpy as np
 
 from systolix.compiler.compile import Program
-from systolix.compiler.layout import TensorPlacement, read_tensor
+from systolix.compiler.layout import TensorPlacement, read_tensor, write_tensor
 
-__all__ = ["ReadPlan", "read_plan"]
+__all__ = ["ReadPlan", "input_rows", "read_plan"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,6 +36,11 @@ class ReadPlan:
     step: bool
     reads: dict[int | None, list[tuple[int, int]]]
     tensors: dict[tuple[int | None, int, int], list[TensorPlacement]]
+
+    def buffers(self, samples: int, lanes: int) -> dict[tuple[int | None, int, int], np.ndarray]:
+        """Empty int8 arrays for the rows read at each point, ``[samples, rows, lanes]`` each."""
+        return {(at, base, count): np.empty((samples, count, lanes), np.int8)
+                for at, ranges in self.reads.items() for base, count in ranges}
 
     def decode(self, rows: dict[tuple[int | None, int, int], np.ndarray]) -> dict[str, np.ndarray]:
         """Tensors (batched) from the rows read at each point (``rows[(instruction, base, count)]``)."""
@@ -72,3 +77,10 @@ def read_plan(program: Program, layers: bool) -> ReadPlan:
                 reads.setdefault(None, []).append((p.base, p.rows))
             tensors.setdefault((None, p.base, p.rows), []).append(p)
     return ReadPlan(layers, reads, tensors)
+
+
+def input_rows(program: Program, host_inputs: dict[str, np.ndarray]) -> dict[str, tuple[int, np.ndarray]]:
+    """The rows the host writes into ``act`` before each sample, from ``program.host_inputs(...)``: tensor
+    name -> (first row, batched rows)."""
+    return {name: (program.tensors[name].base, write_tensor(program.tensors[name], value))
+            for name, value in program.device_inputs(host_inputs).items()}

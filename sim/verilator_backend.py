@@ -45,7 +45,7 @@ from systolix.errors import SystolixError
 from systolix.frontend.ir import Model
 
 from .amaranth_backend import HardwareRun, program_for
-from .readback import read_plan
+from .readback import input_rows, read_plan
 
 __all__ = ["VerilatedAccelerator", "VerilatorBackend", "build_simulator", "cache_root"]
 
@@ -498,7 +498,6 @@ class VerilatorBackend:
     def run(self, model: Model, inputs: dict[str, np.ndarray],
             progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
         from systolix.arch.memory import word_bits
-        from systolix.compiler.layout import write_tensor
 
         if self.build is not None:
             program, verilog = self.build.program, self.build.verilog
@@ -517,11 +516,9 @@ class VerilatorBackend:
 
         words, bits = program.images.words(), word_bits(config)
         host_inputs = program.host_inputs(inputs)
-        host_rows = {name: (program.tensors[name].base, write_tensor(program.tensors[name], value))
-                     for name, value in program.device_inputs(host_inputs).items()}
+        host_rows = input_rows(program, host_inputs)
         plan = read_plan(program, self.layers)
-        rows_read = {(at, base, count): np.empty((n, count, config.rows), np.int8)
-                     for at, ranges in plan.reads.items() for base, count in ranges}
+        rows_read = plan.buffers(n, config.rows)
         cycles = np.zeros(n, np.int64)
         histograms = np.zeros((n, 1 << config.program_addr_width), np.uint64)
         samples = iter(range(n))
