@@ -148,8 +148,10 @@ class _Status:
             self.hook(text)
         elif self.live is not None:
             self.live.update(text)
-        elif not minor and sys.stderr is not None and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
-            print(text, file=sys.stderr, flush=True)
+        elif not minor:  # above a progress bar (rich redirects stderr), or a plain line in a log
+            stream = sys.stderr if sys.stderr is not None and sys.stderr.isatty() else sys.stdout
+            if stream is not None:
+                print(text, file=stream, flush=True)
 
 
 # -- build --------------------------------------------------------------------------------------------

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .errors import SystolixError
 from .outputs import check_build_folder, check_output_file, check_output_folder, write_atomic
+from .progress import sample_progress, stage_status
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "keras_mnist"
 
@@ -73,7 +73,7 @@ def _quantize(console: Console, model, calib, output, **options):
     from .quantize.ptq import QuantizationWarning
 
     check_output_file(output, "-o", inputs=(getattr(model, "path", model), calib, options.get("eval_data")))
-    with console.status(f"quantizing {getattr(model, 'path', model)}") as status, warnings.catch_warnings():
+    with stage_status(console, f"quantizing {getattr(model, 'path', model)}") as status, warnings.catch_warnings():
         warnings.simplefilter("ignore", QuantizationWarning)  # printed below as a note
         quantized = api.quantize(model, calib, output, progress=status.update, **options)
     summary = quantized.quantization
@@ -85,19 +85,6 @@ def _quantize(console: Console, model, calib, output, **options):
 
 
 # -- simulate -----------------------------------------------------------------------------------------
-def _progress(console: Console):
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True)
-    tasks: dict[str, int] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done)
-
-    return bar, update
-
-
 def summary_table(result) -> Table:
     cmp = result.comparison
     table = Table(title=f"{result.model}: {result.backend} vs onnxruntime")
@@ -204,9 +191,8 @@ def _simulate(console: Console, target, *, json_path=None, waveform=None, inputs
     for option, path in (("json", json_path), ("waveform", waveform)):
         if path:
             check_output_file(path, f"--{option}", inputs=(getattr(target, "folder", target), inputs))
-    bar, update = _progress(console)
-    with bar:
-        simulation = api.simulate(target, inputs, waveform=waveform, progress=update, **options)
+    with sample_progress(console) as bar:
+        simulation = api.simulate(target, inputs, waveform=waveform, progress=bar.update, **options)
     _show_simulation(console, simulation.result)
     if json_path:
         write_atomic(json_path, json.dumps(simulation.report, indent=2))
@@ -239,11 +225,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         check_output_file(args.json, "--json", inputs=(args.build, args.inputs))
     console = _console()
-    bar, update = _progress(console)
-    with bar:
+    with sample_progress(console) as bar:
         result, figures = run_build(args.build, port=args.port, inputs=args.inputs, random=args.random,
                                     seed=args.seed, layers=args.layers, divisor=args.divisor, baud=args.baud,
-                                    clock_mhz=args.clock_mhz, progress=update)
+                                    clock_mhz=args.clock_mhz, progress=bar.update)
     code = _report(console, result, args.json, {"link": figures})
     console.print(link_text(figures), markup=False, highlight=False)
     return code
@@ -254,7 +239,7 @@ def cmd_board(args: argparse.Namespace) -> int:
 
     check_output_folder(args.output, "-o")
     console = _console()
-    with console.status(f"building the {args.board} bitstream for {args.build} (yosys, nextpnr: minutes)"):
+    with stage_status(console, f"building the {args.board} bitstream for {args.build} (yosys, nextpnr: minutes)"):
         record = build_board(args.board, args.build, args.output, clock_mhz=args.clock_mhz, baud=args.baud,
                              seed=args.seed)
     fmax = f"{record['fmax_mhz']:.1f} MHz" if record["fmax_mhz"] else "not reported"
@@ -272,7 +257,7 @@ def _compile(console: Console, model, output, config, *, calib=None, device: str
     check_build_folder(output, "-o")
     label = getattr(model, "path", model)
     what = device if device is not None else f"{config.rows}x{config.cols}"
-    with console.status(f"compiling {label} for {what}"):
+    with stage_status(console, f"compiling {label} for {what}"):
         build = api.build(model, output, config, calib=calib, device=device)
     if device is not None:
         from .arch.config import AcceleratorConfig
@@ -310,7 +295,7 @@ def _synth(console: Console, build, device: str, *, seed: int = 1, freq: float |
 
     if json_path:
         check_output_file(json_path, "--json")
-    with console.status(f"synthesising {build} for {device}") as status:
+    with stage_status(console, f"synthesising {build} for {device}") as status:
         result = api.synth(build, device, seed=seed, freq=freq, force=force,
                            progress=lambda line: status.update(f"{line}: {build} for {device}"))
     if console.is_terminal:
