@@ -259,6 +259,13 @@ class Model:
         """Layers onnxruntime runs in float, converted to their integer meaning (quantized models)."""
         return self.ir.converted
 
+    @property
+    def converted_lines(self) -> list[str]:
+        """:attr:`converted` for a reader: one line per reason, the layers' short unique names."""
+        from .frontend.inspect import converted_lines
+
+        return converted_lines(self.ir)
+
     def table(self) -> Table:
         """The ``systolix inspect`` table (a :class:`rich.table.Table`)."""
         from .frontend.inspect import inspect_table
@@ -270,7 +277,7 @@ class Model:
         converted layers."""
         return _text(*(f"normalised: {line}" for line in self.normalized), self.table(),
                      *(f"host: {line}" for line in self.host_ops),
-                     *(f"converted to integer: {line}" for line in self.converted))
+                     *(f"converted to integer: {line}" for line in self.converted_lines))
 
     def to_json(self) -> dict:
         """The report ``systolix inspect --json`` writes: ``model``, ``quantized``, ``params``, ``macs``,

@@ -40,8 +40,8 @@ def _show_model(console: Console, model) -> None:
     console.print(model.table())
     for line in model.host_ops:
         console.print(f"host: {line}")
-    for line in model.converted:
-        console.print(f"converted to integer: {line}")
+    for line in model.converted_lines:
+        console.print(f"converted to integer: {line}", markup=False, highlight=False)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
