@@ -502,7 +502,8 @@ def quantize_model(
         raise SystolixError(
             f"the model's input {spec.name!r} is {spec.dtype}; only float32 models can be quantized"
         )
-    x, _ = load_inputs(calib_path, spec.name, spec.shape, spec.dtype)
+    input_notes: list[str] = []
+    x, _ = load_inputs(calib_path, spec.name, spec.shape, spec.dtype, input_notes)
     fixed_batch = spec.shape[0]
     x = _subsample(x, max_calib_samples, fixed_batch)
 
@@ -591,6 +592,7 @@ def quantize_model(
 
         op_counts = dict(sorted(Counter(n.op_type for n in quantized.graph.node).items()))
         notes: list[str] = [f"normalised: {line}" for line in normalized.lines()]
+        notes += [f"calibration data: {line}" for line in input_notes]
         exact = True
         if quant_format == "qdq":
             exact = False

@@ -44,6 +44,7 @@ class SimulationResult:
     float_execution: list = field(default_factory=list)
     hardware: dict | None = None
     normalized: tuple[str, ...] = ()
+    input_notes: tuple[str, ...] = ()
 
     @property
     def bit_exact(self) -> bool:
@@ -62,7 +63,7 @@ class SimulationResult:
                 "converted_layers": list(self.converted), "host_ops": list(self.host_ops),
                 "accuracy": self.accuracy, "seconds": self.seconds,
                 "float_execution": [dataclasses.asdict(d) for d in self.float_execution],
-                "normalized": list(self.normalized),
+                "normalized": list(self.normalized), "input_notes": list(self.input_notes),
                 **({} if self.hardware is None else self.hardware)}
 
 
@@ -82,12 +83,14 @@ def _onnx_quantize_linear(x: np.ndarray, q: QuantParams) -> np.ndarray:
     return y
 
 
-def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | None, seed: int = 0
+def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | None, seed: int = 0,
+                   notes: list[str] | None = None
                    ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None, QuantParams | None, np.ndarray | None]:
     """Samples for the model's one input.
 
     Returns (input name, samples for onnxruntime, samples for the backend, labels, input quantization,
-    the float samples) — the two sample arrays differ only if the host quantization disagrees.
+    the float samples) — the two sample arrays differ only if the host quantization disagrees. ``notes``
+    receives a line per adaptation of the data (see :func:`~systolix.quantize.datasets.load_inputs`).
     """
     ir = imported.ir
     if len(ir.inputs) != 1:
@@ -108,11 +111,11 @@ def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | 
     canon = imported.canonical
     user_name = getattr(canon, "input_map", {}).get(info.name, info.name) if canon is not None else info.name
     if q is not None:
-        x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.float32)
+        x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.float32, notes)
         ref = _onnx_quantize_linear(x, q)
         mine = quantize_linear(x, q.scale, int(q.zero_point), q.qmin, q.qmax).astype(q.np_dtype)
         return info.name, ref, mine, y, q, x
-    x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.dtype(info.dtype))
+    x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.dtype(info.dtype), notes)
     return info.name, x, x, y, None, None
 
 
@@ -158,7 +161,8 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
     if runner is None:
         runner = get_backend(backend, config, layers, **({"build": build} if build is not None and backend != "golden"
                                                          else {}))
-    name, x_ref, x_backend, labels, q, _ = prepare_inputs(imported, inputs, random, seed)
+    input_notes: list[str] = []
+    name, x_ref, x_backend, labels, q, _ = prepare_inputs(imported, inputs, random, seed, input_notes)
     n = len(x_ref)
     seconds = {"import": time.perf_counter() - t0}
     compared = [(layer.name, layer.op, layer.output) for layer in ir.layers if layer.output in
@@ -224,7 +228,7 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
                 clock_mhz, clock_source = fmax
         hardware = hardware_report(runner, seconds[backend], clock_mhz, clock_source)
     return SimulationResult(ir.name, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds,
-                            float_execution, hardware, imported.normalized)
+                            float_execution, hardware, imported.normalized, tuple(input_notes))
 
 
 def _check_add_variant(ir: Model, config):

@@ -163,6 +163,8 @@ def _show_simulation(console: Console, result) -> None:
     """What ``simulate`` prints for a :class:`~systolix.sim.simulate.SimulationResult`."""
     for line in result.normalized:
         console.print(f"normalised: {line}", markup=False)
+    for line in result.input_notes:
+        console.print(f"inputs: {line}", markup=False, highlight=False)
     console.print(summary_table(result))
     if result.hardware is not None and any(layer["cycles"] for layer in result.hardware["hardware_layers"]):
         console.print(hardware_table(result))

@@ -456,3 +456,15 @@ def test_non_finite_constant_node_refused(capsys, tmp_path):
     assert _run(capsys, "inspect", path) == (2, f"systolix: error: {path}: constant 'w', input 1 of Conv node 'conv' "
                                                 "holds NaN at index (0, 0, 1, 1) (1 of 18 values are not finite); a "
                                                 "model's weights must be finite numbers")
+
+
+def test_images_without_channel_axis_are_simulated_with_a_note(capsys, tmp_path, int8_model):
+    data, report = tmp_path / "x.npz", tmp_path / "r.json"
+    np.savez(data, x=np.arange(4 * 36).reshape(4, 6, 6).astype(np.int8))
+    assert main(["simulate", int8_model, "--inputs", str(data), "--backend", "golden", "--json", str(report)]) == 0
+    import json
+
+    notes = json.loads(report.read_text())["input_notes"]
+    assert notes == ["x.npz: array 'x' has shape (4, 6, 6): inserted the model's size-1 axis 1 to make it "
+                     "(4, 1, 6, 6) ('x' expects (N, 1, 6, 6))"]
+    assert "inputs: x.npz: array 'x' has shape (4, 6, 6)" in capsys.readouterr().out
