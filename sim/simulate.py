@@ -45,6 +45,7 @@ class SimulationResult:
     hardware: dict | None = None
     normalized: tuple[str, ...] = ()
     input_notes: tuple[str, ...] = ()
+    waveform: dict | None = None
 
     @property
     def bit_exact(self) -> bool:
@@ -64,6 +65,7 @@ class SimulationResult:
                 "accuracy": self.accuracy, "seconds": self.seconds,
                 "float_execution": [dataclasses.asdict(d) for d in self.float_execution],
                 "normalized": list(self.normalized), "input_notes": list(self.input_notes),
+                **({} if self.waveform is None else {"waveform": self.waveform}),
                 **({} if self.hardware is None else self.hardware)}
 
 
@@ -123,7 +125,8 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
              backend: str = "golden", layers: bool = False, seed: int = 0,
              progress: Callable[[str, int, int], None] | None = None, config=None,
              clock_mhz: float | None = None, waveform: str | Path | None = None,
-             trace_sample: int | None = None, runner=None) -> SimulationResult:
+             trace_sample: int | None = None, runner=None, trace_layer: str | None = None,
+             trace_depth: int | None = None) -> SimulationResult:
     """Run ``backend`` and onnxruntime on every sample and compare every output element.
 
     With ``layers`` every intermediate tensor is compared too. ``progress(stage, done, total)`` is
@@ -152,12 +155,19 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         backend = default_backend()
     if waveform is not None and backend != "verilator":
         raise SystolixError("--waveform needs --backend verilator")
+    if waveform is None and (trace_sample, trace_layer, trace_depth) != (None, None, None):
+        raise SystolixError("--trace-sample, --trace-layer and --trace-depth need --waveform FILE")
+    if trace_depth is not None and trace_depth < 1:
+        raise SystolixError(f"--trace-depth must be at least 1 (levels of the module hierarchy), not {trace_depth}")
     imported = import_model(model_path)
     ir: Model = imported.ir
     if not ir.quantized:
         raise SystolixError(f"{ir.name} is a float model; quantize it first: systolix quantize {model_path} "
                             "--calib DATA -o MODEL_int8.onnx")
     config = _check_add_variant(ir, config)
+    if trace_layer is not None and trace_layer not in {layer.name for layer in ir.layers}:
+        raise SystolixError(f"--trace-layer {trace_layer!r} is not a layer of {ir.name}; layers: "
+                            + ", ".join(layer.name for layer in ir.layers))
     if runner is None:
         runner = get_backend(backend, config, layers, **({"build": build} if build is not None and backend != "golden"
                                                          else {}))
@@ -209,11 +219,15 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         t = time.perf_counter()
         float_execution = float_execution_report(imported.original, imported.canonical, {name: x_ref})
         seconds["float_report"] = time.perf_counter() - t
+    waveform_info = None
     if waveform is not None:
         sample = trace_sample
         if sample is None:
             sample = comparison.first_mismatch.sample if comparison.first_mismatch is not None else 0
-        seconds["waveform"] = _write_waveform(ir, name, x_backend, sample, config, layers, waveform, build)
+        seconds["waveform"] = _write_waveform(ir, name, x_backend, sample, config, layers, waveform, build,
+                                              trace_layer, trace_depth)
+        waveform_info = {"path": str(waveform), "sample": int(sample), "layer": trace_layer, "depth": trace_depth,
+                         "bytes": Path(waveform).stat().st_size}
     seconds["total"] = time.perf_counter() - t0
     hardware = None
     if getattr(runner, "last_run", None) is not None:
@@ -228,7 +242,7 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
                 clock_mhz, clock_source = fmax
         hardware = hardware_report(runner, seconds[backend], clock_mhz, clock_source)
     return SimulationResult(ir.name, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds,
-                            float_execution, hardware, imported.normalized, tuple(input_notes))
+                            float_execution, hardware, imported.normalized, tuple(input_notes), waveform_info)
 
 
 def _check_add_variant(ir: Model, config):
@@ -245,7 +259,7 @@ def _check_add_variant(ir: Model, config):
     return config
 
 
-def _write_waveform(ir, name, x, sample, config, layers, path, build) -> float:
+def _write_waveform(ir, name, x, sample, config, layers, path, build, trace_layer=None, trace_depth=None) -> float:
     """Re-run one sample on Verilator with tracing on and write its waveform (FST, or VCD by extension)."""
     if not 0 <= sample < len(x):
         raise SystolixError(f"--trace-sample {sample} is not one of the {len(x)} samples")
@@ -256,6 +270,7 @@ def _write_waveform(ir, name, x, sample, config, layers, path, build) -> float:
     started = time.perf_counter()
     with temporary_beside(path) as tmp:  # written under a temporary name (same suffix), renamed when complete
         tracer = get_backend("verilator", config, layers, trace_sample=0, trace_path=str(tmp),
+                             trace_layer=trace_layer, trace_depth=trace_depth,
                              **({"build": build} if build is not None else {}))
         tracer.run(ir, {name: x[sample:sample + 1]})
     return time.perf_counter() - started

@@ -502,13 +502,15 @@ class Build:
     def simulate(self, inputs: Samples | None = None, *, random: int | None = None, backend: Backend = "auto",
                  layers: bool = False, seed: int = 0, clock_mhz: float | None = None,
                  waveform: str | os.PathLike | None = None, trace_sample: int | None = None,
+                 trace_layer: str | None = None, trace_depth: int | None = None,
                  progress: SampleProgress | None = None) -> Simulation:
         """Run exactly what this folder holds on ``backend`` and onnxruntime; see :func:`simulate`.
 
         ``backend="auto"`` (default) is Verilator when it is available, else the golden model.
         """
         return simulate(self, inputs, random=random, backend=backend, layers=layers, seed=seed, clock_mhz=clock_mhz,
-                        waveform=waveform, trace_sample=trace_sample, progress=progress)
+                        waveform=waveform, trace_sample=trace_sample, trace_layer=trace_layer,
+                        trace_depth=trace_depth, progress=progress)
 
     def synth(self, device: str = "ecp5-85f", *, seed: int = 1, freq: float | None = None, force: bool = False,
               progress: StageProgress | None = None) -> SynthResult:
@@ -690,7 +692,8 @@ class Simulation:
 def simulate(target: str | os.PathLike | Model | Build, inputs: Samples | None = None, *, random: int | None = None,
              backend: Backend = "auto", layers: bool = False, seed: int = 0, config: ConfigLike | None = None,
              clock_mhz: float | None = None, waveform: str | os.PathLike | None = None,
-             trace_sample: int | None = None, progress: SampleProgress | None = None) -> Simulation:
+             trace_sample: int | None = None, trace_layer: str | None = None, trace_depth: int | None = None,
+             progress: SampleProgress | None = None) -> Simulation:
     """Run a backend and onnxruntime on the same samples and compare every element, as ``systolix simulate``.
 
     Parameters
@@ -719,6 +722,10 @@ def simulate(target: str | os.PathLike | Model | Build, inputs: Samples | None =
         ``trace_sample``) to this file.
     trace_sample
         The sample ``waveform`` records.
+    trace_layer
+        Record only the cycles of this layer's instructions (a layer name of the model).
+    trace_depth
+        Record only this many levels of the module hierarchy (1: the accelerator's top level).
     progress
         ``progress(stage, done, total)`` as samples complete.
 
@@ -748,5 +755,6 @@ def simulate(target: str | os.PathLike | Model | Build, inputs: Samples | None =
     with _as_file(inputs, "inputs") as inputs_path:
         result = sim_module.simulate(path, inputs=inputs_path, random=random, backend=backend, layers=layers,
                                      seed=seed, progress=progress, config=resolved, clock_mhz=clock_mhz,
-                                     waveform=waveform, trace_sample=trace_sample)
+                                     waveform=waveform, trace_sample=trace_sample, trace_layer=trace_layer,
+                                     trace_depth=trace_depth)
     return Simulation(result)

@@ -182,6 +182,15 @@ def _show_simulation(console: Console, result) -> None:
         console.print(f"first mismatch: layer {first.layer} ({first.op}), tensor {first.tensor}, sample "
                       f"{first.sample}, index {first.index}: {result.backend} {first.backend}, onnxruntime "
                       f"{first.reference} {first.note}".rstrip(), style="red")
+    wave = result.waveform
+    if wave is not None:
+        what = f"layer {wave['layer']}" if wave["layer"] else "the whole inference"
+        depth = f", {wave['depth']} hierarchy level(s)" if wave["depth"] else ""
+        console.print(f"waveform: {wave['path']} ({wave['bytes'] / 1e6:,.1f} MB): sample {wave['sample']}, {what}"
+                      f"{depth}", markup=False, highlight=False)
+        if wave["bytes"] > 100e6 and not (wave["layer"] and wave["depth"]):
+            console.print("waveform: large; --trace-layer NAME and --trace-depth N record less", markup=False,
+                          highlight=False)
     console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
 
 
@@ -208,7 +217,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             check_output_file(getattr(args, option), f"--{option}", inputs=(args.model, args.inputs))
     simulation = _simulate(console, args.model, json_path=args.json, waveform=args.waveform, inputs=args.inputs,
                            random=args.random, backend=args.backend, layers=args.layers, seed=args.seed,
-                           config=_config(args, None), clock_mhz=args.clock_mhz, trace_sample=args.trace_sample)
+                           config=_config(args, None), clock_mhz=args.clock_mhz, trace_sample=args.trace_sample,
+                           trace_layer=args.trace_layer, trace_depth=args.trace_depth)
     return 0 if simulation.bit_exact else 1
 
 
@@ -506,6 +516,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "mismatching sample (or of --trace-sample) to this file")
     p.add_argument("--trace-sample", type=int, metavar="K",
                    help="the sample --waveform records (default: first mismatch, else 0)")
+    p.add_argument("--trace-layer", metavar="NAME",
+                   help="--waveform records only the cycles of this layer (a name from systolix inspect)")
+    p.add_argument("--trace-depth", type=int, metavar="N",
+                   help="--waveform records only N levels of the module hierarchy (1: the top level)")
     p.add_argument("--layers", action="store_true", help="compare every intermediate tensor too")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")

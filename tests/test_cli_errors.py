@@ -468,3 +468,14 @@ def test_images_without_channel_axis_are_simulated_with_a_note(capsys, tmp_path,
     assert notes == ["x.npz: array 'x' has shape (4, 6, 6): inserted the model's size-1 axis 1 to make it "
                      "(4, 1, 6, 6) ('x' expects (N, 1, 6, 6))"]
     assert "inputs: x.npz: array 'x' has shape (4, 6, 6)" in capsys.readouterr().out
+
+
+def test_trace_options_need_a_waveform_and_a_real_layer(capsys, tmp_path, int8_model):
+    _assert_one_line(*_run(capsys, "simulate", int8_model, "--random", "2", "--trace-depth", "1"),
+                     "need --waveform FILE")
+    _assert_one_line(*_run(capsys, "simulate", int8_model, "--random", "2", "--backend", "verilator", "--array",
+                           "4x4", "--waveform", str(tmp_path / "w.vcd"), "--trace-layer", "nope"),
+                     "--trace-layer 'nope' is not a layer", "qconv")
+    assert not (tmp_path / "w.vcd").exists()
+    _assert_one_line(*_run(capsys, "simulate", int8_model, "--random", "2", "--backend", "verilator", "--array",
+                           "4x4", "--waveform", str(tmp_path / "w.vcd"), "--trace-depth", "0"), "at least 1")
