@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import os
 import tempfile
@@ -68,6 +69,26 @@ StageProgress = Callable[[str], None]
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+def _numerics(function: Callable) -> Callable:
+    """Run an API function with NumPy float errors raised, and turned into a one-line :class:`SystolixError`: an
+    overflow or invalid value in a user's weights or samples is bad input, not a warning printed on the way."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with np.errstate(divide="raise", over="raise", invalid="raise"):
+                return function(*args, **kwargs)
+        except FloatingPointError as exc:
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = "?" if tb is None else f"{tb.tb_frame.f_globals.get('__name__', '?')}.{tb.tb_frame.f_code.co_name}"
+            raise SystolixError(f"{function.__name__}: numerical error ({exc} in {where}): a weight or sample too "
+                                "large for float32 arithmetic?") from exc
+
+    return wrapper
+
+
 def _text(*renderables: Any, width: int = 120) -> str:
     """Plain text of rich renderables (tables, lines), as the command prints them without colours."""
     from rich.console import Console
@@ -312,6 +333,7 @@ class Model:
                         progress=progress)
 
 
+@_numerics
 def load(path: str | os.PathLike) -> Model:
     """Load and import an ONNX model, as ``systolix inspect`` does.
 
@@ -335,6 +357,7 @@ def load(path: str | os.PathLike) -> Model:
     return Model(path, import_model(path))
 
 
+@_numerics
 def quantize(model: str | os.PathLike | Model, calib: Samples, out: str | os.PathLike, *,
              method: Literal["minmax", "entropy", "percentile"] = "minmax", per_channel: bool = True,
              format: Literal["qoperator", "qdq"] = "qoperator", activation_type: Literal["int8", "uint8"] = "int8",
@@ -518,6 +541,7 @@ class Build:
         return synth(self, device, seed=seed, freq=freq, force=force, progress=progress)
 
 
+@_numerics
 def build(model: str | os.PathLike | Model, out: str | os.PathLike, config: ConfigLike | None = "8x8", *,
           calib: Samples | None = None, device: str | None = None) -> Build:
     """Compile a model for the accelerator into a build folder, as ``systolix compile`` does.
@@ -559,6 +583,7 @@ def build(model: str | os.PathLike | Model, out: str | os.PathLike, config: Conf
     return Build(result.folder, result.report)
 
 
+@_numerics
 def open_build(folder: str | os.PathLike) -> Build:
     """Open a build folder written by ``systolix compile``, checking every file's SHA-256.
 
@@ -572,6 +597,7 @@ def open_build(folder: str | os.PathLike) -> Build:
     return Build(folder, load_build(folder).report)
 
 
+@_numerics
 def synth(build: str | os.PathLike | Build, device: str = "ecp5-85f", *, seed: int = 1, freq: float | None = None,
           force: bool = False, progress: StageProgress | None = None) -> SynthResult:
     """Synthesise (yosys) and place & route (nextpnr) a build folder, as ``systolix synth`` does.
@@ -689,6 +715,7 @@ class Simulation:
         return self.report.get("latency_ms")
 
 
+@_numerics
 def simulate(target: str | os.PathLike | Model | Build, inputs: Samples | None = None, *, random: int | None = None,
              backend: Backend = "auto", layers: bool = False, seed: int = 0, config: ConfigLike | None = None,
              clock_mhz: float | None = None, waveform: str | os.PathLike | None = None,

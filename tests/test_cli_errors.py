@@ -442,9 +442,17 @@ def test_numpy_float_error_is_one_line(capsys, monkeypatch):
 
     monkeypatch.setattr(systolix.frontend.importer, "import_model", _overflow)
     code, err = _run(capsys, "inspect", str(EXAMPLE / "model.onnx"))
-    assert (code, err) == (2, "systolix: error: inspect: numerical error (overflow encountered in scalar multiply in "
-                              f"{__name__}._overflow): a weight or sample too large for float32 arithmetic? (rerun "
-                              "with --debug for the traceback)")
+    assert (code, err) == (2, "systolix: error: load: numerical error (overflow encountered in scalar multiply in "
+                              f"{__name__}._overflow): a weight or sample too large for float32 arithmetic?")
+
+
+def test_numpy_float_error_is_a_systolix_error_in_the_api(monkeypatch):
+    import systolix
+    import systolix.frontend.importer
+
+    monkeypatch.setattr(systolix.frontend.importer, "import_model", _overflow)
+    with pytest.raises(systolix.SystolixError, match=r"^load: numerical error \(overflow encountered"):
+        systolix.load(EXAMPLE / "model.onnx")
 
 
 def test_non_finite_constant_node_refused(capsys, tmp_path):
