@@ -241,7 +241,9 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
             if fmax is not None:
                 clock_mhz, clock_source = fmax
         hardware = hardware_report(runner, seconds[backend], clock_mhz, clock_source)
-    return SimulationResult(ir.name, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds,
+    # a build folder's model is model.onnx: title it with the model the user compiled
+    title = ir.name if build is None else f"{build.report.get('model', ir.name)} (build {build.folder.name})"
+    return SimulationResult(title, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds,
                             float_execution, hardware, imported.normalized, tuple(input_notes), waveform_info)
 
 

@@ -456,13 +456,16 @@ class Build:
     folder : pathlib.Path
         The build folder.
     report : dict
-        Its ``report.json``: ``config``, ``memory_use``, ``predicted_cycles``, ``layers`` (per-layer MACs,
-        predicted cycles, memory rows), ``add_variant``, the SHA-256 of every file.
+        Its ``report.json``: ``model`` (the model given), ``config``, ``memory_use``, ``predicted_cycles``,
+        ``layers`` (per-layer MACs, predicted cycles, memory rows), ``add_variant``, the SHA-256 of every file.
+    quantization : Quantization or None
+        When :func:`build` quantized a float model first (``calib``): what :func:`quantize` reports.
     """
 
-    def __init__(self, folder: str | os.PathLike, report: dict) -> None:
+    def __init__(self, folder: str | os.PathLike, report: dict, quantization: Quantization | None = None) -> None:
         self.folder = Path(folder)
         self.report = report
+        self.quantization = quantization
 
     def __repr__(self) -> str:
         return f"<systolix.Build {str(self.folder)!r}: {self.predicted_cycles:,} predicted cycles per inference>"
@@ -577,10 +580,17 @@ def build(model: str | os.PathLike | Model, out: str | os.PathLike, config: Conf
 
     out = check_build_folder(out, "out")
     resolved = None if device is not None else _config(config)
-    source = model.path if isinstance(model, Model) else model
-    with _as_file(calib, "calib") as calib_path:
-        result = write_build(source, out, resolved, calib=calib_path, device=device)
-    return Build(result.folder, result.report)
+    source = model if isinstance(model, Model) else load(model)
+    if calib is None or source.quantized:
+        result = write_build(source.path, out, resolved, device=device)
+        return Build(result.folder, result.report)
+    # a float model: quantized first by quantize() (its summary and float vs int8 agreement kept on the Build)
+    with tempfile.TemporaryDirectory(prefix="systolix-build-") as tmp:
+        quantized = quantize(source, calib, Path(tmp) / "model_int8.onnx")
+        result = write_build(quantized.path, out, resolved, device=device, source_name=str(source.path))
+    summary = quantized.quantization
+    written = dataclasses.replace(summary.result, out_path=result.folder / "model.onnx")  # where it lives now
+    return Build(result.folder, result.report, dataclasses.replace(summary, result=written))
 
 
 @_numerics

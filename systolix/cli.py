@@ -76,12 +76,17 @@ def _quantize(console: Console, model, calib, output, **options):
     with stage_status(console, f"quantizing {getattr(model, 'path', model)}") as status, warnings.catch_warnings():
         warnings.simplefilter("ignore", QuantizationWarning)  # printed below as a note
         quantized = api.quantize(model, calib, output, progress=status.update, **options)
-    summary = quantized.quantization
+    _show_quantization(console, quantized.quantization)
+    return quantized
+
+
+def _show_quantization(console: Console, summary) -> None:
+    """The quantization summary lines and the float vs int8 table of a :class:`~systolix.api.Quantization`."""
     for line in summary.lines():
         red = line == "integer-exact on any x86 CPU: NO"
         console.print(line, style="red" if red else None)
-    console.print(summary.table())
-    return quantized
+    if summary.table() is not None:
+        console.print(summary.table())
 
 
 # -- simulate -----------------------------------------------------------------------------------------
@@ -271,6 +276,8 @@ def _compile(console: Console, model, output, config, *, calib=None, device: str
     what = device if device is not None else f"{config.rows}x{config.cols}"
     with stage_status(console, f"compiling {label} for {what}"):
         build = api.build(model, output, config, calib=calib, device=device)
+    if build.quantization is not None:  # quantized first: the summary `systolix quantize` prints
+        _show_quantization(console, build.quantization)
     if device is not None:
         from .arch.config import AcceleratorConfig
         from .compiler.device_fit import describe

@@ -124,6 +124,25 @@ def test_compile_open_and_simulate_a_build(tiny, tmp_path):
         build.report["config"]
 
 
+def test_compiling_a_float_model_keeps_its_quantization_summary_and_name(tiny, tmp_path, capsys):
+    path, _ = tiny
+    build = systolix.build(path, tmp_path / "b", "4x4", calib=_samples(16))
+    assert build.report["model"] == str(path) and build.report["model_file"] == "model.onnx"
+    summary = build.quantization
+    assert summary is not None and summary.result.out_path == build.folder / "model.onnx"
+    assert summary.result.calib_samples == 16 and summary.agreement is not None
+    assert systolix.open_build(build.folder).quantization is None  # only known when it was quantized here
+    title = systolix.open_build(build.folder).simulate(random=2, backend="golden").report["model"]
+    assert title == f"{path} (build b)"
+    # the CLI shows what `systolix quantize` shows
+    np.savez(tmp_path / "calib.npz", x=_samples(16))
+    assert main(["compile", str(path), "--calib", str(tmp_path / "calib.npz"), "--array", "4x4",
+                 "-o", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'c' / 'model.onnx'}: 16 calibration samples" in " ".join(out.split())
+    assert "float vs int8" in out and "top-1 agreement" in out
+
+
 # -- errors are SystolixError, with nothing written ------------------------------------------------------------
 def test_errors_are_systolix_errors(tiny, tmp_path):
     path, q = tiny
