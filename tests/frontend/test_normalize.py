@@ -207,3 +207,55 @@ def test_quantize_model_with_a_shape_computed_flatten(tmp_path):
     quantize_model(tmp_path / "m.onnx", tmp_path / "c.npz", tmp_path / "q.onnx")
     assert "Shape" not in [n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node]
     assert import_model(tmp_path / "q.onnx").ir.quantized
+
+
+def _weights_computed_in_graph(quantized_input: bool = False) -> onnx.ModelProto:
+    """A fully connected layer whose weight is stored transposed (CNTK, old exporters) and whose bias is scaled by
+    a Constant: onnxruntime folds both when it loads the model; the importer wants initializers."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Flatten", ["x"], ["f"]),
+             helper.make_node("Transpose", ["wt"], ["w"], perm=[1, 0]),
+             helper.make_node("Constant", [], ["two"], value=numpy_helper.from_array(np.float32(2.0))),
+             helper.make_node("Mul", ["bias", "two"], ["b2"]),
+             helper.make_node("Unsqueeze", ["b2", "zero"], ["b3"]),
+             helper.make_node("MatMul", ["f", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b3"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+                              [numpy_helper.from_array(rng.normal(0, 1, (10, 16)).astype(np.float32), "wt"),
+                               numpy_helper.from_array(rng.normal(0, 1, 10).astype(np.float32), "bias"),
+                               numpy_helper.from_array(np.array([0], np.int64), "zero")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def test_arithmetic_on_constants_is_folded_into_initializers():
+    model = _weights_computed_in_graph()
+    out = normalize(model, quantized=False)
+    assert [f.name for f in out.fired] == ["fold-constants"]
+    assert "4 node(s)" in out.fired[0].detail and "(Constant, Mul, Transpose, Unsqueeze)" in out.fired[0].detail
+    assert "max |difference| 0" in out.fired[0].check
+    assert [n.op_type for n in out.model.graph.node] == ["Flatten", "MatMul", "Add"]
+    inits = {i.name: numpy_helper.to_array(i) for i in out.model.graph.initializer}
+    np.testing.assert_array_equal(inits["w"], numpy_helper.to_array(model.graph.initializer[0]).T)
+    assert "wt" not in inits and "bias" not in inits  # read only by the folded nodes
+    x = np.random.default_rng(1).normal(0, 1, (3, 1, 4, 4)).astype(np.float32)
+    np.testing.assert_array_equal(reference_session(out.model).run(None, {"x": x})[0],
+                                  reference_session(model).run(None, {"x": x})[0])
+    assert [layer.op for layer in import_model(model).ir.layers] == ["Flatten", "MatMul"]
+
+
+def test_quantized_weights_and_constant_nodes_alone_are_not_folded():
+    # a DequantizeLinear of an int8 weight stays (the importer reads its scale and zero point); a Constant read
+    # directly by an op is not a reason to rewrite
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"]),
+             helper.make_node("Constant", [], ["shape"], value=numpy_helper.from_array(np.array([-1, 16], np.int64))),
+             helper.make_node("Reshape", ["x", "shape"], ["f"]),
+             helper.make_node("MatMul", ["f", "w"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 4, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+                              [numpy_helper.from_array(rng.integers(-127, 128, (16, 10)).astype(np.int8), "wq"),
+                               numpy_helper.from_array(np.float32(0.01), "ws"),
+                               numpy_helper.from_array(np.int8(0), "wz")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    assert "fold-constants" not in [f.name for f in normalize(model, quantized=True).fired]
