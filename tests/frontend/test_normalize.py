@@ -57,11 +57,12 @@ def test_newest_opset_not_lowered_when_an_op_changed():
     # An op whose definition changed after opset 26 keeps the model as it is (onnxruntime then says why).
     from onnx import defs
 
-    from systolix.frontend.normalize.lower_opset import LowerOpset
+    from systolix.frontend.normalize.lower_opset import LowerOpset, _only_types_added
 
     newest = defs.onnx_opset_version()
     changed = next((s.name for s in defs.get_all_schemas_with_history() if s.domain == ""
-                    and 26 < s.since_version <= newest and not s.deprecated), None)
+                    and 26 < s.since_version <= newest and not s.deprecated
+                    and not _only_types_added(s.name, newest)), None)
     if changed is None:
         pytest.skip(f"no op of the default domain changed between opset 26 and {newest}")
     node = helper.make_node(changed, [], [])
@@ -259,3 +260,40 @@ def test_quantized_weights_and_constant_nodes_alone_are_not_folded():
                                numpy_helper.from_array(np.int8(0), "wz")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     assert "fold-constants" not in [f.name for f in normalize(model, quantized=True).fired]
+
+
+def _qdq_conv(**make_model) -> onnx.ModelProto:
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"]),
+             helper.make_node("Conv", ["xd", "w"], ["c"], kernel_shape=[3, 3]),
+             helper.make_node("QuantizeLinear", ["c", "s2", "z"], ["cq"]),
+             helper.make_node("DequantizeLinear", ["cq", "s2", "z"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 6, 6])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2, 4, 4])],
+        [numpy_helper.from_array(np.float32(0.05), "s"), numpy_helper.from_array(np.int8(0), "z"),
+         numpy_helper.from_array(np.float32(0.1), "s2"), numpy_helper.from_array(np.float32(0.01), "ws"),
+         numpy_helper.from_array(rng.integers(-100, 100, (2, 1, 3, 3)).astype(np.int8), "wq"),
+         numpy_helper.from_array(np.int8(0), "wz")])
+    return helper.make_model(graph, **make_model)
+
+
+def test_qdq_graph_at_the_newest_opset_is_lowered_when_only_types_were_added(tmp_path):
+    # QuantizeLinear/DequantizeLinear-28 only admit more (float6) types than at 26; an int8 graph means the same
+    model = _qdq_conv()
+    assert model.opset_import[0].version >= 28
+    out = normalize(model, quantized=True)
+    assert [f.name for f in out.fired] == ["lower-opset", "lower-ir-version"]
+    assert "DequantizeLinear, QuantizeLinear only gained types since" in out.fired[0].detail
+    onnx.save(model, str(tmp_path / "qdq28.onnx"))
+    assert main(["simulate", str(tmp_path / "qdq28.onnx"), "--random", "8", "--backend", "golden"]) == 0
+
+
+def test_an_op_whose_text_changed_is_not_lowered():
+    from systolix.frontend.normalize.lower_opset import _only_types_added
+
+    assert _only_types_added("QuantizeLinear", 28) and _only_types_added("DequantizeLinear", 28)
+    assert not _only_types_added("Mod", 28)  # same types, a changed definition
+    assert not _only_types_added("SpaceToDepth", 28)
