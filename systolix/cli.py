@@ -97,9 +97,12 @@ def summary_table(result) -> Table:
     table.add_column("op")
     table.add_column("elements", justify="right")
     table.add_column("mismatches", justify="right")
+    table.columns[0].overflow = "fold"
+    short = _short_names(result)
     for layer in cmp.layers:
         style = "red" if layer.mismatches else None
-        table.add_row(layer.name, layer.op, f"{layer.elements:,}", f"{layer.mismatches:,}", style=style)
+        table.add_row(short.get(layer.name, layer.name), layer.op, f"{layer.elements:,}", f"{layer.mismatches:,}",
+                      style=style)
     table.add_section()
     verdict = "BIT-EXACT" if result.bit_exact else "MISMATCH"
     table.add_row(f"{cmp.samples} samples", verdict, f"{cmp.elements:,}", f"{cmp.mismatches:,}",
@@ -107,9 +110,16 @@ def summary_table(result) -> Table:
     return table
 
 
-def _short(name: str) -> str:
-    """TFLite-converted names join several op names with ';': show the last one."""
-    return name.split(";")[-1]
+def _short_names(result) -> dict[str, str]:
+    """Short unique names (:func:`~systolix.frontend.names.short_names`) for every name a simulation's tables
+    show; the JSON report keeps the full ones."""
+    from .frontend.names import short_names
+
+    names = [layer.name for layer in result.comparison.layers]
+    names += [d.node or d.name for d in result.float_execution]
+    if result.hardware is not None:
+        names += [layer["name"] for layer in result.hardware["hardware_layers"]]
+    return short_names(names)
 
 
 def float_execution_table(result) -> Table:
@@ -122,9 +132,11 @@ def float_execution_table(result) -> Table:
     table.add_column("elements", justify="right")
     table.add_column("differing", justify="right")
     table.add_column("max |diff|", justify="right")
+    table.columns[0].overflow = "fold"
+    short = _short_names(result)
     for d in result.float_execution:
         if d.differing or d.float_in_original or d.op == "graph output":
-            table.add_row(_short(d.node or d.name), d.op, "yes" if d.float_in_original else "", f"{d.elements:,}",
+            table.add_row(short[d.node or d.name], d.op, "yes" if d.float_in_original else "", f"{d.elements:,}",
                           f"{d.differing:,}", f"{d.max_abs_diff:g}")
     return table
 
@@ -153,8 +165,10 @@ def hardware_table(result) -> Table:
     table = Table(title=f"measured on {result.backend}: {hw['config']['rows']}x{hw['config']['cols']} array")
     for col in ("layer", "op", "MACs", "cycles", "predicted", "utilization"):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    table.columns[0].overflow = "fold"
+    short = _short_names(result)
     for layer in hw["hardware_layers"]:
-        table.add_row(_short(layer["name"]), layer["op"], f"{layer['macs']:,}", f"{layer['cycles']:,.0f}",
+        table.add_row(short[layer["name"]], layer["op"], f"{layer['macs']:,}", f"{layer['cycles']:,.0f}",
                       f"{layer['predicted_cycles']:,}", f"{layer['utilization']:.1%}")
     table.add_section()
     table.add_row("total", "", f"{sum(x['macs'] for x in hw['hardware_layers']):,}", f"{hw['cycles']:,.0f}",

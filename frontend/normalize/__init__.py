@@ -22,6 +22,7 @@ from .fixed_batch import SymbolicBatch
 from .global_max_pool import GlobalMaxPoolAsMaxPool
 from .initializer_inputs import DropInitializerInputs
 from .ir_version import LowerIrVersion
+from .layout import CancelLayoutRoundTrips, ReduceMeanAsGlobalPool
 from .lower_opset import LowerOpset
 from .opset import UpgradeOpset
 from .shape_computation import FoldShapeComputation
@@ -30,7 +31,8 @@ __all__ = ["REWRITES", "Fired", "Normalized", "Rewrite", "normalize"]
 
 #: The rewrites, in the order they run.
 REWRITES: tuple[Rewrite, ...] = (LowerOpset(), LowerIrVersion(), DropInitializerInputs(), UpgradeOpset(),
-                                 SymbolicBatch(), FoldConstants(), FoldShapeComputation(), GlobalMaxPoolAsMaxPool())
+                                 SymbolicBatch(), FoldConstants(), FoldShapeComputation(), CancelLayoutRoundTrips(),
+                                 ReduceMeanAsGlobalPool(), GlobalMaxPoolAsMaxPool())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -297,3 +297,51 @@ def test_an_op_whose_text_changed_is_not_lowered():
     assert _only_types_added("QuantizeLinear", 28) and _only_types_added("DequantizeLinear", 28)
     assert not _only_types_added("Mod", 28)  # same types, a changed definition
     assert not _only_types_added("SpaceToDepth", 28)
+
+
+def _conv_chain_conv(perm_back) -> onnx.ModelProto:
+    """Conv -> Transpose(0,2,3,1) -> Reshape(N,L,C) -> Unsqueeze(1) -> Transpose(perm_back) -> Conv -> ReduceMean
+    over the channels-last length (tf2onnx's Conv1D between layers, and GlobalAveragePooling1D)."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c1"], kernel_shape=[1, 3]),
+             helper.make_node("Transpose", ["c1"], ["t1"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["t1", "nlc"], ["r1"]),
+             helper.make_node("Unsqueeze", ["r1", "one"], ["u1"]),
+             helper.make_node("Transpose", ["u1"], ["t2"], perm=perm_back),
+             helper.make_node("Conv", ["t2", "w2"], ["c2"], kernel_shape=[1, 1]),
+             helper.make_node("Transpose", ["c2"], ["t3"], perm=[0, 2, 3, 1]),
+             helper.make_node("Reshape", ["t3", "nlc2"], ["r3"]),
+             helper.make_node("ReduceMean", ["r3"], ["y"], axes=[1], keepdims=0)]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 1, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])],
+        [numpy_helper.from_array(rng.normal(0, 1, (4, 3, 1, 3)).astype(np.float32), "w1"),
+         numpy_helper.from_array(rng.normal(0, 1, (4, 4, 1, 1)).astype(np.float32), "w2"),
+         numpy_helper.from_array(np.array([-1, 14, 4], np.int64), "nlc"),
+         numpy_helper.from_array(np.array([-1, 14, 4], np.int64), "nlc2"),
+         numpy_helper.from_array(np.array([1], np.int64), "one")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def test_layout_round_trips_cancel_and_channels_last_mean_becomes_a_global_pool():
+    model = _conv_chain_conv([0, 3, 1, 2])
+    out = normalize(model, quantized=False)
+    assert [f.name for f in out.fired] == ["cancel-layout-round-trips", "reduce-mean-as-global-pool"]
+    assert "1 chain(s) of 4" in out.fired[0].detail
+    assert [n.op_type for n in out.model.graph.node] == ["Conv", "Conv", "GlobalAveragePool", "Flatten"]
+    x = np.random.default_rng(1).normal(0, 1, (3, 3, 1, 16)).astype(np.float32)
+    want = reference_session(model).run(None, {"x": x})[0]
+    got = reference_session(out.model).run(None, {"x": x})[0]
+    assert got.shape == want.shape and float(np.abs(got - want).max()) < 1e-5  # float graph: summation order
+    assert [layer.op for layer in import_model(model).ir.layers] == ["Conv", "Conv", "GlobalAveragePool", "Flatten"]
+
+
+def test_a_chain_that_moves_elements_is_kept():
+    model = _conv_chain_conv([0, 3, 2, 1])  # NC1L -> N1LC -> NLC -> N1LC -> NCL1: the length axis moved
+    out = normalize(model, quantized=False)
+    # only the Reshape -> Unsqueeze pair inside the chain is a round trip; both Transposes stay
+    assert out.fired[0].name == "cancel-layout-round-trips" and "1 chain(s) of 2" in out.fired[0].detail
+    assert [n.op_type for n in out.model.graph.node][:4] == ["Conv", "Transpose", "Transpose", "Conv"]
+    x = np.random.default_rng(1).normal(0, 1, (3, 3, 1, 16)).astype(np.float32)
+    got, want = reference_session(out.model).run(None, {"x": x})[0], reference_session(model).run(None, {"x": x})[0]
+    assert float(np.abs(got - want).max()) < 1e-5  # float graph; the mean is summed in another order
