@@ -345,3 +345,27 @@ def test_a_chain_that_moves_elements_is_kept():
     x = np.random.default_rng(1).normal(0, 1, (3, 3, 1, 16)).astype(np.float32)
     got, want = reference_session(out.model).run(None, {"x": x})[0], reference_session(model).run(None, {"x": x})[0]
     assert float(np.abs(got - want).max()) < 1e-5  # float graph; the mean is summed in another order
+
+
+@pytest.mark.parametrize("opset", [13, 18])  # axes as an attribute, then as an input
+def test_torch_mean_over_spatial_axes_becomes_a_global_pool(opset, tmp_path):
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32), "w"),
+             numpy_helper.from_array(rng.normal(0, 0.3, (8, 4)).astype(np.float32), "fw")]
+    if opset >= 18:
+        mean = helper.make_node("ReduceMean", ["r", "axes"], ["m"], keepdims=0)
+        inits.append(numpy_helper.from_array(np.array([2, 3], np.int64), "axes"))
+    else:
+        mean = helper.make_node("ReduceMean", ["r"], ["m"], axes=[2, 3], keepdims=0)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]), helper.make_node("Relu", ["c"], ["r"]),
+             mean, helper.make_node("MatMul", ["m", "fw"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 10, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
+    out = normalize(model, quantized=False)
+    assert [f.name for f in out.fired] == ["reduce-mean-as-global-pool"]
+    onnx.save(model, str(tmp_path / "m.onnx"))
+    np.savez(tmp_path / "c.npz", x=rng.normal(0, 1, (16, 3, 10, 10)).astype(np.float32))
+    assert main(["quantize", str(tmp_path / "m.onnx"), "--calib", str(tmp_path / "c.npz"),
+                 "-o", str(tmp_path / "q.onnx")]) == 0
+    assert main(["simulate", str(tmp_path / "q.onnx"), "--random", "6", "--backend", "golden"]) == 0
