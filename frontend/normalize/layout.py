@@ -7,11 +7,13 @@ it was. A chain of data-movement ops (Transpose, Reshape, Squeeze, Unsqueeze, Fl
 reader of its input) whose composition leaves every element where it was is removed; in a quantized graph such
 chains run on the int8 tensors between QuantizeLinear and DequantizeLinear.
 
-Keras' ``GlobalAveragePooling1D/2D`` becomes ``ReduceMean`` over the channels-last spatial axes, often behind such
-a chain. A ``ReduceMean`` (``keepdims=0``) whose input comes, through a data-movement chain and at most a
-per-tensor DequantizeLinear, from a tensor whose reduced elements are exactly its spatial axes 2.. (channels
-first) becomes ``GlobalAveragePool`` on that tensor followed by a ``Flatten`` (after the QuantizeLinear that
-reads the mean, in a quantized graph, so that ``DQ -> GlobalAveragePool -> Q`` stays one group).
+Keras' ``GlobalAveragePooling1D/2D`` becomes ``ReduceMean`` over the channels-last spatial axes, often behind such a
+chain; torch's dynamo exporter writes ``adaptive_avg_pool2d(x, 1)`` as ``ReduceMean`` over axes 2.. with
+``keepdims=1``, which is ``GlobalAveragePool`` itself. A ``ReduceMean`` (``keepdims=0``) whose input comes, through
+a data-movement chain and at most a per-tensor DequantizeLinear, from a tensor whose reduced elements are exactly
+its spatial axes 2.. (channels first) becomes ``GlobalAveragePool`` on that tensor followed by a ``Flatten`` (after
+the QuantizeLinear that reads the mean, in a quantized graph, so that ``DQ -> GlobalAveragePool -> Q`` stays one
+group).
 
 Both are decided on index arithmetic: the chain is applied by NumPy to ``arange`` at two batch sizes, and the
 element sets being averaged are compared. onnxruntime's outputs are compared by the normaliser as for every
@@ -197,13 +199,21 @@ class ReduceMeanAsGlobalPool:
         replaced: dict[int, list[onnx.NodeProto]] = {}
         done = 0
         for node in model.graph.node:
-            if node.op_type != "ReduceMean" or graph.attr(node, "keepdims", 1) != 0:
+            if node.op_type != "ReduceMean":
                 continue
             axes = graph.attr(node, "axes")
             if axes is None and len(node.input) > 1 and node.input[1]:
                 axes = graph.constants.get(node.input[1])
                 axes = None if axes is None else axes.tolist()
             if not axes:
+                continue
+            if graph.attr(node, "keepdims", 1):
+                # torch's adaptive_avg_pool2d(x, 1) from the dynamo exporter: the mean over axes 2.. kept as size 1
+                rank = len(graph.shapes.get(node.input[0]) or [])
+                if rank >= 3 and sorted(a % rank for a in axes) == list(range(2, rank)):
+                    replaced[index[id(node)]] = [helper.make_node("GlobalAveragePool", [node.input[0]],
+                                                                  [node.output[0]], name=node.name)]
+                    done += 1
                 continue
             found = self._source(graph, node, axes)
             if found is None:
@@ -243,7 +253,8 @@ class ReduceMeanAsGlobalPool:
             if i in removed:
                 continue
             out.graph.node.extend(replaced.get(i, [node]))
-        return out, f"{done} ReduceMean node(s) over the spatial axes as GlobalAveragePool + Flatten"
+        return out, f"{done} ReduceMean node(s) over the spatial axes as GlobalAveragePool (+ Flatten where the " \
+                    "mean drops the axes)"
 
     @staticmethod
     def _source(graph: _Graph, node: onnx.NodeProto, axes: list[int]):
