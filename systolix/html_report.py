@@ -231,9 +231,11 @@ def _cycles_plot(rows: list[tuple[str, float | None, int]]) -> str:
     figure = _figure(8, 0.8 + 0.32 * len(rows))
     ax = figure.add_subplot()
     y = np.arange(len(rows))
-    ax.barh(y - 0.2, [r[2] for r in rows], height=0.4, label="predicted", color="#9ecae1")
-    if any(r[1] is not None for r in rows):
-        ax.barh(y + 0.2, [r[1] or 0 for r in rows], height=0.4, label="measured", color="#3182bd")
+    measured = any(r[1] is not None for r in rows)
+    half = 0.2 if measured else 0.0
+    ax.barh(y - half, [r[2] for r in rows], height=0.4 if measured else 0.6, label="predicted", color="#9ecae1")
+    if measured:
+        ax.barh(y + half, [r[1] or 0 for r in rows], height=0.4, label="measured", color="#3182bd")
     ax.set_yticks(y, [r[0] for r in rows])
     ax.invert_yaxis()
     ax.set_xlabel("cycles per inference")
@@ -271,11 +273,17 @@ def _heatmap(name: str, counts, title: str, mm: dict) -> str:
     ax = figure.add_subplot()
     image = ax.imshow(counts, aspect="auto", interpolation="nearest", cmap="Reds", vmin=0,
                       vmax=max(1, int(counts.max())))
-    per_row, per_col = mm["channels_per_row"], mm["positions_per_column"]
+    from matplotlib.ticker import MaxNLocator
+
+    per_row, per_col, shape = mm["channels_per_row"], mm["positions_per_column"], mm["shape"]
+    position = "position" + (f" (row-major over {'x'.join(map(str, shape[1:]))})" if len(shape) > 2 else "")
     ax.set_ylabel("channel" + (f" (bins of {per_row})" if per_row > 1 else ""))
-    ax.set_xlabel("position (flattened)" + (f", bins of {per_col}" if per_col > 1 else ""))
+    ax.set_xlabel(position + (f", bins of {per_col}" if per_col > 1 else ""))
     ax.set_title(title, fontsize=10)
-    figure.colorbar(image, ax=ax, label="differing elements")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bar = figure.colorbar(image, ax=ax, label="differing elements")
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
     return _svg(figure, name)
 
 
@@ -405,7 +413,7 @@ def _layers_section(r: HtmlReport) -> str:
         out = "x".join(map(str, row["output"][1:] or row["output"]))
         op = row["op"] + (" (host)" if row.get("host") else "")
         bad = cmp_ is not None and cmp_["mismatches"]
-        cells = [_td(_short(name)), _td(op), _td(f"{shapes} -> {out}"), _td(row.get("geometry", "")),
+        cells = [_td(_short(name)), _td(op), _td(f"{shapes} -> {out}", "shape"), _td(row.get("geometry", "")),
                  _num(row["params"]), _num(row["macs"]), _td(row.get("runs_on", ""))]
         if plan is not None:
             cells += [_td(",".join(map(str, plan["instructions"]))), _num(plan["cycles"])]
@@ -631,7 +639,7 @@ table{border-collapse:collapse;margin:8px 0 12px;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:middle}
 thead th{background:#f3f3f3}tbody tr:nth-child(even){background:#fafafa}
 caption{caption-side:top;text-align:left;color:#555;padding:4px 0;font-size:12px}
-td.num{text-align:right;font-variant-numeric:tabular-nums}td.none{color:#aaa;text-align:center}
+td.shape{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}td.none{color:#aaa;text-align:center}
 tr.total td{font-weight:bold;background:#f3f3f3}tr.bad td,.bad{color:#b00}
 table.meta th{background:#f3f3f3;text-align:left}
 .verdict{font-size:18px;font-weight:bold;padding:8px 12px;border-radius:6px;display:inline-block}
@@ -649,9 +657,12 @@ figure{margin:8px 0}figure svg{max-width:100%;height:auto}
 def render(report: HtmlReport) -> str:
     """The HTML page of ``report``: one self-contained document (inline CSS and SVG, no script)."""
     sim = report.simulation
-    sections = [_header(report), _config_section(report), _layers_section(report)]
+    sections = [_header(report)]
+    if sim is not None:  # a mismatch first: it is what the reader needs
+        sections.append(_mismatch_section(sim))
+    sections += [_config_section(report), _layers_section(report)]
     if sim is not None:
-        sections += [_mismatch_section(sim), _comparison_section(sim), _hardware_section(sim)]
+        sections += [_comparison_section(sim), _hardware_section(sim)]
     sections += [_buffers_section(report), _synth_section(report), _accuracy_section(report)]
     if sim is not None:
         sections.append(_float_execution_section(sim))
