@@ -41,7 +41,7 @@ class MismatchMap:
     """Where the first mismatching tensor differs: counts of differing elements per channel x position.
 
     A sample's tensor (batch axis dropped) is seen as channels x positions: axis 0 is the channel, the
-    other axes are flattened row-major into the position (a vector is one channel). Channels and positions
+    other axes are flattened row-major into the position (a vector, or a scalar, is one channel). Channels and positions
     are summed in bins of ``channels_per_row`` and ``positions_per_column`` so the map has at most
     :data:`MAP_ROWS` x :data:`MAP_COLUMNS` cells.
 
@@ -90,7 +90,7 @@ def mismatch_map(name: str, op: str, tensor: str, differ: np.ndarray) -> Mismatc
     """The :class:`MismatchMap` of a tensor from its element-wise ``differ`` mask (batched on axis 0)."""
     n = differ.shape[0]
     shape = tuple(int(d) for d in differ.shape[1:])
-    per_sample = differ.reshape(n, shape[0] if shape else 1, -1).astype(np.int64)
+    per_sample = differ.reshape(n, shape[0] if len(shape) > 1 else 1, -1).astype(np.int64)
     sample = int(np.flatnonzero(per_sample.reshape(n, -1).any(axis=1))[0])
     c, p = per_sample.shape[1:]
     rows, columns = -(-c // MAP_ROWS), -(-p // MAP_COLUMNS)
