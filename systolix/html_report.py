@@ -181,8 +181,8 @@ def _table(head: Sequence[str], rows: Iterable[str], *, id: str, caption: str | 
     th = "".join(f"<th>{_e(h)}</th>" for h in head)
     body = "".join(rows)
     tfoot = "".join(foot)
-    return (f'<table id="{_e(id)}">{cap}<thead><tr>{th}</tr></thead><tbody>{body}</tbody>'
-            + (f"<tfoot>{tfoot}</tfoot>" if tfoot else "") + "</table>")
+    return (f'<div class="wide"><table id="{_e(id)}">{cap}<thead><tr>{th}</tr></thead><tbody>{body}</tbody>'
+            + (f"<tfoot>{tfoot}</tfoot>" if tfoot else "") + "</table></div>")
 
 
 def _bar(fraction: float | None, label: str | None = None, cls: str = "") -> str:
@@ -298,7 +298,10 @@ def _unit(runs_on: str) -> str:
 def _graph_svg(layers: list[dict]) -> str:
     """The layers top to bottom, one box each (coloured by where it runs), an arrow from each layer its
     input comes from; an input from further up is an arc on the right."""
-    step, box_h, box_w, x0, top = 38, 26, 420, 20, 46
+    labels = [f"{_short(row['name'])}  ·  {row['op']}  ·  {'x'.join(map(str, row['output'][1:] or row['output']))}"
+              for row in layers]
+    step, box_h, x0, top = 38, 26, 20, 46
+    box_w = max(300, 20 + 7 * max(map(len, labels), default=0))  # about 7 pixels a character at 12 px
     index = {row["name"]: i for i, row in enumerate(layers)}
     arcs = sum(1 for i, row in enumerate(layers) for src in row["inputs"] if index.get(src, -1) not in (i - 1, -1))
     width = x0 + box_w + 40 + 14 * max(1, arcs) + 170
@@ -328,8 +331,7 @@ def _graph_svg(layers: list[dict]) -> str:
             parts.append(f'<path d="M{xr},{y1} C{bulge},{y1} {bulge},{y2} {xr + 1},{y2}" fill="none" '
                          'stroke="#555" marker-end="url(#graph-arrow)"/>')
         colour = _COLOURS[_unit(row.get("runs_on", ""))]
-        shape = "x".join(map(str, row["output"][1:] or row["output"]))
-        label = f"{_short(row['name'])}  ·  {row['op']}  ·  {shape}"
+        label = labels[i]
         parts.append(f'<g class="node"><title>{_e(row["name"])}: {_e(row.get("runs_on", ""))}</title>'
                      f'<rect x="{x0}" y="{y}" width="{box_w}" height="{box_h}" rx="5" fill="{colour}" '
                      f'stroke="#777"/><text x="{x0 + 10}" y="{y + 17}">{_e(label)}</text></g>')
@@ -413,7 +415,7 @@ def _layers_section(r: HtmlReport) -> str:
         out = "x".join(map(str, row["output"][1:] or row["output"]))
         op = row["op"] + (" (host)" if row.get("host") else "")
         bad = cmp_ is not None and cmp_["mismatches"]
-        cells = [_td(_short(name)), _td(op), _td(f"{shapes} -> {out}", "shape"), _td(row.get("geometry", "")),
+        cells = [_td(_short(name), "name"), _td(op), _td(f"{shapes} -> {out}", "shape"), _td(row.get("geometry", "")),
                  _num(row["params"]), _num(row["macs"]), _td(row.get("runs_on", ""))]
         if plan is not None:
             cells += [_td(",".join(map(str, plan["instructions"]))), _num(plan["cycles"])]
@@ -448,7 +450,7 @@ def _comparison_section(sim: dict) -> str:
     body = []
     for row in sim["layers"]:
         cls = ' class="bad"' if row["mismatches"] else ""
-        body.append(f"<tr{cls}>{_td(_short(row['name']))}{_td(row['op'])}{_td(row['tensor'])}"
+        body.append(f"<tr{cls}>{_td(_short(row['name']), 'name')}{_td(row['op'])}{_td(row['tensor'], 'name')}"
                     f"{_num(row['elements'])}{_num(row['mismatches'])}</tr>")
     verdict = "BIT-EXACT" if sim["bit_exact"] else "MISMATCH"
     samples = f"{sim['samples']} samples"
@@ -599,8 +601,9 @@ def _float_execution_section(sim: dict) -> str:
             or d["op"] == "graph output"]
     if not sim.get("converted_layers"):
         return ""
-    body = [f"<tr>{_td(_short(d['node'] or d['name']))}{_td(d['op'])}{_td('yes' if d['float_in_original'] else '')}"
-            f"{_num(d['elements'])}{_num(d['differing'])}{_num(d['max_abs_diff'], format(d['max_abs_diff'], 'g'))}</tr>"
+    body = [f"<tr>{_td(_short(d['node'] or d['name']), 'name')}{_td(d['op'])}"
+            f"{_td('yes' if d['float_in_original'] else '')}{_num(d['elements'])}{_num(d['differing'])}"
+            f"{_num(d['max_abs_diff'], format(d['max_abs_diff'], 'g'))}</tr>"
             for d in rows]
     table = _table(["tensor", "op", "float in original", "elements", "differing", "max |diff|"], body,
                    id="float-execution-table",
@@ -639,7 +642,8 @@ table{border-collapse:collapse;margin:8px 0 12px;font-size:13px}
 th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:middle}
 thead th{background:#f3f3f3}tbody tr:nth-child(even){background:#fafafa}
 caption{caption-side:top;text-align:left;color:#555;padding:4px 0;font-size:12px}
-td.shape{white-space:nowrap}td.num{text-align:right;font-variant-numeric:tabular-nums}td.none{color:#aaa;text-align:center}
+td.shape{white-space:nowrap}td.name{min-width:140px;max-width:320px;overflow-wrap:anywhere}
+div.wide{overflow-x:auto;max-width:100%}li,p{overflow-wrap:anywhere}td.num{text-align:right;font-variant-numeric:tabular-nums}td.none{color:#aaa;text-align:center}
 tr.total td{font-weight:bold;background:#f3f3f3}tr.bad td,.bad{color:#b00}
 table.meta th{background:#f3f3f3;text-align:left}
 .verdict{font-size:18px;font-weight:bold;padding:8px 12px;border-radius:6px;display:inline-block}
