@@ -403,6 +403,8 @@ def _config_section(r: HtmlReport) -> str:
 def _layers_section(r: HtmlReport) -> str:
     sim = r.simulation or {}
     hw = {row["name"]: row for row in sim.get("hardware_layers", [])}
+    if not any(row["cycles"] for row in hw.values()):  # not in step mode: only the total was measured
+        hw = {}
     plans = {row["name"]: row for row in (r.build or {}).get("layers", [])}
     compared = {row["name"]: row for row in sim.get("layers", [])}
     head = ["layer", "op", "input -> output", "kernel/stride/pad/dil/groups", "params", "MACs", "runs on",

@@ -402,3 +402,33 @@ def test_headless_chromium_renders_the_tables_and_figures(build, tmp_path):
     assert (int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")) == (1300, 2600)
     if os.environ.get("SYSTOLIX_KEEP_SCREENSHOT"):
         shutil.copy(shot, os.environ["SYSTOLIX_KEEP_SCREENSHOT"])
+
+
+def test_simulate_html_of_a_model_file(build, tmp_path):
+    """A model file: on the golden model no accelerator figures; on Verilator the program compiled for the
+    configuration (the same plan and memory use as the build) and the measured cycles."""
+    golden = tmp_path / "golden.html"
+    assert main(["simulate", str(build / "model.onnx"), "--random", "2", "--backend", "golden", "--html",
+                 str(golden)]) == 0
+    page = Page(golden.read_text())
+    assert "golden model of a model file: no accelerator configuration" in page.text("config")
+    assert _values(page.column("layers-table", "predicted cycles")) == [None] * len(_inspect(build)["layers"])
+    assert "buffers-table" not in page.tables and "hardware-table" not in page.tables
+    assert "not a build folder: no synthesis result." in page.text("synth")
+    if shutil.which("make") is None or shutil.which("perl") is None or shutil.which("g++") is None:
+        pytest.skip("the Verilator half needs make, perl and g++")
+    out_json, out_html = tmp_path / "v.json", tmp_path / "v.html"
+    assert main(["simulate", str(build / "model.onnx"), "--array", "4x4", "--random", "2", "--backend", "verilator",
+                 "--json", str(out_json), "--html", str(out_html)]) == 0
+    report = json.loads(out_json.read_text())
+    page = Page(out_html.read_text())
+    plan = json.loads((build / "report.json").read_text())
+    assert _values(page.column("layers-table", "predicted cycles")) == [x["cycles"] for x in plan["layers"]]
+    hw = {x["name"]: x["cycles"] for x in report["hardware_layers"]}
+    assert _values(page.column("layers-table", "measured cycles")) == [hw[x["name"]] for x in plan["layers"]]
+    used = {t: json.loads(u) for (t, _), (_, u), *_ in page.tables["buffers-table"]["body"]}
+    assert used["activation buffer (rows)"] == plan["memory_use"]["act_rows"]
+    assert used["weight buffer (rows)"] == plan["memory_use"]["wgt_rows"]
+    figures = {t: json.loads(v) for (t, _), (_, v) in page.tables["hardware-table"]["body"] if v is not None}
+    assert figures["cycles per inference (measured)"] == report["cycles"]
+    assert figures["cycles per inference (predicted)"] == report["predicted_cycles"] == plan["predicted_cycles"]
