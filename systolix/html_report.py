@@ -12,11 +12,14 @@ JSON value in a ``data-value`` attribute, so a reader (or a test) can check the 
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import html
 import io
 import json
-from collections.abc import Iterable, Sequence
+import logging
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,23 +203,40 @@ def _section(id: str, title: str, body: str) -> str:
 
 
 # -- plots (matplotlib, as SVG text) ---------------------------------------------------------------------
+@contextlib.contextmanager
+def _quiet_matplotlib() -> Iterator[None]:
+    """matplotlib logs (to stderr) when it first builds its font cache or cannot write its configuration
+    folder: not the user's concern while a report is written."""
+    logger = logging.getLogger("matplotlib")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _svg(figure, name: str) -> str:
-    """A matplotlib figure as an inline ``<svg>`` element (text kept as text; ids salted by ``name`` so the
-    figures of one page do not share ids)."""
+    """A matplotlib figure as an inline ``<svg>`` element: text kept as text, every id (and every reference
+    to one) prefixed by ``name``, so the figures of one page share no id."""
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(figure)
     buffer = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
+    with _quiet_matplotlib(), matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": name}):
         figure.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
+    text = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{name}-{m[1]}"', text)
+    text = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{name}-{m[1]})", text)
+    text = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{name}-{m[1]}"', text)
     return f'<figure id="{_e(name)}" class="plot">{text}</figure>'
 
 
 def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
+    with _quiet_matplotlib():
+        from matplotlib.figure import Figure
 
     figure = Figure(figsize=(width, height), dpi=96)
     figure.set_layout_engine("constrained")

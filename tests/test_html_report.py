@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -43,6 +44,7 @@ class Page(HTMLParser):
         self.tables: dict[str, dict[str, list[list[tuple[str, str | None]]]]] = {}
         self.ids: dict[str, tuple[str, dict[str, str | None], list[str]]] = {}
         self.links: list[str] = []
+        self.all_ids: list[str] = []
         self.tags: dict[str, int] = {}
         self._table: str | None = None
         self._part = "body"
@@ -65,6 +67,7 @@ class Page(HTMLParser):
         elif tag in ("td", "th") and self._table:
             self._cell = ["", a.get("data-value")]
         if a.get("id"):
+            self.all_ids.append(a["id"])
             text: list[str] = []
             self.ids[a["id"]] = (tag, a, text)
             self._open.append((tag, text))
@@ -101,6 +104,10 @@ def _self_contained(text: str, page: Page) -> None:
     assert page.tags.get("script", 0) == 0 and page.tags.get("link", 0) == 0 and page.tags.get("iframe", 0) == 0
     assert all(v.startswith(("#", "data:")) for v in page.links), sorted(set(page.links))[:5]
     assert "url(http" not in text and "@import" not in text
+    assert len(set(page.all_ids)) == len(page.all_ids), "an id used twice"
+    local = {link[1:] for link in page.links if link.startswith("#")}
+    local |= {ref for ref in re.findall(r"url\(#([^)]+)\)", text)}
+    assert local <= set(page.all_ids), sorted(local - set(page.all_ids))[:5]  # every reference resolves
 
 
 # -- fixtures ---------------------------------------------------------------------------------------------
