@@ -534,26 +534,33 @@ def _synth_section(r: HtmlReport) -> str:
     for device, s in r.synth.items():
         res = s.get("resources", {})
         body = [f"<tr>{_td(name)}{_td(v.get('cell', ''))}{_num(v['used'])}{_num(v['available'])}"
-                f"{_bar(v['used'] / v['available'] if v.get('available') else None, str(v['percent']) + '%')}"
+                f"{_bar(v['used'] / v['available'] if v.get('available') else None, format(v['percent'], '.1f') + '%')}"
                 f"{_td(v.get('source', ''))}</tr>" for name, v in res.items()]
         table = _table(["resource", "cell", "used", "available", "use", "counted by"], body,
                        id=f"synth-{device}-resources")
-        fmax = s.get("fmax_mhz")
+        fmax, target = s.get("fmax_mhz"), s.get("target_mhz")
         path = s.get("critical_path") or {}
-        rows = [("part", _td(s.get("part", ""))), ("fits", _td("yes" if s.get("fits") else "NO")),
-                ("Fmax (nextpnr)", _num(fmax, None if fmax is None else f"{fmax:.1f} MHz")),
-                ("timing target", _num(s.get("target_mhz"), f"{s.get('target_mhz')} MHz")),
-                ("meets target", _td({True: "yes", False: "no", None: "-"}[s.get("meets_target")])),
+        verdict = "FITS" if s.get("fits") else "DOES NOT FIT: " + "; ".join(s.get("problems", []))
+        rows = [("part", _td(s.get("part", ""))), ("placer seed", _num(s.get("seed"))),
+                ("verdict", _td(verdict, "" if s.get("fits") else "bad")),
+                ("Fmax" + (f" ({s['clock']})" if s.get("clock") else ""),
+                 _num(fmax, None if fmax is None else f"{fmax:.2f} MHz")),
+                ("timing target", _num(target, f"{target:g} MHz" if target is not None else None)),
+                ("meets the target", _td({True: "yes", False: "no", None: "-"}[s.get("meets_target")])),
                 ("predicted cycles", _num(s.get("predicted_cycles"))),
-                ("latency at Fmax", _num(s.get("latency_ms"), None if s.get("latency_ms") is None
-                                         else f"{s['latency_ms']:.3f} ms"))]
+                ("latency per inference at Fmax", _num(s.get("latency_ms"), None if s.get("latency_ms") is None
+                                                       else f"{s['latency_ms']:.3f} ms"))]
         if path:
-            rows.append(("critical path", _td(f"{path.get('delay_ns')} ns ({path.get('logic_ns')} logic, "
-                                              f"{path.get('routing_ns')} routing), {path.get('start_unit')} -> "
-                                              f"{path.get('end_unit')}")))
-        for problem in s.get("problems", []):
-            rows.append(("problem", _td(problem, "bad")))
-        summary = _table(["measure", "value"], (f"<tr>{_td(k)}{v}</tr>" for k, v in rows), id=f"synth-{device}")
+            rows += [("critical path", _td(f"{path['delay_ns']:.2f} ns: logic {path['logic_ns']:.2f} ns, routing "
+                                           f"{path['routing_ns']:.2f} ns ({path['routing_share']:.0%}), "
+                                           f"{path['segments']} segments")),
+                     ("  from", _td(f"{path['start_unit']}: {path['start_signal']}  (cell {path['start']})", "name")),
+                     ("  to", _td(f"{path['end_unit']}: {path['end_signal']}  (cell {path['end']})", "name")),
+                     ("  through", _td(" -> ".join(path.get("units", [])) or "?"))]
+        rows += [("yosys", _num(s.get("yosys_seconds"), f"{s.get('yosys_seconds')} s")),
+                 (f"nextpnr-{s.get('family', '')}", _num(s.get("nextpnr_seconds"), f"{s.get('nextpnr_seconds')} s"))]
+        summary = _table(["measure", "value"], (f"<tr>{_td(k)}{v}</tr>" for k, v in rows), id=f"synth-{device}",
+                         caption=f"{s.get('design')} on {device} ({s.get('part')}), seed {s.get('seed')}")
         plot = _fraction_plot(f"synth-{device}-plot", [(name, v["used"] / v["available"]) for name, v in res.items()
                                                        if v.get("available")], f"use of the {device} (%)")
         parts.append(f"<h3>{_e(device)}</h3>{summary}{table}{plot}")

@@ -317,8 +317,12 @@ def test_verilator_report_with_a_synthesis_result(build, tmp_path, capsys):
                  for row in page.tables["synth-ecp5-85f-resources"]["body"]}
     assert resources == {k: (v["used"], v["available"]) for k, v in synth_json["resources"].items()}
     summary = {row[0][0]: row[1] for row in page.tables["synth-ecp5-85f"]["body"]}
-    assert json.loads(summary["Fmax (nextpnr)"][1]) == synth_json["fmax_mhz"]
-    assert json.loads(summary["latency at Fmax"][1]) == synth_json["latency_ms"]
+    assert json.loads(summary["Fmax (clk)"][1]) == synth_json["fmax_mhz"]
+    assert summary["Fmax (clk)"][0] == f"{synth.fmax_mhz:.2f} MHz"
+    assert json.loads(summary["latency per inference at Fmax"][1]) == synth_json["latency_ms"]
+    assert summary["verdict"][0] == "FITS" and summary["yosys"][0] == f"{synth_json['yosys_seconds']} s"
+    path = synth_json["critical_path"]
+    assert summary["critical path"][0].startswith(f"{path['delay_ns']:.2f} ns: logic {path['logic_ns']:.2f} ns")
     assert json.loads(summary["predicted cycles"][1]) == synth_json["predicted_cycles"]
     assert "synth-ecp5-85f-plot" in page.ids and "cycles-plot" in page.ids
 
