@@ -22,9 +22,12 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .outputs import write_atomic
+
+if TYPE_CHECKING:
+    from .frontend.ir import Model
 
 __all__ = ["HtmlReport", "for_build", "for_model", "model_layers", "render", "synth_reports", "write_html"]
 
@@ -89,7 +92,7 @@ class HtmlReport:
             self.created = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def model_layers(ir) -> list[dict]:
+def model_layers(ir: Model) -> list[dict]:
     """The ``inspect`` rows of a model's IR, each with ``inputs``: the layer (or ``input NAME``) each input
     tensor comes from."""
     from .compiler.where import runs_on
@@ -117,7 +120,8 @@ def synth_reports(folder: str | Path) -> dict[str, dict]:
     return found
 
 
-def for_build(folder: str | Path, *, simulation: dict | None = None, ir=None, **extra: Any) -> HtmlReport:
+def for_build(folder: str | Path, *, simulation: dict | None = None, ir: Model | None = None,
+              **extra: Any) -> HtmlReport:
     """The report of a build folder (already checked by ``load_build``/``open_build``): its ``report.json``,
     its model's layers, its synthesis results, and ``simulation`` (the ``simulate --json`` report) if given.
     ``ir``: the model's IR when the caller has it (else the build's ``model.onnx`` is imported)."""
