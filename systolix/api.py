@@ -538,6 +538,21 @@ class Build:
                         waveform=waveform, trace_sample=trace_sample, trace_layer=trace_layer,
                         trace_depth=trace_depth, progress=progress)
 
+    def write_html(self, path: str | os.PathLike, simulation: Simulation | None = None) -> Path:
+        """Write this build's HTML report (``systolix compile --html``; with ``simulation``, what ``systolix
+        simulate --html`` writes): one self-contained file. Returns its path.
+
+        Raises
+        ------
+        SystolixError
+            A bad output path (checked before any work).
+        """
+        from .html_report import for_build, write_html
+
+        check_output_file(path, "path", inputs=[self.folder])
+        write_html(path, for_build(self.folder, simulation=None if simulation is None else simulation.report))
+        return Path(path)
+
     def synth(self, device: str = "ecp5-85f", *, seed: int = 1, freq: float | None = None, force: bool = False,
               progress: StageProgress | None = None) -> SynthResult:
         """Synthesise and place & route this build for ``device``; see :func:`synth`."""

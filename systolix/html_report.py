@@ -131,7 +131,8 @@ def for_build(folder: str | Path, *, simulation: dict | None = None, ir: Model |
         from .frontend.importer import import_model
 
         ir = import_model(folder / "model.onnx").ir
-    return HtmlReport(model=ir.name, layers=model_layers(ir), config=build.get("config"), build=build,
+    name = (simulation or {}).get("model") or str(build.get("model") or ir.name)  # the model the user compiled
+    return HtmlReport(model=name, layers=model_layers(ir), config=build.get("config"), build=build,
                       simulation=simulation, synth=synth_reports(folder), build_folder=str(folder),
                       files=sorted(p.name for p in folder.iterdir() if p.is_file()), **extra)
 
