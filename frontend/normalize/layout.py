@@ -109,12 +109,28 @@ def _move(graph: _Graph, node: onnx.NodeProto) -> Callable[[np.ndarray], np.ndar
     return None
 
 
+#: Ops that act on each element alone, so they commute with any data movement (their other inputs must be
+#: one-value constants: a per-tensor QuantizeLinear/DequantizeLinear, Clip bounds, a LeakyRelu slope).
+_ELEMENTWISE = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu",
+                          "Softplus", "Softsign", "Gelu", "Erf", "Exp", "Abs", "Neg", "Sqrt", "QuantizeLinear",
+                          "DequantizeLinear", "Cast", "Identity"})
+
+
+def _elementwise(graph: _Graph, node: onnx.NodeProto) -> bool:
+    if node.op_type not in _ELEMENTWISE or len(node.output) != 1:
+        return False
+    return all(name == "" or (name in graph.constants and graph.constants[name].size == 1)
+               for name in node.input[1:])
+
+
 def _chain(graph: _Graph, start: str) -> list[onnx.NodeProto]:
-    """The longest run of data-movement nodes from ``start``, each the only reader of its input."""
+    """The longest run of data-movement and elementwise nodes from ``start``, each the only reader of its input."""
     nodes, tensor = [], start
     while True:
         node = graph.only_reader(tensor)
-        if node is None or node.op_type not in _MOVES or node.input[0] != tensor:
+        if node is None or not node.input or node.input[0] != tensor:
+            return nodes
+        if node.op_type not in _MOVES and not _elementwise(graph, node):
             return nodes
         nodes.append(node)
         tensor = node.output[0]
@@ -122,6 +138,8 @@ def _chain(graph: _Graph, start: str) -> list[onnx.NodeProto]:
 
 def _apply(graph: _Graph, nodes: list[onnx.NodeProto], a: np.ndarray) -> np.ndarray | None:
     for node in nodes:
+        if node.op_type not in _MOVES:  # elementwise: every element stays where it is
+            continue
         f = _move(graph, node)
         if f is None:
             return None
@@ -162,21 +180,30 @@ class CancelLayoutRoundTrips:
             # the longest prefix that composes to the identity
             for end in range(len(nodes), 1, -1):
                 prefix = nodes[:end]
+                moves = [n for n in prefix if n.op_type in _MOVES]
+                if prefix[-1].op_type not in _MOVES or len(moves) < 2:
+                    continue  # end on a move; a lone move is not a round trip
                 if all(_identity(graph, start, prefix, batch) for batch in _BATCHES):
-                    removed.update(index[id(n)] for n in prefix)
-                    renames[prefix[-1].output[0]] = start
+                    # the moves go; the elementwise nodes stay, each reading the one before (or ``start``)
+                    removed.update(index[id(n)] for n in moves)
+                    previous = start
+                    for node in prefix:
+                        if node.op_type in _MOVES:
+                            renames[node.output[0]] = previous
+                        else:
+                            previous = node.output[0]
                     chains += 1
                     break
         if not chains:
             return None
         # a renamed tensor may itself be renamed (chains are disjoint, but be safe)
         for key, value in list(renames.items()):
-            while value in renames:
+            while value in renames and renames[value] != value:
                 value = renames[value]
             renames[key] = value
         out = _rewire(model, removed, renames)
         return out, f"{chains} chain(s) of {len(removed)} Transpose/Reshape/Squeeze/Unsqueeze node(s) that " \
-                    "leave every element where it was removed"
+                    "leave every element where it was removed (elementwise ops between them kept)"
 
 
 def _identity(graph: _Graph, start: str, nodes: list[onnx.NodeProto], batch: int) -> bool:

@@ -369,3 +369,24 @@ def test_torch_mean_over_spatial_axes_becomes_a_global_pool(opset, tmp_path):
     assert main(["quantize", str(tmp_path / "m.onnx"), "--calib", str(tmp_path / "c.npz"),
                  "-o", str(tmp_path / "q.onnx")]) == 0
     assert main(["simulate", str(tmp_path / "q.onnx"), "--random", "6", "--backend", "golden"]) == 0
+
+
+def test_round_trips_around_elementwise_ops_cancel_and_keep_the_ops():
+    # Transpose(NCHW->NHWC) -> Relu -> Sigmoid -> Transpose back: the layout shuffle goes, the activations stay
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]),
+             helper.make_node("Transpose", ["c"], ["t1"], perm=[0, 2, 3, 1]),
+             helper.make_node("Relu", ["t1"], ["r"]),
+             helper.make_node("Sigmoid", ["r"], ["s"]),
+             helper.make_node("Transpose", ["s"], ["t2"], perm=[0, 3, 1, 2]),
+             helper.make_node("MaxPool", ["t2"], ["y"], kernel_shape=[2, 2], strides=[2, 2])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 10, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 4, 4])],
+                              [numpy_helper.from_array(rng.normal(0, 1, (4, 3, 3, 3)).astype(np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    out = normalize(model, quantized=False)
+    assert [f.name for f in out.fired] == ["cancel-layout-round-trips"]
+    assert [n.op_type for n in out.model.graph.node] == ["Conv", "Relu", "Sigmoid", "MaxPool"]
+    x = rng.normal(0, 1, (3, 3, 10, 10)).astype(np.float32)
+    np.testing.assert_array_equal(reference_session(out.model).run(None, {"x": x})[0],
+                                  reference_session(model).run(None, {"x": x})[0])
