@@ -428,9 +428,11 @@ def quantize(model: str | os.PathLike | Model, calib: Samples, out: str | os.Pat
     shown = os.fspath(model.path if isinstance(model, Model) else model)
     with _as_file(calib, "calib") as calib_path, _as_file(eval_data, "eval") as eval_path:
         if evaluate:
+            from .frontend.loader import load_onnx
+            from .frontend.normalize import normalize
             from .quantize.datasets import load_inputs
 
-            spec = model_input(source)
+            spec = model_input(normalize(load_onnx(source), quantized=False).model)
             x, y = load_inputs(eval_path or calib_path, spec.name, spec.shape, "float32")
         with temporary_beside(out) as tmp:
             step(f"calibrating ({method}) and quantizing {shown}")

@@ -319,3 +319,104 @@ class ReduceMeanAsGlobalPool:
             if groups.shape != want.shape or not np.array_equal(groups, want):
                 return None
         return tensor, moves, dq
+
+
+_BINARY = frozenset({"Add", "Sub", "Mul", "Div"})
+#: Elementwise, but a Transpose is not hoisted over them: they delimit quantized groups (DQ -> op -> Q).
+_KEEP_IN_PLACE = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast", "Identity"})
+
+
+class HoistTransposeOverElementwise:
+    """``hoist-transpose``: a Transpose after elementwise ops moves before them, their constants transposed.
+
+    Keras' ``Rescaling`` and ``Normalization`` layers at a model's NHWC input become ``Mul``/``Add`` by constants of
+    shape ``[1, 1, 1, C]`` followed by tf2onnx's ``Transpose`` to NCHW: per-channel constants on the wrong axis for the
+    importer. Elementwise ops commute with a transposition (each element meets the same constants), so the
+    Transpose goes first and the constants are transposed with it: ``[1, C, 1, 1]``, per channel. The input's
+    Transpose is then done by the host, as any layout change of the graph input.
+    """
+
+    name = "hoist-transpose"
+
+    def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, str] | None:
+        graph = _Graph(model)
+        out = copy_model(model)
+        nodes = list(model.graph.node)  # the objects ``graph`` knows; copied into ``out`` at the end
+        hoisted = 0
+        for transpose in [n for n in nodes if n.op_type == "Transpose"]:
+            perm = graph.attr(transpose, "perm")
+            if perm is None:
+                continue
+            chain = self._chain(graph, transpose.input[0])
+            # only for what it is for: a constant of several values on an axis the Transpose moves (a lone
+            # activation before a Transpose is left where the exporter put it)
+            if not any(node.op_type in _BINARY and any(graph.constants[name].size > 1 for name in node.input
+                                                       if name in graph.constants) for node in chain):
+                continue
+            rank = len(perm)
+            head = self._data_input(graph, chain[0])
+            moved = f"{head}__hoisted_{transpose.name or hoisted}"
+            new_nodes = [helper.make_node("Transpose", [head], [moved], name=f"{transpose.name}__hoisted", perm=perm)]
+            previous = moved
+            for i, node in enumerate(chain):
+                new = onnx.NodeProto()
+                new.CopyFrom(node)
+                data = self._data_input(graph, node)
+                for k, name in enumerate(new.input):
+                    if name == data:
+                        new.input[k] = previous
+                    elif node.op_type in _BINARY:
+                        c = graph.constants[name]
+                        c = c.reshape((1,) * (rank - c.ndim) + c.shape)
+                        const = f"{name}__t{hoisted}_{i}"
+                        moved_const = np.ascontiguousarray(np.transpose(c, perm))
+                        out.graph.initializer.append(numpy_helper.from_array(moved_const, const))
+                        new.input[k] = const
+                last = i == len(chain) - 1
+                new.output[0] = transpose.output[0] if last else f"{node.output[0]}__hoisted"
+                previous = new.output[0]
+                new_nodes.append(new)
+            position = min(nodes.index(n) for n in chain)
+            gone = {id(n) for n in (*chain, transpose)}
+            nodes = [n for n in nodes if id(n) not in gone]
+            nodes[position:position] = new_nodes
+            graph = None  # one hoist per pass over a fresh graph view keeps the bookkeeping simple
+            hoisted += 1
+            break
+        if not hoisted:
+            return None
+        del out.graph.node[:]
+        for node in nodes:
+            out.graph.node.add().CopyFrom(node)
+        # more hoists: repeat on the result (each moves one Transpose)
+        again = self.apply(out)
+        total = hoisted
+        if again is not None:
+            out, detail = again
+            total += int(detail.split()[0])
+        return out, f"{total} Transpose node(s) moved before the elementwise ops with constants that preceded them"
+
+    @staticmethod
+    def _data_input(graph: _Graph, node: onnx.NodeProto) -> str:
+        if node.op_type in _BINARY:
+            return next(name for name in node.input if name not in graph.constants)
+        return node.input[0]
+
+    @classmethod
+    def _chain(cls, graph: _Graph, tensor: str) -> list[onnx.NodeProto]:
+        """The elementwise nodes (unary, or binary with one constant) ending in ``tensor``, each read only by the
+        next; outermost first."""
+        chain: list[onnx.NodeProto] = []
+        while True:
+            node = graph.producer.get(tensor)
+            if node is None or graph.only_reader(tensor) is None:
+                break
+            if node.op_type in _BINARY:
+                consts = [name for name in node.input if name in graph.constants]
+                if len(node.input) != 2 or len(consts) != 1:
+                    break
+            elif not _elementwise(graph, node) or node.op_type in _KEEP_IN_PLACE:
+                break
+            chain.insert(0, node)
+            tensor = cls._data_input(graph, node)
+        return chain

@@ -39,6 +39,7 @@ REWRITES = {
     "tf_keras_cnn": ["fold-shape-computation"],
     "tf_keras_conv1d_tflite_int8": ["cancel-layout-round-trips", "reduce-mean-as-global-pool"],
     "torch_dynamo_mbnet_dynbatch": ["reduce-mean-as-global-pool"],
+    "tf_keras_preproc": ["drop-unused-inputs", "hoist-transpose", "fold-input-scaling"],
     "torch_dynamo_mean_static": ["reduce-mean-as-global-pool"],
 }
 
@@ -96,7 +97,8 @@ def test_fixture_golden_bit_exact(name, tmp_path):
                                          ("torch_conv1d_small_op13_ortqop_s8", "4x4"),
                                          ("tf_keras_conv1d_tflite_int8", "4x4"),
                                          ("tf_keras_conv1d", "4x4"),
-                                         ("torch_dynamo_mbnet_dynbatch", "8x8")])
+                                         ("torch_dynamo_mbnet_dynbatch", "8x8"),
+                                         ("tf_keras_preproc", "8x8")])
 def test_fixture_verilator_bit_exact(name, preset, tmp_path):
     if name not in MANIFEST:
         pytest.skip(f"{name} is not in tests/corpus/MANIFEST.json")
