@@ -153,12 +153,9 @@ def _config(args: argparse.Namespace, default: str | None = "8x8"):
 
 
 def _latency_text(hw: dict) -> str:
-    """Latency at the measured Fmax (or the given clock), or how to measure it."""
-    if hw.get("latency_ms") is None:
-        return ("latency: no Fmax measured for this design (systolix synth BUILD --device ecp5-85f, or give "
-                "--clock-mhz)")
-    source = "given clock" if hw.get("clock_source") == "given" else f"Fmax: {hw.get('clock_source')}"
-    return f"latency {hw['latency_ms']:.3f} ms per inference at {hw['clock_mhz']:.1f} MHz ({source})"
+    from .sim.simulate import latency_text
+
+    return latency_text(hw)
 
 
 def hardware_table(result) -> Table:

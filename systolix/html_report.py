@@ -371,12 +371,9 @@ def _graph_svg(layers: list[dict]) -> str:
 
 # -- sections ----------------------------------------------------------------------------------------------
 def _latency_text(hw: dict) -> str:
-    """The latency line of ``simulate`` (same words as the console)."""
-    if hw.get("latency_ms") is None:
-        return ("latency: no Fmax measured for this design (systolix synth BUILD --device ecp5-85f, or give "
-                "--clock-mhz)")
-    source = "given clock" if hw.get("clock_source") == "given" else f"Fmax: {hw.get('clock_source')}"
-    return f"latency {hw['latency_ms']:.3f} ms per inference at {hw['clock_mhz']:.1f} MHz ({source})"
+    from .sim.simulate import latency_text
+
+    return latency_text(hw)
 
 
 def _header(r: HtmlReport) -> str:
