@@ -597,9 +597,13 @@ def build(model: str | os.PathLike | Model, out: str | os.PathLike, config: Conf
 
     out = check_build_folder(out, "out")
     resolved = None if device is not None else _config(config)
+    path = model.path if isinstance(model, Model) else Path(model)
+    if calib is None:
+        result = write_build(path, out, resolved, device=device)
+        return Build(result.folder, result.report)
     source = model if isinstance(model, Model) else load(model)
-    if calib is None or source.quantized:
-        result = write_build(source.path, out, resolved, device=device)
+    if source.quantized:
+        result = write_build(path, out, resolved, device=device)
         return Build(result.folder, result.report)
     # a float model: quantized first by quantize() (its summary and float vs int8 agreement kept on the Build)
     with tempfile.TemporaryDirectory(prefix="systolix-build-") as tmp:
