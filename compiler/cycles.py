@@ -28,8 +28,10 @@ MAXPOOL: one ``act`` read per window tap: ``blocks * out_pixels * k_h * k_w`` cy
 LUT: one row per cycle: ``rows + 3 + LookupUnit.latency`` (act read, read register, lut read and its
   register, write).
 ADD: the two operand rows are read through the one ``act`` read port: ``2 * rows`` + 3 (read, read
-  register, write) + ``AddUnit.latency``.
-MAXPOOL, LUT and ADD add ``VectorEngine`` setup cycles beyond the first.
+  register, write) + ``AddUnit.latency`` (with ``bcast`` too: the second operand's row is read again for
+  every row of the first).
+MUL: as ADD, + ``MulUnit.latency``.
+MAXPOOL, LUT, ADD and MUL add ``VectorEngine`` setup cycles beyond the first.
 Every instruction: 4 cycles of fetch/decode/start/done handshake (measured). HALT: its decode and ``done``.
 """
 
@@ -94,4 +96,6 @@ def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
         return _OVERHEAD + setup + instr.rows + 3 + latency.lookup_unit_latency(config)
     if instr.opcode == Opcode.ADD:
         return _OVERHEAD + setup + 2 * instr.rows + 3 + pipeline_latencies(config)["add"]
+    if instr.opcode == Opcode.MUL:
+        return _OVERHEAD + setup + 2 * instr.rows + 3 + pipeline_latencies(config)["mul"]
     raise ValueError(f"unknown opcode {instr.opcode!r}")

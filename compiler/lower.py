@@ -17,7 +17,7 @@ import weakref
 
 import numpy as np
 
-from systolix.arch import add_arith
+from systolix.arch import add_arith, mul_arith
 from systolix.arch.isa import Mode, Opcode
 from systolix.arch.params import ChannelParams
 from systolix.errors import SystolixError
@@ -391,19 +391,69 @@ def lower_channel_lookup(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorP
                         f"{fit.taps} tap(s) of dilation 0")
 
 
+def channel_broadcast(layer: ir.Layer) -> int | None:
+    """For a two-input elementwise layer: None when both inputs have the output's shape, else the index (0 or
+    1) of the input that is one value per channel (``[N, C, 1, 1]`` against ``[N, C, H, W]``: the
+    squeeze-and-excite broadcast). Raises for any other broadcasting."""
+    shapes = [tuple(int(d) for d in s) for s in layer.in_shapes]
+    out = tuple(int(d) for d in layer.out_shape)
+    if shapes[0] == shapes[1] == out:
+        return None
+    for small in (0, 1):
+        if (shapes[1 - small] == out and len(out) >= 3
+                and shapes[small] == (*out[:2], *([1] * (len(out) - 2)))):
+            return small
+    raise SystolixError(f"layer {layer.name} ({layer.op}): broadcasting {list(shapes[0])} with {list(shapes[1])} is "
+                        "not supported by the accelerator (only the same shape, or [N, C, 1, 1] against [N, C, H, W])")
+
+
+def _broadcast_fields(layer: ir.Layer, a: TensorPlacement, b: TensorPlacement) -> tuple[dict, int]:
+    """Instruction fields of a two-operand vector instruction, and the index of the input read as its first
+    operand (the full-size one: the second is the one read once per channel block when broadcasting)."""
+    small = channel_broadcast(layer)
+    if small is None:
+        return dict(rows=a.rows), 0
+    full, part = (a, b) if small == 1 else (b, a)
+    return dict(rows=full.rows, in_base=full.base, in2_base=part.base, bcast=1, in_h=full.h, in_w=full.w), 1 - small
+
+
 def lower_add(layer: ir.Add, a: TensorPlacement, b: TensorPlacement, y: TensorPlacement, variant: str) -> Lowered:
-    """Add of two same-shape tensors: the vector unit's ADD with tables from :mod:`systolix.arch.add_arith`."""
-    if tuple(layer.in_shapes[0]) != tuple(layer.in_shapes[1]):
-        raise SystolixError(f"layer {layer.name} ({layer.op}): an Add with broadcasting ({list(layer.in_shapes[0])} "
-                            f"+ {list(layer.in_shapes[1])}) is not supported by the accelerator")
-    fields = dict(opcode=Opcode.ADD, rows=a.rows)
+    """Add of two tensors: the vector unit's ADD with tables from :mod:`systolix.arch.add_arith`.
+
+    Same shape, or (``avx2`` only) one input one value per channel: onnxruntime then runs the per-channel
+    operand as the kernel's scalar B with the full-size one as A, whichever input it is, and the avx2 kernel's
+    scalar-B form is its general form (``quantize/golden/qlinear_add.py``); the sse2 scalar-B form rounds in
+    another order, which the ADD unit does not compute.
+    """
+    fields, first = _broadcast_fields(layer, a, b)
+    quants = (layer.a_quant, layer.b_quant) if first == 0 else (layer.b_quant, layer.a_quant)
+    if fields.get("bcast") and variant != "avx2":
+        raise SystolixError(f"layer {layer.name} ({layer.op}): a broadcast Add ({list(layer.in_shapes[0])} + "
+                            f"{list(layer.in_shapes[1])}) runs onnxruntime's {variant} scalar-operand kernel, which "
+                            "the ADD unit does not reproduce (only avx2's)")
     single = int(np.prod(layer.out_shape)) == 1  # onnxruntime swaps the operands of a one-element add
     try:
-        images = add_arith.add_images(layer.a_quant, layer.b_quant, layer.y_quant, variant, swap=single)
+        images = add_arith.add_images(*quants, layer.y_quant, variant, swap=single)
     except SystolixError as e:
         raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
-    return Lowered(fields, prm=[int(images.prm_row)], addtab=np.asarray(images.table, dtype=np.int64),
-                   note=f"residual add ({variant} QLinearAdd in integers)")
+    what = "per-channel broadcast add" if fields.get("bcast") else "residual add"
+    return Lowered(dict(opcode=Opcode.ADD, **fields), prm=[int(images.prm_row)],
+                   addtab=np.asarray(images.table, dtype=np.int64), note=f"{what} ({variant} QLinearAdd in integers)")
+
+
+def lower_mul(layer: ir.Mul, a: TensorPlacement, b: TensorPlacement, y: TensorPlacement) -> Lowered:
+    """Product of two tensors (same shape, or one of them one value per channel): the vector unit's MUL with
+    the constants of :mod:`systolix.arch.mul_arith` (QLinearMul is symmetric, so the per-channel operand is
+    always read second)."""
+    fields, first = _broadcast_fields(layer, a, b)
+    quants = (layer.a_quant, layer.b_quant) if first == 0 else (layer.b_quant, layer.a_quant)
+    try:
+        params = mul_arith.mul_params(*quants, layer.y_quant)
+    except SystolixError as e:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
+    what = "per-channel gate (squeeze-and-excite)" if fields.get("bcast") else "elementwise product"
+    return Lowered(dict(opcode=Opcode.MUL, **fields), prm=[int(mul_arith.pack_mul_params(params))],
+                   note=f"{what}, QLinearMul in integers")
 
 
 def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int) -> list[Lowered]:

@@ -425,6 +425,17 @@ class Add(Layer):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
+class Mul(Layer):
+    """Elementwise product of two activations (numpy broadcasting: same shape, or the squeeze-and-excite
+    ``[N, C, H, W] * [N, C, 1, 1]``); in integer form QLinearMul's arithmetic (``quantize/golden/qlinear_mul``)."""
+
+    kind: ClassVar[str] = "mul"
+    a_quant: QuantParams | None = None
+    b_quant: QuantParams | None = None
+    y_quant: QuantParams | None = None
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Concat(Layer):
     """Concatenation along ``axis``; in integer form QLinearConcat (inputs requantized by tables)."""
 
@@ -476,7 +487,7 @@ class Softmax(Layer):
 
 LAYER_KINDS: tuple[type[Layer], ...] = (
     Conv, Dense, MatMul, MaxPool, AveragePool, GlobalAveragePool, Activation, Lookup, ChannelLookup, ChannelConstant,
-    Add, Concat, Reshape, Transpose, Softmax,
+    Add, Mul, Concat, Reshape, Transpose, Softmax,
 )
 
 
