@@ -10,6 +10,7 @@ MUL and ADD instructions exactly as the compiler predicts.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -20,6 +21,7 @@ from systolix.arch.config import AcceleratorConfig
 from systolix.compiler.compile import compile_model
 from systolix.compiler.where import runs_on
 from systolix.errors import SystolixError
+from systolix.frontend import ir as ir_module
 from systolix.frontend.importer import import_model
 from systolix.sim.simulate import simulate
 from tests.compiler.test_networks import quantized_net
@@ -109,3 +111,33 @@ def test_broadcast_add_needs_the_avx2_kernel(tmp_path) -> None:
                                             r"runs onnxruntime's sse2 scalar-operand kernel, which the ADD unit does "
                                             r"not reproduce \(only avx2's\)"):
         compile_model(ir, config)
+
+
+FIXTURE = Path(__file__).resolve().parents[1] / "corpus" / "torch_se_small_op13.onnx"
+
+
+@needs_verilator
+@pytest.mark.parametrize("fmt,act", [("qoperator", "int8"), ("qdq", "uint8")])
+def test_torch_squeeze_excite_fixture(tmp_path, fmt, act) -> None:
+    """torch.onnx.export's SE network (``examples/corpus/torch_export.py``: two SE blocks), quantized by
+    ``systolix quantize``: both ``Mul`` layers run on the vector unit, every tensor of 16 samples bit-exact."""
+    import warnings
+
+    from systolix.quantize.ptq import QuantizationWarning, quantize_model
+
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "calib.npz", x=rng.normal(0, 1, (32, 3, 16, 16)).astype(np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", QuantizationWarning)
+        quantize_model(FIXTURE, tmp_path / "calib.npz", tmp_path / "q.onnx", quant_format=fmt, activation_type=act)
+    ir = import_model(tmp_path / "q.onnx").ir
+    where = runs_on(ir)
+    muls = [where[layer.name] for layer in ir.layers if isinstance(layer, ir_module.Mul)]
+    assert muls == ["vector (mul, per-channel broadcast)"] * 2
+    result = simulate(tmp_path / "q.onnx", random=16, backend="verilator", layers=True,
+                      config=AcceleratorConfig.preset("4x4"))
+    cmp = result.comparison
+    assert cmp.samples == 16 and cmp.mismatches == 0, cmp.first_mismatch
+    for layer in result.hardware["hardware_layers"]:
+        if layer["op"] == "QLinearMul":
+            assert layer["cycles"] == layer["predicted_cycles"], layer
