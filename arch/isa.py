@@ -21,6 +21,7 @@ class Opcode(enum.IntEnum):
     ADD = 3
     LUT = 4
     MUL = 5
+    RESIZE = 6
 
 
 class Mode(enum.IntEnum):

@@ -38,6 +38,8 @@ from .lower import (
     lower_lookup,
     lower_maxpool,
     lower_mul,
+    lower_resize,
+    resize_runs,
 )
 
 __all__ = ["PROGRAM_FORMAT", "HostTransform", "LayerPlan", "Program", "compile_model", "resolve_add_variant"]
@@ -292,6 +294,14 @@ def _unsupported(layer: ir.Layer) -> str | None:
                 mul_arith.mul_params(layer.a_quant, layer.b_quant, layer.y_quant)
         except SystolixError as e:
             return str(e).removeprefix(f"layer {layer.name} ({layer.op}): ")
+    if isinstance(layer, ir.Resize):
+        maps = layer.maps if len(layer.maps) == 2 else ((0,), *layer.maps)
+        try:
+            for index_map, length in zip(maps, (1,) * (2 - len(layer.maps)) + tuple(layer.in_shapes[0][2:]),
+                                         strict=True):
+                resize_runs(index_map, length)
+        except SystolixError as e:
+            return str(e)
     if isinstance(layer, ir.Concat) and layer.axis != 1:
         return f"a Concat on axis {layer.axis} is not supported by the accelerator (only the channel axis, 1)"
     if isinstance(layer, ir.MatMul):
@@ -304,7 +314,7 @@ def _unsupported(layer: ir.Layer) -> str | None:
     if layer.host:
         return "this operation is left to the host and cannot be part of the accelerator program"
     if not isinstance(layer, ir.Conv | ir.Dense | ir.MaxPool | ir.AveragePool | ir.GlobalAveragePool | ir.Lookup
-                      | ir.ChannelLookup | ir.Add | ir.Mul | ir.Reshape | ir.Concat):
+                      | ir.ChannelLookup | ir.Add | ir.Mul | ir.Resize | ir.Reshape | ir.Concat):
         return f"{type(layer).__name__} layers are not supported by the accelerator"
     return None
 
@@ -767,6 +777,8 @@ def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes
         return lower_add(layer, xs[0], xs[1], y, add_variant)
     if isinstance(layer, ir.Mul):
         return lower_mul(layer, xs[0], xs[1], y)
+    if isinstance(layer, ir.Resize):
+        return lower_resize(layer, x, y)
     if isinstance(layer, ir.Concat):
         return lower_concat(layer, xs, y, lanes)
     raise SystolixError(f"layer {layer.name} ({layer.op}): no lowering for {type(layer).__name__}")

@@ -31,6 +31,7 @@ ADD: the two operand rows are read through the one ``act`` read port: ``2 * rows
   register, write) + ``AddUnit.latency`` (with ``bcast`` too: the second operand's row is read again for
   every row of the first).
 MUL: as ADD, + ``MulUnit.latency``.
+RESIZE: one ``act`` read per output pixel, as MAXPOOL with a one-tap window.
 MAXPOOL, LUT, ADD and MUL add ``VectorEngine`` setup cycles beyond the first.
 Every instruction: 4 cycles of fetch/decode/start/done handshake (measured). HALT: its decode and ``done``.
 """
@@ -98,4 +99,6 @@ def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
         return _OVERHEAD + setup + 2 * instr.rows + 3 + pipeline_latencies(config)["add"]
     if instr.opcode == Opcode.MUL:
         return _OVERHEAD + setup + 2 * instr.rows + 3 + pipeline_latencies(config)["mul"]
+    if instr.opcode == Opcode.RESIZE:
+        return _OVERHEAD + setup + instr.out_blocks * instr.out_h * instr.out_w + 4
     raise ValueError(f"unknown opcode {instr.opcode!r}")

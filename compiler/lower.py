@@ -456,6 +456,32 @@ def lower_mul(layer: ir.Mul, a: TensorPlacement, b: TensorPlacement, y: TensorPl
                    note=f"{what}, QLinearMul in integers")
 
 
+def resize_runs(index_map: tuple[int, ...], length_in: int) -> tuple[int, int]:
+    """``(first, factor)`` of a nearest map as the RESIZE instruction walks it: input coordinate 0 for the first
+    ``first`` outputs, then one more every ``factor`` outputs, stopping at ``length_in - 1``. Raises when the map
+    is not of that form or the counts do not fit the instruction's fields."""
+    factor = len(index_map) // length_in
+    first = sum(1 for i in index_map if i == 0)
+    walked = tuple(min(length_in - 1, 0 if o < first else 1 + (o - first) // factor) for o in range(len(index_map)))
+    if walked != tuple(index_map) or not 1 <= first <= 255 or not 1 <= factor <= 15:
+        raise SystolixError(f"a nearest map {list(index_map)[:12]}{'...' if len(index_map) > 12 else ''} that the "
+                            "RESIZE instruction cannot walk (a first run of 1-255 outputs, then runs of the factor, "
+                            "1-15)")
+    return first, factor
+
+
+def lower_resize(layer: ir.Resize, x: TensorPlacement, y: TensorPlacement) -> Lowered:
+    """Nearest-neighbour upsampling: the vector unit's RESIZE, its runs fitted to the layer's index maps."""
+    maps = layer.maps if len(layer.maps) == 2 else ((0,), *layer.maps)
+    try:
+        (k_h, s_h), (k_w, s_w) = resize_runs(maps[0], x.h), resize_runs(maps[1], x.w)
+    except SystolixError as e:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
+    fields = dict(opcode=Opcode.RESIZE, in_h=x.h, in_w=x.w, out_h=y.h, out_w=y.w, out_blocks=x.blocks, k_h=k_h,
+                  k_w=k_w, stride_h=s_h, stride_w=s_w, pad_top=0, pad_left=0, dil_h=1, dil_w=1)
+    return Lowered(fields, note=f"nearest upsampling x{s_h}x{s_w} (first runs {k_h}, {k_w})")
+
+
 def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int) -> list[Lowered]:
     """Concat on the channel axis: one LUT instruction per input, copying its rows into the output's blocks.
 

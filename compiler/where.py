@@ -37,6 +37,8 @@ def _unit(layer: ir.Layer) -> str:
         return "vector (mul)" if channel_broadcast(layer) is None else "vector (mul, per-channel broadcast)"
     if isinstance(layer, ir.Concat):
         return "vector (copy)"
+    if isinstance(layer, ir.Resize):
+        return "vector (nearest upsampling)"
     if isinstance(layer, ir.Reshape):
         return "alias (no data moved)"
     return "array"

@@ -1,4 +1,4 @@
-"""The vector engine: one MAXPOOL, LUT, ADD or MUL instruction at a time (``docs/architecture.md``).
+"""The vector engine: one MAXPOOL, LUT, ADD, MUL or RESIZE instruction at a time (``docs/architecture.md``).
 
 On ``ctl.start`` the engine reads ``prm[p_base]`` (the ADD or MUL constants, in the row's low 96 bits; a
 harmless read for the other opcodes), then walks its instruction, one ``act`` read per cycle:
@@ -11,6 +11,11 @@ harmless read for the other opcodes), then walks its instruction, one ``act`` re
 - ADD: rows ``in_base + i`` and ``in2_base + i`` on alternate cycles -> `AddUnit` (table at ADD-table
   row ``lut_base``). Two cycles per row.
 - MUL: as ADD, into the `MulUnit` (no table).
+- RESIZE (nearest-neighbour upsampling): for each channel block and output pixel (row-major) the row
+  ``in_base + (cb*in_h + iy)*in_w + ix``, into the `MaxPoolUnit` as a one-tap window (a copy). Along each
+  axis the input coordinate is 0 for the first ``k_h`` (``k_w``) outputs, then steps by one every
+  ``stride_h`` (``stride_w``) outputs and stops at the last input coordinate: every nearest map of an
+  integer factor (``frontend/ops/resize.py``). One cycle per output pixel.
 - ADD and MUL with ``bcast``: the second operand's row is ``in2_base + i // (in_h*in_w)`` (one row per
   channel block, as a ``[N, C, 1, 1]`` tensor is stored, used for the ``in_h*in_w`` rows of that block of
   the first operand: the squeeze-and-excite broadcast).
@@ -52,7 +57,7 @@ _COORD = signed(16)
 
 
 class VectorEngine(wiring.Component):
-    """MAXPOOL / LUT / ADD / MUL executor.
+    """MAXPOOL / LUT / ADD / MUL / RESIZE executor.
 
     Parameters
     ----------
@@ -114,6 +119,8 @@ class VectorEngine(wiring.Component):
         # The opcode, decoded into registers at ``start``.
         is_add, is_lut, is_pool, is_mul = Signal(), Signal(), Signal(), Signal()
         is_binary = Signal()  # ADD or MUL: the two-operand read loop
+        is_resize = Signal()
+        is_grid = Signal()    # MAXPOOL or RESIZE: the channel block / output pixel loops
 
         # ADD constants: prm[p_base], read at the start of every instruction; the captured port holds the row
         # while the instruction runs (no other prm read happens meanwhile).
@@ -167,6 +174,12 @@ class VectorEngine(wiring.Component):
         # wraps), its limit and flags formed like the loop limits below.
         bj, hw_before = Signal(aw), Signal(aw)
         last_bj, hw_single = Signal(), Signal()
+        # RESIZE: the input coordinates, the outputs left in their current run, the row of (cb, riy, 0), and the
+        # last input coordinates (where the coordinates stop).
+        rix, riy = Signal.like(ins.in_w), Signal.like(ins.in_h)
+        rx_left, ry_left = Signal.like(ins.k_w), Signal.like(ins.k_h)
+        r_yrow = Signal(aw)
+        w_last, h_last = Signal.like(ins.in_w), Signal.like(ins.in_h)
         out_row = Signal(aw)    # out_base + written
 
         inside = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
@@ -199,6 +212,10 @@ class VectorEngine(wiring.Component):
                     is_add.eq(ins.opcode == Opcode.ADD), is_lut.eq(ins.opcode == Opcode.LUT),
                     is_pool.eq(ins.opcode == Opcode.MAXPOOL), is_mul.eq(ins.opcode == Opcode.MUL),
                     is_binary.eq((ins.opcode == Opcode.ADD) | (ins.opcode == Opcode.MUL)), bj.eq(0),
+                    is_resize.eq(ins.opcode == Opcode.RESIZE),
+                    is_grid.eq((ins.opcode == Opcode.MAXPOOL) | (ins.opcode == Opcode.RESIZE)),
+                    rix.eq(0), riy.eq(0), rx_left.eq(ins.k_w), ry_left.eq(ins.k_h), w_last.eq(ins.in_w - 1),
+                    h_last.eq(ins.in_h - 1),
                     rows_before.eq(ins.rows - 2), kw_before.eq(ins.k_w - 2), kh_before.eq(ins.k_h - 2),
                     ow_before.eq(ins.out_w - 2), oh_before.eq(ins.out_h - 2), cb_before.eq(ins.out_blocks - 2),
                     kw_single.eq(ins.k_w == 1), kh_single.eq(ins.k_h == 1), ow_single.eq(ins.out_w == 1),
@@ -209,11 +226,11 @@ class VectorEngine(wiring.Component):
                 ]
                 m.next = "PARAMS"
             with m.State("PARAMS"):
-                m.d.sync += issuing.eq(Mux(is_pool, ins.out_blocks != 0, ins.rows != 0))
-                m.d.sync += expected.eq(Mux(is_pool, blocks_h * ins.out_w, ins.rows))
+                m.d.sync += issuing.eq(Mux(is_grid, ins.out_blocks != 0, ins.rows != 0))
+                m.d.sync += expected.eq(Mux(is_grid, blocks_h * ins.out_w, ins.rows))
                 origin = ins.in_base - ptw - ins.pad_left
                 m.d.sync += [block_row.eq(origin), oy_row.eq(origin), ox_row.eq(origin), ky_row.eq(origin),
-                             tap_row.eq(origin)]
+                             tap_row.eq(origin), r_yrow.eq(origin)]
                 m.d.sync += [hw_before.eq(hw - 2), hw_single.eq(hw == 1), last_bj.eq(hw == 1)]
                 m.next = "RUN"
             with m.State("RUN"):
@@ -268,6 +285,31 @@ class VectorEngine(wiring.Component):
                                                  ky_row.eq(nxt), tap_row.eq(nxt)]
                                     with m.If(last_cb):
                                         m.d.sync += issuing.eq(0)
+                with m.If(issuing & is_resize):
+                    # One output pixel per cycle: read its input pixel, step ox (and oy, cb), and the input
+                    # coordinates when their run ends (never past the last input coordinate).
+                    m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(tap_row)]
+                    m.d.sync += [tag.tap.eq(1), tag.inside.eq(1), tag.first.eq(1), tag.last.eq(1),
+                                 ox.eq(ox + 1), last_ox.eq(ox == ow_before)]
+                    with m.If((rx_left == 1) & (rix != w_last)):
+                        m.d.sync += [rix.eq(rix + 1), tap_row.eq(tap_row + 1), rx_left.eq(ins.stride_w)]
+                    with m.Else():
+                        m.d.sync += rx_left.eq(rx_left - 1)
+                    with m.If(last_ox):
+                        m.d.sync += [ox.eq(0), last_ox.eq(ow_single), rix.eq(0), rx_left.eq(ins.k_w), oy.eq(oy + 1),
+                                     last_oy.eq(oy == oh_before)]
+                        with m.If((ry_left == 1) & (riy != h_last)):
+                            nxt = r_yrow + ins.in_w
+                            m.d.sync += [riy.eq(riy + 1), r_yrow.eq(nxt), tap_row.eq(nxt), ry_left.eq(ins.stride_h)]
+                        with m.Else():
+                            m.d.sync += [ry_left.eq(ry_left - 1), tap_row.eq(r_yrow)]
+                        with m.If(last_oy):
+                            nxt = block_row + hw
+                            m.d.sync += [oy.eq(0), last_oy.eq(oh_single), riy.eq(0), ry_left.eq(ins.k_h),
+                                         cb.eq(cb + 1), last_cb.eq(cb == cb_before), block_row.eq(nxt),
+                                         r_yrow.eq(nxt), tap_row.eq(nxt)]
+                            with m.If(last_cb):
+                                m.d.sync += issuing.eq(0)
                 with m.If(~issuing & all_written):
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"

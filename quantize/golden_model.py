@@ -182,6 +182,15 @@ def _mul(layer: ir.Mul, xs: list[np.ndarray]) -> np.ndarray:
                        int(y_q.zero_point), y_q.qmin, y_q.qmax).astype(y_q.np_dtype)
 
 
+@_runs(ir.Resize)
+def _resize(layer: ir.Resize, xs: list[np.ndarray]) -> np.ndarray:
+    """A gather of the input's codes (``ir.Resize.maps``)."""
+    x = np.asarray(xs[0])
+    for axis, index in enumerate(layer.maps, start=2):
+        x = np.take(x, np.asarray(index), axis=axis)
+    return x
+
+
 @_runs(ir.Concat)
 def _concat(layer: ir.Concat, xs: list[np.ndarray]) -> np.ndarray:
     y_q = layer.y_quant
