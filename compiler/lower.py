@@ -13,6 +13,7 @@ global-average-pool scale; then split into the integer ``M * 2**-E`` of the requ
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import weakref
 
 import numpy as np
@@ -457,17 +458,18 @@ def lower_mul(layer: ir.Mul, a: TensorPlacement, b: TensorPlacement, y: TensorPl
 
 
 def resize_runs(index_map: tuple[int, ...], length_in: int) -> tuple[int, int]:
-    """``(first, factor)`` of a nearest map as the RESIZE instruction walks it: input coordinate 0 for the first
-    ``first`` outputs, then one more every ``factor`` outputs, stopping at ``length_in - 1``. Raises when the map
-    is not of that form or the counts do not fit the instruction's fields."""
-    factor = len(index_map) // length_in
-    first = sum(1 for i in index_map if i == 0)
-    walked = tuple(min(length_in - 1, 0 if o < first else 1 + (o - first) // factor) for o in range(len(index_map)))
-    if walked != tuple(index_map) or not 1 <= first <= 255 or not 1 <= factor <= 15:
+    """``(first, step)`` of a nearest map as the RESIZE instruction walks it: input coordinate 0 for the first
+    ``first`` outputs, then one more every ``step`` outputs (the factor, or e.g. 5 for ``align_corners`` from 4
+    to 16), stopping at ``length_in - 1``. Raises when the map is not of that form or the counts do not fit the
+    instruction's fields."""
+    runs = [sum(1 for _ in group) for _, group in itertools.groupby(index_map)]
+    first, step = runs[0], (runs[1] if len(runs) > 1 else 1)
+    walked = tuple(min(length_in - 1, 0 if o < first else 1 + (o - first) // step) for o in range(len(index_map)))
+    if walked != tuple(index_map) or not 1 <= first <= 255 or not 1 <= step <= 15:
         raise SystolixError(f"a nearest map {list(index_map)[:12]}{'...' if len(index_map) > 12 else ''} that the "
-                            "RESIZE instruction cannot walk (a first run of 1-255 outputs, then runs of the factor, "
-                            "1-15)")
-    return first, factor
+                            "RESIZE instruction cannot walk (from input coordinate 0, a first run of 1-255 outputs, "
+                            "then runs of one length, 1-15)")
+    return first, step
 
 
 def lower_resize(layer: ir.Resize, x: TensorPlacement, y: TensorPlacement) -> Lowered:

@@ -4,7 +4,7 @@ The index maps (output coordinate -> input coordinate, per spatial axis) follow 
 here in exact rational arithmetic: the coordinate transformation (``half_pixel``, ``pytorch_half_pixel``,
 ``align_corners``, ``asymmetric``, ``tf_half_pixel_for_nn``, ``half_pixel_symmetric``), then the
 ``nearest_mode`` rounding (``round_prefer_floor``, ``round_prefer_ceil``, ``floor``, ``ceil``), then a clamp to
-the input (and the identity when every factor is 1: onnxruntime then copies the input whatever the modes).
+the input (and the identity along an axis of factor 1: onnxruntime copies such an axis whatever the modes).
 ``tests/frontend/test_resize.py`` checks them against onnxruntime for every mode and factors 1-4.
 Integer tensors are copied code for code (QDQ: the Q/DQ pair around a Resize keeps the parameters).
 """
@@ -104,10 +104,10 @@ def resize(node: onnx.NodeProto, ctx: ImportContext) -> None:
                                                                                           strict=True)):
         raise SystolixError(f"{label}: only upsampling of the spatial axes by integer factors is supported "
                             f"({list(shape)} -> {list(out)})")
-    if all(f == 1 for f in factors):  # onnxruntime copies the input when every scale is 1
-        maps = tuple(tuple(range(d)) for d in shape[2:])
-    else:
-        maps = tuple(nearest_map(d, f, transform, nearest) for d, f in zip(shape[2:], factors[2:], strict=True))
+    # onnxruntime copies an axis whose scale is 1 whatever the modes (tf_half_pixel_for_nn with ceil would
+    # otherwise read coordinate o + 1)
+    maps = tuple(tuple(range(d)) if f == 1 else nearest_map(d, f, transform, nearest)
+                 for d, f in zip(shape[2:], factors[2:], strict=True))
     ctx.add(Resize(name=ctx.node_label, op="Resize", inputs=(x,), output=node.output[0], in_shapes=(shape,),
                    out_shape=out, maps=maps, attrs={"transform": transform, "nearest_mode": nearest}),
             quant=ctx.quant.get(x))
