@@ -53,8 +53,6 @@ def test_distance_to_onnxruntime_float_pool() -> None:
     rng = np.random.default_rng(8)
     x = rng.integers(0, 256, size=(4, 6, 9, 9)).astype(np.uint8)
     xs, xz, ys, yz = np.float32(0.021), np.uint8(17), np.float32(0.09), np.uint8(5)
-    import onnxruntime as ort
-    from onnx import TensorProto, helper, numpy_helper
 
     inits = [numpy_helper.from_array(np.array(v), n) for n, v in (("xs", xs), ("xz", xz), ("ys", ys), ("yz", yz))]
     nodes = [helper.make_node("DequantizeLinear", ["x", "xs", "xz"], ["xf"]),
