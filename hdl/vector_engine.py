@@ -18,7 +18,8 @@ harmless read for the other opcodes), then walks its instruction, one ``act`` re
   integer factor (``frontend/ops/resize.py``). One cycle per output pixel.
 - ADD and MUL with ``bcast``: the second operand's row is ``in2_base + i // (in_h*in_w)`` (one row per
   channel block, as a ``[N, C, 1, 1]`` tensor is stored, used for the ``in_h*in_w`` rows of that block of
-  the first operand: the squeeze-and-excite broadcast).
+  the first operand: the squeeze-and-excite broadcast). It is read once per block and latched: one cycle
+  per row plus one per block.
 
 Outputs are written in order to ``out_base + n`` (n = 0, 1, ...): for MAXPOOL that is
 ``out_base + (cb*out_h + oy)*out_w + ox``. The write port never stalls, so the units' outputs are
@@ -185,9 +186,10 @@ class VectorEngine(wiring.Component):
         inside = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
 
         # What the read issued this cycle is for (its data arrives next cycle).
-        tag = Signal(data.StructLayout({"a": 1, "b": 1, "lut": 1, "tap": 1, "inside": 1, "first": 1,
+        tag = Signal(data.StructLayout({"a": 1, "b": 1, "bl": 1, "ab": 1, "lut": 1, "tap": 1, "inside": 1, "first": 1,
                                         "last": 1}))
         a_code = Signal(data.ArrayLayout(signed(8), lanes))
+        b_code = Signal(data.ArrayLayout(signed(8), lanes))  # bcast: the block's row of the second operand
         m.d.sync += tag.eq(0)
 
         idle = Signal()
@@ -234,17 +236,26 @@ class VectorEngine(wiring.Component):
                 m.d.sync += [hw_before.eq(hw - 2), hw_single.eq(hw == 1), last_bj.eq(hw == 1)]
                 m.next = "RUN"
             with m.State("RUN"):
-                with m.If(issuing & is_binary):
+                with m.If(issuing & is_binary & ~ins.bcast):
                     m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(Mux(phase, b_row, a_row))]
                     m.d.sync += [tag.a.eq(~phase), tag.b.eq(phase), phase.eq(~phase)]
                     with m.If(phase):
-                        m.d.sync += [i.eq(i + 1), a_row.eq(a_row + 1), last_i.eq(i == rows_before)]
-                        with m.If(~ins.bcast):
-                            m.d.sync += b_row.eq(b_row + 1)
-                        with m.Else():
-                            m.d.sync += [bj.eq(bj + 1), last_bj.eq(bj == hw_before)]
-                            with m.If(last_bj):
-                                m.d.sync += [bj.eq(0), last_bj.eq(hw_single), b_row.eq(b_row + 1)]
+                        m.d.sync += [i.eq(i + 1), a_row.eq(a_row + 1), b_row.eq(b_row + 1),
+                                     last_i.eq(i == rows_before)]
+                        with m.If(last_i):
+                            m.d.sync += issuing.eq(0)
+                with m.If(issuing & is_binary & ins.bcast):
+                    # The second operand's row once per channel block (``phase`` 0: latched as it lands), then
+                    # the block's rows of the first operand, one per cycle, each paired with the latched row.
+                    m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(Mux(phase, a_row, b_row))]
+                    m.d.sync += [tag.bl.eq(~phase), tag.ab.eq(phase)]
+                    with m.If(~phase):
+                        m.d.sync += phase.eq(1)
+                    with m.Else():
+                        m.d.sync += [i.eq(i + 1), a_row.eq(a_row + 1), last_i.eq(i == rows_before), bj.eq(bj + 1),
+                                     last_bj.eq(bj == hw_before)]
+                        with m.If(last_bj):
+                            m.d.sync += [bj.eq(0), last_bj.eq(hw_single), b_row.eq(b_row + 1), phase.eq(0)]
                         with m.If(last_i):
                             m.d.sync += issuing.eq(0)
                 with m.If(issuing & is_lut):
@@ -324,14 +335,19 @@ class VectorEngine(wiring.Component):
         m.d.sync += held.eq(tag)
         with m.If(held.a):
             m.d.sync += a_code.eq(row)
-        m.d.comb += [add.i.valid.eq(held.b & is_add), mul.i.valid.eq(held.b & is_mul), lookup.i.valid.eq(held.lut),
+        with m.If(held.bl):
+            m.d.sync += b_code.eq(row)
+        pair = held.b | held.ab  # the row completing a pair (bcast: a first-operand row, with the latched one)
+        m.d.comb += [add.i.valid.eq(pair & is_add), mul.i.valid.eq(pair & is_mul), lookup.i.valid.eq(held.lut),
                      pool.i.valid.eq(held.tap)]
         for lane in range(lanes):
+            first_op = Mux(held.ab, row[lane], a_code[lane])
+            second_op = Mux(held.ab, b_code[lane], row[lane])
             m.d.comb += [
-                add.i.payload[lane].a.eq(a_code[lane]),
-                add.i.payload[lane].b.eq(row[lane]),
-                mul.i.payload[lane].a.eq(a_code[lane]),
-                mul.i.payload[lane].b.eq(row[lane]),
+                add.i.payload[lane].a.eq(first_op),
+                add.i.payload[lane].b.eq(second_op),
+                mul.i.payload[lane].a.eq(first_op),
+                mul.i.payload[lane].b.eq(second_op),
                 lookup.i.payload[lane].eq(row[lane]),
                 pool.i.payload.x[lane].eq(pool_row[lane]),
             ]
