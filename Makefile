@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(VENV)/bin/systolix demo
 
 test: $(STAMP)
-	PYTHONWARNINGS=error $(VENV)/bin/python -m pytest -n 2 -q -p no:cacheprovider
+	PYTHONWARNINGS=error $(VENV)/bin/python -m pytest -n 2 -q -rs -p no:cacheprovider
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

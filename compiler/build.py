@@ -135,8 +135,12 @@ def read_images(folder: Path, config: AcceleratorConfig) -> MemoryImages:
 
 
 def build(model_path: str | os.PathLike, out: str | os.PathLike, config: AcceleratorConfig | None, *,
-          calib: str | os.PathLike | None = None, device: str | None = None) -> BuildResult:
+          calib: str | os.PathLike | None = None, device: str | None = None,
+          source_name: str | None = None) -> BuildResult:
     """Quantize (float models, with ``calib``), compile and write the build folder ``out``.
+
+    ``source_name``: the model the user gave, recorded in ``report.json`` (default ``model_path``; the API
+    passes the float model's path when it quantized it first).
 
     With ``device`` (``ecp5-85f``, ...) the configuration is the one :func:`.device_fit.config_for_device`
     sizes to that FPGA for this model (``config`` then only gives ``add_variant``, and may be None).
@@ -191,7 +195,7 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
         (tmp / "config.json").write_text(config.to_json())
         (tmp / "program.json").write_text(json.dumps(program.to_json(), indent=1))
         summary = program.to_json()
-        report = {"format": BUILD_FORMAT, "model": str(model_path),
+        report = {"format": BUILD_FORMAT, "model": str(source_name or model_path), "model_file": "model.onnx",
                   **{k: summary[k] for k in ("config", "memory_use", "predicted_cycles", "layers", "add_variant")},
                   "artifacts": {name: _sha256(tmp / name) for name in ARTIFACTS}}
         (tmp / MARKER).write_text(json.dumps(report, indent=2, default=str))

@@ -12,11 +12,15 @@ Rules, checked in this order, each failure one :class:`~systolix.SystolixError` 
   without the batch dimension* (rank one less than the model's input, every other dimension equal)
   is accepted and given a batch dimension of 1.
 - **Shape.** Every fixed dimension after the batch must match; ``None`` (symbolic) matches anything.
+  Images saved without their size-1 channel axis (MNIST as ``(N, 28, 28)`` for a ``(N, 1, 28, 28)``
+  model, or ``(N, 28, 28, 1)`` NHWC) get it inserted when exactly one position of a size-1 model axis
+  makes the shapes match; a note says so.
 - **Type.** A float32 model takes float32 or float16 (exact widening), or float64 *only when every
   value is exactly representable in float32* (so nothing is silently rounded before quantization;
-  otherwise convert explicitly). Integer images for a float model are refused (the model may expect
-  scaling): convert them yourself. An integer model takes integers whose values fit its type, never
-  floats (quantize them first). NaN and infinity are refused.
+  otherwise convert explicitly). Integer data for a float model is converted to float32 when every value
+  is exact in float32 (any 8- or 16-bit image), *without scaling* (a model trained on 0..1 inputs needs
+  the data divided first), and a note says so. An integer model takes integers whose values fit its type,
+  never floats (quantize them first). NaN and infinity are refused.
 - **Labels.** ``y`` must be integers, one per sample (shape ``(N,)`` or ``(N, 1)``).
 """
 
@@ -112,8 +116,20 @@ def _array_label(name: str, key: str) -> str:
     return f"{name}: array {key!r}" if key else f"{name}: the array"
 
 
+def _channel_axes(dims: tuple[int, ...], shape: tuple[int | None, ...]) -> list[int]:
+    """Positions (after the batch) of a size-1 model axis whose insertion makes ``dims`` (with a batch) match."""
+    found = []
+    for axis in range(1, len(shape)):
+        if shape[axis] != 1:
+            continue
+        widened = (*dims[:axis], 1, *dims[axis:])
+        if all(m is None or m == d for d, m in zip(widened[1:], shape[1:], strict=True)):
+            found.append(axis)
+    return found
+
+
 def _check_shape(
-    x: np.ndarray, shape: tuple[int | None, ...], input_name: str, where: str
+    x: np.ndarray, shape: tuple[int | None, ...], input_name: str, where: str, notes: list[str] | None = None
 ) -> tuple[np.ndarray, bool]:
     """Return (x with a batch dimension, whether one was added); raise on a shape mismatch."""
     expected = format_shape(shape)
@@ -129,6 +145,12 @@ def _check_shape(
     elif x.ndim == len(shape) - 1 and matches(x.shape, shape[1:]) and shape[0] in (None, 1):
         x = x[np.newaxis]
         added = True
+    elif x.ndim == len(shape) - 1 and len(axes := _channel_axes(x.shape, shape)) == 1:
+        x = np.expand_dims(x, axes[0])
+        if notes is not None:
+            notes.append(f"{where} has shape {tuple(x.shape[:axes[0]] + x.shape[axes[0] + 1:])}: inserted the "
+                         f"model's size-1 axis {axes[0]} to make it {tuple(x.shape)} ({input_name!r} expects "
+                         f"{expected})")
     else:
         raise SystolixError(
             f"{where} has shape {tuple(x.shape)}, the model's input {input_name!r} expects {expected}"
@@ -144,13 +166,26 @@ def _check_shape(
     return x, added
 
 
-def _check_dtype(x: np.ndarray, dtype: np.dtype, input_name: str, where: str) -> np.ndarray:
+def _check_dtype(x: np.ndarray, dtype: np.dtype, input_name: str, where: str,
+                 notes: list[str] | None = None) -> np.ndarray:
     """Return x converted (losslessly) to dtype, or raise saying what is wrong."""
     want = np.dtype(dtype)
     got = x.dtype
     if got.kind not in "biuf":
         raise SystolixError(f"{where} has dtype {got}, not a numeric array")
     if want.kind == "f":
+        if got.kind in "iu":
+            converted = x.astype(want)
+            if x.size and (np.abs(x.astype(np.float64)).max() > 2.0 ** (np.finfo(want).nmant + 1)):
+                raise SystolixError(
+                    f"{where} is {got} with values beyond {want}'s exact integers, but the model's input "
+                    f"{input_name!r} is {want}: convert it (x.astype(np.{want}), with the model's scaling)"
+                )
+            if notes is not None:
+                lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+                notes.append(f"{where} is {got} (values {lo}..{hi}): converted to {want} as they are, without "
+                             "scaling; divide the data first if the model was trained on another range")
+            return converted
         if got.kind != "f":
             raise SystolixError(
                 f"{where} is {got} but the model's input {input_name!r} is {want}: convert it "
@@ -205,7 +240,8 @@ def _check_labels(y: np.ndarray, n: int, name: str) -> np.ndarray:
 
 
 def load_inputs(
-    path: str | Path, input_name: str, shape: tuple[int | None, ...], dtype: np.dtype | type
+    path: str | Path, input_name: str, shape: tuple[int | None, ...], dtype: np.dtype | type,
+    notes: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Load and validate input samples for a model input.
 
@@ -220,6 +256,9 @@ def load_inputs(
         The model input's shape; ``None`` is a symbolic dimension. The first dimension is the batch.
     dtype
         The model input's element type.
+    notes
+        When given, a line is appended for each adaptation made (an inserted size-1 axis, integers converted to
+        float).
 
     Returns
     -------
@@ -238,8 +277,8 @@ def load_inputs(
         raise SystolixError(f"the model's input {input_name!r} is a scalar; it needs a batch dimension")
     key, x, y = _read_arrays(path, input_name)
     where = _array_label(path.name, key)
-    x, added = _check_shape(x, tuple(shape), input_name, where)
-    x = _check_dtype(x, np.dtype(dtype), input_name, where)
+    x, added = _check_shape(x, tuple(shape), input_name, where, notes)
+    x = _check_dtype(x, np.dtype(dtype), input_name, where, notes)
     if y is not None:
         if added and y.ndim == 0:
             y = y.reshape(1)

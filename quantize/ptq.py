@@ -146,6 +146,11 @@ class Agreement:
     max_abs_diff
         Largest ``|float output - dequantized int8 output|``; ``None`` if the int8 model's integer
         output could not be dequantized.
+    output_range
+        ``max - min`` of the float model's first output over the samples (the scale ``max_abs_diff`` is read on).
+    output_step
+        The int8 output's quantization step (its largest scale) when the quantized model's output is integer,
+        else ``None`` (an output computed in float, e.g. a Softmax after the last DequantizeLinear).
     """
 
     samples: int
@@ -153,6 +158,23 @@ class Agreement:
     float_correct: int | None = None
     int8_correct: int | None = None
     max_abs_diff: float | None = None
+    output_range: float | None = None
+    output_step: float | None = None
+
+    @property
+    def difference_text(self) -> str | None:
+        """``max_abs_diff`` with its scale: the share of the float output's range and, for an integer output, the
+        number of output quantization steps; ``None`` without ``max_abs_diff``."""
+        if self.max_abs_diff is None:
+            return None
+        parts = []
+        if self.output_range:
+            parts.append(f"{100 * self.max_abs_diff / self.output_range:.2f}% of the float output's range "
+                         f"{self.output_range:.6g}")
+        if self.output_step:
+            steps = self.max_abs_diff / self.output_step
+            parts.append(f"{steps:.3g} output quantization steps of {self.output_step:.6g}")
+        return f"{self.max_abs_diff:.6g}" + (f" ({'; '.join(parts)})" if parts else "")
 
     @property
     def agreement(self) -> float:
@@ -480,7 +502,8 @@ def quantize_model(
         raise SystolixError(
             f"the model's input {spec.name!r} is {spec.dtype}; only float32 models can be quantized"
         )
-    x, _ = load_inputs(calib_path, spec.name, spec.shape, spec.dtype)
+    input_notes: list[str] = []
+    x, _ = load_inputs(calib_path, spec.name, spec.shape, spec.dtype, input_notes)
     fixed_batch = spec.shape[0]
     x = _subsample(x, max_calib_samples, fixed_batch)
 
@@ -569,6 +592,7 @@ def quantize_model(
 
         op_counts = dict(sorted(Counter(n.op_type for n in quantized.graph.node).items()))
         notes: list[str] = [f"normalised: {line}" for line in normalized.lines()]
+        notes += [f"calibration data: {line}" for line in input_notes]
         exact = True
         if quant_format == "qdq":
             exact = False
@@ -724,10 +748,12 @@ def agreement(
     qout = _run_batches(qsess, qspec.name, qx.astype(qspec.dtype, copy=False), qbatch)
 
     max_abs: float | None = None
+    step: float | None = None
     if qout.dtype.kind in "iu":
         params = _producer_qparams(qmodel, qmodel.graph.output[0].name)
         if params is not None:
             scale, zp = params
+            step = float(np.max(scale))
             qout = (qout.astype(np.float32) - zp.astype(np.float32)) * scale.astype(np.float32)
     if qout.dtype.kind == "f" and qout.shape == fout.shape:
         max_abs = float(np.abs(qout.astype(np.float64) - fout.astype(np.float64)).max())
@@ -740,6 +766,8 @@ def agreement(
         float_correct=None if y is None else int((ftop == y).sum()),
         int8_correct=None if y is None else int((qtop == y).sum()),
         max_abs_diff=max_abs,
+        output_range=float(np.ptp(fout)) if fout.size and np.all(np.isfinite(fout)) else None,
+        output_step=step,
     )
 
 
@@ -763,5 +791,5 @@ def agreement_table(result: Agreement, title: str = "float vs int8") -> Table:
         table.add_row("float accuracy", f"{result.float_correct}/{n} ({100 * result.float_correct / n:.2f}%)")
         table.add_row("int8 accuracy", f"{result.int8_correct}/{n} ({100 * result.int8_correct / n:.2f}%)")
     if result.max_abs_diff is not None:
-        table.add_row("max |float - int8| output", f"{result.max_abs_diff:.6g}")
+        table.add_row("max |float - int8| output", result.difference_text)
     return table

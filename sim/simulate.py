@@ -44,6 +44,8 @@ class SimulationResult:
     float_execution: list = field(default_factory=list)
     hardware: dict | None = None
     normalized: tuple[str, ...] = ()
+    input_notes: tuple[str, ...] = ()
+    waveform: dict | None = None
 
     @property
     def bit_exact(self) -> bool:
@@ -62,7 +64,8 @@ class SimulationResult:
                 "converted_layers": list(self.converted), "host_ops": list(self.host_ops),
                 "accuracy": self.accuracy, "seconds": self.seconds,
                 "float_execution": [dataclasses.asdict(d) for d in self.float_execution],
-                "normalized": list(self.normalized),
+                "normalized": list(self.normalized), "input_notes": list(self.input_notes),
+                **({} if self.waveform is None else {"waveform": self.waveform}),
                 **({} if self.hardware is None else self.hardware)}
 
 
@@ -82,12 +85,14 @@ def _onnx_quantize_linear(x: np.ndarray, q: QuantParams) -> np.ndarray:
     return y
 
 
-def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | None, seed: int = 0
+def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | None, seed: int = 0,
+                   notes: list[str] | None = None
                    ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None, QuantParams | None, np.ndarray | None]:
     """Samples for the model's one input.
 
     Returns (input name, samples for onnxruntime, samples for the backend, labels, input quantization,
-    the float samples) — the two sample arrays differ only if the host quantization disagrees.
+    the float samples) — the two sample arrays differ only if the host quantization disagrees. ``notes``
+    receives a line per adaptation of the data (see :func:`~systolix.quantize.datasets.load_inputs`).
     """
     ir = imported.ir
     if len(ir.inputs) != 1:
@@ -108,11 +113,11 @@ def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | 
     canon = imported.canonical
     user_name = getattr(canon, "input_map", {}).get(info.name, info.name) if canon is not None else info.name
     if q is not None:
-        x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.float32)
+        x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.float32, notes)
         ref = _onnx_quantize_linear(x, q)
         mine = quantize_linear(x, q.scale, int(q.zero_point), q.qmin, q.qmax).astype(q.np_dtype)
         return info.name, ref, mine, y, q, x
-    x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.dtype(info.dtype))
+    x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.dtype(info.dtype), notes)
     return info.name, x, x, y, None, None
 
 
@@ -120,7 +125,8 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
              backend: str = "golden", layers: bool = False, seed: int = 0,
              progress: Callable[[str, int, int], None] | None = None, config=None,
              clock_mhz: float | None = None, waveform: str | Path | None = None,
-             trace_sample: int | None = None, runner=None) -> SimulationResult:
+             trace_sample: int | None = None, runner=None, trace_layer: str | None = None,
+             trace_depth: int | None = None) -> SimulationResult:
     """Run ``backend`` and onnxruntime on every sample and compare every output element.
 
     With ``layers`` every intermediate tensor is compared too. ``progress(stage, done, total)`` is
@@ -149,16 +155,24 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         backend = default_backend()
     if waveform is not None and backend != "verilator":
         raise SystolixError("--waveform needs --backend verilator")
+    if waveform is None and (trace_sample, trace_layer, trace_depth) != (None, None, None):
+        raise SystolixError("--trace-sample, --trace-layer and --trace-depth need --waveform FILE")
+    if trace_depth is not None and trace_depth < 1:
+        raise SystolixError(f"--trace-depth must be at least 1 (levels of the module hierarchy), not {trace_depth}")
     imported = import_model(model_path)
     ir: Model = imported.ir
     if not ir.quantized:
         raise SystolixError(f"{ir.name} is a float model; quantize it first: systolix quantize {model_path} "
                             "--calib DATA -o MODEL_int8.onnx")
     config = _check_add_variant(ir, config)
+    if trace_layer is not None and trace_layer not in {layer.name for layer in ir.layers}:
+        raise SystolixError(f"--trace-layer {trace_layer!r} is not a layer of {ir.name}; layers: "
+                            + ", ".join(layer.name for layer in ir.layers))
     if runner is None:
         runner = get_backend(backend, config, layers, **({"build": build} if build is not None and backend != "golden"
                                                          else {}))
-    name, x_ref, x_backend, labels, q, _ = prepare_inputs(imported, inputs, random, seed)
+    input_notes: list[str] = []
+    name, x_ref, x_backend, labels, q, _ = prepare_inputs(imported, inputs, random, seed, input_notes)
     n = len(x_ref)
     seconds = {"import": time.perf_counter() - t0}
     compared = [(layer.name, layer.op, layer.output) for layer in ir.layers if layer.output in
@@ -178,7 +192,13 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
     produced = runner.run(ir, {name: x_backend},
                           progress=None if progress is None else lambda d: progress(backend, d, n))
     seconds[backend] = time.perf_counter() - t
+    if getattr(runner, "build_seconds", None) is not None and hasattr(runner, "simulate_seconds"):
+        # a hardware backend: getting the simulator (a build, or the cache) apart from simulating
+        del seconds[backend]
+        seconds[f"{backend} build"] = runner.build_seconds
+        seconds[backend] = runner.simulate_seconds
 
+    t = time.perf_counter()
     comparison = Comparison(samples=n)
     if q is not None:
         compare_tensors(comparison, "input quantization", "QuantizeLinear", name, x_backend, x_ref)
@@ -189,6 +209,7 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         out = ir.outputs[0].name
         accuracy = {"onnxruntime": float(np.mean(reference[out].reshape(n, -1).argmax(1) == labels)),
                     backend: float(np.mean(produced[out].reshape(n, -1).argmax(1) == labels))}
+    seconds["compare"] = time.perf_counter() - t
     float_execution = []
     if imported.canonical is not None and imported.canonical.converted:
         # onnxruntime runs some groups of the original graph in float: say how far that is from the
@@ -198,11 +219,15 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         t = time.perf_counter()
         float_execution = float_execution_report(imported.original, imported.canonical, {name: x_ref})
         seconds["float_report"] = time.perf_counter() - t
+    waveform_info = None
     if waveform is not None:
         sample = trace_sample
         if sample is None:
             sample = comparison.first_mismatch.sample if comparison.first_mismatch is not None else 0
-        seconds["waveform"] = _write_waveform(ir, name, x_backend, sample, config, layers, waveform, build)
+        seconds["waveform"] = _write_waveform(ir, name, x_backend, sample, config, layers, waveform, build,
+                                              trace_layer, trace_depth)
+        waveform_info = {"path": str(waveform), "sample": int(sample), "layer": trace_layer, "depth": trace_depth,
+                         "bytes": Path(waveform).stat().st_size}
     seconds["total"] = time.perf_counter() - t0
     hardware = None
     if getattr(runner, "last_run", None) is not None:
@@ -216,8 +241,10 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
             if fmax is not None:
                 clock_mhz, clock_source = fmax
         hardware = hardware_report(runner, seconds[backend], clock_mhz, clock_source)
-    return SimulationResult(ir.name, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds,
-                            float_execution, hardware, imported.normalized)
+    # a build folder's model is model.onnx: title it with the model the user compiled
+    title = ir.name if build is None else f"{build.report.get('model', ir.name)} (build {build.folder.name})"
+    return SimulationResult(title, backend, comparison, ir.converted, ir.host_ops, accuracy, seconds,
+                            float_execution, hardware, imported.normalized, tuple(input_notes), waveform_info)
 
 
 def _check_add_variant(ir: Model, config):
@@ -234,7 +261,7 @@ def _check_add_variant(ir: Model, config):
     return config
 
 
-def _write_waveform(ir, name, x, sample, config, layers, path, build) -> float:
+def _write_waveform(ir, name, x, sample, config, layers, path, build, trace_layer=None, trace_depth=None) -> float:
     """Re-run one sample on Verilator with tracing on and write its waveform (FST, or VCD by extension)."""
     if not 0 <= sample < len(x):
         raise SystolixError(f"--trace-sample {sample} is not one of the {len(x)} samples")
@@ -245,6 +272,7 @@ def _write_waveform(ir, name, x, sample, config, layers, path, build) -> float:
     started = time.perf_counter()
     with temporary_beside(path) as tmp:  # written under a temporary name (same suffix), renamed when complete
         tracer = get_backend("verilator", config, layers, trace_sample=0, trace_path=str(tmp),
+                             trace_layer=trace_layer, trace_depth=trace_depth,
                              **({"build": build} if build is not None else {}))
         tracer.run(ir, {name: x[sample:sample + 1]})
     return time.perf_counter() - started

@@ -148,8 +148,10 @@ class _Status:
             self.hook(text)
         elif self.live is not None:
             self.live.update(text)
-        elif not minor and sys.stderr is not None and hasattr(sys.stderr, "isatty") and sys.stderr.isatty():
-            print(text, file=sys.stderr, flush=True)
+        elif not minor:  # above a progress bar (rich redirects stderr), or a plain line in a log
+            stream = sys.stderr if sys.stderr is not None and sys.stderr.isatty() else sys.stdout
+            if stream is not None:
+                print(text, file=stream, flush=True)
 
 
 # -- build --------------------------------------------------------------------------------------------
@@ -182,6 +184,7 @@ def _first_error(log: str) -> str:
 
 
 def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, trace: str | None = None,
+                    trace_depth: int | None = None,
                     status: Callable[[str], None] | None = None, defines: tuple[str, ...] = (),
                     top: str = "accelerator", harness: Path = HARNESS, sources: dict[str, str] | None = None) -> Path:
     """The Verilated accelerator as a shared library (cached).
@@ -194,6 +197,9 @@ def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, tr
         The Verilog to build (a build folder's ``accelerator.v``); default: generated for ``config``.
     trace : {None, "fst", "vcd"}
         Build with waveform support in that format (a separate build).
+    trace_depth : int, optional
+        With ``trace``: record only this many levels of the module hierarchy (Verilator's ``--trace-depth``;
+        1 = the top level's ports and signals). Smaller waveforms; a separate build per depth.
     status : callable, optional
         Called with progress messages; default: a rich status line on the terminal.
     defines : tuple of str
@@ -218,13 +224,16 @@ def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, tr
     """
     if trace not in (None, *TRACE_FLAGS):
         raise SystolixError(f"waveform format must be one of {', '.join(TRACE_FLAGS)}, not {trace!r}")
+    if trace_depth is not None and trace_depth < 1:
+        raise SystolixError(f"the trace depth must be at least 1 (levels of the hierarchy), not {trace_depth}")
+    trace_flags = (*TRACE_FLAGS.get(trace, ()), *(("--trace-depth", str(trace_depth)) if trace and trace_depth else ()))
     tools = _tools()
     if trace == "fst":
         _check_fst(tools)
     root = cache_root()
     harness_text = Path(harness).read_text()
     sources = dict(sources or {})
-    flags = (*_top_flags(top), *TRACE_FLAGS.get(trace, ()), *(f"-D{d}" for d in defines), *MAKE_FLAGS, *CXX_FLAGS,
+    flags = (*_top_flags(top), *trace_flags, *(f"-D{d}" for d in defines), *MAKE_FLAGS, *CXX_FLAGS,
              *LD_FLAGS,
              f"-DSXL_ROW_BYTES={config.rows}")
     with _Status(status) as show:
@@ -239,7 +248,7 @@ def build_simulator(config: AcceleratorConfig, verilog: str | None = None, *, tr
             with _locked(root / f".{key[:16]}.lock"):  # one build per design, even from parallel test workers
                 if not (folder / LIBRARY).is_file():
                     _verilate(folder, verilog, harness_text, config, trace, tools, show, defines, top=top,
-                              sources=sources)
+                              sources=sources, trace_flags=trace_flags)
     return folder / LIBRARY
 
 
@@ -269,7 +278,7 @@ def _top_flags(top: str) -> tuple[str, ...]:
 
 def _verilate(folder: Path, text: str, harness: str, config: AcceleratorConfig, trace: str | None, tools: _Tools,
               show: _Status, defines: tuple[str, ...] = (), *, top: str = "accelerator",
-              sources: dict[str, str] | None = None) -> None:
+              sources: dict[str, str] | None = None, trace_flags: tuple[str, ...] = ()) -> None:
     """Verilate and compile into a temporary folder beside ``folder``, then rename it into place."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{folder.name[:16]}.", dir=folder.parent))
@@ -279,7 +288,7 @@ def _verilate(folder: Path, text: str, harness: str, config: AcceleratorConfig, 
         for name, source in (sources or {}).items():
             (work / name).write_text(source)
         jobs = str(max(1, min(os.cpu_count() or 2, 8)))
-        cmd = [tools.verilator, *_top_flags(top), *TRACE_FLAGS.get(trace, ()), *(f"-D{d}" for d in defines), "-j", jobs,
+        cmd = [tools.verilator, *_top_flags(top), *trace_flags, *(f"-D{d}" for d in defines), "-j", jobs,
                "--Mdir", "obj", "-o", LIBRARY, "accelerator.v", *(sources or {}), "harness.cpp",
                "-CFLAGS", " ".join((*CXX_FLAGS, f"-DSXL_ROW_BYTES={config.rows}")),
                "-LDFLAGS", " ".join(LD_FLAGS),
@@ -481,8 +490,11 @@ class VerilatorBackend:
 
     def __init__(self, config: AcceleratorConfig | None = None, layers: bool = True, max_cycles: int = 50_000_000,
                  *, trace_sample: int | None = None, trace_path: str | os.PathLike | None = None,
+                 trace_layer: str | None = None, trace_depth: int | None = None,
                  status: Callable[[str], None] | None = None, workers: int | None = None, build=None) -> None:
         self.build = build
+        self.trace_layer = trace_layer
+        self.trace_depth = trace_depth
         self.config = build.config if build is not None else (config or AcceleratorConfig.preset("4x4"))
         self.layers = layers
         self.max_cycles = max_cycles
@@ -494,6 +506,19 @@ class VerilatorBackend:
         self.program = None
         self.library: Path | None = None
         self.build_seconds = self.simulate_seconds = 0.0
+
+    def _trace_window(self, program) -> tuple[int, int] | None:
+        """First and last instruction of :attr:`trace_layer` (None: the whole run)."""
+        if self.trace_layer is None:
+            return None
+        for plan in program.layers:
+            if plan.name == self.trace_layer:
+                if not plan.instructions:
+                    raise SystolixError(f"layer {self.trace_layer!r} runs no instruction on the accelerator "
+                                        "(no data moved); trace another layer")
+                return min(plan.instructions), max(plan.instructions)
+        names = ", ".join(p.name for p in program.layers if p.instructions)
+        raise SystolixError(f"--trace-layer {self.trace_layer!r} is not a layer of the program; layers: {names}")
 
     def run(self, model: Model, inputs: dict[str, np.ndarray],
             progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
@@ -511,13 +536,15 @@ class VerilatorBackend:
             raise SystolixError(f"trace_sample {self.trace_sample} is not one of the {n} samples")
         waveform = ("vcd" if self.trace_path.suffix.lower() == ".vcd" else "fst") if trace else None
         started = time.perf_counter()
-        self.library = build_simulator(config, verilog, trace=waveform, status=self.status)
+        self.library = build_simulator(config, verilog, trace=waveform, trace_depth=self.trace_depth,
+                                       status=self.status)
+        window = self._trace_window(program) if trace else None
         self.build_seconds = time.perf_counter() - started
 
         words, bits = program.images.words(), word_bits(config)
         host_inputs = program.host_inputs(inputs)
         host_rows = input_rows(program, host_inputs)
-        plan = read_plan(program, self.layers)
+        plan = read_plan(program, self.layers or window is not None)
         rows_read = plan.buffers(n, config.rows)
         cycles = np.zeros(n, np.int64)
         histograms = np.zeros((n, 1 << config.program_addr_width), np.uint64)
@@ -542,18 +569,26 @@ class VerilatorBackend:
                         return
                     for base, rows in host_rows.values():
                         sim.write_rows(base, rows[s])
-                    if trace and s == self.trace_sample:
+                    traced = trace and s == self.trace_sample
+                    if traced and window is None:
                         sim.trace_open(self.trace_path)
                     if plan.step:
                         total = np.zeros(1, np.uint64)
                         instruction = 0
-                        while not sim.step(self.max_cycles, histograms[s], total):
+                        while True:
+                            if traced and window is not None and instruction == window[0]:
+                                sim.trace_open(self.trace_path)
+                            halted = sim.step(self.max_cycles, histograms[s], total)
+                            if traced and window is not None and instruction == window[1]:
+                                sim.trace_close()
+                            if halted:
+                                break
                             read(sim, instruction, s)
                             instruction += 1
                         cycles[s] = int(total[0])
                     else:
                         cycles[s], histograms[s] = sim.run(self.max_cycles)
-                    if trace and s == self.trace_sample:
+                    if traced and window is None:
                         sim.trace_close()
                     read(sim, None, s)
                     with lock:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import os
 import tempfile
@@ -68,6 +69,26 @@ StageProgress = Callable[[str], None]
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+def _numerics(function: Callable) -> Callable:
+    """Run an API function with NumPy float errors raised, and turned into a one-line :class:`SystolixError`: an
+    overflow or invalid value in a user's weights or samples is bad input, not a warning printed on the way."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with np.errstate(divide="raise", over="raise", invalid="raise"):
+                return function(*args, **kwargs)
+        except FloatingPointError as exc:
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            where = "?" if tb is None else f"{tb.tb_frame.f_globals.get('__name__', '?')}.{tb.tb_frame.f_code.co_name}"
+            raise SystolixError(f"{function.__name__}: numerical error ({exc} in {where}): a weight or sample too "
+                                "large for float32 arithmetic?") from exc
+
+    return wrapper
+
+
 def _text(*renderables: Any, width: int = 120) -> str:
     """Plain text of rich renderables (tables, lines), as the command prints them without colours."""
     from rich.console import Console
@@ -259,6 +280,13 @@ class Model:
         """Layers onnxruntime runs in float, converted to their integer meaning (quantized models)."""
         return self.ir.converted
 
+    @property
+    def converted_lines(self) -> list[str]:
+        """:attr:`converted` for a reader: one line per reason, the layers' short unique names."""
+        from .frontend.inspect import converted_lines
+
+        return converted_lines(self.ir)
+
     def table(self) -> Table:
         """The ``systolix inspect`` table (a :class:`rich.table.Table`)."""
         from .frontend.inspect import inspect_table
@@ -270,7 +298,7 @@ class Model:
         converted layers."""
         return _text(*(f"normalised: {line}" for line in self.normalized), self.table(),
                      *(f"host: {line}" for line in self.host_ops),
-                     *(f"converted to integer: {line}" for line in self.converted))
+                     *(f"converted to integer: {line}" for line in self.converted_lines))
 
     def to_json(self) -> dict:
         """The report ``systolix inspect --json`` writes: ``model``, ``quantized``, ``params``, ``macs``,
@@ -305,6 +333,7 @@ class Model:
                         progress=progress)
 
 
+@_numerics
 def load(path: str | os.PathLike) -> Model:
     """Load and import an ONNX model, as ``systolix inspect`` does.
 
@@ -328,6 +357,7 @@ def load(path: str | os.PathLike) -> Model:
     return Model(path, import_model(path))
 
 
+@_numerics
 def quantize(model: str | os.PathLike | Model, calib: Samples, out: str | os.PathLike, *,
              method: Literal["minmax", "entropy", "percentile"] = "minmax", per_channel: bool = True,
              format: Literal["qoperator", "qdq"] = "qoperator", activation_type: Literal["int8", "uint8"] = "int8",
@@ -426,13 +456,16 @@ class Build:
     folder : pathlib.Path
         The build folder.
     report : dict
-        Its ``report.json``: ``config``, ``memory_use``, ``predicted_cycles``, ``layers`` (per-layer MACs,
-        predicted cycles, memory rows), ``add_variant``, the SHA-256 of every file.
+        Its ``report.json``: ``model`` (the model given), ``config``, ``memory_use``, ``predicted_cycles``,
+        ``layers`` (per-layer MACs, predicted cycles, memory rows), ``add_variant``, the SHA-256 of every file.
+    quantization : Quantization or None
+        When :func:`build` quantized a float model first (``calib``): what :func:`quantize` reports.
     """
 
-    def __init__(self, folder: str | os.PathLike, report: dict) -> None:
+    def __init__(self, folder: str | os.PathLike, report: dict, quantization: Quantization | None = None) -> None:
         self.folder = Path(folder)
         self.report = report
+        self.quantization = quantization
 
     def __repr__(self) -> str:
         return f"<systolix.Build {str(self.folder)!r}: {self.predicted_cycles:,} predicted cycles per inference>"
@@ -495,13 +528,15 @@ class Build:
     def simulate(self, inputs: Samples | None = None, *, random: int | None = None, backend: Backend = "auto",
                  layers: bool = False, seed: int = 0, clock_mhz: float | None = None,
                  waveform: str | os.PathLike | None = None, trace_sample: int | None = None,
+                 trace_layer: str | None = None, trace_depth: int | None = None,
                  progress: SampleProgress | None = None) -> Simulation:
         """Run exactly what this folder holds on ``backend`` and onnxruntime; see :func:`simulate`.
 
         ``backend="auto"`` (default) is Verilator when it is available, else the golden model.
         """
         return simulate(self, inputs, random=random, backend=backend, layers=layers, seed=seed, clock_mhz=clock_mhz,
-                        waveform=waveform, trace_sample=trace_sample, progress=progress)
+                        waveform=waveform, trace_sample=trace_sample, trace_layer=trace_layer,
+                        trace_depth=trace_depth, progress=progress)
 
     def synth(self, device: str = "ecp5-85f", *, seed: int = 1, freq: float | None = None, force: bool = False,
               progress: StageProgress | None = None) -> SynthResult:
@@ -509,6 +544,7 @@ class Build:
         return synth(self, device, seed=seed, freq=freq, force=force, progress=progress)
 
 
+@_numerics
 def build(model: str | os.PathLike | Model, out: str | os.PathLike, config: ConfigLike | None = "8x8", *,
           calib: Samples | None = None, device: str | None = None) -> Build:
     """Compile a model for the accelerator into a build folder, as ``systolix compile`` does.
@@ -544,12 +580,20 @@ def build(model: str | os.PathLike | Model, out: str | os.PathLike, config: Conf
 
     out = check_build_folder(out, "out")
     resolved = None if device is not None else _config(config)
-    source = model.path if isinstance(model, Model) else model
-    with _as_file(calib, "calib") as calib_path:
-        result = write_build(source, out, resolved, calib=calib_path, device=device)
-    return Build(result.folder, result.report)
+    source = model if isinstance(model, Model) else load(model)
+    if calib is None or source.quantized:
+        result = write_build(source.path, out, resolved, device=device)
+        return Build(result.folder, result.report)
+    # a float model: quantized first by quantize() (its summary and float vs int8 agreement kept on the Build)
+    with tempfile.TemporaryDirectory(prefix="systolix-build-") as tmp:
+        quantized = quantize(source, calib, Path(tmp) / "model_int8.onnx")
+        result = write_build(quantized.path, out, resolved, device=device, source_name=str(source.path))
+    summary = quantized.quantization
+    written = dataclasses.replace(summary.result, out_path=result.folder / "model.onnx")  # where it lives now
+    return Build(result.folder, result.report, dataclasses.replace(summary, result=written))
 
 
+@_numerics
 def open_build(folder: str | os.PathLike) -> Build:
     """Open a build folder written by ``systolix compile``, checking every file's SHA-256.
 
@@ -563,6 +607,7 @@ def open_build(folder: str | os.PathLike) -> Build:
     return Build(folder, load_build(folder).report)
 
 
+@_numerics
 def synth(build: str | os.PathLike | Build, device: str = "ecp5-85f", *, seed: int = 1, freq: float | None = None,
           force: bool = False, progress: StageProgress | None = None) -> SynthResult:
     """Synthesise (yosys) and place & route (nextpnr) a build folder, as ``systolix synth`` does.
@@ -680,10 +725,12 @@ class Simulation:
         return self.report.get("latency_ms")
 
 
+@_numerics
 def simulate(target: str | os.PathLike | Model | Build, inputs: Samples | None = None, *, random: int | None = None,
              backend: Backend = "auto", layers: bool = False, seed: int = 0, config: ConfigLike | None = None,
              clock_mhz: float | None = None, waveform: str | os.PathLike | None = None,
-             trace_sample: int | None = None, progress: SampleProgress | None = None) -> Simulation:
+             trace_sample: int | None = None, trace_layer: str | None = None, trace_depth: int | None = None,
+             progress: SampleProgress | None = None) -> Simulation:
     """Run a backend and onnxruntime on the same samples and compare every element, as ``systolix simulate``.
 
     Parameters
@@ -712,6 +759,10 @@ def simulate(target: str | os.PathLike | Model | Build, inputs: Samples | None =
         ``trace_sample``) to this file.
     trace_sample
         The sample ``waveform`` records.
+    trace_layer
+        Record only the cycles of this layer's instructions (a layer name of the model).
+    trace_depth
+        Record only this many levels of the module hierarchy (1: the accelerator's top level).
     progress
         ``progress(stage, done, total)`` as samples complete.
 
@@ -741,5 +792,6 @@ def simulate(target: str | os.PathLike | Model | Build, inputs: Samples | None =
     with _as_file(inputs, "inputs") as inputs_path:
         result = sim_module.simulate(path, inputs=inputs_path, random=random, backend=backend, layers=layers,
                                      seed=seed, progress=progress, config=resolved, clock_mhz=clock_mhz,
-                                     waveform=waveform, trace_sample=trace_sample)
+                                     waveform=waveform, trace_sample=trace_sample, trace_layer=trace_layer,
+                                     trace_depth=trace_depth)
     return Simulation(result)

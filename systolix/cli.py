@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from .errors import SystolixError
 from .outputs import check_build_folder, check_output_file, check_output_folder, write_atomic
+from .progress import sample_progress, stage_status
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "keras_mnist"
 
@@ -40,8 +40,8 @@ def _show_model(console: Console, model) -> None:
     console.print(model.table())
     for line in model.host_ops:
         console.print(f"host: {line}")
-    for line in model.converted:
-        console.print(f"converted to integer: {line}")
+    for line in model.converted_lines:
+        console.print(f"converted to integer: {line}", markup=False, highlight=False)
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -73,31 +73,23 @@ def _quantize(console: Console, model, calib, output, **options):
     from .quantize.ptq import QuantizationWarning
 
     check_output_file(output, "-o", inputs=(getattr(model, "path", model), calib, options.get("eval_data")))
-    with console.status(f"quantizing {getattr(model, 'path', model)}") as status, warnings.catch_warnings():
+    with stage_status(console, f"quantizing {getattr(model, 'path', model)}") as status, warnings.catch_warnings():
         warnings.simplefilter("ignore", QuantizationWarning)  # printed below as a note
         quantized = api.quantize(model, calib, output, progress=status.update, **options)
-    summary = quantized.quantization
-    for line in summary.lines():
-        red = line == "integer-exact on any x86 CPU: NO"
-        console.print(line, style="red" if red else None)
-    console.print(summary.table())
+    _show_quantization(console, quantized.quantization)
     return quantized
 
 
+def _show_quantization(console: Console, summary) -> None:
+    """The quantization summary lines and the float vs int8 table of a :class:`~systolix.api.Quantization`."""
+    for line in summary.lines():
+        red = line == "integer-exact on any x86 CPU: NO"
+        console.print(line, style="red" if red else None)
+    if summary.table() is not None:
+        console.print(summary.table())
+
+
 # -- simulate -----------------------------------------------------------------------------------------
-def _progress(console: Console):
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, transient=True)
-    tasks: dict[str, int] = {}
-
-    def update(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done)
-
-    return bar, update
-
-
 def summary_table(result) -> Table:
     cmp = result.comparison
     table = Table(title=f"{result.model}: {result.backend} vs onnxruntime")
@@ -105,9 +97,12 @@ def summary_table(result) -> Table:
     table.add_column("op")
     table.add_column("elements", justify="right")
     table.add_column("mismatches", justify="right")
+    table.columns[0].overflow = "fold"
+    short = _short_names(result)
     for layer in cmp.layers:
         style = "red" if layer.mismatches else None
-        table.add_row(layer.name, layer.op, f"{layer.elements:,}", f"{layer.mismatches:,}", style=style)
+        table.add_row(short.get(layer.name, layer.name), layer.op, f"{layer.elements:,}", f"{layer.mismatches:,}",
+                      style=style)
     table.add_section()
     verdict = "BIT-EXACT" if result.bit_exact else "MISMATCH"
     table.add_row(f"{cmp.samples} samples", verdict, f"{cmp.elements:,}", f"{cmp.mismatches:,}",
@@ -115,9 +110,16 @@ def summary_table(result) -> Table:
     return table
 
 
-def _short(name: str) -> str:
-    """TFLite-converted names join several op names with ';': show the last one."""
-    return name.split(";")[-1]
+def _short_names(result) -> dict[str, str]:
+    """Short unique names (:func:`~systolix.frontend.names.short_names`) for every name a simulation's tables
+    show; the JSON report keeps the full ones."""
+    from .frontend.names import short_names
+
+    names = [layer.name for layer in result.comparison.layers]
+    names += [d.node or d.name for d in result.float_execution]
+    if result.hardware is not None:
+        names += [layer["name"] for layer in result.hardware["hardware_layers"]]
+    return short_names(names)
 
 
 def float_execution_table(result) -> Table:
@@ -130,9 +132,11 @@ def float_execution_table(result) -> Table:
     table.add_column("elements", justify="right")
     table.add_column("differing", justify="right")
     table.add_column("max |diff|", justify="right")
+    table.columns[0].overflow = "fold"
+    short = _short_names(result)
     for d in result.float_execution:
         if d.differing or d.float_in_original or d.op == "graph output":
-            table.add_row(_short(d.node or d.name), d.op, "yes" if d.float_in_original else "", f"{d.elements:,}",
+            table.add_row(short[d.node or d.name], d.op, "yes" if d.float_in_original else "", f"{d.elements:,}",
                           f"{d.differing:,}", f"{d.max_abs_diff:g}")
     return table
 
@@ -161,8 +165,10 @@ def hardware_table(result) -> Table:
     table = Table(title=f"measured on {result.backend}: {hw['config']['rows']}x{hw['config']['cols']} array")
     for col in ("layer", "op", "MACs", "cycles", "predicted", "utilization"):
         table.add_column(col, justify="left" if col in ("layer", "op") else "right")
+    table.columns[0].overflow = "fold"
+    short = _short_names(result)
     for layer in hw["hardware_layers"]:
-        table.add_row(_short(layer["name"]), layer["op"], f"{layer['macs']:,}", f"{layer['cycles']:,.0f}",
+        table.add_row(short[layer["name"]], layer["op"], f"{layer['macs']:,}", f"{layer['cycles']:,.0f}",
                       f"{layer['predicted_cycles']:,}", f"{layer['utilization']:.1%}")
     table.add_section()
     table.add_row("total", "", f"{sum(x['macs'] for x in hw['hardware_layers']):,}", f"{hw['cycles']:,.0f}",
@@ -176,6 +182,8 @@ def _show_simulation(console: Console, result) -> None:
     """What ``simulate`` prints for a :class:`~systolix.sim.simulate.SimulationResult`."""
     for line in result.normalized:
         console.print(f"normalised: {line}", markup=False)
+    for line in result.input_notes:
+        console.print(f"inputs: {line}", markup=False, highlight=False)
     console.print(summary_table(result))
     if result.hardware is not None and any(layer["cycles"] for layer in result.hardware["hardware_layers"]):
         console.print(hardware_table(result))
@@ -193,6 +201,15 @@ def _show_simulation(console: Console, result) -> None:
         console.print(f"first mismatch: layer {first.layer} ({first.op}), tensor {first.tensor}, sample "
                       f"{first.sample}, index {first.index}: {result.backend} {first.backend}, onnxruntime "
                       f"{first.reference} {first.note}".rstrip(), style="red")
+    wave = result.waveform
+    if wave is not None:
+        what = f"layer {wave['layer']}" if wave["layer"] else "the whole inference"
+        depth = f", {wave['depth']} hierarchy level(s)" if wave["depth"] else ""
+        console.print(f"waveform: {wave['path']} ({wave['bytes'] / 1e6:,.1f} MB): sample {wave['sample']}, {what}"
+                      f"{depth}", markup=False, highlight=False)
+        if wave["bytes"] > 100e6 and not (wave["layer"] and wave["depth"]):
+            console.print("waveform: large; --trace-layer NAME and --trace-depth N record less", markup=False,
+                          highlight=False)
     console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
 
 
@@ -204,9 +221,8 @@ def _simulate(console: Console, target, *, json_path=None, waveform=None, inputs
     for option, path in (("json", json_path), ("waveform", waveform)):
         if path:
             check_output_file(path, f"--{option}", inputs=(getattr(target, "folder", target), inputs))
-    bar, update = _progress(console)
-    with bar:
-        simulation = api.simulate(target, inputs, waveform=waveform, progress=update, **options)
+    with sample_progress(console) as bar:
+        simulation = api.simulate(target, inputs, waveform=waveform, progress=bar.update, **options)
     _show_simulation(console, simulation.result)
     if json_path:
         write_atomic(json_path, json.dumps(simulation.report, indent=2))
@@ -220,7 +236,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             check_output_file(getattr(args, option), f"--{option}", inputs=(args.model, args.inputs))
     simulation = _simulate(console, args.model, json_path=args.json, waveform=args.waveform, inputs=args.inputs,
                            random=args.random, backend=args.backend, layers=args.layers, seed=args.seed,
-                           config=_config(args, None), clock_mhz=args.clock_mhz, trace_sample=args.trace_sample)
+                           config=_config(args, None), clock_mhz=args.clock_mhz, trace_sample=args.trace_sample,
+                           trace_layer=args.trace_layer, trace_depth=args.trace_depth)
     return 0 if simulation.bit_exact else 1
 
 
@@ -239,11 +256,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         check_output_file(args.json, "--json", inputs=(args.build, args.inputs))
     console = _console()
-    bar, update = _progress(console)
-    with bar:
+    with sample_progress(console) as bar:
         result, figures = run_build(args.build, port=args.port, inputs=args.inputs, random=args.random,
                                     seed=args.seed, layers=args.layers, divisor=args.divisor, baud=args.baud,
-                                    clock_mhz=args.clock_mhz, progress=update)
+                                    clock_mhz=args.clock_mhz, progress=bar.update)
     code = _report(console, result, args.json, {"link": figures})
     console.print(link_text(figures), markup=False, highlight=False)
     return code
@@ -254,7 +270,7 @@ def cmd_board(args: argparse.Namespace) -> int:
 
     check_output_folder(args.output, "-o")
     console = _console()
-    with console.status(f"building the {args.board} bitstream for {args.build} (yosys, nextpnr: minutes)"):
+    with stage_status(console, f"building the {args.board} bitstream for {args.build} (yosys, nextpnr: minutes)"):
         record = build_board(args.board, args.build, args.output, clock_mhz=args.clock_mhz, baud=args.baud,
                              seed=args.seed)
     fmax = f"{record['fmax_mhz']:.1f} MHz" if record["fmax_mhz"] else "not reported"
@@ -272,8 +288,10 @@ def _compile(console: Console, model, output, config, *, calib=None, device: str
     check_build_folder(output, "-o")
     label = getattr(model, "path", model)
     what = device if device is not None else f"{config.rows}x{config.cols}"
-    with console.status(f"compiling {label} for {what}"):
+    with stage_status(console, f"compiling {label} for {what}"):
         build = api.build(model, output, config, calib=calib, device=device)
+    if build.quantization is not None:  # quantized first: the summary `systolix quantize` prints
+        _show_quantization(console, build.quantization)
     if device is not None:
         from .arch.config import AcceleratorConfig
         from .compiler.device_fit import describe
@@ -310,7 +328,7 @@ def _synth(console: Console, build, device: str, *, seed: int = 1, freq: float |
 
     if json_path:
         check_output_file(json_path, "--json")
-    with console.status(f"synthesising {build} for {device}") as status:
+    with stage_status(console, f"synthesising {build} for {device}") as status:
         result = api.synth(build, device, seed=seed, freq=freq, force=force,
                            progress=lambda line: status.update(f"{line}: {build} for {device}"))
     if console.is_terminal:
@@ -519,6 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "mismatching sample (or of --trace-sample) to this file")
     p.add_argument("--trace-sample", type=int, metavar="K",
                    help="the sample --waveform records (default: first mismatch, else 0)")
+    p.add_argument("--trace-layer", metavar="NAME",
+                   help="--waveform records only the cycles of this layer (a name from systolix inspect)")
+    p.add_argument("--trace-depth", type=int, metavar="N",
+                   help="--waveform records only N levels of the module hierarchy (1: the top level)")
     p.add_argument("--layers", action="store_true", help="compare every intermediate tensor too")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")

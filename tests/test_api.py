@@ -124,6 +124,25 @@ def test_compile_open_and_simulate_a_build(tiny, tmp_path):
         build.report["config"]
 
 
+def test_compiling_a_float_model_keeps_its_quantization_summary_and_name(tiny, tmp_path, capsys):
+    path, _ = tiny
+    build = systolix.build(path, tmp_path / "b", "4x4", calib=_samples(16))
+    assert build.report["model"] == str(path) and build.report["model_file"] == "model.onnx"
+    summary = build.quantization
+    assert summary is not None and summary.result.out_path == build.folder / "model.onnx"
+    assert summary.result.calib_samples == 16 and summary.agreement is not None
+    assert systolix.open_build(build.folder).quantization is None  # only known when it was quantized here
+    title = systolix.open_build(build.folder).simulate(random=2, backend="golden").report["model"]
+    assert title == f"{path} (build b)"
+    # the CLI shows what `systolix quantize` shows
+    np.savez(tmp_path / "calib.npz", x=_samples(16))
+    assert main(["compile", str(path), "--calib", str(tmp_path / "calib.npz"), "--array", "4x4",
+                 "-o", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'c' / 'model.onnx'}: 16 calibration samples" in " ".join(out.split())
+    assert "float vs int8" in out and "top-1 agreement" in out
+
+
 # -- errors are SystolixError, with nothing written ------------------------------------------------------------
 def test_errors_are_systolix_errors(tiny, tmp_path):
     path, q = tiny
@@ -306,3 +325,19 @@ def test_every_public_api_object_is_documented_and_typed():
             assert "return" in inspect.get_annotations(target) or label.endswith("__init__"), label
     for name in ("Build", "Model", "Quantization", "Simulation", "build", "load", "open_build", "simulate"):
         assert getattr(systolix, name) is getattr(api, name)
+
+
+@needs_verilator
+def test_readme_python_example_runs_as_written(tmp_path):
+    """The README's notebook-style example, copied out of README.md and run in a fresh folder."""
+    text = (REPO / "README.md").read_text()
+    section = text[text.index("## Python API"):]
+    code = section[section.index("```python\n") + len("```python\n"):section.index("\n```", section.index("```python"))]
+    (tmp_path / "examples").symlink_to(REPO / "examples")
+    (tmp_path / "example.py").write_text(code)
+    run = subprocess.run([sys.executable, "example.py"], cwd=tmp_path, capture_output=True, text=True, timeout=900,
+                         env={**os.environ, "PYTHONWARNINGS": "error"})
+    assert run.returncode == 0, run.stderr[-2000:]
+    last = run.stdout.strip().splitlines()[-1].split()
+    assert last[:2] == ["True", "0"] and float(last[2]) > 0  # bit_exact, mismatches, cycles
+    assert (tmp_path / "build_4x4" / "accelerator.v").is_file()

@@ -50,3 +50,17 @@ def test_cycle_model_reads_latencies_from_the_contract():
     """``compiler/cycles.py`` takes the units' latencies from ``arch.latency``, not from the HDL classes."""
     graph = _imports()
     assert not [f for f in graph["compiler"].get("hdl", []) if f.endswith("cycles.py")], graph["compiler"]
+
+
+def test_every_package_folder_is_installed():
+    """A non-editable install (``pip install .``) ships exactly the folders pyproject lists: a package folder
+    missing there imports in the checkout and fails after installation (it happened: frontend/normalize)."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folders = {str(path.parent.relative_to(ROOT)) for root in PACKAGES
+               for path in (ROOT / root).rglob("*.py") if path.parent.joinpath("__init__.py").is_file()}
+    folders |= {str(path.parent.relative_to(ROOT)) for path in (ROOT / "sim").rglob("*.cpp")}  # package data
+    mapped = {folder for name, folder in setuptools["package-dir"].items()}
+    assert folders == mapped
+    assert set(setuptools["packages"]) == set(setuptools["package-dir"])

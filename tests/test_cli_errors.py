@@ -442,9 +442,17 @@ def test_numpy_float_error_is_one_line(capsys, monkeypatch):
 
     monkeypatch.setattr(systolix.frontend.importer, "import_model", _overflow)
     code, err = _run(capsys, "inspect", str(EXAMPLE / "model.onnx"))
-    assert (code, err) == (2, "systolix: error: inspect: numerical error (overflow encountered in scalar multiply in "
-                              f"{__name__}._overflow): a weight or sample too large for float32 arithmetic? (rerun "
-                              "with --debug for the traceback)")
+    assert (code, err) == (2, "systolix: error: load: numerical error (overflow encountered in scalar multiply in "
+                              f"{__name__}._overflow): a weight or sample too large for float32 arithmetic?")
+
+
+def test_numpy_float_error_is_a_systolix_error_in_the_api(monkeypatch):
+    import systolix
+    import systolix.frontend.importer
+
+    monkeypatch.setattr(systolix.frontend.importer, "import_model", _overflow)
+    with pytest.raises(systolix.SystolixError, match=r"^load: numerical error \(overflow encountered"):
+        systolix.load(EXAMPLE / "model.onnx")
 
 
 def test_non_finite_constant_node_refused(capsys, tmp_path):
@@ -456,3 +464,26 @@ def test_non_finite_constant_node_refused(capsys, tmp_path):
     assert _run(capsys, "inspect", path) == (2, f"systolix: error: {path}: constant 'w', input 1 of Conv node 'conv' "
                                                 "holds NaN at index (0, 0, 1, 1) (1 of 18 values are not finite); a "
                                                 "model's weights must be finite numbers")
+
+
+def test_images_without_channel_axis_are_simulated_with_a_note(capsys, tmp_path, int8_model):
+    data, report = tmp_path / "x.npz", tmp_path / "r.json"
+    np.savez(data, x=np.arange(4 * 36).reshape(4, 6, 6).astype(np.int8))
+    assert main(["simulate", int8_model, "--inputs", str(data), "--backend", "golden", "--json", str(report)]) == 0
+    import json
+
+    notes = json.loads(report.read_text())["input_notes"]
+    assert notes == ["x.npz: array 'x' has shape (4, 6, 6): inserted the model's size-1 axis 1 to make it "
+                     "(4, 1, 6, 6) ('x' expects (N, 1, 6, 6))"]
+    assert "inputs: x.npz: array 'x' has shape (4, 6, 6)" in capsys.readouterr().out
+
+
+def test_trace_options_need_a_waveform_and_a_real_layer(capsys, tmp_path, int8_model):
+    _assert_one_line(*_run(capsys, "simulate", int8_model, "--random", "2", "--trace-depth", "1"),
+                     "need --waveform FILE")
+    _assert_one_line(*_run(capsys, "simulate", int8_model, "--random", "2", "--backend", "verilator", "--array",
+                           "4x4", "--waveform", str(tmp_path / "w.vcd"), "--trace-layer", "nope"),
+                     "--trace-layer 'nope' is not a layer", "qconv")
+    assert not (tmp_path / "w.vcd").exists()
+    _assert_one_line(*_run(capsys, "simulate", int8_model, "--random", "2", "--backend", "verilator", "--array",
+                           "4x4", "--waveform", str(tmp_path / "w.vcd"), "--trace-depth", "0"), "at least 1")

@@ -3,7 +3,9 @@ TFLite (``TFLiteConverter`` with a representative dataset, then ``from_tflite``)
 
 - ``keras_cnn``: the Keras MNIST tutorial's shape (Conv2D-ReLU, MaxPool twice, Flatten, Dense), NHWC 28x28x1;
 - ``keras_dwsep``: Conv2D, DepthwiseConv2D, BatchNormalization, ReLU6, a 1x1 Conv2D, a residual Add,
-  GlobalAveragePooling2D, Dense; NHWC 32x32x3.
+  GlobalAveragePooling2D, Dense; NHWC 32x32x3;
+- ``keras_conv1d``: Conv1D-ReLU, MaxPooling1D, Conv1D-ReLU, GlobalAveragePooling1D (a ``ReduceMean`` after
+  TFLite), Dense; NLC 64x3. tf2onnx brackets each layer with ``Transpose``/``Reshape``/``Unsqueeze`` round trips.
 
 tf2onnx writes the NHWC input with a Transpose to NCHW, and a Transpose back before every Flatten; the TFLite
 model becomes QDQ (QuantizeLinear/DequantizeLinear around float ops) with int8 activations. Weights are Keras'
@@ -46,10 +48,14 @@ def _models():
             c = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c),
                                rng.uniform(0.5, 2.0, c)])
-    return {"keras_cnn": cnn, "keras_dwsep": dwsep}
+    conv1d = keras.Sequential([  # a sensor / keyword-spotting shape: tf2onnx wraps every layer in NHWC transposes
+        keras.Input((64, 3)), layers.Conv1D(8, 5, activation="relu"), layers.MaxPooling1D(2),
+        layers.Conv1D(16, 3, activation="relu"), layers.GlobalAveragePooling1D(), layers.Dense(4)],
+        name="keras_conv1d")
+    return {"keras_cnn": cnn, "keras_dwsep": dwsep, "keras_conv1d": conv1d}
 
 
-def export(out_dir: str | Path) -> list[tuple[Path, str]]:
+def export(out_dir: str | Path, only: tuple[str, ...] = ()) -> list[tuple[Path, str]]:
     """Write ``tf_{name}.onnx`` (float) and ``tf_{name}_tflite_int8.onnx``; returns (path, exporter) pairs."""
     import tensorflow as tf
     import tf2onnx
@@ -59,6 +65,8 @@ def export(out_dir: str | Path) -> list[tuple[Path, str]]:
     written = []
     versions = f"tf {tf.__version__}, tf2onnx {tf2onnx.__version__}"
     for name, model in _models().items():
+        if only and name not in only:
+            continue
         shape = tuple(model.inputs[0].shape[1:])
         spec = (tf.TensorSpec((None, *shape), tf.float32, name="input"),)
         path = out_dir / f"tf_{name}.onnx"
@@ -91,6 +99,7 @@ def export(out_dir: str | Path) -> list[tuple[Path, str]]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out_dir")
+    parser.add_argument("--only", nargs="*", default=(), help="model names (default: all)")
     args = parser.parse_args()
-    for path, exporter in export(args.out_dir):
+    for path, exporter in export(args.out_dir, tuple(args.only)):
         print(f"{path} ({path.stat().st_size:,} bytes): {exporter}")

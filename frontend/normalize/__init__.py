@@ -1,6 +1,7 @@
 """The graph normaliser in front of the importer: named rewrites that bring the graphs common exporters
 write (old IR and opsets, an opset or IR newer than onnxruntime reads, initializers listed as graph inputs,
-a fixed batch, Reshape targets computed from Shape, ops onnxruntime has no integer kernel for) to the form
+a fixed batch, arithmetic on constants, Reshape targets computed from Shape, ops onnxruntime has no integer
+kernel for) to the form
 the importer and onnxruntime take, one rewrite per file, each reported when it fires.
 
 Every rewrite here leaves onnxruntime's result unchanged by construction (they change metadata and shapes,
@@ -16,10 +17,12 @@ import dataclasses
 import onnx
 
 from .base import Fired, Rewrite
+from .constant_folding import FoldConstants
 from .fixed_batch import SymbolicBatch
 from .global_max_pool import GlobalMaxPoolAsMaxPool
 from .initializer_inputs import DropInitializerInputs
 from .ir_version import LowerIrVersion
+from .layout import CancelLayoutRoundTrips, ReduceMeanAsGlobalPool
 from .lower_opset import LowerOpset
 from .opset import UpgradeOpset
 from .shape_computation import FoldShapeComputation
@@ -28,7 +31,8 @@ __all__ = ["REWRITES", "Fired", "Normalized", "Rewrite", "normalize"]
 
 #: The rewrites, in the order they run.
 REWRITES: tuple[Rewrite, ...] = (LowerOpset(), LowerIrVersion(), DropInitializerInputs(), UpgradeOpset(),
-                                 SymbolicBatch(), FoldShapeComputation(), GlobalMaxPoolAsMaxPool())
+                                 SymbolicBatch(), FoldConstants(), FoldShapeComputation(), CancelLayoutRoundTrips(),
+                                 ReduceMeanAsGlobalPool(), GlobalMaxPoolAsMaxPool())
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,7 @@ REWRITES = {
     "helper_default": ["lower-opset", "lower-ir-version"],
     "helper_ir14_op13": ["lower-ir-version"],
     "tf_keras_cnn": ["fold-shape-computation"],
+    "tf_keras_conv1d_tflite_int8": ["cancel-layout-round-trips", "reduce-mean-as-global-pool"],
 }
 
 
@@ -92,6 +93,8 @@ def test_fixture_golden_bit_exact(name, tmp_path):
 @pytest.mark.parametrize("name,preset", [("torch_dwsep_small_op17_ortqdq_u8", "8x8"),
                                          ("torch_resnet_small_op13_ortqdq_s8", "8x8"),
                                          ("torch_conv1d_small_op13_ortqop_s8", "4x4"),
+                                         ("tf_keras_conv1d_tflite_int8", "4x4"),
+                                         ("tf_keras_conv1d", "4x4"),
                                          ("torch_se_small_op13", "4x4")])
 def test_fixture_verilator_bit_exact(name, preset, tmp_path):
     if name not in MANIFEST:

@@ -106,13 +106,13 @@ def test_integer_model(tmp_path: Path) -> None:
     ("make", "message"),
     [
         (
-            lambda p: np.savez(p, x=np.zeros((10, 28, 28), np.float32)),
-            "inputs.npz: array 'x' has shape (10, 28, 28), the model's input 'input' expects (N, 1, 28, 28)",
+            lambda p: np.savez(p, x=np.zeros((10, 28, 27), np.float32)),
+            "inputs.npz: array 'x' has shape (10, 28, 27), the model's input 'input' expects (N, 1, 28, 28)",
         ),
         (
-            lambda p: np.savez(p, x=np.zeros((10, 1, 28, 28), np.uint8)),
-            "inputs.npz: array 'x' is uint8 but the model's input 'input' is float32: convert it "
-            "(x.astype(np.float32), with whatever scaling the model was trained with)",
+            lambda p: np.savez(p, x=np.full((10, 1, 28, 28), 2**24 + 1, np.int64)),
+            "inputs.npz: array 'x' is int64 with values beyond float32's exact integers, but the model's input "
+            "'input' is float32: convert it (x.astype(np.float32), with the model's scaling)",
         ),
         (
             lambda p: np.savez(p, x=np.zeros((2, 1, 28, 28), np.float32), y=np.zeros(3, np.int64)),
@@ -190,3 +190,22 @@ def test_format_shape() -> None:
     assert format_shape((None, 1, 28, 28)) == "(N, 1, 28, 28)"
     assert format_shape((1, None, 3)) == "(N, ?, 3)"
     assert format_shape((None,)) == "(N,)"
+
+
+@pytest.mark.parametrize(("model_shape", "axis"), [((None, 1, 28, 28), 1), ((None, 28, 28, 1), 3)])
+def test_images_without_their_channel_axis_get_it_with_a_note(tmp_path, model_shape, axis) -> None:
+    images = np.arange(3 * 28 * 28, dtype=np.uint8).reshape(3, 28, 28)
+    np.savez(tmp_path / "mnist.npz", x=images, y=np.arange(3))
+    notes: list[str] = []
+    x, y = load_inputs(tmp_path / "mnist.npz", "input", model_shape, np.float32, notes)
+    np.testing.assert_array_equal(x, np.expand_dims(images, axis).astype(np.float32))
+    np.testing.assert_array_equal(y, [0, 1, 2])
+    assert len(notes) == 2
+    assert f"inserted the model's size-1 axis {axis}" in notes[0] and "(3, 28, 28)" in notes[0]
+    assert "uint8 (values 0..255): converted to float32 as they are, without scaling" in notes[1]
+
+
+def test_an_ambiguous_missing_axis_is_refused(tmp_path) -> None:
+    np.savez(tmp_path / "x.npz", x=np.zeros((4, 1, 5), np.float32))
+    with pytest.raises(SystolixError, match=r"has shape \(4, 1, 5\), the model's input 'input' expects"):
+        load_inputs(tmp_path / "x.npz", "input", (None, 1, 1, 5), np.float32)

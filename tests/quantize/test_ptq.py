@@ -139,6 +139,8 @@ def test_agreement_is_sane(small: tuple[Path, Path], tmp_path: Path) -> None:
     assert a.samples == 200 and a.float_correct == 200 and a.int8_correct == a.agree
     assert a.agreement >= 0.8, a
     assert a.max_abs_diff is not None and 0 < a.max_abs_diff < float(np.abs(f).max())
+    assert a.output_range == pytest.approx(float(f.max() - f.min()))  # float-only figure
+    assert "% of the float output's range" in a.difference_text
     q = reference_session(out).run(None, {"x": x})[0]
     assert a.agree == int((q.argmax(axis=1) == labels).sum())
     text = _render(agreement_table(a))
@@ -378,3 +380,12 @@ def test_fixed_batch_of_one_calibrates_on_every_sample(tmp_path: Path, n: int) -
     (qx,) = [node for node in q.graph.node if node.op_type == "QuantizeLinear" and node.input[0] == "x"]
     lo, hi = min(float(x.min()), 0.0), max(float(x.max()), 0.0)
     np.testing.assert_allclose(_inits(q)[qx.input[1]], (hi - lo) / 255, rtol=1e-6)
+
+
+def test_difference_is_reported_against_the_output_range_and_step() -> None:
+    from systolix.quantize.ptq import Agreement
+
+    a = Agreement(samples=4, agree=4, max_abs_diff=0.5, output_range=10.0, output_step=0.25)
+    assert a.difference_text == "0.5 (5.00% of the float output's range 10; 2 output quantization steps of 0.25)"
+    assert Agreement(samples=4, agree=4).difference_text is None
+    assert Agreement(samples=4, agree=4, max_abs_diff=0.5).difference_text == "0.5"

@@ -565,3 +565,34 @@ def test_one_element_add_is_compared_sample_by_sample(tmp_path):
                           config=AcceleratorConfig.preset("4x4"))
         assert result.comparison.samples == 256
         assert result.comparison.mismatches == 0, (backend, result.comparison.first_mismatch)
+
+
+@needs_verilator
+@pytest.mark.slow
+def test_waveform_of_one_layer_and_top_level_only(quantized, tmp_path):
+    """``trace_layer`` records only that layer's cycles, ``trace_depth`` only the top levels; results unchanged."""
+    ir = import_model(quantized("net1d", "int8")).ir
+    info = ir.inputs[0]
+    x = np.random.default_rng(6).integers(-128, 128, (2, *info.shape[1:])).astype(np.int8)
+    config = AcceleratorConfig.preset("4x4")
+    plain = VerilatorBackend(config)
+    want = plain.run(ir, {info.name: x})
+    layer = next(p for p in plain.program.layers if len(p.instructions) > 0 and p.macs)
+    whole, part = tmp_path / "whole.vcd", tmp_path / "layer.vcd"
+    VerilatorBackend(config, trace_sample=1, trace_path=whole, trace_depth=1).run(ir, {info.name: x})
+    traced = VerilatorBackend(config, trace_sample=1, trace_path=part, trace_layer=layer.name)
+    got = traced.run(ir, {info.name: x})
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert traced.last_run.cycles == plain.last_run.cycles
+
+    def span(path):
+        times = [int(line[1:]) for line in path.read_text().splitlines() if line.startswith("#")]
+        return max(times) - min(times)
+
+    layer_cycles = sum(plain.last_run.layer_cycles[pc][1] for pc in layer.instructions)
+    print(layer.name, layer.instructions, layer_cycles, span(part), span(whole), plain.last_run.cycles[1])
+    assert 2 * layer_cycles <= span(part) <= 2 * (layer_cycles + 2 * len(layer.instructions))
+    assert span(part) < span(whole)
+    scopes = lambda path: path.read_text().count("$scope")  # noqa: E731
+    assert scopes(whole) < scopes(part)  # depth 1: the top level only; the layer trace has every level
