@@ -19,10 +19,11 @@ the ADD unit's argument for one sticky bit applies unchanged. A ratio so small t
 would be a float32 denormal (``< 2**-126``) is far below the window: it only sets the sticky bit, and a
 denormal product would too.
 
-*Range.* Window values are 47-bit two's complement (``|value| < 2**14``); the compiler refuses a ratio
-with ``max|p| * ratio >= 2**13`` (with ``max|p|`` from the zero points: ``(128 + |a_zp|)`` ... at most
-65025), i.e. ratios above ``2**13 / 65025 ~ 0.126`` for the worst zero points. Such a ratio saturates
-almost every output (``|q - c_zp| >= 255`` once ``|p| * ratio >= 255``).
+*Range.* Window values are 47-bit two's complement (``|value| < 2**14``). A product of magnitude ``>= 2**10``
+is clamped to ``2**10``: ``c_zp`` lies within 255 of 0, so the sum saturates the output with the product's
+sign either way. onnxruntime's ``cvtps2dq`` gives the type's *minimum* for ``|f32(v + c_zp)| >= 2**31``
+whatever the sign; the compiler refuses a ratio with ``max|p| * ratio + 256 >= 2**30`` (``max|p|`` from the zero
+points, at most 65025: ratios above ~16,500), far from any real model.
 
 Hardware codes are int8 storage codes (uint8 tensors are stored as code - 128): the unit adds
 ``a_bias = 128 - a_zp`` (uint8) or ``-a_zp`` (int8) to the storage code to get ``a - a_zp``.
@@ -44,6 +45,7 @@ __all__ = [
     "MUL_PARAM_BITS",
     "MUL_PARAM_FIELDS",
     "MUL_SHIFT_MIN",
+    "PRODUCT_CLAMP_BITS",
     "MulParams",
     "mul_param_layout",
     "mul_params",
@@ -54,8 +56,12 @@ __all__ = [
 
 #: Right shifts of more than 48 keep only the sticky bit (|p| * M < 2**41).
 MUL_SHIFT_MIN = -48
-#: The largest window value a product may reach (``2**13``, in units).
-_PRODUCT_LIMIT = 1 << (FRAC_BITS + 13)
+#: Products of magnitude ``>= 2**10`` (in window units: ``2**42``) are clamped to it: with ``|c_zp| <= 255`` the sum
+#: is then beyond 512 either way, so the output saturates with the product's sign.
+PRODUCT_CLAMP_BITS = FRAC_BITS + 10
+#: onnxruntime converts ``f32(v + c_zp)`` with ``cvtps2dq``: beyond ``2**31`` that gives the type's minimum whatever
+#: the sign, which a clamp does not reproduce; ratios that can get near it are refused.
+_OVERFLOW_MARGIN = 2.0**30
 
 #: (field, bits, signed), LSB first: the MUL constants, in bits [0, 96) of the MUL's ``prm`` row.
 MUL_PARAM_FIELDS: tuple[tuple[str, int, bool], ...] = (
@@ -161,11 +167,12 @@ def mul_params(a_quant, b_quant, y_quant) -> MulParams:
         fraction, exponent = np.frexp(np.float64(ratio))
         m, sh = int(fraction * 2.0**24), max(MUL_SHIFT_MIN, int(exponent) - 24 + FRAC_BITS)
     p_max = _max_distance(a_quant) * _max_distance(b_quant)
-    limit = _PRODUCT_LIMIT / p_max / 2.0**FRAC_BITS
-    # R24(p_max * m) <= p_max * m * (1 + 2**-24); shifted left by sh (a right shift only makes it smaller).
-    if sh > 0 and (p_max * m * (1 + 2.0**-23)) * 2.0**sh >= _PRODUCT_LIMIT:
+    limit = _OVERFLOW_MARGIN / p_max
+    # R24(p_max * m) <= p_max * m * (1 + 2**-24), times 2**(sh - 32): the largest |v| onnxruntime can form.
+    if p_max * m * (1 + 2.0**-23) * 2.0 ** (sh - FRAC_BITS) + 256 >= _OVERFLOW_MARGIN or sh > 31:
         raise SystolixError(f"QLinearMul: the scale ratio a_scale * b_scale / c_scale = {float(ratio):.6g} is too "
-                            f"large for the MUL unit (at most {limit:.4g} with these zero points)")
+                            f"large for the MUL unit (at most {limit:.4g} with these zero points: beyond, "
+                            "onnxruntime's int32 conversion overflows)")
     y_zp = int(np.asarray(y_quant.zero_point).reshape(()))
     bias = {"uint8": 128, "int8": 0}
     return MulParams(m=m, sh=sh,
@@ -205,13 +212,13 @@ def qmul_model(a: ArrayLike, b: ArrayLike, params: MulParams) -> np.ndarray:
     p = params
     prod = (np.asarray(a).astype(np.int64) + p.a_bias) * (np.asarray(b).astype(np.int64) + p.b_bias)
     mag = _round_significand(np.abs(prod) * p.m, 24)
-    if p.sh >= 0:
-        x, xs = mag << p.sh, np.zeros_like(mag)
+    if p.sh >= 0:  # clamped at 2**PRODUCT_CLAMP_BITS: the output saturates whatever c_zp
+        big = mag >= 1 << max(PRODUCT_CLAMP_BITS - p.sh, 0)
+        x, xs = np.where(big, 1 << PRODUCT_CLAMP_BITS, np.where(big, 0, mag) << p.sh), np.zeros_like(mag)
     else:
         k = -p.sh
         x, xs = mag >> k, ((mag & ((1 << k) - 1)) != 0).astype(np.int64)
-    if np.any(x >= 1 << (VALUE_BITS - 1)):
-        raise SystolixError("MUL: a product leaves the unit's window (the ratio was not checked by mul_params)")
+    assert np.all(x <= 1 << PRODUCT_CLAMP_BITS) and PRODUCT_CLAMP_BITS < VALUE_BITS - 1
     x = np.where(prod < 0, np.where(xs != 0, ~x, -x), x)
     r = round_window_sum((p.c_zp << FRAC_BITS) + x, xs)
     return (np.clip(r, p.lo, p.hi) + p.out_off).astype(np.int8)

@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 from systolix.arch.add_arith import FRAC_BITS, SUM_BITS, VALUE_BITS
 from systolix.arch.latency import mul_unit_latency
-from systolix.arch.mul_arith import mul_param_layout
+from systolix.arch.mul_arith import PRODUCT_CLAMP_BITS, mul_param_layout
 
 from .add_unit import add_input_layout
 from .pipeline import elastic_handshake
@@ -62,7 +62,7 @@ class MulUnit(wiring.Component):
         {"neg": 1, "p": unsigned(41), "x": unsigned(5)},                        # 5: bits beyond 24
         {"neg": 1, "q": unsigned(41), "up": 1, "x": unsigned(5)},               # 6
         {"neg": 1, "p": unsigned(_P_BITS)},                                     # 7: rounded (float32)
-        {"neg": 1, "lp": unsigned(_MAG_BITS), "rp": unsigned(_P_BITS), "lost": 1},  # 8: window, coarse
+        {"neg": 1, "lp": unsigned(_MAG_BITS), "rp": unsigned(_P_BITS), "lost": 1, "big": 1},  # 8: window
         {"neg": 1, "mag": unsigned(_MAG_BITS), "xs": 1},                        # 9: window
         {"x": signed(VALUE_BITS), "xs": 1},                                     # 10: signed
         {"s": signed(SUM_BITS), "st": 1},                                       # 11: + c_zp
@@ -117,12 +117,16 @@ class MulUnit(wiring.Component):
         # them no sooner than 3 stages after it entered): the window shifts, the lost bits' mask, the bounds.
         left_sh, right_sh = Signal(5), Signal(6)
         sh_left, lost_mask = Signal(), Signal(_P_BITS)
+        big_mask = Signal(_P_BITS)  # the bits of R24(|p| * m) that shift to 2**PRODUCT_CLAMP_BITS or above
+        clamp_sh = Signal(6)        # PRODUCT_CLAMP_BITS - left shift: the lowest of those bits
         lo, hi = Signal.like(p.lo), Signal.like(p.hi)
         hi_off = Signal(signed(11))
         zp_window = Signal(signed(SUM_BITS))
         m.d.sync += [
             left_sh.eq(p.sh.as_unsigned()[:5]), right_sh.eq((-p.sh).as_unsigned()[:6]), sh_left.eq(p.sh >= 0),
             lost_mask.eq(~(Const(-1, _P_BITS).as_unsigned() << right_sh)[:_P_BITS]),
+            big_mask.eq(Mux(sh_left, (Const(-1, _P_BITS).as_unsigned() << clamp_sh)[:_P_BITS], 0)),
+            clamp_sh.eq((PRODUCT_CLAMP_BITS - left_sh).as_unsigned()[:6]),
             lo.eq(p.lo), hi.eq(p.hi), hi_off.eq(p.hi + p.out_off), zp_window.eq(p.c_zp << FRAC_BITS),
         ]
 
@@ -158,10 +162,10 @@ class MulUnit(wiring.Component):
         def stage8(r):  # into the window: by the shift's high bits ...
             left = (r.p << Cat(Const(0, 2), left_sh[2:]))[:_MAG_BITS]
             right = r.p >> Cat(Const(0, 2), right_sh[2:])
-            return dict(neg=r.neg, lp=left, rp=right, lost=(r.p & lost_mask).any())
+            return dict(neg=r.neg, lp=left, rp=right, lost=(r.p & lost_mask).any(), big=(r.p & big_mask).any())
 
-        def stage9(r):  # ... then its two low bits
-            left = (r.lp << left_sh[:2])[:_MAG_BITS]
+        def stage9(r):  # ... then its two low bits; a product at 2**PRODUCT_CLAMP_BITS or beyond is clamped
+            left = Mux(r.big, 1 << PRODUCT_CLAMP_BITS, (r.lp << left_sh[:2])[:_MAG_BITS])
             right = (r.rp >> right_sh[:2])[:_MAG_BITS]
             return dict(neg=r.neg, mag=Mux(sh_left, left, right), xs=Mux(sh_left, 0, r.lost))
 

@@ -53,7 +53,7 @@ def test_random_parameters(types) -> None:
     rng = np.random.default_rng(sum(map(ord, "".join(types))))
     for _ in range(12):
         scales = [np.exp(rng.uniform(-7, 0)), np.exp(rng.uniform(-7, 0))]
-        scales.append(scales[0] * scales[1] * np.exp(rng.uniform(2.1, 9)))  # ratios below 2**13 / 65025
+        scales.append(scales[0] * scales[1] * np.exp(rng.uniform(-6, 9)))  # ratios up to ~400: saturating products
         qs = [quant(s, rng.integers(*RANGES[t], endpoint=True), t) for s, t in zip(scales, types, strict=True)]
         check_all_pairs(*qs)
 
@@ -75,14 +75,20 @@ def test_targeted_parameters(scales, zps) -> None:
     check_all_pairs(*qs)
 
 
-def test_largest_ratio_accepted_and_the_next_refused() -> None:
-    """``max|p| * ratio`` must stay below 2**13: with zero points 0 (int8), max|p| = 128 * 128."""
-    limit = 2.0**13 / (128 * 128)
-    below = np.float32(limit) * np.float32(1 - 2.0**-20)
-    check_all_pairs(quant(1.0, 0, "int8"), quant(below, 0, "int8"), quant(1.0, 0, "int8"))
-    with pytest.raises(SystolixError, match=r"^QLinearMul: the scale ratio a_scale \* b_scale / c_scale = 0\.5 is "
-                                            r"too large for the MUL unit \(at most 0\.5 with these zero points\)$"):
-        mul_params(quant(1.0, 0, "int8"), quant(limit, 0, "int8"), quant(1.0, 0, "int8"))
+@pytest.mark.parametrize("ratio", [0.126, 0.5, 1.0, 3.0, 255.0, 4000.0, 2.0**16 * (1 - 2.0**-10)])
+def test_large_ratios_saturate_like_onnxruntime(ratio) -> None:
+    """Products beyond the window are clamped (the output saturates with their sign): exact up to the limit."""
+    check_all_pairs(quant(1.0, 0, "int8"), quant(ratio, 0, "int8"), quant(1.0, 5, "int8"))
+    if ratio < 2.0**30 / (200 * 252):  # max|p| = 200 * 252 with these uint8 zero points
+        check_all_pairs(quant(1.0, 200, "uint8"), quant(ratio, 3, "uint8"), quant(1.0, 255, "uint8"))
+
+
+def test_ratio_beyond_the_int32_conversion_is_refused() -> None:
+    """``max|p| * ratio + 256 >= 2**30``: zero points 0 (int8), max|p| = 128 * 128, limit 2**16."""
+    with pytest.raises(SystolixError, match=r"^QLinearMul: the scale ratio a_scale \* b_scale / c_scale = 65536 is "
+                                            r"too large for the MUL unit \(at most 6\.554e\+04 with these zero "
+                                            r"points: beyond, onnxruntime's int32 conversion overflows\)$"):
+        mul_params(quant(1.0, 0, "int8"), quant(2.0**16, 0, "int8"), quant(1.0, 0, "int8"))
 
 
 def test_params_pack_round_trip_and_layout() -> None:

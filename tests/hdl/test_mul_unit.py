@@ -29,6 +29,8 @@ CASES = {  # (scales, zero points, dtypes of A, B, output)
     "mixed_zp": ((0.031, 0.05, 0.011), (130, -7, 201), ("uint8", "int8", "uint8")),
     "tiny_ratio": ((2.0**-20, 0.05, 0.031), (10, 240, 3), ("uint8", "uint8", "uint8")),
     "left_shift": ((0.5, 0.25, 1.5), (0, 0, 0), ("int8", "int8", "int8")),
+    "clamped_products": ((1.0, 3.0, 1.0), (7, -9, 100), ("int8", "int8", "int8")),     # ratio 3: most saturate
+    "huge_ratio": ((1.0, 4000.0, 1.0), (128, 130, 0), ("uint8", "uint8", "uint8")),  # left shift 20
 }
 
 
