@@ -720,7 +720,10 @@ def agreement(
     -------
     Agreement
     """
-    fmodel, qmodel = _load_model(Path(float_model)), _load_model(Path(int8_model))
+    from systolix.frontend.normalize import normalize
+
+    # the float model as it was quantized: normalised (an unused input dropped, an opset lowered, ...)
+    fmodel, qmodel = normalize(_load_model(Path(float_model)), quantized=False).model, _load_model(Path(int8_model))
     fspec, qspec = model_input(fmodel), model_input(qmodel)
     if x.ndim == 0 or x.shape[0] == 0:
         raise SystolixError("agreement needs at least one sample")
@@ -734,7 +737,7 @@ def agreement(
             )
     fbatch, qbatch = fspec.shape[0] or batch_size, qspec.shape[0] or batch_size
 
-    fsess = ort.InferenceSession(str(float_model), providers=["CPUExecutionProvider"])
+    fsess = ort.InferenceSession(fmodel.SerializeToString(), providers=["CPUExecutionProvider"])
     qsess = reference_session(int8_model)
     fout = _run_batches(fsess, fspec.name, x.astype(fspec.dtype, copy=False), fbatch)
     qx = x

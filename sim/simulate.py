@@ -278,6 +278,16 @@ def _write_waveform(ir, name, x, sample, config, layers, path, build, trace_laye
     return time.perf_counter() - started
 
 
+def latency_text(hw: dict) -> str:
+    """The latency line of a :func:`hardware_report`: at the measured Fmax (or the given clock), or how to measure
+    it (the console and the HTML report say the same)."""
+    if hw.get("latency_ms") is None:
+        return ("latency: no Fmax measured for this design (systolix synth BUILD --device ecp5-85f, or give "
+                "--clock-mhz)")
+    source = "given clock" if hw.get("clock_source") == "given" else f"Fmax: {hw.get('clock_source')}"
+    return f"latency {hw['latency_ms']:.3f} ms per inference at {hw['clock_mhz']:.1f} MHz ({source})"
+
+
 def hardware_report(runner, wall_seconds: float, clock_mhz: float | None, clock_source: str = "") -> dict:
     """Measured cycles per layer next to the compiler's prediction, MACs and array utilisation; the latency at
     ``clock_mhz`` (the Fmax nextpnr measured for the design, or a clock the user gave), None without one."""

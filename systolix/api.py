@@ -428,9 +428,11 @@ def quantize(model: str | os.PathLike | Model, calib: Samples, out: str | os.Pat
     shown = os.fspath(model.path if isinstance(model, Model) else model)
     with _as_file(calib, "calib") as calib_path, _as_file(eval_data, "eval") as eval_path:
         if evaluate:
+            from .frontend.loader import load_onnx
+            from .frontend.normalize import normalize
             from .quantize.datasets import load_inputs
 
-            spec = model_input(source)
+            spec = model_input(normalize(load_onnx(source), quantized=False).model)
             x, y = load_inputs(eval_path or calib_path, spec.name, spec.shape, "float32")
         with temporary_beside(out) as tmp:
             step(f"calibrating ({method}) and quantizing {shown}")
@@ -537,6 +539,21 @@ class Build:
         return simulate(self, inputs, random=random, backend=backend, layers=layers, seed=seed, clock_mhz=clock_mhz,
                         waveform=waveform, trace_sample=trace_sample, trace_layer=trace_layer,
                         trace_depth=trace_depth, progress=progress)
+
+    def write_html(self, path: str | os.PathLike, simulation: Simulation | None = None) -> Path:
+        """Write this build's HTML report (``systolix compile --html``; with ``simulation``, what ``systolix
+        simulate --html`` writes): one self-contained file. Returns its path.
+
+        Raises
+        ------
+        SystolixError
+            A bad output path (checked before any work).
+        """
+        from .html_report import for_build, write_html
+
+        check_output_file(path, "path", inputs=[self.folder])
+        write_html(path, for_build(self.folder, simulation=None if simulation is None else simulation.report))
+        return Path(path)
 
     def synth(self, device: str = "ecp5-85f", *, seed: int = 1, freq: float | None = None, force: bool = False,
               progress: StageProgress | None = None) -> SynthResult:

@@ -8,6 +8,7 @@ half-written), 3 a bug in systolix (one line; ``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import warnings
@@ -152,12 +153,9 @@ def _config(args: argparse.Namespace, default: str | None = "8x8"):
 
 
 def _latency_text(hw: dict) -> str:
-    """Latency at the measured Fmax (or the given clock), or how to measure it."""
-    if hw.get("latency_ms") is None:
-        return ("latency: no Fmax measured for this design (systolix synth BUILD --device ecp5-85f, or give "
-                "--clock-mhz)")
-    source = "given clock" if hw.get("clock_source") == "given" else f"Fmax: {hw.get('clock_source')}"
-    return f"latency {hw['latency_ms']:.3f} ms per inference at {hw['clock_mhz']:.1f} MHz ({source})"
+    from .sim.simulate import latency_text
+
+    return latency_text(hw)
 
 
 def hardware_table(result) -> Table:
@@ -213,12 +211,14 @@ def _show_simulation(console: Console, result) -> None:
     console.print("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in result.seconds.items()))
 
 
-def _simulate(console: Console, target, *, json_path=None, waveform=None, inputs=None, **options):
-    """Simulate (:func:`systolix.api.simulate`) with a progress bar, print the tables, write the JSON report;
-    return the :class:`~systolix.api.Simulation`. Output paths are checked first."""
+def _simulate(console: Console, target, *, json_path=None, waveform=None, inputs=None, html_path=None,
+              html_extra: dict | None = None, **options):
+    """Simulate (:func:`systolix.api.simulate`) with a progress bar, print the tables, write the JSON report
+    and the HTML report (with ``html_extra``: :class:`~systolix.html_report.HtmlReport` fields); return the
+    :class:`~systolix.api.Simulation`. Output paths are checked first."""
     from . import api
 
-    for option, path in (("json", json_path), ("waveform", waveform)):
+    for option, path in (("json", json_path), ("waveform", waveform), ("html", html_path)):
         if path:
             check_output_file(path, f"--{option}", inputs=(getattr(target, "folder", target), inputs))
     with sample_progress(console) as bar:
@@ -226,15 +226,32 @@ def _simulate(console: Console, target, *, json_path=None, waveform=None, inputs
     _show_simulation(console, simulation.result)
     if json_path:
         write_atomic(json_path, json.dumps(simulation.report, indent=2))
+    if html_path:
+        _write_html(html_path, target, simulation.report, **(html_extra or {}))
     return simulation
+
+
+def _write_html(path, target, simulation: dict | None = None, **extra) -> None:
+    """Write the HTML report of a build folder or a model file (:mod:`systolix.html_report`)."""
+    from .html_report import for_build, for_model, write_html
+
+    folder = getattr(target, "folder", None)
+    if folder is None and not hasattr(target, "path") and Path(target).is_dir():
+        folder = Path(target)
+    if folder is not None:
+        report = for_build(folder, simulation=simulation, **extra)
+    else:
+        report = for_model(getattr(target, "path", target), simulation, **extra)
+    write_html(path, report)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     console = _console()
-    for option in ("json", "waveform"):  # before reading a configuration file
+    for option in ("json", "waveform", "html"):  # before reading a configuration file
         if getattr(args, option, None):
             check_output_file(getattr(args, option), f"--{option}", inputs=(args.model, args.inputs))
     simulation = _simulate(console, args.model, json_path=args.json, waveform=args.waveform, inputs=args.inputs,
+                           html_path=args.html,
                            random=args.random, backend=args.backend, layers=args.layers, seed=args.seed,
                            config=_config(args, None), clock_mhz=args.clock_mhz, trace_sample=args.trace_sample,
                            trace_layer=args.trace_layer, trace_depth=args.trace_depth)
@@ -280,9 +297,10 @@ def cmd_board(args: argparse.Namespace) -> int:
 
 
 # -- compile ------------------------------------------------------------------------------------------
-def _compile(console: Console, model, output, config, *, calib=None, device: str | None = None):
+def _compile(console: Console, model, output, config, *, calib=None, device: str | None = None,
+             notes: list[str] | None = None):
     """Compile (:func:`systolix.api.build`) and print the per-layer table; return the :class:`~systolix.api.Build`.
-    With ``device`` the configuration is sized to that FPGA (one line says which)."""
+    With ``device`` the configuration is sized to that FPGA (one line says which, also appended to ``notes``)."""
     from . import api
 
     check_build_folder(output, "-o")
@@ -297,7 +315,10 @@ def _compile(console: Console, model, output, config, *, calib=None, device: str
         from .compiler.device_fit import describe
 
         config = AcceleratorConfig.from_file(build.folder / "config.json")
-        console.print(describe(config, device), markup=False, highlight=False)
+        line = describe(config, device)
+        console.print(line, markup=False, highlight=False)
+        if notes is not None:
+            notes.append(line)
     console.print(build.table(title=f"{label} on a {config.rows}x{config.cols} array"))
     console.print(f"predicted {build.predicted_cycles:,} cycles per inference; wrote {build.folder}/: "
                   + ", ".join(build.files))
@@ -306,18 +327,24 @@ def _compile(console: Console, model, output, config, *, calib=None, device: str
 
 def cmd_compile(args: argparse.Namespace) -> int:
     check_build_folder(args.output, "-o")
+    if args.html:
+        check_output_file(args.html, "--html", inputs=(args.model, args.calib))
     console = _console()
     device = getattr(args, "device", None)
     if device is not None and (args.array or args.config):
         raise SystolixError("--device sizes the configuration to the FPGA: it cannot be combined with --array or "
                             "--config")
     config = None if device is not None else _config(args)
-    build = _compile(console, args.model, args.output, config, calib=args.calib, device=device)
+    notes: list[str] = []
+    build = _compile(console, args.model, args.output, config, calib=args.calib, device=device, notes=notes)
+    code = 0
     if args.synth:  # the old yosys-only check, now the whole flow of `systolix synth`
         target = device or "ecp5-85f"
         console.print(f"--synth: systolix synth {build.folder} --device {target}", markup=False, highlight=False)
-        return _synth(console, build.folder, target)
-    return 0
+        code = _synth(console, build.folder, target)
+    if args.html:  # after --synth, so the report shows its resources and Fmax
+        _write_html(args.html, build, notes=notes)
+    return code
 
 
 # -- synth -------------------------------------------------------------------------------------------
@@ -356,8 +383,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = _config(args)
     model_path, calib, test = EXAMPLE / "model.onnx", EXAMPLE / "calib.npz", EXAMPLE / "test.npz"
     quantized_path, build_dir, report_path = out / "model_int8.onnx", out / f"build_{args.array}", out / "simulate.json"
+    html_path = out / "simulate.html"
     out.mkdir(parents=True, exist_ok=True)
-    for path in (quantized_path, report_path):  # every output, before any work
+    for path in (quantized_path, report_path, html_path):  # every output, before any work
         check_output_file(path, "--out")
     check_build_folder(build_dir, "--out")
     console = _console()
@@ -372,22 +400,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     simulation = _simulate(console, build, json_path=report_path, inputs=test, backend=args.backend, layers=True,
                            clock_mhz=args.clock_mhz)
     agree, report = quantized.quantization.agreement, simulation.report
+    rows = _demo_summary(agree, report)
     table = Table(title="bundled example: summary")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row("test images", str(report["samples"]))
-    table.add_row("float accuracy (onnxruntime)", f"{agree.float_correct / agree.samples:.2%}")
-    table.add_row("int8 accuracy (onnxruntime)", f"{report['accuracy']['onnxruntime']:.2%}")
-    table.add_row(f"hardware accuracy ({report['backend']})", f"{report['accuracy'][report['backend']]:.2%}")
-    table.add_row("mismatches vs onnxruntime", f"{report['mismatches']:,} of {report['compared_elements']:,}")
-    if "cycles" in report:
-        table.add_row("cycles per inference", f"{report['cycles']:,.0f} (predicted {report['predicted_cycles']:,})")
-        table.add_row("MAC utilisation", f"{report['utilization']:.1%}")
-        table.add_row("latency", _latency_text(report).removeprefix("latency: ").removeprefix("latency "))
-        table.add_row("simulation speed", f"{report['simulated_cycles_per_second']:,.0f} cycles/s, "
-                                          f"{report['samples_per_second']:.1f} images/s")
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
+    q = quantized.quantization
+    _write_html(html_path, build, report, summary=rows,
+                quantization={"lines": q.lines(), "agreement": dataclasses.asdict(agree),
+                              "evaluated_on": q.evaluated_on})
+    console.print(f"wrote {report_path} and {html_path}", markup=False, highlight=False)
     return 0 if simulation.bit_exact else 1
+
+
+def _demo_summary(agree, report: dict) -> list[tuple[str, str]]:
+    """The rows of the demo's summary table (measure, value)."""
+    rows = [("test images", str(report["samples"])),
+            ("float accuracy (onnxruntime)", f"{agree.float_correct / agree.samples:.2%}"),
+            ("int8 accuracy (onnxruntime)", f"{report['accuracy']['onnxruntime']:.2%}"),
+            (f"hardware accuracy ({report['backend']})", f"{report['accuracy'][report['backend']]:.2%}"),
+            ("mismatches vs onnxruntime", f"{report['mismatches']:,} of {report['compared_elements']:,}")]
+    if "cycles" in report:
+        rows += [("cycles per inference", f"{report['cycles']:,.0f} (predicted {report['predicted_cycles']:,})"),
+                 ("MAC utilisation", f"{report['utilization']:.1%}"),
+                 ("latency", _latency_text(report).removeprefix("latency: ").removeprefix("latency ")),
+                 ("simulation speed", f"{report['simulated_cycles_per_second']:,.0f} cycles/s, "
+                                      f"{report['samples_per_second']:.1f} images/s")]
+    return rows
 
 
 class _Parser(argparse.ArgumentParser):
@@ -460,9 +501,11 @@ EXAMPLES = {
     "quantize": ["systolix quantize model.onnx --calib calib.npz -o model_int8.onnx",
                  "systolix quantize model.onnx --calib calib.npz --method entropy --eval test.npz -o q.onnx"],
     "simulate": ["systolix simulate build_8x8 --inputs test.npz --layers",
-                 "systolix simulate model_int8.onnx --random 20 --backend golden --json report.json"],
+                 "systolix simulate model_int8.onnx --random 20 --backend golden --json report.json",
+                 "systolix simulate build_8x8 --inputs test.npz --layers --html report.html"],
     "compile": ["systolix compile model_int8.onnx --array 8x8 -o build_8x8",
-                "systolix compile model.onnx --calib calib.npz --config my_config.json -o build"],
+                "systolix compile model.onnx --calib calib.npz --config my_config.json -o build",
+                "systolix compile model_int8.onnx --array 4x4 -o build_4x4 --html build_4x4.html"],
     "synth": ["systolix synth build_8x8 --device ecp5-85f"],
     "demo": ["systolix demo", "systolix demo --array 4x4 --out out/demo4"],
     "run": ["systolix run build_4x4 --port sim --inputs test.npz", "systolix run build_8x8 --port /dev/ttyUSB0 "
@@ -543,6 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--waveform records only N levels of the module hierarchy (1: the top level)")
     p.add_argument("--layers", action="store_true", help="compare every intermediate tensor too")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--html", metavar="FILE", help="write the report as one self-contained HTML page (tables, "
+                                                  "plots, the layer graph; a mismatch heat map)")
     p.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
 
     p = _command(sub, "run", cmd_run)
@@ -576,6 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, metavar="BUILD", help="the build folder to write")
     p.add_argument("--synth", action="store_true",
                    help="then run systolix synth BUILD --device ecp5-85f, or --device (yosys + nextpnr, minutes)")
+    p.add_argument("--html", metavar="FILE", help="write the build's report as one self-contained HTML page "
+                                                  "(layers, the compiler's plan, buffer use, synthesis results)")
 
     p = _command(sub, "synth", cmd_synth)
     p.add_argument("build", help="a folder written by systolix compile")
@@ -587,7 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _command(sub, "demo", cmd_demo)
     p.add_argument("--out", default="out/demo", metavar="FOLDER",
-                   help="folder for the quantized model, the build and reports (default out/demo)")
+                   help="folder for the quantized model, the build and the reports: simulate.json, "
+                        "simulate.html (default out/demo)")
     p.add_argument("--array", default="8x8", metavar="PRESET", help="accelerator preset: 4x4, 8x8 (default), 16x16")
     p.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
     p.add_argument("--clock-mhz", type=float, default=None, metavar="F",

@@ -116,6 +116,10 @@ def test_compile_open_and_simulate_a_build(tiny, tmp_path):
     assert opened.report == build.report
     result = opened.simulate(random=3, backend="golden")
     assert result.bit_exact and result.samples == 3
+    page = opened.write_html(tmp_path / "b.html", result).read_text()
+    assert page.startswith("<!DOCTYPE html>") and "BIT-EXACT" in page and "conv" in page
+    with pytest.raises(SystolixError, match="missing does not exist"):
+        opened.write_html(tmp_path / "missing" / "b.html")
     # a configuration object, and a configuration file, are taken as well as a preset name
     config = systolix.AcceleratorConfig.preset("4x4")
     assert q.compile(config=config, out=tmp_path / "c").report["config"] == build.report["config"]

@@ -5,7 +5,9 @@ TFLite (``TFLiteConverter`` with a representative dataset, then ``from_tflite``)
 - ``keras_dwsep``: Conv2D, DepthwiseConv2D, BatchNormalization, ReLU6, a 1x1 Conv2D, a residual Add,
   GlobalAveragePooling2D, Dense; NHWC 32x32x3;
 - ``keras_conv1d``: Conv1D-ReLU, MaxPooling1D, Conv1D-ReLU, GlobalAveragePooling1D (a ``ReduceMean`` after
-  TFLite), Dense; NLC 64x3. tf2onnx brackets each layer with ``Transpose``/``Reshape``/``Unsqueeze`` round trips.
+  TFLite), Dense; NLC 64x3. tf2onnx brackets each layer with ``Transpose``/``Reshape``/``Unsqueeze`` round trips;
+- ``keras_preproc``: ``Rescaling(1/255)`` and ``Normalization`` on the NHWC input, Conv2D-ReLU, BatchNormalization
+  after the activation, MaxPool, Conv2D, LeakyReLU, GlobalAveragePooling2D, Dropout, Dense with softmax.
 
 tf2onnx writes the NHWC input with a Transpose to NCHW, and a Transpose back before every Flatten; the TFLite
 model becomes QDQ (QuantizeLinear/DequantizeLinear around float ops) with int8 activations. Weights are Keras'
@@ -52,7 +54,18 @@ def _models():
         keras.Input((64, 3)), layers.Conv1D(8, 5, activation="relu"), layers.MaxPooling1D(2),
         layers.Conv1D(16, 3, activation="relu"), layers.GlobalAveragePooling1D(), layers.Dense(4)],
         name="keras_conv1d")
-    return {"keras_cnn": cnn, "keras_dwsep": dwsep, "keras_conv1d": conv1d}
+    preproc = keras.Sequential([  # input scaling and normalisation layers in the model, as Keras tutorials write
+        keras.Input((32, 32, 3)), layers.Rescaling(1 / 255.0),
+        layers.Normalization(mean=[0.5, 0.4, 0.3], variance=[0.04, 0.05, 0.06]),
+        layers.Conv2D(8, 3, activation="relu"), layers.BatchNormalization(), layers.MaxPooling2D(),
+        layers.Conv2D(16, 3, padding="same"), layers.LeakyReLU(0.1), layers.GlobalAveragePooling2D(),
+        layers.Dropout(0.2), layers.Dense(4, activation="softmax")], name="keras_preproc")
+    for layer in preproc.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            c = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c),
+                               rng.uniform(0.5, 2.0, c)])
+    return {"keras_cnn": cnn, "keras_dwsep": dwsep, "keras_conv1d": conv1d, "keras_preproc": preproc}
 
 
 def export(out_dir: str | Path, only: tuple[str, ...] = ()) -> list[tuple[Path, str]]:

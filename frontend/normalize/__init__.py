@@ -21,17 +21,21 @@ from .constant_folding import FoldConstants
 from .fixed_batch import SymbolicBatch
 from .global_max_pool import GlobalMaxPoolAsMaxPool
 from .initializer_inputs import DropInitializerInputs
+from .input_affine import FoldInputScaling
 from .ir_version import LowerIrVersion
-from .layout import CancelLayoutRoundTrips, ReduceMeanAsGlobalPool
+from .layout import CancelLayoutRoundTrips, HoistTransposeOverElementwise, ReduceMeanAsGlobalPool
 from .lower_opset import LowerOpset
 from .opset import UpgradeOpset
 from .shape_computation import FoldShapeComputation
+from .unused_inputs import DropUnusedInputs
 
 __all__ = ["REWRITES", "Fired", "Normalized", "Rewrite", "normalize"]
 
 #: The rewrites, in the order they run.
-REWRITES: tuple[Rewrite, ...] = (LowerOpset(), LowerIrVersion(), DropInitializerInputs(), UpgradeOpset(),
-                                 SymbolicBatch(), FoldConstants(), FoldShapeComputation(), CancelLayoutRoundTrips(),
+REWRITES: tuple[Rewrite, ...] = (LowerOpset(), LowerIrVersion(), DropInitializerInputs(), DropUnusedInputs(),
+                                 UpgradeOpset(),
+                                 SymbolicBatch(), FoldConstants(), FoldShapeComputation(),
+                                 HoistTransposeOverElementwise(), FoldInputScaling(), CancelLayoutRoundTrips(),
                                  ReduceMeanAsGlobalPool(), GlobalMaxPoolAsMaxPool())
 
 

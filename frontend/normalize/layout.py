@@ -7,11 +7,13 @@ it was. A chain of data-movement ops (Transpose, Reshape, Squeeze, Unsqueeze, Fl
 reader of its input) whose composition leaves every element where it was is removed; in a quantized graph such
 chains run on the int8 tensors between QuantizeLinear and DequantizeLinear.
 
-Keras' ``GlobalAveragePooling1D/2D`` becomes ``ReduceMean`` over the channels-last spatial axes, often behind such
-a chain. A ``ReduceMean`` (``keepdims=0``) whose input comes, through a data-movement chain and at most a
-per-tensor DequantizeLinear, from a tensor whose reduced elements are exactly its spatial axes 2.. (channels
-first) becomes ``GlobalAveragePool`` on that tensor followed by a ``Flatten`` (after the QuantizeLinear that
-reads the mean, in a quantized graph, so that ``DQ -> GlobalAveragePool -> Q`` stays one group).
+Keras' ``GlobalAveragePooling1D/2D`` becomes ``ReduceMean`` over the channels-last spatial axes, often behind such a
+chain; torch's dynamo exporter writes ``adaptive_avg_pool2d(x, 1)`` as ``ReduceMean`` over axes 2.. with
+``keepdims=1``, which is ``GlobalAveragePool`` itself. A ``ReduceMean`` (``keepdims=0``) whose input comes, through
+a data-movement chain and at most a per-tensor DequantizeLinear, from a tensor whose reduced elements are exactly
+its spatial axes 2.. (channels first) becomes ``GlobalAveragePool`` on that tensor followed by a ``Flatten`` (after
+the QuantizeLinear that reads the mean, in a quantized graph, so that ``DQ -> GlobalAveragePool -> Q`` stays one
+group).
 
 Both are decided on index arithmetic: the chain is applied by NumPy to ``arange`` at two batch sizes, and the
 element sets being averaged are compared. onnxruntime's outputs are compared by the normaliser as for every
@@ -107,12 +109,28 @@ def _move(graph: _Graph, node: onnx.NodeProto) -> Callable[[np.ndarray], np.ndar
     return None
 
 
+#: Ops that act on each element alone, so they commute with any data movement (their other inputs must be
+#: one-value constants: a per-tensor QuantizeLinear/DequantizeLinear, Clip bounds, a LeakyRelu slope).
+_ELEMENTWISE = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu",
+                          "Softplus", "Softsign", "Gelu", "Erf", "Exp", "Abs", "Neg", "Sqrt", "QuantizeLinear",
+                          "DequantizeLinear", "Cast", "Identity"})
+
+
+def _elementwise(graph: _Graph, node: onnx.NodeProto) -> bool:
+    if node.op_type not in _ELEMENTWISE or len(node.output) != 1:
+        return False
+    return all(name == "" or (name in graph.constants and graph.constants[name].size == 1)
+               for name in node.input[1:])
+
+
 def _chain(graph: _Graph, start: str) -> list[onnx.NodeProto]:
-    """The longest run of data-movement nodes from ``start``, each the only reader of its input."""
+    """The longest run of data-movement and elementwise nodes from ``start``, each the only reader of its input."""
     nodes, tensor = [], start
     while True:
         node = graph.only_reader(tensor)
-        if node is None or node.op_type not in _MOVES or node.input[0] != tensor:
+        if node is None or not node.input or node.input[0] != tensor:
+            return nodes
+        if node.op_type not in _MOVES and not _elementwise(graph, node):
             return nodes
         nodes.append(node)
         tensor = node.output[0]
@@ -120,6 +138,8 @@ def _chain(graph: _Graph, start: str) -> list[onnx.NodeProto]:
 
 def _apply(graph: _Graph, nodes: list[onnx.NodeProto], a: np.ndarray) -> np.ndarray | None:
     for node in nodes:
+        if node.op_type not in _MOVES:  # elementwise: every element stays where it is
+            continue
         f = _move(graph, node)
         if f is None:
             return None
@@ -160,21 +180,30 @@ class CancelLayoutRoundTrips:
             # the longest prefix that composes to the identity
             for end in range(len(nodes), 1, -1):
                 prefix = nodes[:end]
+                moves = [n for n in prefix if n.op_type in _MOVES]
+                if prefix[-1].op_type not in _MOVES or len(moves) < 2:
+                    continue  # end on a move; a lone move is not a round trip
                 if all(_identity(graph, start, prefix, batch) for batch in _BATCHES):
-                    removed.update(index[id(n)] for n in prefix)
-                    renames[prefix[-1].output[0]] = start
+                    # the moves go; the elementwise nodes stay, each reading the one before (or ``start``)
+                    removed.update(index[id(n)] for n in moves)
+                    previous = start
+                    for node in prefix:
+                        if node.op_type in _MOVES:
+                            renames[node.output[0]] = previous
+                        else:
+                            previous = node.output[0]
                     chains += 1
                     break
         if not chains:
             return None
         # a renamed tensor may itself be renamed (chains are disjoint, but be safe)
         for key, value in list(renames.items()):
-            while value in renames:
+            while value in renames and renames[value] != value:
                 value = renames[value]
             renames[key] = value
         out = _rewire(model, removed, renames)
         return out, f"{chains} chain(s) of {len(removed)} Transpose/Reshape/Squeeze/Unsqueeze node(s) that " \
-                    "leave every element where it was removed"
+                    "leave every element where it was removed (elementwise ops between them kept)"
 
 
 def _identity(graph: _Graph, start: str, nodes: list[onnx.NodeProto], batch: int) -> bool:
@@ -197,13 +226,21 @@ class ReduceMeanAsGlobalPool:
         replaced: dict[int, list[onnx.NodeProto]] = {}
         done = 0
         for node in model.graph.node:
-            if node.op_type != "ReduceMean" or graph.attr(node, "keepdims", 1) != 0:
+            if node.op_type != "ReduceMean":
                 continue
             axes = graph.attr(node, "axes")
             if axes is None and len(node.input) > 1 and node.input[1]:
                 axes = graph.constants.get(node.input[1])
                 axes = None if axes is None else axes.tolist()
             if not axes:
+                continue
+            if graph.attr(node, "keepdims", 1):
+                # torch's adaptive_avg_pool2d(x, 1) from the dynamo exporter: the mean over axes 2.. kept as size 1
+                rank = len(graph.shapes.get(node.input[0]) or [])
+                if rank >= 3 and sorted(a % rank for a in axes) == list(range(2, rank)):
+                    replaced[index[id(node)]] = [helper.make_node("GlobalAveragePool", [node.input[0]],
+                                                                  [node.output[0]], name=node.name)]
+                    done += 1
                 continue
             found = self._source(graph, node, axes)
             if found is None:
@@ -243,7 +280,8 @@ class ReduceMeanAsGlobalPool:
             if i in removed:
                 continue
             out.graph.node.extend(replaced.get(i, [node]))
-        return out, f"{done} ReduceMean node(s) over the spatial axes as GlobalAveragePool + Flatten"
+        return out, f"{done} ReduceMean node(s) over the spatial axes as GlobalAveragePool (+ Flatten where the " \
+                    "mean drops the axes)"
 
     @staticmethod
     def _source(graph: _Graph, node: onnx.NodeProto, axes: list[int]):
@@ -281,3 +319,104 @@ class ReduceMeanAsGlobalPool:
             if groups.shape != want.shape or not np.array_equal(groups, want):
                 return None
         return tensor, moves, dq
+
+
+_BINARY = frozenset({"Add", "Sub", "Mul", "Div"})
+#: Elementwise, but a Transpose is not hoisted over them: they delimit quantized groups (DQ -> op -> Q).
+_KEEP_IN_PLACE = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast", "Identity"})
+
+
+class HoistTransposeOverElementwise:
+    """``hoist-transpose``: a Transpose after elementwise ops moves before them, their constants transposed.
+
+    Keras' ``Rescaling`` and ``Normalization`` layers at a model's NHWC input become ``Mul``/``Add`` by constants of
+    shape ``[1, 1, 1, C]`` followed by tf2onnx's ``Transpose`` to NCHW: per-channel constants on the wrong axis for the
+    importer. Elementwise ops commute with a transposition (each element meets the same constants), so the
+    Transpose goes first and the constants are transposed with it: ``[1, C, 1, 1]``, per channel. The input's
+    Transpose is then done by the host, as any layout change of the graph input.
+    """
+
+    name = "hoist-transpose"
+
+    def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, str] | None:
+        graph = _Graph(model)
+        out = copy_model(model)
+        nodes = list(model.graph.node)  # the objects ``graph`` knows; copied into ``out`` at the end
+        hoisted = 0
+        for transpose in [n for n in nodes if n.op_type == "Transpose"]:
+            perm = graph.attr(transpose, "perm")
+            if perm is None:
+                continue
+            chain = self._chain(graph, transpose.input[0])
+            # only for what it is for: a constant of several values on an axis the Transpose moves (a lone
+            # activation before a Transpose is left where the exporter put it)
+            if not any(node.op_type in _BINARY and any(graph.constants[name].size > 1 for name in node.input
+                                                       if name in graph.constants) for node in chain):
+                continue
+            rank = len(perm)
+            head = self._data_input(graph, chain[0])
+            moved = f"{head}__hoisted_{transpose.name or hoisted}"
+            new_nodes = [helper.make_node("Transpose", [head], [moved], name=f"{transpose.name}__hoisted", perm=perm)]
+            previous = moved
+            for i, node in enumerate(chain):
+                new = onnx.NodeProto()
+                new.CopyFrom(node)
+                data = self._data_input(graph, node)
+                for k, name in enumerate(new.input):
+                    if name == data:
+                        new.input[k] = previous
+                    elif node.op_type in _BINARY:
+                        c = graph.constants[name]
+                        c = c.reshape((1,) * (rank - c.ndim) + c.shape)
+                        const = f"{name}__t{hoisted}_{i}"
+                        moved_const = np.ascontiguousarray(np.transpose(c, perm))
+                        out.graph.initializer.append(numpy_helper.from_array(moved_const, const))
+                        new.input[k] = const
+                last = i == len(chain) - 1
+                new.output[0] = transpose.output[0] if last else f"{node.output[0]}__hoisted"
+                previous = new.output[0]
+                new_nodes.append(new)
+            position = min(nodes.index(n) for n in chain)
+            gone = {id(n) for n in (*chain, transpose)}
+            nodes = [n for n in nodes if id(n) not in gone]
+            nodes[position:position] = new_nodes
+            graph = None  # one hoist per pass over a fresh graph view keeps the bookkeeping simple
+            hoisted += 1
+            break
+        if not hoisted:
+            return None
+        del out.graph.node[:]
+        for node in nodes:
+            out.graph.node.add().CopyFrom(node)
+        # more hoists: repeat on the result (each moves one Transpose)
+        again = self.apply(out)
+        total = hoisted
+        if again is not None:
+            out, detail = again
+            total += int(detail.split()[0])
+        return out, f"{total} Transpose node(s) moved before the elementwise ops with constants that preceded them"
+
+    @staticmethod
+    def _data_input(graph: _Graph, node: onnx.NodeProto) -> str:
+        if node.op_type in _BINARY:
+            return next(name for name in node.input if name not in graph.constants)
+        return node.input[0]
+
+    @classmethod
+    def _chain(cls, graph: _Graph, tensor: str) -> list[onnx.NodeProto]:
+        """The elementwise nodes (unary, or binary with one constant) ending in ``tensor``, each read only by the
+        next; outermost first."""
+        chain: list[onnx.NodeProto] = []
+        while True:
+            node = graph.producer.get(tensor)
+            if node is None or graph.only_reader(tensor) is None:
+                break
+            if node.op_type in _BINARY:
+                consts = [name for name in node.input if name in graph.constants]
+                if len(node.input) != 2 or len(consts) != 1:
+                    break
+            elif not _elementwise(graph, node) or node.op_type in _KEEP_IN_PLACE:
+                break
+            chain.insert(0, node)
+            tensor = cls._data_input(graph, node)
+        return chain

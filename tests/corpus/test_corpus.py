@@ -38,6 +38,9 @@ REWRITES = {
     "helper_ir14_op13": ["lower-ir-version"],
     "tf_keras_cnn": ["fold-shape-computation"],
     "tf_keras_conv1d_tflite_int8": ["cancel-layout-round-trips", "reduce-mean-as-global-pool"],
+    "torch_dynamo_mbnet_dynbatch": ["reduce-mean-as-global-pool"],
+    "tf_keras_preproc": ["drop-unused-inputs", "hoist-transpose", "fold-input-scaling"],
+    "torch_dynamo_mean_static": ["reduce-mean-as-global-pool"],
 }
 
 
@@ -95,6 +98,8 @@ def test_fixture_golden_bit_exact(name, tmp_path):
                                          ("torch_conv1d_small_op13_ortqop_s8", "4x4"),
                                          ("tf_keras_conv1d_tflite_int8", "4x4"),
                                          ("tf_keras_conv1d", "4x4"),
+                                         ("torch_dynamo_mbnet_dynbatch", "8x8"),
+                                         ("tf_keras_preproc", "8x8"),
                                          ("torch_se_small_op13", "4x4")])
 def test_fixture_verilator_bit_exact(name, preset, tmp_path):
     if name not in MANIFEST:

@@ -369,3 +369,65 @@ def test_torch_mean_over_spatial_axes_becomes_a_global_pool(opset, tmp_path):
     assert main(["quantize", str(tmp_path / "m.onnx"), "--calib", str(tmp_path / "c.npz"),
                  "-o", str(tmp_path / "q.onnx")]) == 0
     assert main(["simulate", str(tmp_path / "q.onnx"), "--random", "6", "--backend", "golden"]) == 0
+
+
+def test_round_trips_around_elementwise_ops_cancel_and_keep_the_ops():
+    # Transpose(NCHW->NHWC) -> Relu -> Sigmoid -> Transpose back: the layout shuffle goes, the activations stay
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], kernel_shape=[3, 3]),
+             helper.make_node("Transpose", ["c"], ["t1"], perm=[0, 2, 3, 1]),
+             helper.make_node("Relu", ["t1"], ["r"]),
+             helper.make_node("Sigmoid", ["r"], ["s"]),
+             helper.make_node("Transpose", ["s"], ["t2"], perm=[0, 3, 1, 2]),
+             helper.make_node("MaxPool", ["t2"], ["y"], kernel_shape=[2, 2], strides=[2, 2])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 10, 10])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 4, 4])],
+                              [numpy_helper.from_array(rng.normal(0, 1, (4, 3, 3, 3)).astype(np.float32), "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    out = normalize(model, quantized=False)
+    assert [f.name for f in out.fired] == ["cancel-layout-round-trips"]
+    assert [n.op_type for n in out.model.graph.node] == ["Conv", "Relu", "Sigmoid", "MaxPool"]
+    x = rng.normal(0, 1, (3, 3, 10, 10)).astype(np.float32)
+    np.testing.assert_array_equal(reference_session(out.model).run(None, {"x": x})[0],
+                                  reference_session(model).run(None, {"x": x})[0])
+
+
+def _scaled_input(pads=(0, 0, 0, 0)) -> onnx.ModelProto:
+    """Keras' Rescaling(1/255) and Normalization on an NHWC input, then tf2onnx's Transpose and the first Conv; an
+    extra graph input nothing reads (tf2onnx lists a Normalization layer's captured variables)."""
+    rng = np.random.default_rng(0)
+    nodes = [helper.make_node("Mul", ["x", "k"], ["m"]), helper.make_node("Sub", ["m", "mean"], ["s"]),
+             helper.make_node("Div", ["s", "std"], ["d"]),
+             helper.make_node("Transpose", ["d"], ["t"], perm=[0, 3, 1, 2]),
+             helper.make_node("Conv", ["t", "w", "b"], ["y"], kernel_shape=[3, 3], pads=list(pads))]
+    size = 8 + pads[0] + pads[2] - 2
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8, 8, 3]),
+                     helper.make_tensor_value_info("unused", TensorProto.FLOAT, [3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, size, size])],
+        [numpy_helper.from_array(np.float32(1 / 255), "k"),
+         numpy_helper.from_array(np.array([[[[0.5, 0.4, 0.3]]]], np.float32), "mean"),
+         numpy_helper.from_array(np.array([[[[0.2, 0.25, 0.3]]]], np.float32), "std"),
+         numpy_helper.from_array(rng.normal(0, 1, (4, 3, 3, 3)).astype(np.float32), "w"),
+         numpy_helper.from_array(rng.normal(0, 1, 4).astype(np.float32), "b")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def test_input_scaling_moves_before_the_transpose_and_folds_into_the_first_conv():
+    model = _scaled_input()
+    out = normalize(model, quantized=False)
+    assert [f.name for f in out.fired] == ["drop-unused-inputs", "hoist-transpose", "fold-input-scaling"]
+    assert "(Mul, Sub, Div, per channel" in out.fired[2].detail
+    assert [n.op_type for n in out.model.graph.node] == ["Transpose", "Conv"]
+    assert [i.name for i in out.model.graph.input] == ["x"]
+    x = np.random.default_rng(1).integers(0, 256, (3, 8, 8, 3)).astype(np.float32)
+    want = reference_session(model).run(None, {"x": x, "unused": np.zeros(3, np.float32)})[0]
+    got = reference_session(out.model).run(None, {"x": x})[0]
+    assert float(np.abs(got - want).max()) < 1e-3 * float(np.abs(want).max())  # float: folded in float64
+
+
+def test_input_scaling_before_a_padded_conv_is_not_folded():
+    out = normalize(_scaled_input(pads=(1, 1, 1, 1)), quantized=False)
+    names = [f.name for f in out.fired]
+    assert "hoist-transpose" in names and "fold-input-scaling" not in names  # padding would meet the offset
+    assert [n.op_type for n in out.model.graph.node] == ["Transpose", "Mul", "Sub", "Div", "Conv"]
