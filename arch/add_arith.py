@@ -76,6 +76,7 @@ __all__ = [
     "add_table_layout",
     "pack_add_params",
     "qadd_model",
+    "round_window_sum",
     "unpack_add_params",
 ]
 
@@ -358,8 +359,20 @@ def qadd_model(a: ArrayLike, b: ArrayLike, images: AddImages) -> np.ndarray:
     u, v = (a, b) if p.table_on_a else (b, a)
     t, ts = images.value[u + 128], images.sticky[u + 128]
     x, xs = _product(v, p)
-    s = t + x
-    st = ts | xs
+    r = round_window_sum(t + x, ts | xs)
+    q = np.clip(r, p.lo, p.hi) + p.out_off
+    return q.astype(np.int8)
+
+
+def round_window_sum(s: np.ndarray, st: np.ndarray) -> np.ndarray:
+    """A window sum rounded as onnxruntime's ``cvtps2dq(f32(sum))`` does, saturated to [-512, 512].
+
+    ``s`` is the floor of the sum in units of ``2**-32`` and ``st`` its sticky bit (module docstring):
+    rounded to 24 significant bits (RNE, the float32 sum), then to an integer (RNE). Shared by the ADD
+    and MUL units' models (``systolix.arch.mul_arith``).
+    """
+    s = np.asarray(s, dtype=np.int64)
+    st = np.asarray(st, dtype=np.int64)
     neg = s < 0
     mag = np.where(neg, np.where(st != 0, ~s, -s), s)
     j = np.full(mag.shape, FRAC_BITS - 1, dtype=np.int64)  # leading one (valid when the value matters)
@@ -369,5 +382,4 @@ def qadd_model(a: ArrayLike, b: ArrayLike, images: AddImages) -> np.ndarray:
     significand = _rne_shift(mag, k, st)          # float32 rounding (25 bits after a carry)
     r = _rne_shift(significand, FRAC_BITS - k, np.zeros_like(st))  # to an integer
     r = np.where(mag >= _SAT, 512, np.where(mag < _HALF, 0, r))
-    q = np.clip(np.where(neg, -r, r), p.lo, p.hi) + p.out_off
-    return q.astype(np.int8)
+    return np.where(neg, -r, r)

@@ -20,6 +20,8 @@ class Opcode(enum.IntEnum):
     MAXPOOL = 2
     ADD = 3
     LUT = 4
+    MUL = 5
+    RESIZE = 6
 
 
 class Mode(enum.IntEnum):
@@ -35,7 +37,7 @@ FIELDS: tuple[tuple[str, int], ...] = (
     ("opcode", 4),
     ("mode", 2),
     ("in_base", 16),     # act row of the (first) input tensor
-    ("in2_base", 16),    # act row of the second input (ADD)
+    ("in2_base", 16),    # act row of the second input (ADD, MUL)
     ("out_base", 16),    # act row of the output tensor
     ("in_blocks", 8),    # channel blocks of the input (ceil(C_in / L))
     ("in_h", 10),
@@ -55,11 +57,12 @@ FIELDS: tuple[tuple[str, int], ...] = (
     ("chunk_rows", 10),  # MATMUL: output rows per accumulator chunk
     ("x_zp", 9),         # input zero point (signed), subtracted before the multiply
     ("w_base", 16),      # wgt row of the first tile
-    ("p_base", 12),      # prm row of the first output block (ADD: its parameter row)
+    ("p_base", 12),      # prm row of the first output block (ADD, MUL: its parameter row)
     ("lut_base", 12),    # lut row (LUT: table; ADD: first of its tables)
-    ("rows", 16),        # ADD / LUT: act rows to process
+    ("rows", 16),        # ADD / MUL / LUT: act rows to process
     ("layer", 8),        # index of the IR layer, for reports
     ("w_shared", 1),     # MATMUL: every reduction step uses the one tile at w_base (global average pool)
+    ("bcast", 1),        # ADD / MUL: the second input has one row per channel block, each used for in_h*in_w rows
 )
 
 INSTRUCTION_BITS = sum(bits for _, bits in FIELDS)
@@ -98,6 +101,7 @@ class Instruction:
     rows: int = 0
     layer: int = 0
     w_shared: int = 0
+    bcast: int = 0
 
     def __post_init__(self) -> None:
         for name, bits in FIELDS:

@@ -16,6 +16,7 @@ from .config import AcceleratorConfig
 __all__ = [
     "ACCUMULATOR_STAGES",
     "ADD_UNIT_STAGES",
+    "MUL_UNIT_STAGES",
     "REQUANTIZER_STAGES",
     "accumulator_latency",
     "add_unit_latency",
@@ -28,6 +29,7 @@ __all__ = [
     "matmul_unit_latency",
     "matmul_unit_pipeline_latency",
     "max_pool_unit_latency",
+    "mul_unit_latency",
     "pe_product_latency",
     "requantizer_latency",
     "sync_reader_latency",
@@ -40,6 +42,8 @@ __all__ = [
 REQUANTIZER_STAGES = 17
 #: Register stages of the `AddUnit` (the table read is its stage 0).
 ADD_UNIT_STAGES = 22
+#: Register stages of the `MulUnit` (operands less their zero points, product, ..., the ADD unit's rounding).
+MUL_UNIT_STAGES = 23
 #: Read, register the row read, add and write back (the sum leaves on its last tap).
 ACCUMULATOR_STAGES = 3
 
@@ -102,6 +106,11 @@ def add_unit_latency(config: AcceleratorConfig | None = None) -> int:
     return ADD_UNIT_STAGES
 
 
+def mul_unit_latency(config: AcceleratorConfig | None = None) -> int:
+    """`MulUnit`: from a pair of codes to their product's code."""
+    return MUL_UNIT_STAGES
+
+
 def lookup_unit_latency(config: AcceleratorConfig | None = None) -> int:
     """`LookupUnit`: the table read, then the output register."""
     return 2
@@ -146,13 +155,14 @@ def matmul_engine_fixed_cycles(config: AcceleratorConfig) -> int:
 
 def latencies(config: AcceleratorConfig) -> dict[str, int]:
     """The latencies the cycle model uses, by unit name (``matmul``, ``drain``, ``accumulator``,
-    ``requantizer``, ``add``, ``sync_reader``, ``matmul_fixed``)."""
+    ``requantizer``, ``add``, ``mul``, ``sync_reader``, ``matmul_fixed``)."""
     return {
         "matmul": matmul_unit_latency(config),
         "drain": matmul_unit_drain_cycles(config),
         "accumulator": accumulator_latency(config),
         "requantizer": requantizer_latency(config),
         "add": add_unit_latency(config),
+        "mul": mul_unit_latency(config),
         "sync_reader": sync_reader_latency(config),
         "matmul_fixed": matmul_engine_fixed_cycles(config),
     }

@@ -13,7 +13,7 @@ import json
 
 import numpy as np
 
-from systolix.arch import isa
+from systolix.arch import isa, mul_arith
 from systolix.arch.config import AcceleratorConfig
 from systolix.errors import SystolixError
 from systolix.frontend import ir
@@ -25,6 +25,7 @@ from .layout import TensorPlacement, allocate, storage_geometry
 from .lower import (
     Lowered,
     average_pool_refusal,
+    channel_broadcast,
     channel_lookup_fit,
     is_global_average,
     lower_add,
@@ -36,6 +37,9 @@ from .lower import (
     lower_gap,
     lower_lookup,
     lower_maxpool,
+    lower_mul,
+    lower_resize,
+    resize_runs,
 )
 
 __all__ = ["PROGRAM_FORMAT", "HostTransform", "LayerPlan", "Program", "compile_model", "resolve_add_variant"]
@@ -283,6 +287,21 @@ def _unsupported(layer: ir.Layer) -> str | None:
             channel_lookup_fit(layer)
         except SystolixError as e:
             return str(e).removeprefix(f"layer {layer.name}: ")
+    if isinstance(layer, ir.Add | ir.Mul):
+        try:
+            channel_broadcast(layer)
+            if isinstance(layer, ir.Mul) and layer.y_quant is not None:
+                mul_arith.mul_params(layer.a_quant, layer.b_quant, layer.y_quant)
+        except SystolixError as e:
+            return str(e).removeprefix(f"layer {layer.name} ({layer.op}): ")
+    if isinstance(layer, ir.Resize):
+        maps = layer.maps if len(layer.maps) == 2 else ((0,), *layer.maps)
+        try:
+            for index_map, length in zip(maps, (1,) * (2 - len(layer.maps)) + tuple(layer.in_shapes[0][2:]),
+                                         strict=True):
+                resize_runs(index_map, length)
+        except SystolixError as e:
+            return str(e)
     if isinstance(layer, ir.Concat) and layer.axis != 1:
         return f"a Concat on axis {layer.axis} is not supported by the accelerator (only the channel axis, 1)"
     if isinstance(layer, ir.MatMul):
@@ -295,7 +314,7 @@ def _unsupported(layer: ir.Layer) -> str | None:
     if layer.host:
         return "this operation is left to the host and cannot be part of the accelerator program"
     if not isinstance(layer, ir.Conv | ir.Dense | ir.MaxPool | ir.AveragePool | ir.GlobalAveragePool | ir.Lookup
-                      | ir.ChannelLookup | ir.Add | ir.Reshape | ir.Concat):
+                      | ir.ChannelLookup | ir.Add | ir.Mul | ir.Resize | ir.Reshape | ir.Concat):
         return f"{type(layer).__name__} layers are not supported by the accelerator"
     return None
 
@@ -756,6 +775,10 @@ def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes
         return lower_channel_lookup(layer, x, y, lanes, config.acc_memory_depth)
     if isinstance(layer, ir.Add):
         return lower_add(layer, xs[0], xs[1], y, add_variant)
+    if isinstance(layer, ir.Mul):
+        return lower_mul(layer, xs[0], xs[1], y)
+    if isinstance(layer, ir.Resize):
+        return lower_resize(layer, x, y)
     if isinstance(layer, ir.Concat):
         return lower_concat(layer, xs, y, lanes)
     raise SystolixError(f"layer {layer.name} ({layer.op}): no lowering for {type(layer).__name__}")

@@ -28,8 +28,11 @@ MAXPOOL: one ``act`` read per window tap: ``blocks * out_pixels * k_h * k_w`` cy
 LUT: one row per cycle: ``rows + 3 + LookupUnit.latency`` (act read, read register, lut read and its
   register, write).
 ADD: the two operand rows are read through the one ``act`` read port: ``2 * rows`` + 3 (read, read
-  register, write) + ``AddUnit.latency``.
-MAXPOOL, LUT and ADD add ``VectorEngine`` setup cycles beyond the first.
+  register, write) + ``AddUnit.latency``. With ``bcast``: ``rows + blocks`` reads (the second operand's row
+  once per channel block, latched).
+MUL: as ADD, + ``MulUnit.latency``.
+RESIZE: one ``act`` read per output pixel, as MAXPOOL with a one-tap window.
+MAXPOOL, LUT, ADD and MUL add ``VectorEngine`` setup cycles beyond the first.
 Every instruction: 4 cycles of fetch/decode/start/done handshake (measured). HALT: its decode and ``done``.
 """
 
@@ -92,6 +95,13 @@ def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
         return _OVERHEAD + setup + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 4
     if instr.opcode == Opcode.LUT:
         return _OVERHEAD + setup + instr.rows + 3 + latency.lookup_unit_latency(config)
-    if instr.opcode == Opcode.ADD:
-        return _OVERHEAD + setup + 2 * instr.rows + 3 + pipeline_latencies(config)["add"]
+    if instr.opcode in (Opcode.ADD, Opcode.MUL):
+        unit = pipeline_latencies(config)["add" if instr.opcode == Opcode.ADD else "mul"]
+        if instr.bcast:  # one read per row, plus the second operand's row once per channel block
+            reads = instr.rows + -(-instr.rows // max(1, instr.in_h * instr.in_w))
+        else:
+            reads = 2 * instr.rows
+        return _OVERHEAD + setup + reads + 3 + unit
+    if instr.opcode == Opcode.RESIZE:
+        return _OVERHEAD + setup + instr.out_blocks * instr.out_h * instr.out_w + 4
     raise ValueError(f"unknown opcode {instr.opcode!r}")

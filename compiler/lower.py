@@ -13,11 +13,12 @@ global-average-pool scale; then split into the integer ``M * 2**-E`` of the requ
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import weakref
 
 import numpy as np
 
-from systolix.arch import add_arith
+from systolix.arch import add_arith, mul_arith
 from systolix.arch.isa import Mode, Opcode
 from systolix.arch.params import ChannelParams
 from systolix.errors import SystolixError
@@ -391,19 +392,96 @@ def lower_channel_lookup(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorP
                         f"{fit.taps} tap(s) of dilation 0")
 
 
+def channel_broadcast(layer: ir.Layer) -> int | None:
+    """For a two-input elementwise layer: None when both inputs have the output's shape, else the index (0 or
+    1) of the input that is one value per channel (``[N, C, 1, 1]`` against ``[N, C, H, W]``: the
+    squeeze-and-excite broadcast). Raises for any other broadcasting."""
+    shapes = [tuple(int(d) for d in s) for s in layer.in_shapes]
+    out = tuple(int(d) for d in layer.out_shape)
+    if shapes[0] == shapes[1] == out:
+        return None
+    for small in (0, 1):
+        if (shapes[1 - small] == out and len(out) >= 3
+                and shapes[small] == (*out[:2], *([1] * (len(out) - 2)))):
+            return small
+    raise SystolixError(f"layer {layer.name} ({layer.op}): broadcasting {list(shapes[0])} with {list(shapes[1])} is "
+                        "not supported by the accelerator (only the same shape, or [N, C, 1, 1] against [N, C, H, W])")
+
+
+def _broadcast_fields(layer: ir.Layer, a: TensorPlacement, b: TensorPlacement) -> tuple[dict, int]:
+    """Instruction fields of a two-operand vector instruction, and the index of the input read as its first
+    operand (the full-size one: the second is the one read once per channel block when broadcasting)."""
+    small = channel_broadcast(layer)
+    if small is None:
+        return dict(rows=a.rows), 0
+    full, part = (a, b) if small == 1 else (b, a)
+    return dict(rows=full.rows, in_base=full.base, in2_base=part.base, bcast=1, in_h=full.h, in_w=full.w), 1 - small
+
+
 def lower_add(layer: ir.Add, a: TensorPlacement, b: TensorPlacement, y: TensorPlacement, variant: str) -> Lowered:
-    """Add of two same-shape tensors: the vector unit's ADD with tables from :mod:`systolix.arch.add_arith`."""
-    if tuple(layer.in_shapes[0]) != tuple(layer.in_shapes[1]):
-        raise SystolixError(f"layer {layer.name} ({layer.op}): an Add with broadcasting ({list(layer.in_shapes[0])} "
-                            f"+ {list(layer.in_shapes[1])}) is not supported by the accelerator")
-    fields = dict(opcode=Opcode.ADD, rows=a.rows)
+    """Add of two tensors: the vector unit's ADD with tables from :mod:`systolix.arch.add_arith`.
+
+    Same shape, or (``avx2`` only) one input one value per channel: onnxruntime then runs the per-channel
+    operand as the kernel's scalar B with the full-size one as A, whichever input it is, and the avx2 kernel's
+    scalar-B form is its general form (``quantize/golden/qlinear_add.py``); the sse2 scalar-B form rounds in
+    another order, which the ADD unit does not compute.
+    """
+    fields, first = _broadcast_fields(layer, a, b)
+    quants = (layer.a_quant, layer.b_quant) if first == 0 else (layer.b_quant, layer.a_quant)
+    if fields.get("bcast") and variant != "avx2":
+        raise SystolixError(f"layer {layer.name} ({layer.op}): a broadcast Add ({list(layer.in_shapes[0])} + "
+                            f"{list(layer.in_shapes[1])}) runs onnxruntime's {variant} scalar-operand kernel, which "
+                            "the ADD unit does not reproduce (only avx2's)")
     single = int(np.prod(layer.out_shape)) == 1  # onnxruntime swaps the operands of a one-element add
     try:
-        images = add_arith.add_images(layer.a_quant, layer.b_quant, layer.y_quant, variant, swap=single)
+        images = add_arith.add_images(*quants, layer.y_quant, variant, swap=single)
     except SystolixError as e:
         raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
-    return Lowered(fields, prm=[int(images.prm_row)], addtab=np.asarray(images.table, dtype=np.int64),
-                   note=f"residual add ({variant} QLinearAdd in integers)")
+    what = "per-channel broadcast add" if fields.get("bcast") else "residual add"
+    return Lowered(dict(opcode=Opcode.ADD, **fields), prm=[int(images.prm_row)],
+                   addtab=np.asarray(images.table, dtype=np.int64), note=f"{what} ({variant} QLinearAdd in integers)")
+
+
+def lower_mul(layer: ir.Mul, a: TensorPlacement, b: TensorPlacement, y: TensorPlacement) -> Lowered:
+    """Product of two tensors (same shape, or one of them one value per channel): the vector unit's MUL with
+    the constants of :mod:`systolix.arch.mul_arith` (QLinearMul is symmetric, so the per-channel operand is
+    always read second)."""
+    fields, first = _broadcast_fields(layer, a, b)
+    quants = (layer.a_quant, layer.b_quant) if first == 0 else (layer.b_quant, layer.a_quant)
+    try:
+        params = mul_arith.mul_params(*quants, layer.y_quant)
+    except SystolixError as e:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
+    what = "per-channel gate (squeeze-and-excite)" if fields.get("bcast") else "elementwise product"
+    return Lowered(dict(opcode=Opcode.MUL, **fields), prm=[int(mul_arith.pack_mul_params(params))],
+                   note=f"{what}, QLinearMul in integers")
+
+
+def resize_runs(index_map: tuple[int, ...], length_in: int) -> tuple[int, int]:
+    """``(first, step)`` of a nearest map as the RESIZE instruction walks it: input coordinate 0 for the first
+    ``first`` outputs, then one more every ``step`` outputs (the factor, or e.g. 5 for ``align_corners`` from 4
+    to 16), stopping at ``length_in - 1``. Raises when the map is not of that form or the counts do not fit the
+    instruction's fields."""
+    runs = [sum(1 for _ in group) for _, group in itertools.groupby(index_map)]
+    first, step = runs[0], (runs[1] if len(runs) > 1 else 1)
+    walked = tuple(min(length_in - 1, 0 if o < first else 1 + (o - first) // step) for o in range(len(index_map)))
+    if walked != tuple(index_map) or not 1 <= first <= 255 or not 1 <= step <= 15:
+        raise SystolixError(f"a nearest map {list(index_map)[:12]}{'...' if len(index_map) > 12 else ''} that the "
+                            "RESIZE instruction cannot walk (from input coordinate 0, a first run of 1-255 outputs, "
+                            "then runs of one length, 1-15)")
+    return first, step
+
+
+def lower_resize(layer: ir.Resize, x: TensorPlacement, y: TensorPlacement) -> Lowered:
+    """Nearest-neighbour upsampling: the vector unit's RESIZE, its runs fitted to the layer's index maps."""
+    maps = layer.maps if len(layer.maps) == 2 else ((0,), *layer.maps)
+    try:
+        (k_h, s_h), (k_w, s_w) = resize_runs(maps[0], x.h), resize_runs(maps[1], x.w)
+    except SystolixError as e:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): {e}") from None
+    fields = dict(opcode=Opcode.RESIZE, in_h=x.h, in_w=x.w, out_h=y.h, out_w=y.w, out_blocks=x.blocks, k_h=k_h,
+                  k_w=k_w, stride_h=s_h, stride_w=s_w, pad_top=0, pad_left=0, dil_h=1, dil_w=1)
+    return Lowered(fields, note=f"nearest upsampling x{s_h}x{s_w} (first runs {k_h}, {k_w})")
 
 
 def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int) -> list[Lowered]:

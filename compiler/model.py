@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from systolix.arch import add_arith, isa, params
+from systolix.arch import add_arith, isa, mul_arith, params
 from systolix.arch.config import AcceleratorConfig
 from systolix.arch.isa import Mode, Opcode
 from systolix.errors import SystolixError
@@ -143,10 +143,34 @@ class _Machine:
         lanes = np.arange(self.lanes)
         self.act[:, ins.out_base : ins.out_base + ins.rows] = self.lut[index, lanes]
 
+    def _operands(self, ins: isa.Instruction) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of an ADD / MUL: ``in_base + i`` and ``in2_base + i`` (``bcast``: ``+ i // (in_h*in_w)``)."""
+        i = np.arange(ins.rows)
+        b_rows = ins.in2_base + (i // (ins.in_h * ins.in_w) if ins.bcast else i)
+        return self.act[:, ins.in_base + i], self.act[:, b_rows]
+
     def add(self, ins: isa.Instruction) -> None:
-        a = self.act[:, ins.in_base : ins.in_base + ins.rows]
-        b = self.act[:, ins.in2_base : ins.in2_base + ins.rows]
+        a, b = self._operands(ins)
         out = add_arith.qadd_model(a, b, _add_images(add_arith, self.program.images, ins))
+        self.act[:, ins.out_base : ins.out_base + ins.rows] = np.asarray(out).astype(np.int8)
+
+    def resize(self, ins: isa.Instruction) -> None:
+        """Each output pixel copies the input pixel the instruction's runs give (``vector_engine`` docstring)."""
+        def walk(first: int, factor: int, length_in: int, length_out: int) -> np.ndarray:
+            o = np.arange(length_out)
+            return np.minimum(length_in - 1, np.where(o < first, 0, 1 + (o - first) // max(factor, 1)))
+
+        iy = walk(ins.k_h, ins.stride_h, ins.in_h, ins.out_h)
+        ix = walk(ins.k_w, ins.stride_w, ins.in_w, ins.out_w)
+        pixels = (iy[:, None] * ins.in_w + ix[None, :]).reshape(-1)
+        for cb in range(ins.out_blocks):
+            rows = ins.in_base + cb * ins.in_h * ins.in_w + pixels
+            out = ins.out_base + cb * ins.out_h * ins.out_w + np.arange(ins.out_h * ins.out_w)
+            self.act[:, out] = self.act[:, rows]
+
+    def mul(self, ins: isa.Instruction) -> None:
+        a, b = self._operands(ins)
+        out = mul_arith.qmul_model(a, b, mul_arith.unpack_mul_params(int(self.program.images.prm[ins.p_base])))
         self.act[:, ins.out_base : ins.out_base + ins.rows] = np.asarray(out).astype(np.int8)
 
 
@@ -195,7 +219,7 @@ def run_program(program, config: AcceleratorConfig, inputs: dict[str, np.ndarray
             act[:, p.base : p.base + p.rows] = write_tensor(p, value)
     machine = _Machine(program, config, act)
     engines = {Opcode.MATMUL: machine.matmul, Opcode.MAXPOOL: machine.maxpool, Opcode.LUT: machine.lookup,
-               Opcode.ADD: machine.add}
+               Opcode.ADD: machine.add, Opcode.MUL: machine.mul, Opcode.RESIZE: machine.resize}
     for word in program.images.prog:
         ins = isa.decode(word)
         if ins.opcode == Opcode.HALT:

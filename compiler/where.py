@@ -11,7 +11,7 @@ from __future__ import annotations
 from systolix.frontend import ir
 
 from .compile import _unsupported, transpose_views
-from .lower import is_global_average
+from .lower import channel_broadcast, is_global_average
 
 __all__ = ["runs_on"]
 
@@ -32,9 +32,13 @@ def _unit(layer: ir.Layer) -> str:
     if isinstance(layer, ir.Lookup):
         return "vector (table)"
     if isinstance(layer, ir.Add):
-        return "vector (add)"
+        return "vector (add)" if channel_broadcast(layer) is None else "vector (add, per-channel broadcast)"
+    if isinstance(layer, ir.Mul):
+        return "vector (mul)" if channel_broadcast(layer) is None else "vector (mul, per-channel broadcast)"
     if isinstance(layer, ir.Concat):
         return "vector (copy)"
+    if isinstance(layer, ir.Resize):
+        return "vector (nearest upsampling)"
     if isinstance(layer, ir.Reshape):
         return "alias (no data moved)"
     return "array"

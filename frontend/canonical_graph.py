@@ -41,8 +41,8 @@ QOP_OUTPUT_ZP_INPUT = {
 #: Standard ops whose output has the element type of their first input (layout and elementwise ops).
 SAME_TYPE_OPS = frozenset(
     {
-        "MaxPool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Softmax",
-        "LogSoftmax", "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil", "Celu", "Clip",
+        "MaxPool", "GlobalMaxPool", "Resize", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity",
+        "Softmax", "LogSoftmax", "Abs", "Acos", "Acosh", "Asin", "Asinh", "Atan", "Atanh", "Ceil", "Celu", "Clip",
         "Cos", "Cosh", "Elu", "Erf", "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "LeakyRelu", "Log",
         "Mish", "Neg", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign", "Sin", "Sinh", "Softplus",
         "Softsign", "Sqrt", "Tan", "Tanh", "ThresholdedRelu", "Add", "Sub", "Mul", "Div", "Concat",

@@ -425,6 +425,40 @@ class Add(Layer):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
+class Mul(Layer):
+    """Elementwise product of two activations (numpy broadcasting: same shape, or the squeeze-and-excite
+    ``[N, C, H, W] * [N, C, 1, 1]``); in integer form QLinearMul's arithmetic (``quantize/golden/qlinear_mul``)."""
+
+    kind: ClassVar[str] = "mul"
+    a_quant: QuantParams | None = None
+    b_quant: QuantParams | None = None
+    y_quant: QuantParams | None = None
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class Resize(Layer):
+    """Nearest-neighbour upsampling by integer factors: ``y[..., i, j] = x[..., maps[0][i], maps[-1][j]]``
+    (``maps``: the input coordinate of every output coordinate, one tuple per spatial axis; same codes, same
+    quantization)."""
+
+    kind: ClassVar[str] = "resize"
+    maps: tuple[tuple[int, ...], ...]
+    attrs: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        spatial_in, spatial_out = self.in_shapes[0][2:], self.out_shape[2:]
+        _check(len(self.maps) == len(spatial_in) == len(spatial_out), f"{self.name}: one map per spatial axis")
+        for m, d, o in zip(self.maps, spatial_in, spatial_out, strict=True):
+            _check(len(m) == o and all(0 <= i < d for i in m), f"{self.name}: a map must give {o} input "
+                   f"coordinates in [0, {d})")
+
+    def geometry(self) -> str:
+        factors = "x".join(str(o // i) for i, o in zip(self.in_shapes[0][2:], self.out_shape[2:], strict=True))
+        return f"nearest x{factors} ({self.attrs.get('transform', '')}, {self.attrs.get('nearest_mode', '')})"
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Concat(Layer):
     """Concatenation along ``axis``; in integer form QLinearConcat (inputs requantized by tables)."""
 
@@ -476,7 +510,7 @@ class Softmax(Layer):
 
 LAYER_KINDS: tuple[type[Layer], ...] = (
     Conv, Dense, MatMul, MaxPool, AveragePool, GlobalAveragePool, Activation, Lookup, ChannelLookup, ChannelConstant,
-    Add, Concat, Reshape, Transpose, Softmax,
+    Add, Mul, Resize, Concat, Reshape, Transpose, Softmax,
 )
 
 

@@ -1,6 +1,6 @@
-"""The vector engine: one MAXPOOL, LUT or ADD instruction at a time (``docs/architecture.md``).
+"""The vector engine: one MAXPOOL, LUT, ADD, MUL or RESIZE instruction at a time (``docs/architecture.md``).
 
-On ``ctl.start`` the engine reads ``prm[p_base]`` (the ADD constants, in the row's low 96 bits; a
+On ``ctl.start`` the engine reads ``prm[p_base]`` (the ADD or MUL constants, in the row's low 96 bits; a
 harmless read for the other opcodes), then walks its instruction, one ``act`` read per cycle:
 
 - MAXPOOL: for each channel block, output pixel (row-major) and window tap (``ky`` outer, ``kx``
@@ -10,6 +10,16 @@ harmless read for the other opcodes), then walks its instruction, one ``act`` re
 - LUT: row ``in_base + i`` -> `LookupUnit` (table at ``lut`` row ``lut_base``). One cycle per row.
 - ADD: rows ``in_base + i`` and ``in2_base + i`` on alternate cycles -> `AddUnit` (table at ADD-table
   row ``lut_base``). Two cycles per row.
+- MUL: as ADD, into the `MulUnit` (no table).
+- RESIZE (nearest-neighbour upsampling): for each channel block and output pixel (row-major) the row
+  ``in_base + (cb*in_h + iy)*in_w + ix``, into the `MaxPoolUnit` as a one-tap window (a copy). Along each
+  axis the input coordinate is 0 for the first ``k_h`` (``k_w``) outputs, then steps by one every
+  ``stride_h`` (``stride_w``) outputs and stops at the last input coordinate: every nearest map of an
+  integer factor (``frontend/ops/resize.py``). One cycle per output pixel.
+- ADD and MUL with ``bcast``: the second operand's row is ``in2_base + i // (in_h*in_w)`` (one row per
+  channel block, as a ``[N, C, 1, 1]`` tensor is stored, used for the ``in_h*in_w`` rows of that block of
+  the first operand: the squeeze-and-excite broadcast). It is read once per block and latched: one cycle
+  per row plus one per block.
 
 Outputs are written in order to ``out_base + n`` (n = 0, 1, ...): for MAXPOOL that is
 ``out_base + (cb*out_h + oy)*out_w + ox``. The write port never stalls, so the units' outputs are
@@ -33,12 +43,14 @@ from amaranth.lib.wiring import In, Out
 from systolix.arch.add_arith import TABLE_BITS, add_param_layout
 from systolix.arch.config import AcceleratorConfig
 from systolix.arch.isa import Opcode, instruction_layout
+from systolix.arch.mul_arith import mul_param_layout
 from systolix.arch.params import channel_layout
 
 from . import ports
 from .add_unit import AddUnit, table_read_port
 from .lookup_unit import LookupUnit
 from .max_pool_unit import MaxPoolUnit
+from .mul_unit import MulUnit
 
 __all__ = ["VectorEngine"]
 
@@ -46,7 +58,7 @@ _COORD = signed(16)
 
 
 class VectorEngine(wiring.Component):
-    """MAXPOOL / LUT / ADD executor.
+    """MAXPOOL / LUT / ADD / MUL / RESIZE executor.
 
     Parameters
     ----------
@@ -101,17 +113,24 @@ class VectorEngine(wiring.Component):
         m.submodules.add = add = AddUnit(lanes, self._tab_aw)
         m.submodules.lookup = lookup = LookupUnit(lanes, self._lut_aw)
         m.submodules.pool = pool = MaxPoolUnit(lanes)
+        m.submodules.mul = mul = MulUnit(lanes)
         wiring.connect(m, wiring.flipped(self.tab_rd), add.tab_rd)
         wiring.connect(m, wiring.flipped(self.lut_rd), lookup.lut_rd)
 
         # The opcode, decoded into registers at ``start``.
-        is_add, is_lut, is_pool = Signal(), Signal(), Signal()
+        is_add, is_lut, is_pool, is_mul = Signal(), Signal(), Signal(), Signal()
+        is_binary = Signal()  # ADD or MUL: the two-operand read loop
+        is_resize = Signal()
+        is_grid = Signal()    # MAXPOOL or RESIZE: the channel block / output pixel loops
 
         # ADD constants: prm[p_base], read at the start of every instruction; the captured port holds the row
         # while the instruction runs (no other prm read happens meanwhile).
         params = Signal(add_param_layout())
         m.d.comb += [params.eq(self.prm_rd.data.as_value()[: len(params.as_value())]),
                      add.params.eq(params), add.base.eq(ins.lut_base), lookup.base.eq(ins.lut_base)]
+        mul_params = Signal(mul_param_layout())
+        m.d.comb += [mul_params.eq(self.prm_rd.data.as_value()[: len(mul_params.as_value())]),
+                     mul.params.eq(mul_params)]
 
         # Loop state.
         issuing = Signal()
@@ -151,15 +170,26 @@ class VectorEngine(wiring.Component):
         ox_row = Signal(aw)     # oy_row + ox*stride_w
         ky_row = Signal(aw)     # ox_row + ky*dil_h*in_w
         tap_row = Signal(aw)    # ky_row + kx*dil_w: the row read
-        a_row, b_row = Signal(aw), Signal(aw)  # ADD / LUT: in_base + i, in2_base + i
+        a_row, b_row = Signal(aw), Signal(aw)  # ADD / MUL / LUT: in_base + i, in2_base + i (bcast: + i // hw)
+        # ``bcast``: the row within the first operand's channel block (the second operand's row steps when it
+        # wraps), its limit and flags formed like the loop limits below.
+        bj, hw_before = Signal(aw), Signal(aw)
+        last_bj, hw_single = Signal(), Signal()
+        # RESIZE: the input coordinates, the outputs left in their current run, the row of (cb, riy, 0), and the
+        # last input coordinates (where the coordinates stop).
+        rix, riy = Signal.like(ins.in_w), Signal.like(ins.in_h)
+        rx_left, ry_left = Signal.like(ins.k_w), Signal.like(ins.k_h)
+        r_yrow = Signal(aw)
+        w_last, h_last = Signal.like(ins.in_w), Signal.like(ins.in_h)
         out_row = Signal(aw)    # out_base + written
 
         inside = (iy >= 0) & (iy < ins.in_h) & (ix >= 0) & (ix < ins.in_w)
 
         # What the read issued this cycle is for (its data arrives next cycle).
-        tag = Signal(data.StructLayout({"a": 1, "b": 1, "lut": 1, "tap": 1, "inside": 1, "first": 1,
+        tag = Signal(data.StructLayout({"a": 1, "b": 1, "bl": 1, "ab": 1, "lut": 1, "tap": 1, "inside": 1, "first": 1,
                                         "last": 1}))
         a_code = Signal(data.ArrayLayout(signed(8), lanes))
+        b_code = Signal(data.ArrayLayout(signed(8), lanes))  # bcast: the block's row of the second operand
         m.d.sync += tag.eq(0)
 
         idle = Signal()
@@ -182,7 +212,12 @@ class VectorEngine(wiring.Component):
                     hw.eq(ins.in_w * ins.in_h), dhw.eq(ins.in_w * ins.dil_h), shw.eq(ins.in_w * ins.stride_h),
                     ptw.eq(ins.in_w * ins.pad_top), blocks_h.eq(ins.out_blocks * ins.out_h),
                     is_add.eq(ins.opcode == Opcode.ADD), is_lut.eq(ins.opcode == Opcode.LUT),
-                    is_pool.eq(ins.opcode == Opcode.MAXPOOL),
+                    is_pool.eq(ins.opcode == Opcode.MAXPOOL), is_mul.eq(ins.opcode == Opcode.MUL),
+                    is_binary.eq((ins.opcode == Opcode.ADD) | (ins.opcode == Opcode.MUL)), bj.eq(0),
+                    is_resize.eq(ins.opcode == Opcode.RESIZE),
+                    is_grid.eq((ins.opcode == Opcode.MAXPOOL) | (ins.opcode == Opcode.RESIZE)),
+                    rix.eq(0), riy.eq(0), rx_left.eq(ins.k_w), ry_left.eq(ins.k_h), w_last.eq(ins.in_w - 1),
+                    h_last.eq(ins.in_h - 1),
                     rows_before.eq(ins.rows - 2), kw_before.eq(ins.k_w - 2), kh_before.eq(ins.k_h - 2),
                     ow_before.eq(ins.out_w - 2), oh_before.eq(ins.out_h - 2), cb_before.eq(ins.out_blocks - 2),
                     kw_single.eq(ins.k_w == 1), kh_single.eq(ins.k_h == 1), ow_single.eq(ins.out_w == 1),
@@ -193,19 +228,34 @@ class VectorEngine(wiring.Component):
                 ]
                 m.next = "PARAMS"
             with m.State("PARAMS"):
-                m.d.sync += issuing.eq(Mux(is_pool, ins.out_blocks != 0, ins.rows != 0))
-                m.d.sync += expected.eq(Mux(is_pool, blocks_h * ins.out_w, ins.rows))
+                m.d.sync += issuing.eq(Mux(is_grid, ins.out_blocks != 0, ins.rows != 0))
+                m.d.sync += expected.eq(Mux(is_grid, blocks_h * ins.out_w, ins.rows))
                 origin = ins.in_base - ptw - ins.pad_left
                 m.d.sync += [block_row.eq(origin), oy_row.eq(origin), ox_row.eq(origin), ky_row.eq(origin),
-                             tap_row.eq(origin)]
+                             tap_row.eq(origin), r_yrow.eq(origin)]
+                m.d.sync += [hw_before.eq(hw - 2), hw_single.eq(hw == 1), last_bj.eq(hw == 1)]
                 m.next = "RUN"
             with m.State("RUN"):
-                with m.If(issuing & is_add):
+                with m.If(issuing & is_binary & ~ins.bcast):
                     m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(Mux(phase, b_row, a_row))]
                     m.d.sync += [tag.a.eq(~phase), tag.b.eq(phase), phase.eq(~phase)]
                     with m.If(phase):
                         m.d.sync += [i.eq(i + 1), a_row.eq(a_row + 1), b_row.eq(b_row + 1),
                                      last_i.eq(i == rows_before)]
+                        with m.If(last_i):
+                            m.d.sync += issuing.eq(0)
+                with m.If(issuing & is_binary & ins.bcast):
+                    # The second operand's row once per channel block (``phase`` 0: latched as it lands), then
+                    # the block's rows of the first operand, one per cycle, each paired with the latched row.
+                    m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(Mux(phase, a_row, b_row))]
+                    m.d.sync += [tag.bl.eq(~phase), tag.ab.eq(phase)]
+                    with m.If(~phase):
+                        m.d.sync += phase.eq(1)
+                    with m.Else():
+                        m.d.sync += [i.eq(i + 1), a_row.eq(a_row + 1), last_i.eq(i == rows_before), bj.eq(bj + 1),
+                                     last_bj.eq(bj == hw_before)]
+                        with m.If(last_bj):
+                            m.d.sync += [bj.eq(0), last_bj.eq(hw_single), b_row.eq(b_row + 1), phase.eq(0)]
                         with m.If(last_i):
                             m.d.sync += issuing.eq(0)
                 with m.If(issuing & is_lut):
@@ -246,6 +296,31 @@ class VectorEngine(wiring.Component):
                                                  ky_row.eq(nxt), tap_row.eq(nxt)]
                                     with m.If(last_cb):
                                         m.d.sync += issuing.eq(0)
+                with m.If(issuing & is_resize):
+                    # One output pixel per cycle: read its input pixel, step ox (and oy, cb), and the input
+                    # coordinates when their run ends (never past the last input coordinate).
+                    m.d.comb += [self.act_rd.en.eq(1), self.act_rd.addr.eq(tap_row)]
+                    m.d.sync += [tag.tap.eq(1), tag.inside.eq(1), tag.first.eq(1), tag.last.eq(1),
+                                 ox.eq(ox + 1), last_ox.eq(ox == ow_before)]
+                    with m.If((rx_left == 1) & (rix != w_last)):
+                        m.d.sync += [rix.eq(rix + 1), tap_row.eq(tap_row + 1), rx_left.eq(ins.stride_w)]
+                    with m.Else():
+                        m.d.sync += rx_left.eq(rx_left - 1)
+                    with m.If(last_ox):
+                        m.d.sync += [ox.eq(0), last_ox.eq(ow_single), rix.eq(0), rx_left.eq(ins.k_w), oy.eq(oy + 1),
+                                     last_oy.eq(oy == oh_before)]
+                        with m.If((ry_left == 1) & (riy != h_last)):
+                            nxt = r_yrow + ins.in_w
+                            m.d.sync += [riy.eq(riy + 1), r_yrow.eq(nxt), tap_row.eq(nxt), ry_left.eq(ins.stride_h)]
+                        with m.Else():
+                            m.d.sync += [ry_left.eq(ry_left - 1), tap_row.eq(r_yrow)]
+                        with m.If(last_oy):
+                            nxt = block_row + hw
+                            m.d.sync += [oy.eq(0), last_oy.eq(oh_single), riy.eq(0), ry_left.eq(ins.k_h),
+                                         cb.eq(cb + 1), last_cb.eq(cb == cb_before), block_row.eq(nxt),
+                                         r_yrow.eq(nxt), tap_row.eq(nxt)]
+                            with m.If(last_cb):
+                                m.d.sync += issuing.eq(0)
                 with m.If(~issuing & all_written):
                     m.d.comb += self.ctl.done.eq(1)
                     m.next = "IDLE"
@@ -260,11 +335,19 @@ class VectorEngine(wiring.Component):
         m.d.sync += held.eq(tag)
         with m.If(held.a):
             m.d.sync += a_code.eq(row)
-        m.d.comb += [add.i.valid.eq(held.b), lookup.i.valid.eq(held.lut), pool.i.valid.eq(held.tap)]
+        with m.If(held.bl):
+            m.d.sync += b_code.eq(row)
+        pair = held.b | held.ab  # the row completing a pair (bcast: a first-operand row, with the latched one)
+        m.d.comb += [add.i.valid.eq(pair & is_add), mul.i.valid.eq(pair & is_mul), lookup.i.valid.eq(held.lut),
+                     pool.i.valid.eq(held.tap)]
         for lane in range(lanes):
+            first_op = Mux(held.ab, row[lane], a_code[lane])
+            second_op = Mux(held.ab, b_code[lane], row[lane])
             m.d.comb += [
-                add.i.payload[lane].a.eq(a_code[lane]),
-                add.i.payload[lane].b.eq(row[lane]),
+                add.i.payload[lane].a.eq(first_op),
+                add.i.payload[lane].b.eq(second_op),
+                mul.i.payload[lane].a.eq(first_op),
+                mul.i.payload[lane].b.eq(second_op),
                 lookup.i.payload[lane].eq(row[lane]),
                 pool.i.payload.x[lane].eq(pool_row[lane]),
             ]
@@ -272,10 +355,11 @@ class VectorEngine(wiring.Component):
                      pool.i.payload.pad.eq(~held.inside)]
 
         # Unit outputs -> act writes, in order.
-        m.d.comb += [add.o.ready.eq(1), lookup.o.ready.eq(1), pool.o.ready.eq(1)]
-        out_valid = add.o.valid | lookup.o.valid | pool.o.valid
+        m.d.comb += [add.o.ready.eq(1), lookup.o.ready.eq(1), pool.o.ready.eq(1), mul.o.ready.eq(1)]
+        out_valid = add.o.valid | lookup.o.valid | pool.o.valid | mul.o.valid
         out_data = Mux(add.o.valid, add.o.payload.as_value(),
-                       Mux(lookup.o.valid, lookup.o.payload.as_value(), pool.o.payload.as_value()))
+                       Mux(mul.o.valid, mul.o.payload.as_value(),
+                           Mux(lookup.o.valid, lookup.o.payload.as_value(), pool.o.payload.as_value())))
         m.d.comb += [
             self.act_wr.en.eq(out_valid),
             self.act_wr.addr.eq(out_row),

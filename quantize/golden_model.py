@@ -1,7 +1,7 @@
 """The integer golden model of a whole network: each IR layer computed by its golden op.
 
 Every layer of an integer :class:`~systolix.frontend.ir.Model` is evaluated in pure NumPy integer
-arithmetic (float32 only where onnxruntime itself is float: QLinearAveragePool, QLinearAdd), with the
+arithmetic (float32 only where onnxruntime itself is float: QLinearAveragePool, QLinearAdd, QLinearMul), with the
 one requantization of :mod:`systolix.quantize.requant`. Samples are batched on axis 0.
 """
 
@@ -26,6 +26,7 @@ from .golden import (
     qlinear_global_average_pool,
 )
 from .golden.qlinear_add import probe_qlinear_add_variant
+from .golden.qlinear_mul import qlinear_mul
 
 Runner = Callable[[ir.Layer, list[np.ndarray]], np.ndarray]
 _RUNNERS: dict[type, Runner] = {}
@@ -172,6 +173,22 @@ def _add(layer: ir.Add, xs: list[np.ndarray]) -> np.ndarray:
         # One sample at a time, as the accelerator runs (and simulate runs onnxruntime for such adds).
         span_shapes=((1, *xs[0].shape[1:]), (1, *xs[1].shape[1:])),
     ).astype(y_q.np_dtype)
+
+
+@_runs(ir.Mul)
+def _mul(layer: ir.Mul, xs: list[np.ndarray]) -> np.ndarray:
+    a_q, b_q, y_q = layer.a_quant, layer.b_quant, layer.y_quant
+    return qlinear_mul(xs[0], a_q.scale, int(a_q.zero_point), xs[1], b_q.scale, int(b_q.zero_point), y_q.scale,
+                       int(y_q.zero_point), y_q.qmin, y_q.qmax).astype(y_q.np_dtype)
+
+
+@_runs(ir.Resize)
+def _resize(layer: ir.Resize, xs: list[np.ndarray]) -> np.ndarray:
+    """A gather of the input's codes (``ir.Resize.maps``)."""
+    x = np.asarray(xs[0])
+    for axis, index in enumerate(layer.maps, start=2):
+        x = np.take(x, np.asarray(index), axis=axis)
+    return x
 
 
 @_runs(ir.Concat)

@@ -78,7 +78,7 @@ _OUTPUT_QPARAMS = {
     "QLinearConcat": (0, 1),
 }
 # Ops that pass quantization parameters through unchanged.
-_PASSTHROUGH = {"MaxPool", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
+_PASSTHROUGH = {"MaxPool", "Resize", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
 
 
 class QuantizationWarning(UserWarning):

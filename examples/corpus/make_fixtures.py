@@ -29,7 +29,7 @@ import torch_export  # noqa: E402
 #: (network, small, opset, ort_quantize variant suffix or None for the float file)
 TORCH = (("conv1d", True, 13, "ortqop_s8"), ("dwsep", True, 17, "ortqdq_u8"), ("resnet", True, 13, "ortqdq_s8"),
          ("hardswish", True, 17, "ortqop_u8"), ("lenet5", False, 13, "ortqop_s8"),
-         ("hardswish", True, 13, None), ("resnet", True, 17, None))
+         ("hardswish", True, 13, None), ("resnet", True, 17, None), ("se", True, 13, None))
 
 
 def main(out_dir: Path) -> dict:

@@ -9,7 +9,9 @@ dynamo exporter, needs the ``onnxscript`` package, which systolix does not insta
 - ``dwsep``: depthwise-separable blocks as in MobileNet (Conv, depthwise Conv ``groups=C``, pointwise Conv,
   BatchNorm, ReLU6 = Clip), 3x32x32;
 - ``resnet``: residual blocks with a channel ``torch.cat`` (channel counts multiples of 8) and a residual Add;
-- ``hardswish``: HardSwish and SiLU activations (exported as ``HardSwish`` and ``x * Sigmoid(x)``).
+- ``hardswish``: HardSwish and SiLU activations (exported as ``HardSwish`` and ``x * Sigmoid(x)``);
+- ``se``: squeeze-and-excite blocks as in MobileNet-v3 / EfficientNet (``x * sigmoid(fc2(relu(fc1(avgpool(x)))))``
+  with 1x1 convolutions: a ``Mul`` of ``[N, C, H, W]`` and ``[N, C, 1, 1]``), 3x16x16.
 
 Nothing heavy is trained: weights are PyTorch's random init (fixed seed), and a few training-mode passes on
 synthetic data set every BatchNorm's running statistics, so BatchNorm folds into something other than the
@@ -123,6 +125,35 @@ class HardSwishNet(nn.Module):
         return self.fc(torch.flatten(self.body(x), 1))
 
 
+class SqueezeExcite(nn.Module):
+    """The squeeze-and-excite gate: global average pool, 1x1 conv (reduce), ReLU, 1x1 conv (expand), sigmoid."""
+
+    def __init__(self, c: int, reduced: int):
+        super().__init__()
+        self.fc1 = nn.Conv2d(c, reduced, 1)
+        self.fc2 = nn.Conv2d(reduced, c, 1)
+
+    def forward(self, x):
+        s = nn.functional.adaptive_avg_pool2d(x, 1)
+        return x * torch.sigmoid(self.fc2(nn.functional.relu(self.fc1(s))))
+
+
+class SENet(nn.Module):
+    """Conv-BN-ReLU, a squeeze-and-excite block, a depthwise conv, another SE block, pool, Linear; 3x16x16."""
+
+    def __init__(self, c: int = 16):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU())
+        self.se1 = SqueezeExcite(c, max(2, c // 4))
+        self.dw = nn.Sequential(nn.Conv2d(c, c, 3, 2, 1, groups=c), nn.BatchNorm2d(c), nn.ReLU())
+        self.se2 = SqueezeExcite(c, max(2, c // 4))
+        self.fc = nn.Linear(c, 10)
+
+    def forward(self, x):
+        x = self.se2(self.dw(self.se1(self.stem(x))))
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
 def models(small: bool = False) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
     """name -> (network, input shape without the batch)."""
     c = 8 if small else 16
@@ -132,6 +163,7 @@ def models(small: bool = False) -> dict[str, tuple[nn.Module, tuple[int, ...]]]:
         "dwsep": (DepthwiseSeparable(c), (3, 32, 32)),
         "resnet": (ResConcat(c), (3, 32, 32)),
         "hardswish": (HardSwishNet(c), (3, 32, 32)),
+        "se": (SENet(c), (3, 16, 16)),
     }
 
 

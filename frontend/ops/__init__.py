@@ -23,7 +23,7 @@ def register(*op_types: str) -> Callable[[Handler], Handler]:
 
 
 def _load_all() -> None:
-    from . import activation, conv, dense, elementwise, pool, shape  # noqa: F401
+    from . import activation, conv, dense, elementwise, pool, resize, shape  # noqa: F401
 
 
 _load_all()

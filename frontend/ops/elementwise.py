@@ -11,7 +11,7 @@ import onnx
 from systolix.errors import SystolixError
 
 from ..context import ImportContext, attr, quant_params
-from ..ir import Activation, Add, ChannelConstant, ChannelLookup, Concat, Conv, Dense, Lookup
+from ..ir import Activation, Add, ChannelConstant, ChannelLookup, Concat, Conv, Dense, Lookup, Mul
 from . import register
 
 
@@ -244,7 +244,8 @@ def mul(node: onnx.NodeProto, ctx: ImportContext) -> None:
     """A float ``x * f(x)`` (SiLU as ``x * Sigmoid(x)``, HardSwish as ``x * HardSigmoid(x)`` before opset 14:
     how torch.onnx.export writes them) is one elementwise activation of ``x`` (a table once quantized). The
     ``f`` activation is replaced when the product is its only reader. ``x * c`` by a per-channel constant folds
-    into the Conv/Dense before it."""
+    into the Conv/Dense before it. Any other product of two activations (same shape, or the squeeze-and-excite
+    ``[N, C, H, W] * [N, C, 1, 1]``) is a `Mul` layer."""
     a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[1])
     if not ctx.quantized and (ctx.is_const(a) or ctx.is_const(b)):
         x, c = (a, ctx.constants[b]) if ctx.is_const(b) else (b, ctx.constants[a])
@@ -253,12 +254,15 @@ def mul(node: onnx.NodeProto, ctx: ImportContext) -> None:
         raise SystolixError(f"node {ctx.node_label} (Mul): multiplying by a constant of shape {list(c.shape)} is "
                             "supported as a scale of each output channel of the Conv/Gemm/MatMul right before it, or "
                             "with one value or one value per channel")
+    if ctx.quantized:
+        raise SystolixError(f"node {ctx.node_label} (Mul): a float Mul in a quantized model (not between "
+                            "DequantizeLinear and QuantizeLinear) is not supported")
     found = [(x, gate) for x, gate in ((a, b), (b, a))
              if isinstance(ctx.producer.get(gate), Activation) and ctx.producer[gate].inputs[0] == x
              and not ctx.producer[gate].func.startswith("x*")]
-    if ctx.quantized or not found:
-        raise SystolixError(f"node {ctx.node_label} (Mul): only x * f(x) of a float activation f is supported "
-                            "(a product of two activations, or by a constant, is not)")
+    if not found:
+        _two_activations(node, ctx, a, b)
+        return
     x, gate = found[0]
     layer = ctx.producer[gate]
     fused = Activation(name=ctx.node_label, op="Mul", inputs=(x,), output=node.output[0], in_shapes=(ctx.shape(x),),
@@ -269,14 +273,36 @@ def mul(node: onnx.NodeProto, ctx: ImportContext) -> None:
         ctx.add(fused)
 
 
+def _two_activations(node: onnx.NodeProto, ctx: ImportContext, a: str, b: str) -> None:
+    """A product of two activations: same shape, or one of them one value per channel (``[N, C, 1, 1]``, the
+    squeeze-and-excite gate), either order. Integer (QLinearMul) when the model is quantized."""
+    sa, sb = tuple(ctx.shape(a)), tuple(ctx.shape(b))
+    out = _broadcast_shape(node, ctx, sa, sb)
+    if sa != sb and not (len(out) >= 3 and (sa == out or sb == out)
+                         and (sa if sb == out else sb) == (*out[:2], *([1] * (len(out) - 2)))):
+        raise SystolixError(f"node {ctx.node_label} ({node.op_type}): a product of activations of shapes {list(sa)} "
+                            f"and {list(sb)} is not supported (only the same shape, or one of them [N, C, 1, 1] "
+                            "against [N, C, H, W])")
+    if node.op_type == "QLinearMul":
+        a_q = quant_params(ctx, node, 1, 2, "input A")
+        b_q = quant_params(ctx, node, 4, 5, "input B")
+        y_q = quant_params(ctx, node, 6, 7, "output")
+        ctx.quant.setdefault(a, a_q)
+        ctx.quant.setdefault(b, b_q)
+        ctx.add(Mul(name=ctx.node_label, op=node.op_type, inputs=(a, b), output=node.output[0], in_shapes=(sa, sb),
+                    out_shape=out, a_quant=a_q, b_quant=b_q, y_quant=y_q), quant=y_q)
+    else:
+        ctx.add(Mul(name=ctx.node_label, op=node.op_type, inputs=(a, b), output=node.output[0], in_shapes=(sa, sb),
+                    out_shape=out))
+
+
 @register("QLinearMul")
 def qlinear_mul(node: onnx.NodeProto, ctx: ImportContext) -> None:
     a, b = ctx.resolve(node.input[0]), ctx.resolve(node.input[3])
     if ctx.is_const(a) or ctx.is_const(b):
         _constant_operand_table(node, ctx, a, b)
     elif not _self_gated_table(node, ctx, a, b):
-        raise SystolixError(f"node {ctx.node_label} (QLinearMul): a product of two activations is not supported "
-                            "(only by a one-value constant, or x * f(x))")
+        _two_activations(node, ctx, a, b)
 
 
 @register("QLinearAdd")

@@ -12,6 +12,7 @@ from systolix.quantize.golden.qlinear_average_pool import qlinear_average_pool
 from systolix.quantize.golden.qlinear_concat import qlinear_concat
 from systolix.quantize.golden.qlinear_conv import conv_accumulate, qlinear_conv
 from systolix.quantize.golden.qlinear_global_average_pool import qlinear_global_average_pool
+from systolix.quantize.golden.qlinear_mul import qlinear_mul
 from systolix.quantize.golden.quantize_linear import dequantize_linear, quantize_linear
 from systolix.quantize.golden.table import leaky_relu_table, requant_table, unary_table
 
@@ -30,6 +31,7 @@ __all__ = [
     "qlinear_concat",
     "qlinear_conv",
     "qlinear_global_average_pool",
+    "qlinear_mul",
     "quantize_linear",
     "requant_table",
     "unary_table",

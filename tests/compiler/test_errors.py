@@ -288,8 +288,8 @@ def test_add_with_broadcasting() -> None:
     net.layer(ir.Add(name="bc", op="QLinearAdd", inputs=("x", c), output="bc",
                      in_shapes=((1, 4, 2, 2), (1, 1, 2, 2)), out_shape=(1, 4, 2, 2), a_quant=x_q, b_quant=x_q,
                      y_quant=x_q), x_q)
-    with raises("layer bc (QLinearAdd): an Add with broadcasting ([1, 4, 2, 2] + [1, 1, 2, 2]) is not supported by "
-                "the accelerator"):
+    with raises("layer bc (QLinearAdd): broadcasting [1, 4, 2, 2] with [1, 1, 2, 2] is not supported by the "
+                "accelerator (only the same shape, or [N, C, 1, 1] against [N, C, H, W])"):
         compile_model(net.model("bc"), config())
 
 

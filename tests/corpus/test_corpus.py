@@ -90,7 +90,8 @@ def test_fixture_golden_bit_exact(name, tmp_path):
 
 
 # the cached presets' Verilator builds: a QDQ uint8 depthwise net and the residual + concat net on 8x8, the
-# QOperator 1-D net on 4x4 (the residual net's 32x32 activations do not fit the 4x4 preset's buffer)
+# QOperator 1-D net on 4x4 (the residual net's 32x32 activations do not fit the 4x4 preset's buffer), and the
+# squeeze-and-excite net (two Mul of [N, C, H, W] and [N, C, 1, 1]) quantized by ``systolix quantize`` on 4x4
 @needs_verilator
 @pytest.mark.parametrize("name,preset", [("torch_dwsep_small_op17_ortqdq_u8", "8x8"),
                                          ("torch_resnet_small_op13_ortqdq_s8", "8x8"),
@@ -98,7 +99,8 @@ def test_fixture_golden_bit_exact(name, tmp_path):
                                          ("tf_keras_conv1d_tflite_int8", "4x4"),
                                          ("tf_keras_conv1d", "4x4"),
                                          ("torch_dynamo_mbnet_dynbatch", "8x8"),
-                                         ("tf_keras_preproc", "8x8")])
+                                         ("tf_keras_preproc", "8x8"),
+                                         ("torch_se_small_op13", "4x4")])
 def test_fixture_verilator_bit_exact(name, preset, tmp_path):
     if name not in MANIFEST:
         pytest.skip(f"{name} is not in tests/corpus/MANIFEST.json")

@@ -146,15 +146,18 @@ def test_float_x_times_f_of_x_is_one_activation(gate, second):
     assert runs_on(ir)[gated.name] == "vector (table, once quantized)"
 
 
-def test_float_product_of_two_activations_is_refused():
-    from systolix.errors import SystolixError
+def test_float_product_of_two_activations_is_a_mul_layer():
+    from systolix.compiler.where import runs_on
+    from systolix.frontend.ir import Mul
 
     model = _gated_model("Sigmoid")
-    # c * Sigmoid(Relu(c)): the gate is a function of another activation, not of c
+    # c * Sigmoid(Relu(c)): the gate is a function of another activation, not of c: a product of two activations
     model.graph.node.insert(1, helper.make_node("Relu", ["c"], ["r"]))
     model.graph.node[2].input[0] = "r"
-    with pytest.raises(SystolixError, match=r"\(Mul\): only x \* f\(x\) of a float activation"):
-        import_model(model)
+    ir = import_model(model).ir
+    (mul,) = [layer for layer in ir.layers if layer.op == "Mul"]
+    assert isinstance(mul, Mul) and mul.in_shapes[0] == mul.in_shapes[1]
+    assert runs_on(ir)[mul.name] == "vector (mul)"
 
 
 @pytest.mark.parametrize("shape", [(1, 4, 1, 1), (4, 1, 1), (1,)])

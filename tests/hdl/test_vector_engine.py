@@ -170,3 +170,61 @@ def test_program_of_maxpool_lut_add(dtype, simulate):
     assert cycles[1] <= 37 + 5 + latency.lookup_unit_latency(CONFIG) + setup
     assert cycles[2] <= 4 + setup
     assert cycles[3] <= 2 * 50 + 5 + pipeline_latencies(CONFIG)["add"] + setup
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8"])
+def test_program_of_mul_broadcasts_and_resize(dtype, simulate):
+    """MUL of two same-shape tensors, MUL and ADD with ``bcast`` (a [C, 1, 1] operand: one row per channel block),
+    RESIZE (nearest maps of two integer factors): against the golden QLinearMul / QLinearAdd with numpy
+    broadcasting and a numpy gather; every instruction as many cycles beyond its prediction as a MAXPOOL."""
+    from systolix.arch.mul_arith import mul_params, pack_mul_params
+    from systolix.compiler.cycles import predicted_cycles
+    from systolix.compiler.lower import resize_runs
+    from systolix.frontend.ops.resize import nearest_map
+    from systolix.quantize.golden.qlinear_mul import qlinear_mul
+
+    rng = np.random.default_rng(21 if dtype == "int8" else 22)
+    off = 128 if dtype == "uint8" else 0
+    qmin, qmax = (0, 255) if dtype == "uint8" else (-128, 127)
+    act = np.zeros((CONFIG.act_buffer_depth, L), dtype=np.int64)
+    c, h, w = 6, 3, 5
+    x = rng.integers(-128, 128, size=(c, h, w))
+    y = rng.integers(-128, 128, size=(c, h, w))
+    g = rng.integers(-128, 128, size=(c, 1, 1))
+    act[0:30], act[40:70], act[80:82] = blocked(x), blocked(y), blocked(g)
+    qa, qb, qy = quant(0.05, 3 + off, dtype), quant(1 / 256, -100 + off, dtype), quant(0.04, 7 + off, dtype)
+    prm = [0] * CONFIG.param_memory_depth
+    prm[1] = pack_mul_params(mul_params(qa, qb, qy))
+    prm[2] = pack_mul_params(mul_params(qa, qa, qy))
+    images = add_images(qa, qb, qy, "avx2")
+    tab = np.concatenate([images.table, images.table])
+    prm[4] = images.prm_row
+    mul_same = Instruction(Opcode.MUL, in_base=0, in2_base=40, out_base=100, p_base=2, rows=30)
+    mul_gate = Instruction(Opcode.MUL, in_base=0, in2_base=80, out_base=140, p_base=1, rows=30, bcast=1, in_h=h,
+                           in_w=w)
+    add_gate = Instruction(Opcode.ADD, in_base=40, in2_base=80, out_base=180, p_base=4, lut_base=256, rows=30,
+                           bcast=1, in_h=h, in_w=w)
+    (k_h, s_h), (k_w, s_w) = resize_runs(map_h := nearest_map(h, 3, "half_pixel", "round_prefer_floor"), h), \
+        resize_runs(map_w := nearest_map(w, 2, "asymmetric", "floor"), w)
+    resize = Instruction(Opcode.RESIZE, in_base=0, out_base=220, in_h=h, in_w=w, out_blocks=2, out_h=3 * h,
+                         out_w=2 * w, k_h=k_h, k_w=k_w, stride_h=s_h, stride_w=s_w, dil_h=1, dil_w=1)
+    pool = Instruction(Opcode.MAXPOOL, in_base=0, out_base=500, in_blocks=2, in_h=h, in_w=w, out_blocks=2,
+                       out_h=h, out_w=w, k_h=1, k_w=1, stride_h=1, stride_w=1, dil_h=1, dil_w=1)
+    lut = np.zeros((LUT_DEPTH, L), dtype=np.int64)
+    program = [mul_same, mul_gate, add_gate, resize, pool]
+    final, cycles = Harness(act, prm, lut, tab).run(program, simulate)
+
+    def golden(fn, u, v, qu, qv):
+        return fn(u + off, qu.scale, int(qu.zero_point), v + off, qv.scale, int(qv.zero_point), qy.scale,
+                  int(qy.zero_point), qmin, qmax) - off
+
+    np.testing.assert_array_equal(unblocked(final[100:130], c, h, w), golden(qlinear_mul, x, y, qa, qa))
+    np.testing.assert_array_equal(unblocked(final[140:170], c, h, w), golden(qlinear_mul, x, g, qa, qb))
+    want_add = qlinear_add(y + off, qa.scale, int(qa.zero_point), g + off, qb.scale, int(qb.zero_point), qy.scale,
+                           int(qy.zero_point), qmin, qmax, variant="avx2") - off
+    np.testing.assert_array_equal(unblocked(final[180:210], c, h, w), want_add)
+    got_resize = unblocked(final[220 : 220 + 2 * 6 * h * w], c, 3 * h, 2 * w)
+    np.testing.assert_array_equal(got_resize, x[:, list(map_h)][:, :, list(map_w)])
+    np.testing.assert_array_equal(unblocked(final[500:530], c, h, w), x)
+    beyond = [count - predicted_cycles(ins, CONFIG) for count, ins in zip(cycles, program, strict=True)]
+    assert len(set(beyond)) == 1, beyond
