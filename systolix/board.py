@@ -258,13 +258,16 @@ def build_board(board: str, build_path: str | os.PathLike, out: str | os.PathLik
     try:
         os.environ.update(env)
         platform.build(top, name=NAME, build_dir=str(work), do_program=False, **options)
-    except Exception as error:  # amaranth raises subprocess errors: keep the logs, name them
-        for file in work.iterdir():
-            if file.suffix in (".tim", ".rpt"):
-                os.replace(file, out / file.name)
+    except Exception as error:  # amaranth raises subprocess errors: keep the logs, name them and their first error
+        from .synth import _first_error
+
+        for suffix in (".tim", ".rpt"):  # this build's logs, not an earlier build's
+            (out / f"{NAME}{suffix}").unlink(missing_ok=True)
+            if (work / f"{NAME}{suffix}").is_file():
+                os.replace(work / f"{NAME}{suffix}", out / f"{NAME}{suffix}")
         shutil.rmtree(work, ignore_errors=True)
-        raise SystolixError(f"the {board} build failed ({type(error).__name__}: {str(error)[:200]}); see "
-                            f"{out}/{NAME}.tim and {out}/{NAME}.rpt") from None
+        why = _first_error(out / f"{NAME}.tim", out / f"{NAME}.rpt") or f"{type(error).__name__}: {str(error)[:200]}"
+        raise SystolixError(f"the {board} build failed: {why} (see {out}/{NAME}.tim and {out}/{NAME}.rpt)") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -118,8 +118,8 @@ def test_orangecrab_25f_bitstream_of_the_example(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert f"dfu-util -a 0 -D {out / 'top.dfu'}" in " ".join(printed.split())
     bit = (out / "top.bit").read_bytes()
-    assert bit[:2] == b"\xff\x00"  # ecppack's comment block, then the ECP5 sync word
-    assert b"\xff\xff\xbd\xb3" in bit[:4096]
+    assert bit[:2] == b"\xff\x00" and b"Part: LFE5U-25F-8CSFBGA285" in bit[:64]  # ecppack's comment block
+    assert b"\xff\xff\xbd\xb3" in bit[:4096]  # the ECP5 sync word
     dfu = (out / "top.dfu").read_bytes()
     assert dfu[:len(bit)] == bit and dfu[len(bit) + 8:len(bit) + 11] == b"UFD"
     assert int.from_bytes(dfu[-4:], "little") == _crc32_dfu(dfu[:-4])
