@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -202,6 +203,15 @@ def _report(folder: Path, board: Board) -> tuple[dict, float | None, str | None]
     return resources, achieved, None if clock is None else clock_name(clock)
 
 
+def _over_budget(log: Path) -> str:
+    """The resources nextpnr's utilisation table (in its log) shows above 100%, as ``BEL used/available``."""
+    if not log.is_file():
+        return ""
+    rows = re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log.read_text(errors="replace"))
+    return ", ".join(f"{bel} {int(used):,}/{int(available):,}" for bel, used, available in dict.fromkeys(rows)
+                     if int(used) > int(available))
+
+
 def build_board(board: str, build_path: str | os.PathLike, out: str | os.PathLike, *,
                 clock_mhz: float | None = None, baud: int = 3_000_000, seed: int = 1, force: bool = False) -> dict:
     """Synthesise, place and route the link top for ``board`` around the build's ``accelerator.v``.
@@ -267,6 +277,9 @@ def build_board(board: str, build_path: str | os.PathLike, out: str | os.PathLik
                 os.replace(work / f"{NAME}{suffix}", out / f"{NAME}{suffix}")
         shutil.rmtree(work, ignore_errors=True)
         why = _first_error(out / f"{NAME}.tim", out / f"{NAME}.rpt") or f"{type(error).__name__}: {str(error)[:200]}"
+        over = _over_budget(out / f"{NAME}.tim")
+        if over:
+            why = f"{why}; over the device: {over}"
         raise SystolixError(f"the {board} build failed: {why} (see {out}/{NAME}.tim and {out}/{NAME}.rpt)") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -72,25 +72,35 @@ def ice40_pll_settings(f_in_mhz: float, f_out_mhz: float) -> Ice40PllSettings:
 
 
 class Ice40Pll(wiring.Component):
-    """One ``SB_PLL40_CORE``: ``clk_in`` -> ``clk_out`` (on a global buffer), and ``locked``.
+    """One iCE40 PLL: the reference clock -> ``clk_out`` (on a global buffer), and ``locked``.
+
+    With ``pad`` (the clock pin's I/O port, as ``platform.request(..., dir="-")`` returns it) it is an
+    ``SB_PLL40_PAD`` fed straight from that pin; this is what the UP5K needs for its PLL pin (pin 35 of the
+    SG48, the iCEBreaker's 12 MHz clock), whose I/O site the PLL shares: an input buffer on that pin leaves no
+    place for the PLL. Without ``pad`` it is an ``SB_PLL40_CORE`` fed from ``clk_in``.
 
     Parameters
     ----------
     settings : Ice40PllSettings
+    pad : amaranth.lib.io.PortLike, optional
     """
 
-    def __init__(self, settings: Ice40PllSettings):
+    def __init__(self, settings: Ice40PllSettings, pad=None):
         self.settings = settings
+        self._pad = pad
         super().__init__({"clk_in": In(1), "clk_out": Out(1), "locked": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
         s = self.settings
+        if self._pad is None:
+            cell, reference = "SB_PLL40_CORE", {"i_REFERENCECLK": self.clk_in}
+        else:
+            cell, reference = "SB_PLL40_PAD", {"i_PACKAGEPIN": self._pad.io}
         m.submodules.pll = Instance(
-            "SB_PLL40_CORE",
+            cell,
             p_FEEDBACK_PATH="SIMPLE", p_PLLOUT_SELECT="GENCLK",
             p_DIVR=s.divr, p_DIVF=s.divf, p_DIVQ=s.divq, p_FILTER_RANGE=s.filter_range,
-            i_REFERENCECLK=self.clk_in, i_RESETB=1, i_BYPASS=0,
-            o_PLLOUTGLOBAL=self.clk_out, o_LOCK=self.locked,
+            i_RESETB=1, i_BYPASS=0, o_PLLOUTGLOBAL=self.clk_out, o_LOCK=self.locked, **reference,
         )
         return m

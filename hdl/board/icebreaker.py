@@ -1,6 +1,6 @@
 """The iCEBreaker (iCE40 UP5K) top level: the link top on the FTDI's second channel, the PLL, reset, LEDs.
 
-The 12 MHz oscillator (pin 35) feeds an ``SB_PLL40_CORE`` (:mod:`.ice40_pll`) whose global output is the
+The 12 MHz oscillator (pin 35) feeds an ``SB_PLL40_PAD`` (:mod:`.ice40_pll`) whose global output is the
 ``sync`` clock; the domain is held in reset (synchronised release) until the PLL locks and while the user
 button (pin 10) is pressed. The UART is the FT2232H's channel B (FPGA rx pin 6, tx pin 9: amaranth-boards'
 ``uart`` resource; channel A programs the flash), the divisor ``round(clock / baud)``. LEDs: green (pin 37)
@@ -50,9 +50,8 @@ class ICEBreakerTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = ClockDomain("sync")
-        m.submodules.pll = pll = Ice40Pll(self.pll)
-        m.submodules.clk12 = clk12 = io.Buffer("i", platform.request("clk12", 0, dir="-"))
-        m.d.comb += pll.clk_in.eq(clk12.i)
+        # the PLL takes the clock pin itself (SB_PLL40_PAD): it shares pin 35's I/O site, no input buffer fits
+        m.submodules.pll = pll = Ice40Pll(self.pll, pad=platform.request("clk12", 0, dir="-"))
         m.d.comb += ClockSignal("sync").eq(pll.clk_out)
         platform.add_clock_constraint(pll.clk_out, self.pll.f_out * 1e6)
         m.submodules.button = button = io.Buffer("i", platform.request("button", 0, dir="-"))

@@ -107,7 +107,7 @@ def test_icebreaker_top_on_the_platform(tmp_path):
                  "set_frequency pll.clk_out 24.0"):
         assert line in pcf
     rtlil = files["top.il"]
-    assert "SB_PLL40_CORE" in rtlil and "accelerator" in rtlil
+    assert "SB_PLL40_PAD" in rtlil and "accelerator" in rtlil
     assert "--up5k" in files["build_top.sh"] and "icepack" in files["build_top.sh"].lower()
 
 

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from systolix.arch.config import AcceleratorConfig
-from systolix.board import BOARDS, ORANGECRAB_DFU_ID, check_board_fits, dfu_suffix
+from systolix.board import BOARDS, ORANGECRAB_DFU_ID, _over_budget, check_board_fits, dfu_suffix
 from systolix.cli import main
 from systolix.compiler.build import build
 from systolix.errors import SystolixError
@@ -133,3 +133,16 @@ def test_orangecrab_25f_bitstream_of_the_example(tmp_path, capsys):
     assert achieved and min(achieved) >= 30.0 and record["fmax_mhz"] == min(achieved)
     assert record["fits"] and record["meets_clock"] and record["divisor"] == 10
     assert os.path.getsize(out / "top.bit") > 100_000
+
+
+def test_resources_over_budget_from_the_nextpnr_log(tmp_path):
+    # the utilisation table of a real nextpnr-ice40 0.11 log (the iCEBreaker top around a 1x1 accelerator)
+    log = tmp_path / "top.tim"
+    log.write_text("Info: Device utilisation:\n"
+                   "Info: \t         ICESTORM_LC:    7730/   5280   146%\n"
+                   "Info: \t        ICESTORM_RAM:      32/     30   106%\n"
+                   "Info: \t               SB_IO:       9/     39    23%\n"
+                   "Info: \t        ICESTORM_PLL:       1/      1   100%\n"
+                   "ERROR: Unable to place cell 'link.host.accelerator.act.0.0_RAM', no BELs remaining\n")
+    assert _over_budget(log) == "ICESTORM_LC 7,730/5,280, ICESTORM_RAM 32/30"
+    assert _over_budget(tmp_path / "absent.tim") == ""
