@@ -407,7 +407,7 @@ COMMANDS = {
     "synth": "synthesise, place & route: resources, Fmax, latency",
     "demo": "the whole flow on the bundled example model",
     "run": "run a build over the UART link: a board or --port sim",
-    "board": "a bitstream of the link top: ULX3S, OrangeCrab, iCEBreaker",
+    "board": "a bitstream for ULX3S, OrangeCrab or iCEBreaker",
 }
 
 #: The description at the top of each command's --help.
