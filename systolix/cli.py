@@ -283,17 +283,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_board(args: argparse.Namespace) -> int:
-    from .board import build_board
+    from .board import build_board, get_board
 
+    get_board(args.board)  # an unknown board before anything else
     check_output_folder(args.output, "-o")
     console = _console()
     with stage_status(console, f"building the {args.board} bitstream for {args.build} (yosys, nextpnr: minutes)"):
         record = build_board(args.board, args.build, args.output, clock_mhz=args.clock_mhz, baud=args.baud,
-                             seed=args.seed)
+                             seed=args.seed, force=args.force)
     fmax = f"{record['fmax_mhz']:.1f} MHz" if record["fmax_mhz"] else "not reported"
+    used = ", ".join(f"{name} {r['used']:,}/{r['available']:,}" for name, r in record["resources"].items())
     console.print(f"wrote {record['bitstream']}: {record['clock_mhz']:g} MHz (Fmax {fmax}), UART {record['baud']:,} "
-                  f"baud (divisor {record['divisor']}), {record['seconds']:.0f} s", markup=False, highlight=False)
-    return 0 if record["fmax_mhz"] is None or record["fmax_mhz"] >= record["clock_mhz"] else 1
+                  f"baud (divisor {record['divisor']}), {used}, {record['seconds']:.0f} s", markup=False,
+                  highlight=False)
+    if not record["meets_clock"]:
+        console.print(f"timing not met: the clock is {record['clock_mhz']:g} MHz, nextpnr reports Fmax {fmax} "
+                      "(lower --clock-mhz)", markup=False, highlight=False)
+        return 1
+    console.print(f"program: {record['program']}", markup=False, highlight=False)
+    return 0
 
 
 # -- compile ------------------------------------------------------------------------------------------
@@ -458,7 +466,7 @@ COMMANDS = {
     "synth": "synthesise, place & route: resources, Fmax, latency",
     "demo": "the whole flow on the bundled example model",
     "run": "run a build over the UART link: a board or --port sim",
-    "board": "a bitstream of the link top for a board (ulx3s-85f)",
+    "board": "a bitstream for ULX3S, OrangeCrab or iCEBreaker",
 }
 
 #: The description at the top of each command's --help.
@@ -478,8 +486,9 @@ DESCRIPTIONS = {
            "cycle counter, compare every element with onnxruntime as simulate does. --port sim drives the\n"
            "link top on Verilator through a simulated UART.",
     "board": "Build a bitstream of the UART link top around a build folder's accelerator for a board\n"
-             "(amaranth-boards platform, PLL, YoWASP yosys/nextpnr/ecppack). Exit code 1 when the PLL clock\n"
-             "is above the Fmax after routing.",
+             "(amaranth-boards platform, PLL, YoWASP yosys/nextpnr/ecppack or icepack) and print how to program\n"
+             "it. A configuration estimated not to fit the board's FPGA is refused (exit code 2). Exit code 1\n"
+             "when the PLL clock is above the Fmax after routing.",
 }
 
 EPILOG = """\
@@ -510,7 +519,8 @@ EXAMPLES = {
     "demo": ["systolix demo", "systolix demo --array 4x4 --out out/demo4"],
     "run": ["systolix run build_4x4 --port sim --inputs test.npz", "systolix run build_8x8 --port /dev/ttyUSB0 "
             "--random 10"],
-    "board": ["systolix board ulx3s-85f build_4x4 -o board_4x4"],
+    "board": ["systolix board ulx3s-85f build_4x4 -o board_4x4",
+              "systolix board orangecrab-25f build_25f -o board_25f --baud 1000000"],
 }
 
 BACKENDS = ["auto", "golden", "amaranth", "verilator"]
@@ -604,13 +614,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for --random")
 
     p = _command(sub, "board", cmd_board)
-    p.add_argument("board", help="ulx3s-85f or ulx3s-25f")
+    p.add_argument("board", help="ulx3s-85f, ulx3s-25f, orangecrab-25f, orangecrab-85f or icebreaker")
     p.add_argument("build", help="a folder written by systolix compile (its accelerator.v is used)")
     p.add_argument("-o", "--output", required=True, help="the folder for the bitstream and the logs")
-    p.add_argument("--clock-mhz", type=float, default=30.0, help="PLL output from the 25 MHz oscillator (30)")
+    p.add_argument("--clock-mhz", type=float, default=None,
+                   help="PLL output from the board's oscillator (default 30; icebreaker 24)")
     p.add_argument("--baud", type=int, default=3_000_000, help="UART baud rate (3000000)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placer seed")
-
+    p.add_argument("--force", action="store_true", help="build even if the configuration is estimated not to fit")
 
     p = _command(sub, "compile", cmd_compile)
     p.add_argument("model", help="a quantized ONNX model, or a float one with --calib")

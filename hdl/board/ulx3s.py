@@ -2,21 +2,23 @@
 
 The 25 MHz oscillator feeds an ``EHXPLLL`` (:mod:`.ecp5_pll`) for the ``sync`` clock; the domain is held in
 reset (synchronised release: ``ResetSynchronizer``) until the PLL locks and while button F1 is pressed. The
-UART divisor is ``round(clock / baud)``. LEDs: 0 blinks (about 1 Hz: the clock runs), 1 the accelerator is
-busy, 2 an error reply was sent (held about half a second), 3 a run has finished (until the next), 7 PLL locked.
+UART divisor is ``round(clock / baud)``. The FT231X's ``uart_tx_enable`` line (pin L3, an FPGA output in
+amaranth-boards' platform) is driven high, never left floating. LEDs: 0 blinks (about 1 Hz: the clock
+runs), 1 the accelerator is busy, 2 an error reply was sent (held about half a second), 3 a run has finished
+(until the next), 7 PLL locked.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from systolix.arch.config import AcceleratorConfig
-from systolix.errors import SystolixError
 
 from ..link.top import LinkTop
 from .ecp5_pll import Ecp5Pll, pll_settings
+from .status import status_lights, uart_divisor
 
 __all__ = ["ULX3STop"]
 
@@ -34,13 +36,14 @@ class ULX3STop(Elaboratable):
         The UART's baud rate.
     """
 
+    #: The board's oscillator (MHz).
+    OSCILLATOR_MHZ = 25.0
+
     def __init__(self, config: AcceleratorConfig, clock_mhz: float = 30.0, baud: int = 3_000_000):
         self.config = config
         self._MustUse__silence = True  # until the settings are checked: a refused top is not a forgotten one
-        self.pll = pll_settings(25.0, clock_mhz)
-        self.divisor = round(self.pll.f_out * 1e6 / baud)
-        if self.divisor < 4 or abs(self.pll.f_out * 1e6 / self.divisor - baud) > 0.02 * baud:
-            raise SystolixError(f"{baud} baud is not within 2% of {self.pll.f_out:g} MHz / an integer >= 4")
+        self.pll = pll_settings(self.OSCILLATOR_MHZ, clock_mhz)
+        self.divisor = uart_divisor(self.pll.f_out, baud)
         self._MustUse__silence = False
 
     def elaborate(self, platform):
@@ -58,28 +61,14 @@ class ULX3STop(Elaboratable):
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
-        m.d.comb += [top.rx.eq(rx.i), tx.o.eq(top.tx), top.divisor.eq(self.divisor)]
+        m.submodules.uart_tx_enable = tx_enable = io.Buffer("o", platform.request("uart_tx_enable", 0, dir="-"))
+        m.d.comb += [top.rx.eq(rx.i), tx.o.eq(top.tx), top.divisor.eq(self.divisor), tx_enable.o.eq(1)]
 
         leds = []
         for i in range(8):
             m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
             leds.append(led.o)
-        clock_hz = int(self.pll.f_out * 1e6)
-        beat = Signal(range(clock_hz // 2 + 1))
-        blink, error_hold, finished = Signal(), Signal(range(clock_hz // 2 + 1)), Signal()
-        with m.If(beat == clock_hz // 2):
-            m.d.sync += [beat.eq(0), blink.eq(~blink)]
-        with m.Else():
-            m.d.sync += beat.eq(beat + 1)
-        with m.If(top.error):
-            m.d.sync += error_hold.eq(clock_hz // 2)
-        with m.Elif(error_hold != 0):
-            m.d.sync += error_hold.eq(error_hold - 1)
-        with m.If(top.done):
-            m.d.sync += finished.eq(1)
-        with m.Elif(top.busy):
-            m.d.sync += finished.eq(0)
-        m.d.comb += [leds[0].eq(blink), leds[1].eq(top.busy), leds[2].eq(error_hold != 0), leds[3].eq(finished),
-                     leds[7].eq(pll.locked)]
+        lights = status_lights(m, top, int(self.pll.f_out * 1e6))
+        m.d.comb += [leds[0].eq(lights.heartbeat), leds[1].eq(lights.busy), leds[2].eq(lights.error),
+                     leds[3].eq(lights.finished), leds[7].eq(pll.locked)]
         return m
-
