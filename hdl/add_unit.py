@@ -83,10 +83,12 @@ class AddUnit(wiring.Component):
         {"v": signed(8)},                                                      # 0: table read issued
         {"neg": 1, "a": unsigned(10), "t": signed(VALUE_BITS), "ts": 1},       # 1: |v + v_off|
         {"neg": 1, "lo": unsigned(27), "hi": unsigned(17), "t": signed(VALUE_BITS), "ts": 1},  # 2: partial
+        {"neg": 1, "lo": unsigned(27), "hi": unsigned(17), "t": signed(VALUE_BITS), "ts": 1},  # 2b: again
         {"neg": 1, "p": unsigned(32), "t": signed(VALUE_BITS), "ts": 1},       # 3: |v| * m
         {"neg": 1, "p": unsigned(32), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 4
         {"neg": 1, "q": unsigned(32), "up": 1, "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 5
-        {"neg": 1, "p": unsigned(33), "t": signed(VALUE_BITS), "ts": 1},       # 6: product rounded
+        {"neg": 1, "q": unsigned(33), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 6: incremented
+        {"neg": 1, "p": unsigned(33), "t": signed(VALUE_BITS), "ts": 1},       # 6b: product rounded
         {"neg": 1, "lp": unsigned(_MAG_BITS), "rp": unsigned(33), "lost": 1, "t": signed(VALUE_BITS),
          "ts": 1},                                                             # 7: window, coarse shifts
         {"neg": 1, "mag": unsigned(_MAG_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 7b: window
@@ -186,6 +188,9 @@ class AddUnit(wiring.Component):
         def stage2(lane, r):
             return dict(neg=r.neg, lo=r.a * p.m[:17], hi=r.a * p.m[17:], **keep(r))
 
+        def stage2b(lane, r):  # the products registered again (the DSP blocks' outputs feed registers only)
+            return dict(neg=r.neg, lo=r.lo, hi=r.hi, **keep(r))
+
         def stage3(lane, r):
             return dict(neg=r.neg, p=r.lo + (r.hi << 17), **keep(r))
 
@@ -196,8 +201,11 @@ class AddUnit(wiring.Component):
             q, up = rne_shift_parts(r.p, r.x)
             return dict(neg=r.neg, q=q, up=up, x=r.x, **keep(r))
 
-        def stage6(lane, r):  # ... the increment, and back to the product's scale (x == 0: unchanged)
-            return dict(neg=r.neg, p=(r.q + r.up) << r.x, **keep(r))
+        def stage6(lane, r):  # ... the increment,
+            return dict(neg=r.neg, q=r.q + r.up, x=r.x, **keep(r))
+
+        def stage6b(lane, r):  # ... and back to the product's scale (x == 0: unchanged)
+            return dict(neg=r.neg, p=r.q << r.x, **keep(r))
 
         # Into the window: left shift, or right shift into the sticky bit, in two steps (by the amount's
         # high bits, then its two low bits: one shifter is too deep for a cycle).
@@ -261,8 +269,8 @@ class AddUnit(wiring.Component):
         def stage20(lane, r):  # min and the storage offset side by side: one carry chain deep
             return dict(q=Mux(r.v > hi, hi_off, r.v + p.out_off))
 
-        stages = (stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage7b, stage8, stage9, stage10, stage11,
-                  stage12, stage13, stage14, stage15, stage16, stage17, stage18, stage19, stage20)
+        stages = (stage1, stage2, stage2b, stage3, stage4, stage5, stage6, stage6b, stage7, stage7b, stage8, stage9,
+                  stage10, stage11, stage12, stage13, stage14, stage15, stage16, stage17, stage18, stage19, stage20)
         assert len(stages) == len(self._STAGES) - 1
         for index, compute in enumerate(stages, 1):
             step(index, compute)

@@ -95,7 +95,7 @@ class Requantizer(wiring.Component):
 
     # Fields of each pipeline register, per lane; the shared bounds travel along in every stage. Each
     # stage holds at most one carry chain, one shifter or one DSP multiplier (the 25 x 24 product is
-    # four partial products, then two adds), so the unit runs at the clock of the array: a rounding
+    # four partial products, registered twice, then two adds), so the unit runs at the clock of the array: a rounding
     # step is a shift stage (quotient and round-up bit, `rne_shift_parts`) followed by the increment.
     _STAGES = (
         {"neg": 1, "a": unsigned(32), "m": unsigned(24), "e": unsigned(8)},                        # 1
@@ -104,6 +104,8 @@ class Requantizer(wiring.Component):
         {"neg": 1, "a": unsigned(25), "es": signed(10), "m": unsigned(24)},                        # 4
         {"neg": 1, "ll": unsigned(34), "lh": unsigned(24), "hl": unsigned(25), "hh": unsigned(15),
          "es": signed(10)},                                                                        # 5
+        {"neg": 1, "ll": unsigned(34), "lh": unsigned(24), "hl": unsigned(25), "hh": unsigned(15),
+         "es": signed(10)},                                                                        # 5b
         {"neg": 1, "ll": unsigned(34), "mid": unsigned(26), "hh": unsigned(15), "es": signed(10)},  # 6
         {"neg": 1, "p": unsigned(49), "es": signed(10)},                                           # 7
         {"neg": 1, "p": unsigned(49), "t": unsigned(5), "es": signed(10)},                         # 8
@@ -177,6 +179,11 @@ class Requantizer(wiring.Component):
             return dict(neg=lane.neg, ll=a_lo * m_lo, lh=a_lo * m_hi, hl=a_hi * m_lo, hh=a_hi * m_hi,
                         es=lane.es)
 
+        # 5b. the products registered again: the multipliers' outputs go to registers and nowhere else, so
+        # each can sit next to its DSP block and the adders of stage 6 get a cycle of wire to reach them.
+        def stage5b(lane, shared):
+            return dict(neg=lane.neg, ll=lane.ll, lh=lane.lh, hl=lane.hl, hh=lane.hh, es=lane.es)
+
         def stage6(lane, shared):
             return dict(neg=lane.neg, ll=lane.ll, mid=lane.lh + lane.hl, hh=lane.hh, es=lane.es)
 
@@ -232,7 +239,7 @@ class Requantizer(wiring.Component):
         def stage17(lane, shared):
             return dict(q=Mux(lane.v > shared.hi, shared.qmax, lane.v + shared.y_zp))
 
-        stage_functions = [stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage8, stage9, stage10,
+        stage_functions = [stage1, stage2, stage3, stage4, stage5, stage5b, stage6, stage7, stage8, stage9, stage10,
                            stage11, stage12, stage13, stage14, stage15, stage16, stage17]
         assert len(stage_functions) == len(self._STAGES)
         for index, compute in enumerate(stage_functions):
