@@ -38,9 +38,9 @@ __all__ = [
 ]
 
 #: Register stages of the `Requantizer` (one per step of its integer pipeline).
-REQUANTIZER_STAGES = 18
+REQUANTIZER_STAGES = 19
 #: Register stages of the `AddUnit` (the table read is its stage 0).
-ADD_UNIT_STAGES = 24
+ADD_UNIT_STAGES = 25
 #: Register stages between a PE's ``x_in`` and its adder: the multiplier's operands, its product, the product
 #: again next to the adder (with ``pe_product_register``).
 PE_PRODUCT_STAGES = 3

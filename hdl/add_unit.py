@@ -29,7 +29,7 @@ from systolix.arch.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS,
 from systolix.arch.latency import add_unit_latency
 
 from .pipeline import elastic_handshake
-from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine, rne_shift_parts
+from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine
 
 __all__ = ["AddUnit", "add_input_layout", "table_read_port"]
 
@@ -77,8 +77,9 @@ class AddUnit(wiring.Component):
     """
 
     # Fields of each pipeline register, per lane. The arithmetic is cut so that no stage holds more than
-    # one carry chain or one variable shifter: a stage that rounds is split into the shift (quotient,
-    # round-up bit: `rne_shift_parts`) and the increment, so the unit runs at the clock of the array.
+    # one carry chain or one variable shifter: a stage that rounds is split into two shift steps (quotient,
+    # round-up bit: `rne_shift_coarse`, `rne_shift_fine`) and the increment, and the multipliers' products
+    # are registered twice, so the unit runs at the clock of the array.
     _STAGES = (
         {"v": signed(8)},                                                      # 0: table read issued
         {"neg": 1, "a": unsigned(10), "t": signed(VALUE_BITS), "ts": 1},       # 1: |v + v_off|
@@ -86,6 +87,8 @@ class AddUnit(wiring.Component):
         {"neg": 1, "lo": unsigned(27), "hi": unsigned(17), "t": signed(VALUE_BITS), "ts": 1},  # 2b: again
         {"neg": 1, "p": unsigned(32), "t": signed(VALUE_BITS), "ts": 1},       # 3: |v| * m
         {"neg": 1, "p": unsigned(32), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 4
+        {"neg": 1, "part": unsigned(33), "fine": unsigned(2), "lost": 1, "x": unsigned(4), "t": signed(VALUE_BITS),
+         "ts": 1},                                                             # 5a
         {"neg": 1, "q": unsigned(32), "up": 1, "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 5
         {"neg": 1, "q": unsigned(33), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 6: incremented
         {"neg": 1, "p": unsigned(33), "t": signed(VALUE_BITS), "ts": 1},       # 6b: product rounded
@@ -197,8 +200,12 @@ class AddUnit(wiring.Component):
         def stage4(lane, r):
             return dict(neg=r.neg, p=r.p, x=Mux(p.round_product, excess_bits(r.p, 24), 0), **keep(r))
 
-        def stage5(lane, r):  # sse2: f32(v * r), the product rounded to 24 significant bits (shift half)
-            q, up = rne_shift_parts(r.p, r.x)
+        def stage5a(lane, r):  # sse2: f32(v * r), the product rounded to 24 significant bits (coarse shift,
+            part, fine, lost = rne_shift_coarse(r.p, r.x)
+            return dict(neg=r.neg, part=part, fine=fine, lost=lost, x=r.x, **keep(r))
+
+        def stage5(lane, r):  # ... fine shift,
+            q, up = rne_shift_fine(r.part, r.fine, r.lost)
             return dict(neg=r.neg, q=q, up=up, x=r.x, **keep(r))
 
         def stage6(lane, r):  # ... the increment,
@@ -269,8 +276,9 @@ class AddUnit(wiring.Component):
         def stage20(lane, r):  # min and the storage offset side by side: one carry chain deep
             return dict(q=Mux(r.v > hi, hi_off, r.v + p.out_off))
 
-        stages = (stage1, stage2, stage2b, stage3, stage4, stage5, stage6, stage6b, stage7, stage7b, stage8, stage9,
-                  stage10, stage11, stage12, stage13, stage14, stage15, stage16, stage17, stage18, stage19, stage20)
+        stages = (stage1, stage2, stage2b, stage3, stage4, stage5a, stage5, stage6, stage6b, stage7, stage7b, stage8,
+                  stage9, stage10, stage11, stage12, stage13, stage14, stage15, stage16, stage17, stage18, stage19,
+                  stage20)
         assert len(stages) == len(self._STAGES) - 1
         for index, compute in enumerate(stages, 1):
             step(index, compute)

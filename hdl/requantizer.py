@@ -38,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 from systolix.arch.latency import requantizer_latency
 
 from .pipeline import elastic_handshake
-from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine, rne_shift_parts
+from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine
 
 __all__ = ["Requantizer", "requantizer_input_layout"]
 
@@ -96,10 +96,12 @@ class Requantizer(wiring.Component):
     # Fields of each pipeline register, per lane; the shared bounds travel along in every stage. Each
     # stage holds at most one carry chain, one shifter or one DSP multiplier (the 25 x 24 product is
     # four partial products, registered twice, then two adds), so the unit runs at the clock of the array: a rounding
-    # step is a shift stage (quotient and round-up bit, `rne_shift_parts`) followed by the increment.
+    # step is two shift stages (`rne_shift_coarse`, `rne_shift_fine`: quotient and round-up bit) and the increment.
     _STAGES = (
         {"neg": 1, "a": unsigned(32), "m": unsigned(24), "e": unsigned(8)},                        # 1
         {"neg": 1, "a": unsigned(32), "s": unsigned(4), "m": unsigned(24), "e": unsigned(8)},      # 2
+        {"neg": 1, "part": unsigned(29), "fine": unsigned(2), "lost": 1, "es": signed(10),
+         "m": unsigned(24)},                                                                       # 3a
         {"neg": 1, "q": unsigned(25), "up": 1, "es": signed(10), "m": unsigned(24)},               # 3
         {"neg": 1, "a": unsigned(25), "es": signed(10), "m": unsigned(24)},                        # 4
         {"neg": 1, "ll": unsigned(34), "lh": unsigned(24), "hl": unsigned(25), "hh": unsigned(15),
@@ -162,11 +164,17 @@ class Requantizer(wiring.Component):
         def stage2(lane, shared):
             return dict(neg=lane.neg, a=lane.a, s=excess_bits(lane.a, 24), m=lane.m, e=lane.e)
 
-        # 3-4. step 1: round |acc| to 24 significant bits (a 25-bit significand after a carry): the shift,
-        # then the increment. E - s, the part of the final shift known now, is formed on the way.
+        # 3-4. step 1: round |acc| to 24 significant bits (a 25-bit significand after a carry): the shift in
+        # two steps (by the high bits of s, then the low ones), then the increment. The quotient is below
+        # 2**24, so 29 bits of the coarse shift hold it with the bits below. E - s, the part of the final
+        # shift known now, is formed on the way.
+        def stage3a(lane, shared):
+            part, fine, lost = rne_shift_coarse(lane.a, lane.s, width=29)
+            return dict(neg=lane.neg, part=part, fine=fine, lost=lost, es=lane.e - lane.s, m=lane.m)
+
         def stage3(lane, shared):
-            q, up = rne_shift_parts(lane.a, lane.s)
-            return dict(neg=lane.neg, q=q, up=up, es=lane.e - lane.s, m=lane.m)
+            q, up = rne_shift_fine(lane.part, lane.fine, lane.lost)
+            return dict(neg=lane.neg, q=q, up=up, es=lane.es, m=lane.m)
 
         def stage4(lane, shared):
             return dict(neg=lane.neg, a=lane.q + lane.up, es=lane.es, m=lane.m)
@@ -239,8 +247,8 @@ class Requantizer(wiring.Component):
         def stage17(lane, shared):
             return dict(q=Mux(lane.v > shared.hi, shared.qmax, lane.v + shared.y_zp))
 
-        stage_functions = [stage1, stage2, stage3, stage4, stage5, stage5b, stage6, stage7, stage8, stage9, stage10,
-                           stage11, stage12, stage13, stage14, stage15, stage16, stage17]
+        stage_functions = [stage1, stage2, stage3a, stage3, stage4, stage5, stage5b, stage6, stage7, stage8, stage9,
+                           stage10, stage11, stage12, stage13, stage14, stage15, stage16, stage17]
         assert len(stage_functions) == len(self._STAGES)
         for index, compute in enumerate(stage_functions):
             step(index, compute)

@@ -86,8 +86,8 @@ class SystolicArray(wiring.Component):
     def latency(self) -> int:
         """Cycles from ``x_in[0]`` to ``psum_out[0]`` (add ``c`` for column ``c``)."""
         # x_in[rows-1] is presented rows-1 cycles after x_in[0]; the bottom PE of column 0 adds it.
-        pe = ProcessingElement(**self._pe_args)
-        depth = (self._rows - 1) + pe.product_latency + pe.psum_latency
+        product = latency.PE_PRODUCT_STAGES if self._pe_args["product_register"] else 0
+        depth = (self._rows - 1) + product + ProcessingElement.PSUM_LATENCY
         if self._config is not None:
             assert depth == latency.systolic_array_latency(self._config)
         return depth
