@@ -37,7 +37,7 @@ from amaranth.lib.wiring import In, Out
 
 from systolix.arch.latency import requantizer_latency
 
-from .pipeline import elastic_handshake
+from .pipeline import KEEP, elastic_handshake
 from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine
 
 __all__ = ["Requantizer", "requantizer_input_layout"]
@@ -117,11 +117,14 @@ class Requantizer(wiring.Component):
         {"neg": 1, "part": unsigned(26), "fine": unsigned(2), "lost": 1, "left": unsigned(35), "k_pos": 1},  # 12
         {"neg": 1, "q": unsigned(25), "up": 1, "left": unsigned(35), "k_pos": 1},                  # 13
         {"neg": 1, "r": range(_SATURATE + 1)},                                                     # 14
-        {"v": signed(10)},                                                                         # 15
-        {"v": signed(10)},                                                                         # 16
+        {"v": signed(10), "y_zp": signed(8), "lo": signed(10), "hi": signed(10), "qmax": signed(8)},  # 15
+        {"v": signed(10), "y_zp": signed(8), "hi": signed(10), "qmax": signed(8)},                  # 16
         {"q": signed(8)},                                                                          # 17
     )
     _SHARED = {"y_zp": signed(8), "lo": signed(10), "hi": signed(10), "qmax": signed(8)}
+    #: The last stages hold no shared fields: from stage 15 on every lane carries its own copy of the bounds
+    #: (kept apart in synthesis, `pipeline.KEEP`), which the placer can put next to the lane's logic.
+    _OWN_BOUNDS = 3
 
     def elaborate(self, platform):
         m = Module()
@@ -129,11 +132,13 @@ class Requantizer(wiring.Component):
 
         # One register per stage: a `valid` bit (reset) and the data (no reset needed).
         regs = []
+        own_from = len(self._STAGES) - self._OWN_BOUNDS
         for index, fields in enumerate(self._STAGES):
             layout = data.StructLayout({
-                "lanes": data.ArrayLayout(data.StructLayout(fields), lanes), **self._SHARED,
+                "lanes": data.ArrayLayout(data.StructLayout(fields), lanes),
+                **(self._SHARED if index < own_from else {}),
             })
-            regs.append(Signal(layout, name=f"s{index + 1}", reset_less=True))
+            regs.append(Signal(layout, name=f"s{index + 1}", reset_less=True, attrs=KEEP if index == own_from else {}))
         valids, loads = elastic_handshake(m, self.i, self.o, len(regs), first=1)
 
         def step(index, compute_lane):
@@ -151,7 +156,7 @@ class Requantizer(wiring.Component):
                     target.hi.eq(source.qmax - source.y_zp),
                     target.qmax.eq(source.qmax),
                 ]
-            else:
+            elif index < own_from:
                 statements += [target[name].eq(source[name]) for name in self._SHARED]
             with m.If(loads[index]):
                 m.d.sync += statements
@@ -237,15 +242,17 @@ class Requantizer(wiring.Component):
             return dict(neg=lane.neg, r=Mux(lane.k_pos, right, left))
 
         # 15-17. step 5: sign, clamp to [qmin - y_zp, qmax - y_zp] (max first, as onnxruntime), + y_zp.
-        # The min and the offset are side by side: clamped to hi, the code is qmax.
+        # The min and the offset are side by side: clamped to hi, the code is qmax. Each lane takes its own
+        # copy of the bounds in stage 15.
         def stage15(lane, shared):
-            return dict(v=Mux(lane.neg, -lane.r, lane.r))
+            return dict(v=Mux(lane.neg, -lane.r, lane.r), y_zp=shared.y_zp, lo=shared.lo, hi=shared.hi,
+                        qmax=shared.qmax)
 
         def stage16(lane, shared):
-            return dict(v=Mux(lane.v < shared.lo, shared.lo, lane.v))
+            return dict(v=Mux(lane.v < lane.lo, lane.lo, lane.v), y_zp=lane.y_zp, hi=lane.hi, qmax=lane.qmax)
 
         def stage17(lane, shared):
-            return dict(q=Mux(lane.v > shared.hi, shared.qmax, lane.v + shared.y_zp))
+            return dict(q=Mux(lane.v > lane.hi, lane.qmax, lane.v + lane.y_zp))
 
         stage_functions = [stage1, stage2, stage3a, stage3, stage4, stage5, stage5b, stage6, stage7, stage8, stage9,
                            stage10, stage11, stage12, stage13, stage14, stage15, stage16, stage17]
