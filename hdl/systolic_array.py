@@ -267,20 +267,19 @@ class MatMulUnit(wiring.Component):
         with m.Elif(~x_fire & y_fire):
             m.d.sync += credits.eq(credits - 1)
 
-        sel = Signal(1)
-        m.d.comb += sel.eq(active)
         with m.If(x_fire):
             m.d.sync += recent.eq(hold)
         with m.If(x_fire & self.x.payload.swap):
-            m.d.comb += sel.eq(~active)
             m.d.sync += [active.eq(~active), loaded.eq(0), drain.eq(recent)]
 
         # Entry register: subtract the zero point (9-bit result) and tag the bank. It updates every
-        # cycle; `valid_line` remembers which cycles carried a real vector.
-        entry = Signal(data.ArrayLayout(lane, rows), reset_less=True)
+        # cycle; `valid_line` remembers which cycles carried a real vector. The bank tag registered with it
+        # would be the bank a vector accepted now uses, i.e. the next value of ``active``: the tag is
+        # ``active`` itself (no copy of the accept logic's result per row).
+        entry = Signal(data.ArrayLayout(signed(cfg.operand_width), rows), reset_less=True)
         for r in range(rows):
-            m.d.sync += [entry[r].x.eq(self.x.payload.data[r] - self.x_zp), entry[r].sel.eq(sel)]
-        m.d.comb += skew_in.i.eq(entry)
+            m.d.sync += entry[r].eq(self.x.payload.data[r] - self.x_zp)
+            m.d.comb += [skew_in.i[r].x.eq(entry[r]), skew_in.i[r].sel.eq(active)]
         for r in range(rows):
             m.d.comb += [array.x_in[r].eq(skew_in.o[r].x), array.sel_in[r].eq(skew_in.o[r].sel)]
         m.d.comb += skew_out.i.eq(array.psum_out)
