@@ -17,6 +17,7 @@ __all__ = [
     "ACCUMULATOR_STAGES",
     "ADD_UNIT_STAGES",
     "MUL_UNIT_STAGES",
+    "PE_PRODUCT_STAGES",
     "REQUANTIZER_STAGES",
     "accumulator_latency",
     "add_unit_latency",
@@ -39,11 +40,14 @@ __all__ = [
 ]
 
 #: Register stages of the `Requantizer` (one per step of its integer pipeline).
-REQUANTIZER_STAGES = 17
+REQUANTIZER_STAGES = 19
 #: Register stages of the `AddUnit` (the table read is its stage 0).
-ADD_UNIT_STAGES = 22
+ADD_UNIT_STAGES = 25
 #: Register stages of the `MulUnit` (operands less their zero points, product, ..., the ADD unit's rounding).
 MUL_UNIT_STAGES = 23
+#: Register stages between a PE's ``x_in`` and its adder: the multiplier's operands, its product, the product
+#: again next to the adder (with ``pe_product_register``).
+PE_PRODUCT_STAGES = 3
 #: Read, register the row read, add and write back (the sum leaves on its last tap).
 ACCUMULATOR_STAGES = 3
 
@@ -54,9 +58,9 @@ def sync_reader_latency(config: AcceleratorConfig | None = None) -> int:
 
 
 def pe_product_latency(config: AcceleratorConfig) -> int:
-    """`ProcessingElement`: cycles by which ``psum_in`` lags the ``x_in`` it is combined with: 2 with the
-    multiplier's operand and product registers (``pe_product_register``), else 0."""
-    return 2 if config.pe_product_register else 0
+    """`ProcessingElement`: cycles by which ``psum_in`` lags the ``x_in`` it is combined with:
+    `PE_PRODUCT_STAGES` with the multiplier's operand and product registers (``pe_product_register``), else 0."""
+    return PE_PRODUCT_STAGES if config.pe_product_register else 0
 
 
 def systolic_array_latency(config: AcceleratorConfig) -> int:

@@ -6,6 +6,11 @@ and one table: yosys and nextpnr wall times, LUT4 / FF / DSP / BRAM use and % of
 critical path's units and its routing share, latency per inference at that Fmax, fit verdict. A model
 that does not compile for an array size is listed with the compiler's reason.
 
+One accelerator per configuration: two builds whose ``accelerator.v`` is the same file (same SHA-256: the
+keras_mnist and ResNet-8 builds of one array size) share one place and route. The second reuses the
+first's result (resources, Fmax, critical path, tool times; ``reused_from`` names it) and takes its latency
+from its own predicted cycles at that Fmax.
+
 Usage: ``python benchmarks/synth.py [--device ecp5-85f] [--only keras_mnist-4x4 ...] [--out DIR] [--reuse]``.
 Each 4x4 run takes about 5-10 minutes on a 2-core machine, each 8x8 run 10-30.
 """
@@ -13,6 +18,7 @@ Each 4x4 run takes about 5-10 minutes on a 2-core machine, each 8x8 run 10-30.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import tempfile
@@ -56,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="systolix-synth-bench-"))
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
+    placed: dict[str, dict] = {}  # sha256 of accelerator.v -> the row that placed and routed it
     for name, model, calib in _cases(console):
         for array in ARRAYS:
             case = f"{name}-{array}"
@@ -69,23 +76,39 @@ def main(argv: list[str] | None = None) -> int:
                     with console.status(f"compiling {case}"):
                         build(model, folder, AcceleratorConfig.preset(array), calib=calib)
                 done = folder / f"synth-{args.device}" / "synth.json"
-                if args.reuse and done.is_file():
+                design = hashlib.sha256((folder / "accelerator.v").read_bytes()).hexdigest()
+                if design in placed:
+                    row.update(_reused(placed[design], folder))
+                elif args.reuse and done.is_file():
                     row.update(json.loads(done.read_text()))
                 else:
                     with console.status(f"{case} on {args.device}") as status:
                         result = synth_build(folder, args.device, seed=args.seed, force=True,
                                              progress=lambda line, c=case, s=status: s.update(f"{c}: {line}"))
                     row.update(result.to_json())
+                placed.setdefault(design, row)
             except SystolixError as error:
                 row["skipped"] = str(error)
                 console.print(f"{case}: {error}", markup=False, highlight=False)
                 continue
-            console.print(f"{case}: Fmax {row['fmax_mhz'] or 0:.2f} MHz, yosys {row['yosys_seconds']:.0f} s, "
-                          f"nextpnr {row['nextpnr_seconds']:.0f} s, {'fits' if row['fits'] else 'DOES NOT FIT'}")
+            tools = (f"the place and route of {row['reused_from']} (same accelerator.v)" if "reused_from" in row
+                     else f"yosys {row['yosys_seconds']:.0f} s, nextpnr {row['nextpnr_seconds']:.0f} s")
+            console.print(f"{case}: Fmax {row['fmax_mhz'] or 0:.2f} MHz, {tools}, "
+                          f"{'fits' if row['fits'] else 'DOES NOT FIT'}")
             if args.json:  # after every case: an interrupted run keeps what it measured
                 Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     console.print(_table(rows, args.device))
     return 0
+
+
+def _reused(first: dict, folder: Path) -> dict:
+    """The result of ``first``'s place and route for the build in ``folder`` (the same ``accelerator.v``): its
+    own predicted cycles and the latency they take at the measured Fmax."""
+    cycles = json.loads((folder / "report.json").read_text()).get("predicted_cycles")
+    fmax = first.get("fmax_mhz")
+    return {**{k: v for k, v in first.items() if k not in ("case", "model", "array", "design", "folder")},
+            "reused_from": first["case"], "predicted_cycles": cycles,
+            "latency_ms": cycles / (fmax * 1e3) if cycles is not None and fmax else None}
 
 
 def _use(row: dict, resource: str) -> str:
@@ -104,7 +127,9 @@ def _table(rows: list[dict], device: str) -> Table:
             continue
         path = row.get("critical_path") or {}
         where = (f"{path['start_unit']} -> {path['end_unit']} ({path['routing_share']:.0%})" if path else "")
-        table.add_row(row["case"], f"{row['yosys_seconds']:.0f}", f"{row['nextpnr_seconds']:.0f}", _use(row, "LUT4"),
+        times = ((f"= {row['reused_from']}", "") if "reused_from" in row
+                 else (f"{row['yosys_seconds']:.0f}", f"{row['nextpnr_seconds']:.0f}"))
+        table.add_row(row["case"], *times, _use(row, "LUT4"),
                       _use(row, "FF"), _use(row, "DSP"), _use(row, "BRAM"),
                       f"{row['fmax_mhz']:.2f}" if row.get("fmax_mhz") else "",
                       f"{row['latency_ms']:.3f}" if row.get("latency_ms") else "", where,

@@ -28,8 +28,8 @@ from amaranth.lib.wiring import In, Out
 from systolix.arch.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS, add_param_layout
 from systolix.arch.latency import add_unit_latency
 
-from .pipeline import elastic_handshake
-from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine, rne_shift_parts
+from .pipeline import elastic_handshake, lane_copies
+from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine
 
 __all__ = ["AddUnit", "add_input_layout", "table_read_port"]
 
@@ -77,16 +77,21 @@ class AddUnit(wiring.Component):
     """
 
     # Fields of each pipeline register, per lane. The arithmetic is cut so that no stage holds more than
-    # one carry chain or one variable shifter: a stage that rounds is split into the shift (quotient,
-    # round-up bit: `rne_shift_parts`) and the increment, so the unit runs at the clock of the array.
+    # one carry chain or one variable shifter: a stage that rounds is split into two shift steps (quotient,
+    # round-up bit: `rne_shift_coarse`, `rne_shift_fine`) and the increment, and the multipliers' products
+    # are registered twice, so the unit runs at the clock of the array.
     _STAGES = (
         {"v": signed(8)},                                                      # 0: table read issued
         {"neg": 1, "a": unsigned(10), "t": signed(VALUE_BITS), "ts": 1},       # 1: |v + v_off|
         {"neg": 1, "lo": unsigned(27), "hi": unsigned(17), "t": signed(VALUE_BITS), "ts": 1},  # 2: partial
+        {"neg": 1, "lo": unsigned(27), "hi": unsigned(17), "t": signed(VALUE_BITS), "ts": 1},  # 2b: again
         {"neg": 1, "p": unsigned(32), "t": signed(VALUE_BITS), "ts": 1},       # 3: |v| * m
         {"neg": 1, "p": unsigned(32), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 4
+        {"neg": 1, "part": unsigned(33), "fine": unsigned(2), "lost": 1, "x": unsigned(4), "t": signed(VALUE_BITS),
+         "ts": 1},                                                             # 5a
         {"neg": 1, "q": unsigned(32), "up": 1, "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 5
-        {"neg": 1, "p": unsigned(33), "t": signed(VALUE_BITS), "ts": 1},       # 6: product rounded
+        {"neg": 1, "q": unsigned(33), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 6: incremented
+        {"neg": 1, "p": unsigned(33), "t": signed(VALUE_BITS), "ts": 1},       # 6b: product rounded
         {"neg": 1, "lp": unsigned(_MAG_BITS), "rp": unsigned(33), "lost": 1, "t": signed(VALUE_BITS),
          "ts": 1},                                                             # 7: window, coarse shifts
         {"neg": 1, "mag": unsigned(_MAG_BITS), "xs": 1, "t": signed(VALUE_BITS), "ts": 1},  # 7b: window
@@ -165,6 +170,20 @@ class AddUnit(wiring.Component):
             lost_mask.eq(~(Const(-1, 33).as_unsigned() << right_sh)[:33]),
             lo.eq(p.lo), hi.eq(p.hi), hi_off.eq(p.hi + p.out_off),
         ]
+        # Each lane reads its own copy of the constants (a register more: the lanes sit apart, next to their
+        # table memories and multipliers, and one register's wires to all of them took most of a cycle).
+        # ``v_off`` and ``m`` are needed first, by an item's stages 1 and 2: from a copy of ``params`` made
+        # the cycle the item enters; the derived ones long after.
+        consts = data.StructLayout({
+            "v_off": p.v_off.shape(), "m": p.m.shape(), "round_product": 1, "left_sh": 5, "right_sh": 6,
+            "sh_left": 1, "lost_mask": 33, "lo": lo.shape(), "hi": hi.shape(), "hi_off": signed(11),
+            "out_off": p.out_off.shape()})
+        shared = Signal(consts)
+        m.d.comb += [shared.v_off.eq(p.v_off), shared.m.eq(p.m), shared.round_product.eq(p.round_product),
+                     shared.left_sh.eq(left_sh), shared.right_sh.eq(right_sh), shared.sh_left.eq(sh_left),
+                     shared.lost_mask.eq(lost_mask), shared.lo.eq(lo), shared.hi.eq(hi), shared.hi_off.eq(hi_off),
+                     shared.out_off.eq(p.out_off)]
+        const = lane_copies(m, shared, lanes, "const")
 
         def step(index, compute):
             with m.If(loads[index]):
@@ -173,7 +192,7 @@ class AddUnit(wiring.Component):
                         m.d.sync += regs[index][lane][name].eq(value)
 
         def stage1(lane, r):
-            code = r.v + p.v_off
+            code = r.v + const[lane].v_off
             word = data.View(data.StructLayout({"value": signed(VALUE_BITS), "sticky": 1}),
                              self.tab_rd.data[lane])
             return dict(neg=code < 0, a=abs(code), t=word.value, ts=word.sticky)
@@ -184,32 +203,44 @@ class AddUnit(wiring.Component):
         # |v| * m in two stages: two products that each fit one DSP multiplier (m split at bit 17),
         # registered, then their sum.
         def stage2(lane, r):
-            return dict(neg=r.neg, lo=r.a * p.m[:17], hi=r.a * p.m[17:], **keep(r))
+            return dict(neg=r.neg, lo=r.a * const[lane].m[:17], hi=r.a * const[lane].m[17:], **keep(r))
+
+        def stage2b(lane, r):  # the products registered again (the DSP blocks' outputs feed registers only)
+            return dict(neg=r.neg, lo=r.lo, hi=r.hi, **keep(r))
 
         def stage3(lane, r):
             return dict(neg=r.neg, p=r.lo + (r.hi << 17), **keep(r))
 
         def stage4(lane, r):
-            return dict(neg=r.neg, p=r.p, x=Mux(p.round_product, excess_bits(r.p, 24), 0), **keep(r))
+            return dict(neg=r.neg, p=r.p, x=Mux(const[lane].round_product, excess_bits(r.p, 24), 0), **keep(r))
 
-        def stage5(lane, r):  # sse2: f32(v * r), the product rounded to 24 significant bits (shift half)
-            q, up = rne_shift_parts(r.p, r.x)
+        def stage5a(lane, r):  # sse2: f32(v * r), the product rounded to 24 significant bits (coarse shift,
+            part, fine, lost = rne_shift_coarse(r.p, r.x)
+            return dict(neg=r.neg, part=part, fine=fine, lost=lost, x=r.x, **keep(r))
+
+        def stage5(lane, r):  # ... fine shift,
+            q, up = rne_shift_fine(r.part, r.fine, r.lost)
             return dict(neg=r.neg, q=q, up=up, x=r.x, **keep(r))
 
-        def stage6(lane, r):  # ... the increment, and back to the product's scale (x == 0: unchanged)
-            return dict(neg=r.neg, p=(r.q + r.up) << r.x, **keep(r))
+        def stage6(lane, r):  # ... the increment,
+            return dict(neg=r.neg, q=r.q + r.up, x=r.x, **keep(r))
+
+        def stage6b(lane, r):  # ... and back to the product's scale (x == 0: unchanged)
+            return dict(neg=r.neg, p=r.q << r.x, **keep(r))
 
         # Into the window: left shift, or right shift into the sticky bit, in two steps (by the amount's
         # high bits, then its two low bits: one shifter is too deep for a cycle).
         def stage7(lane, r):
-            left = (r.p << Cat(Const(0, 2), left_sh[2:]))[:_MAG_BITS]
-            right = r.p >> Cat(Const(0, 2), right_sh[2:])
-            return dict(neg=r.neg, lp=left, rp=right, lost=(r.p & lost_mask).any(), **keep(r))
+            c = const[lane]
+            left = (r.p << Cat(Const(0, 2), c.left_sh[2:]))[:_MAG_BITS]
+            right = r.p >> Cat(Const(0, 2), c.right_sh[2:])
+            return dict(neg=r.neg, lp=left, rp=right, lost=(r.p & c.lost_mask).any(), **keep(r))
 
         def stage7b(lane, r):
-            left = (r.lp << left_sh[:2])[:_MAG_BITS]
-            right = r.rp >> right_sh[:2]
-            return dict(neg=r.neg, mag=Mux(sh_left, left, right), xs=Mux(sh_left, 0, r.lost), **keep(r))
+            c = const[lane]
+            left = (r.lp << c.left_sh[:2])[:_MAG_BITS]
+            right = r.rp >> c.right_sh[:2]
+            return dict(neg=r.neg, mag=Mux(c.sh_left, left, right), xs=Mux(c.sh_left, 0, r.lost), **keep(r))
 
         def stage8(lane, r):  # the signed value (floor of a negative one when bits were lost)
             value = Mux(r.neg, Mux(r.xs, -r.mag - 1, -r.mag), r.mag)
@@ -256,13 +287,16 @@ class AddUnit(wiring.Component):
             return dict(v=Mux(r.neg, -r.mag, r.mag))
 
         def stage19(lane, r):  # clamp: max first, then min (as onnxruntime)
-            return dict(v=Mux(r.v < lo, lo, r.v))
+            c = const[lane]
+            return dict(v=Mux(r.v < c.lo, c.lo, r.v))
 
         def stage20(lane, r):  # min and the storage offset side by side: one carry chain deep
-            return dict(q=Mux(r.v > hi, hi_off, r.v + p.out_off))
+            c = const[lane]
+            return dict(q=Mux(r.v > c.hi, c.hi_off, r.v + c.out_off))
 
-        stages = (stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage7b, stage8, stage9, stage10, stage11,
-                  stage12, stage13, stage14, stage15, stage16, stage17, stage18, stage19, stage20)
+        stages = (stage1, stage2, stage2b, stage3, stage4, stage5a, stage5, stage6, stage6b, stage7, stage7b, stage8,
+                  stage9, stage10, stage11, stage12, stage13, stage14, stage15, stage16, stage17, stage18, stage19,
+                  stage20)
         assert len(stages) == len(self._STAGES) - 1
         for index, compute in enumerate(stages, 1):
             step(index, compute)

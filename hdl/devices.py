@@ -134,16 +134,16 @@ def get_device(name: str) -> Device:
 #: Memories smaller than this many bits stay in logic (yosys maps them to LUT RAM or flip-flops).
 _SMALL_MEMORY_BITS = 2_048
 
-# Calibration (yosys 0.69 + nextpnr 0.11.1, LFE5U-85F, the bundled example at 4x4 and 8x8; the split by
-# unit comes from the cells of the flattened netlist). Multipliers: one per processing element, 6 per
-# vector lane (4 in the requantizer's 32 x 24-bit product, 2 in the ADD unit) and 6 for address arithmetic
-# (vector engine, window addresser). Logic cells (nextpnr's TRELLIS_COMB: LUT4 + 2 per carry cell + LUT
-# RAM) and flip-flops: per PE about 30 and 63; per lane ~3,800 and ~2,800 (the ADD unit and the
-# requantizer are most of it); the rest is small. Flip-flops re-measured after the units were pipelined
-# (the 4x4 build: 13,690; an 8x8 build of the pipelining branch: 28,007).
-_DSP_PER_LANE, _DSP_FIXED = 6, 6
-_LUT_PER_PE, _LUT_PER_LANE, _LUT_FIXED = 35, 3_780, 1_500
-_FF_PER_PE, _FF_PER_LANE, _FF_FIXED = 63, 2_820, 1_400
+# Calibration (yosys 0.69 + nextpnr 0.11.1, LFE5U-85F, the bundled example at 4x4 and 8x8 inside the host
+# shim, after the timing work of issue 11: 4x4 16,057 LUT4 / 17,907 FF / 50 MULT18X18D, 8x8 31,015 / 37,057 /
+# 122). Multipliers: one per processing element, 6 per vector lane (4 in the requantizer's 32 x 24-bit
+# product, 2 in the ADD unit) and 10 for address arithmetic (vector engine, window addresser). Per PE the
+# cells of the PE synthesised alone: 20 LUT4 + 16 carry cells (nextpnr's TRELLIS_COMB counts a carry cell
+# as two) and 114 flip-flops (two weight banks, the operand, product and partial-sum registers); per lane
+# and fixed, the rest of the two builds (the ADD unit and the requantizer are most of a lane).
+_DSP_PER_LANE, _DSP_FIXED = 6, 10
+_LUT_PER_PE, _LUT_PER_LANE, _LUT_FIXED = 52, 3_120, 2_760
+_FF_PER_PE, _FF_PER_LANE, _FF_FIXED = 114, 3_420, 2_400
 
 
 def memory_blocks(depth: int, width: int, shapes: tuple[tuple[int, int], ...]) -> int:

@@ -28,6 +28,8 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from systolix.arch.latency import PE_PRODUCT_STAGES as PRODUCT_REGISTER_LATENCY
+
 __all__ = ["ProcessingElement"]
 
 
@@ -38,7 +40,8 @@ class ProcessingElement(wiring.Component):
     ``psum_out <= psum_in + x_in * w[sel_in]``, the sum wrapping modulo ``2**acc_width`` like the
     int32 accumulators of onnxruntime. With ``product_register`` the multiplier's operands (``x_in`` and the
     weight of bank ``sel_in``) and its product are registered, so the DSP multiplier sits between two
-    registers and ``psum_in`` must arrive `product_latency` (2) cycles after the ``x_in`` it is added to.
+    registers (the product twice) and ``psum_in`` must arrive `product_latency` (3) cycles after the ``x_in``
+    it is added to.
 
     Parameters
     ----------
@@ -98,9 +101,9 @@ class ProcessingElement(wiring.Component):
 
     @property
     def product_latency(self) -> int:
-        """Cycles by which ``psum_in`` lags the ``x_in`` it is combined with (0, or 2 with the operand and
+        """Cycles by which ``psum_in`` lags the ``x_in`` it is combined with (0, or 3 with the operand and
         product registers)."""
-        return 2 if self._product_register else 0
+        return PRODUCT_REGISTER_LATENCY if self._product_register else 0
 
     @property
     def latency(self) -> int:
@@ -128,11 +131,18 @@ class ProcessingElement(wiring.Component):
 
         weight = Mux(self.sel_in, weights[1], weights[0])
         if self._product_register:
-            # Operands registered (``x_reg`` is the east-going copy of x_in), product registered.
+            # The multiplier sits between registers that serve it alone: its own copy of x_in (not the
+            # east-going ``x_reg``), the selected weight, and the product, registered twice (once at the
+            # multiplier, once at the adder), so the placer can put each side's register next to the DSP
+            # block and leave the long wires to register-to-register paths. ``x_mul`` has a reset and
+            # ``x_reg`` none: synthesis merges identical registers (a ``keep`` attribute does not stop it).
+            x_mul = Signal.like(self.x_in)
             weight_reg = Signal.like(weight, reset_less=True)
             product_reg = Signal(signed(2 * self._operand_width), reset_less=True)
-            m.d.sync += [weight_reg.eq(weight), product_reg.eq(x_reg * weight_reg)]
-            product = product_reg
+            product_out = Signal.like(product_reg, reset_less=True)
+            m.d.sync += [x_mul.eq(self.x_in), weight_reg.eq(weight), product_reg.eq(x_mul * weight_reg),
+                         product_out.eq(product_reg)]
+            product = product_out
         else:
             product = self.x_in * weight
         # Assigning the wider sum to an acc_width register truncates it: two's-complement wrap-around.

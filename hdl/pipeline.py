@@ -29,3 +29,22 @@ def elastic_handshake(m: Module, i, o, stages: int, *, first: int = 0) -> tuple[
             m.d.sync += valid.eq(upstream_valid)
         upstream_valid = valid
     return valids, loads
+
+
+#: Attribute of a register that synthesis must not merge with an identical one (``systolix synth`` gives the
+#: registers of signals carrying it yosys's ``keep``; yosys would otherwise fold the copies back into one).
+KEEP = {"keep": 1}
+
+
+def lane_copies(m: Module, value, lanes: int, name: str) -> list[Signal]:
+    """One register per lane holding ``value`` a cycle later, each kept apart by synthesis (`KEEP`).
+
+    For a per-layer constant read by every lane: each lane's logic reads its own copy, which the placer can
+    put next to it, instead of one register whose wires reach across the lanes.
+    """
+    copies = []
+    for lane in range(lanes):
+        copy = Signal.like(value, name=f"{name}_lane{lane}", reset_less=True, attrs=KEEP)
+        m.d.sync += copy.eq(value)
+        copies.append(copy)
+    return copies

@@ -37,8 +37,8 @@ from amaranth.lib.wiring import In, Out
 
 from systolix.arch.latency import requantizer_latency
 
-from .pipeline import elastic_handshake
-from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine, rne_shift_parts
+from .pipeline import KEEP, elastic_handshake
+from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine
 
 __all__ = ["Requantizer", "requantizer_input_layout"]
 
@@ -95,15 +95,19 @@ class Requantizer(wiring.Component):
 
     # Fields of each pipeline register, per lane; the shared bounds travel along in every stage. Each
     # stage holds at most one carry chain, one shifter or one DSP multiplier (the 25 x 24 product is
-    # four partial products, then two adds), so the unit runs at the clock of the array: a rounding
-    # step is a shift stage (quotient and round-up bit, `rne_shift_parts`) followed by the increment.
+    # four partial products, registered twice, then two adds), so the unit runs at the clock of the array: a rounding
+    # step is two shift stages (`rne_shift_coarse`, `rne_shift_fine`: quotient and round-up bit) and the increment.
     _STAGES = (
         {"neg": 1, "a": unsigned(32), "m": unsigned(24), "e": unsigned(8)},                        # 1
         {"neg": 1, "a": unsigned(32), "s": unsigned(4), "m": unsigned(24), "e": unsigned(8)},      # 2
+        {"neg": 1, "part": unsigned(29), "fine": unsigned(2), "lost": 1, "es": signed(10),
+         "m": unsigned(24)},                                                                       # 3a
         {"neg": 1, "q": unsigned(25), "up": 1, "es": signed(10), "m": unsigned(24)},               # 3
         {"neg": 1, "a": unsigned(25), "es": signed(10), "m": unsigned(24)},                        # 4
         {"neg": 1, "ll": unsigned(34), "lh": unsigned(24), "hl": unsigned(25), "hh": unsigned(15),
          "es": signed(10)},                                                                        # 5
+        {"neg": 1, "ll": unsigned(34), "lh": unsigned(24), "hl": unsigned(25), "hh": unsigned(15),
+         "es": signed(10)},                                                                        # 5b
         {"neg": 1, "ll": unsigned(34), "mid": unsigned(26), "hh": unsigned(15), "es": signed(10)},  # 6
         {"neg": 1, "p": unsigned(49), "es": signed(10)},                                           # 7
         {"neg": 1, "p": unsigned(49), "t": unsigned(5), "es": signed(10)},                         # 8
@@ -113,11 +117,14 @@ class Requantizer(wiring.Component):
         {"neg": 1, "part": unsigned(26), "fine": unsigned(2), "lost": 1, "left": unsigned(35), "k_pos": 1},  # 12
         {"neg": 1, "q": unsigned(25), "up": 1, "left": unsigned(35), "k_pos": 1},                  # 13
         {"neg": 1, "r": range(_SATURATE + 1)},                                                     # 14
-        {"v": signed(10)},                                                                         # 15
-        {"v": signed(10)},                                                                         # 16
+        {"v": signed(10), "y_zp": signed(8), "lo": signed(10), "hi": signed(10), "qmax": signed(8)},  # 15
+        {"v": signed(10), "y_zp": signed(8), "hi": signed(10), "qmax": signed(8)},                  # 16
         {"q": signed(8)},                                                                          # 17
     )
     _SHARED = {"y_zp": signed(8), "lo": signed(10), "hi": signed(10), "qmax": signed(8)}
+    #: The last stages hold no shared fields: from stage 15 on every lane carries its own copy of the bounds
+    #: (kept apart in synthesis, `pipeline.KEEP`), which the placer can put next to the lane's logic.
+    _OWN_BOUNDS = 3
 
     def elaborate(self, platform):
         m = Module()
@@ -125,11 +132,13 @@ class Requantizer(wiring.Component):
 
         # One register per stage: a `valid` bit (reset) and the data (no reset needed).
         regs = []
+        own_from = len(self._STAGES) - self._OWN_BOUNDS
         for index, fields in enumerate(self._STAGES):
             layout = data.StructLayout({
-                "lanes": data.ArrayLayout(data.StructLayout(fields), lanes), **self._SHARED,
+                "lanes": data.ArrayLayout(data.StructLayout(fields), lanes),
+                **(self._SHARED if index < own_from else {}),
             })
-            regs.append(Signal(layout, name=f"s{index + 1}", reset_less=True))
+            regs.append(Signal(layout, name=f"s{index + 1}", reset_less=True, attrs=KEEP if index == own_from else {}))
         valids, loads = elastic_handshake(m, self.i, self.o, len(regs), first=1)
 
         def step(index, compute_lane):
@@ -147,7 +156,7 @@ class Requantizer(wiring.Component):
                     target.hi.eq(source.qmax - source.y_zp),
                     target.qmax.eq(source.qmax),
                 ]
-            else:
+            elif index < own_from:
                 statements += [target[name].eq(source[name]) for name in self._SHARED]
             with m.If(loads[index]):
                 m.d.sync += statements
@@ -160,11 +169,17 @@ class Requantizer(wiring.Component):
         def stage2(lane, shared):
             return dict(neg=lane.neg, a=lane.a, s=excess_bits(lane.a, 24), m=lane.m, e=lane.e)
 
-        # 3-4. step 1: round |acc| to 24 significant bits (a 25-bit significand after a carry): the shift,
-        # then the increment. E - s, the part of the final shift known now, is formed on the way.
+        # 3-4. step 1: round |acc| to 24 significant bits (a 25-bit significand after a carry): the shift in
+        # two steps (by the high bits of s, then the low ones), then the increment. The quotient is below
+        # 2**24, so 29 bits of the coarse shift hold it with the bits below. E - s, the part of the final
+        # shift known now, is formed on the way.
+        def stage3a(lane, shared):
+            part, fine, lost = rne_shift_coarse(lane.a, lane.s, width=29)
+            return dict(neg=lane.neg, part=part, fine=fine, lost=lost, es=lane.e - lane.s, m=lane.m)
+
         def stage3(lane, shared):
-            q, up = rne_shift_parts(lane.a, lane.s)
-            return dict(neg=lane.neg, q=q, up=up, es=lane.e - lane.s, m=lane.m)
+            q, up = rne_shift_fine(lane.part, lane.fine, lane.lost)
+            return dict(neg=lane.neg, q=q, up=up, es=lane.es, m=lane.m)
 
         def stage4(lane, shared):
             return dict(neg=lane.neg, a=lane.q + lane.up, es=lane.es, m=lane.m)
@@ -176,6 +191,11 @@ class Requantizer(wiring.Component):
             a_lo, a_hi, m_lo, m_hi = lane.a[:17], lane.a[17:], lane.m[:17], lane.m[17:]
             return dict(neg=lane.neg, ll=a_lo * m_lo, lh=a_lo * m_hi, hl=a_hi * m_lo, hh=a_hi * m_hi,
                         es=lane.es)
+
+        # 5b. the products registered again: the multipliers' outputs go to registers and nowhere else, so
+        # each can sit next to its DSP block and the adders of stage 6 get a cycle of wire to reach them.
+        def stage5b(lane, shared):
+            return dict(neg=lane.neg, ll=lane.ll, lh=lane.lh, hl=lane.hl, hh=lane.hh, es=lane.es)
 
         def stage6(lane, shared):
             return dict(neg=lane.neg, ll=lane.ll, mid=lane.lh + lane.hl, hh=lane.hh, es=lane.es)
@@ -222,18 +242,20 @@ class Requantizer(wiring.Component):
             return dict(neg=lane.neg, r=Mux(lane.k_pos, right, left))
 
         # 15-17. step 5: sign, clamp to [qmin - y_zp, qmax - y_zp] (max first, as onnxruntime), + y_zp.
-        # The min and the offset are side by side: clamped to hi, the code is qmax.
+        # The min and the offset are side by side: clamped to hi, the code is qmax. Each lane takes its own
+        # copy of the bounds in stage 15.
         def stage15(lane, shared):
-            return dict(v=Mux(lane.neg, -lane.r, lane.r))
+            return dict(v=Mux(lane.neg, -lane.r, lane.r), y_zp=shared.y_zp, lo=shared.lo, hi=shared.hi,
+                        qmax=shared.qmax)
 
         def stage16(lane, shared):
-            return dict(v=Mux(lane.v < shared.lo, shared.lo, lane.v))
+            return dict(v=Mux(lane.v < lane.lo, lane.lo, lane.v), y_zp=lane.y_zp, hi=lane.hi, qmax=lane.qmax)
 
         def stage17(lane, shared):
-            return dict(q=Mux(lane.v > shared.hi, shared.qmax, lane.v + shared.y_zp))
+            return dict(q=Mux(lane.v > lane.hi, lane.qmax, lane.v + lane.y_zp))
 
-        stage_functions = [stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage8, stage9, stage10,
-                           stage11, stage12, stage13, stage14, stage15, stage16, stage17]
+        stage_functions = [stage1, stage2, stage3a, stage3, stage4, stage5, stage5b, stage6, stage7, stage8, stage9,
+                           stage10, stage11, stage12, stage13, stage14, stage15, stage16, stage17]
         assert len(stage_functions) == len(self._STAGES)
         for index, compute in enumerate(stage_functions):
             step(index, compute)

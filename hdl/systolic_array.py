@@ -86,7 +86,8 @@ class SystolicArray(wiring.Component):
     def latency(self) -> int:
         """Cycles from ``x_in[0]`` to ``psum_out[0]`` (add ``c`` for column ``c``)."""
         # x_in[rows-1] is presented rows-1 cycles after x_in[0]; the bottom PE of column 0 adds it.
-        depth = (self._rows - 1) + (2 if self._pe_args["product_register"] else 0) + ProcessingElement.PSUM_LATENCY
+        product = latency.PE_PRODUCT_STAGES if self._pe_args["product_register"] else 0
+        depth = (self._rows - 1) + product + ProcessingElement.PSUM_LATENCY
         if self._config is not None:
             assert depth == latency.systolic_array_latency(self._config)
         return depth
@@ -266,20 +267,19 @@ class MatMulUnit(wiring.Component):
         with m.Elif(~x_fire & y_fire):
             m.d.sync += credits.eq(credits - 1)
 
-        sel = Signal(1)
-        m.d.comb += sel.eq(active)
         with m.If(x_fire):
             m.d.sync += recent.eq(hold)
         with m.If(x_fire & self.x.payload.swap):
-            m.d.comb += sel.eq(~active)
             m.d.sync += [active.eq(~active), loaded.eq(0), drain.eq(recent)]
 
         # Entry register: subtract the zero point (9-bit result) and tag the bank. It updates every
-        # cycle; `valid_line` remembers which cycles carried a real vector.
-        entry = Signal(data.ArrayLayout(lane, rows), reset_less=True)
+        # cycle; `valid_line` remembers which cycles carried a real vector. The bank tag registered with it
+        # would be the bank a vector accepted now uses, i.e. the next value of ``active``: the tag is
+        # ``active`` itself (no copy of the accept logic's result per row).
+        entry = Signal(data.ArrayLayout(signed(cfg.operand_width), rows), reset_less=True)
         for r in range(rows):
-            m.d.sync += [entry[r].x.eq(self.x.payload.data[r] - self.x_zp), entry[r].sel.eq(sel)]
-        m.d.comb += skew_in.i.eq(entry)
+            m.d.sync += entry[r].eq(self.x.payload.data[r] - self.x_zp)
+            m.d.comb += [skew_in.i[r].x.eq(entry[r]), skew_in.i[r].sel.eq(active)]
         for r in range(rows):
             m.d.comb += [array.x_in[r].eq(skew_in.o[r].x), array.sel_in[r].eq(skew_in.o[r].sel)]
         m.d.comb += skew_out.i.eq(array.psum_out)

@@ -11,8 +11,9 @@ whoever asserts ``en`` this cycle owns it, and the host has it while the acceler
 Host protocol:
 
 1. load the model while idle: for every memory, ``load_sel`` (``LOAD_*``), ``load_addr``, ``load_data``
-   (one word in the layout of :mod:`systolix.compiler.images`), ``load_we`` high for one clock per word.
-   The ``lut`` and ADD table memories exist once per lane; one write fills every copy;
+   (one word in the layout of :mod:`systolix.compiler.images`), ``load_we`` high for one clock per word
+   (the word is written one cycle later: the bus is registered). The ``lut`` and ADD table memories exist
+   once per lane; one write fills every copy;
 2. write the input rows into ``act`` through ``host_*`` (``host_we``), pulse ``start``, wait for ``done``
    (or ``busy`` low), read the output rows back (``host_re``: data the next cycle);
 3. with ``step`` high the controller pauses after every instruction (``paused``); the host reads that
@@ -176,12 +177,19 @@ class Accelerator(wiring.Component):
                          tr.addr.eq(vec.tab_rd.addr[lane]), tr.en.eq(vec.tab_rd.en),
                          vec.tab_rd.data[lane].eq(tr.data)]
 
-        # The load bus: one write port on each loadable memory (every copy of the per-lane tables).
+        # The load bus: one write port on each loadable memory (every copy of the per-lane tables). The word,
+        # its address and each memory's write enable are registered on their way (the write lands the cycle
+        # after ``load_we``): the enable of a wide memory reaches dozens of block RAMs across the device, and
+        # decoded from the bus and ``busy`` in the same cycle it was the design's longest path.
         targets = [("wgt", wgt), ("prm", prm), ("prog", prog),
                    *(("lut", lut) for lut in self.lut), *(("addtab", tab) for tab in self.tab)]
         widths = word_bits(cfg)
-        for name, mem in targets:
+        load_addr = Signal.like(self.load_addr, reset_less=True)
+        load_data = Signal.like(self.load_data, reset_less=True)
+        m.d.sync += [load_addr.eq(self.load_addr), load_data.eq(self.load_data)]
+        for index, (name, mem) in enumerate(targets):
             w = mem.write_port()
-            m.d.comb += [w.addr.eq(self.load_addr), w.data.eq(self.load_data[:widths[name]]),
-                         w.en.eq(self.load_we & (self.load_sel == LOAD_SELECT[name]) & ~ctl.busy)]
+            load_en = Signal(name=f"load_en_{index}_{name}")
+            m.d.sync += load_en.eq(self.load_we & (self.load_sel == LOAD_SELECT[name]) & ~ctl.busy)
+            m.d.comb += [w.addr.eq(load_addr), w.data.eq(load_data[:widths[name]]), w.en.eq(load_en)]
         return m

@@ -249,10 +249,18 @@ def _first_error(*files: Path) -> str | None:
     return None
 
 
+#: Give the registers of signals with a ``keep`` attribute the attribute too (yosys's ``opt_merge`` merges
+#: identical registers unless both carry it; on the wire alone it only keeps the wire): the per-lane copies
+#: of `hdl.pipeline.lane_copies` stay apart.
+KEEP_REGISTERS = ("proc; select -set kept w:* a:keep %i; setattr -set keep 1 @kept %ci1:+$dff[Q] t:$dff %i; "
+                  "select -clear")
+
+
 def yosys_script(device: Device, verilog: str, top: str = TOP) -> str:
-    """The yosys script: read, synthesise for the family, write ``netlist.json`` and ``stat.json``."""
+    """The yosys script: read, keep the kept registers apart, synthesise for the family, write ``netlist.json``
+    and ``stat.json``."""
     synth = "synth_ecp5" if device.family == "ecp5" else "synth_ice40 -dsp"
-    return (f"read_verilog {verilog}; {synth} -top {top} -json netlist.json; "
+    return (f"read_verilog {verilog}; {KEEP_REGISTERS}; {synth} -top {top} -json netlist.json; "
             f"tee -q -o stat.json stat -json")
 
 

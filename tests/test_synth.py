@@ -93,7 +93,8 @@ def test_memory_blocks():
 # Measured by benchmarks/synth.py (yosys 0.69 + nextpnr-ecp5 0.11.1, LFE5U-85F, the bundled example).
 # LUT4 is nextpnr's TRELLIS_COMB (LUT4s, 2 per carry cell, LUT RAM).
 # The current design (one accelerator per configuration, pipelined), synthesised inside hdl/narrow_host.py.
-MEASURED = {"4x4": {"LUT4": 17_459, "FF": 13_690, "DSP": 46, "BRAM": 79, "IO": 92}}
+MEASURED = {"4x4": {"LUT4": 16_057, "FF": 17_907, "DSP": 50, "BRAM": 79, "IO": 92},
+            "8x8": {"LUT4": 31_015, "FF": 37_057, "DSP": 122, "BRAM": 173, "IO": 92}}
 
 
 @pytest.mark.parametrize("preset", sorted(MEASURED))
@@ -116,25 +117,26 @@ def test_estimate_up5k_against_measured():
 
 def test_check_fits_passes_and_returns_the_estimate():
     assert check_fits(PRESETS["4x4"], "ecp5-85f") == estimate(PRESETS["4x4"])
-    assert check_fits(PRESETS["8x8"], DEVICES["ecp5-85f"])["DSP"] == 118
+    assert check_fits(PRESETS["8x8"], DEVICES["ecp5-85f"])["DSP"] == 122
 
 
 def test_check_fits_messages():
     with pytest.raises(SystolixError) as info:
         check_fits(PRESETS["4x4"], "ecp5-25f")
-    assert str(info.value) == ("the 4x4 accelerator does not fit ecp5-25f (LFE5U-25F): DSP needs about 46 MULT18X18D, "
+    assert str(info.value) == ("the 4x4 accelerator does not fit ecp5-25f (LFE5U-25F): DSP needs about 50 MULT18X18D, "
                                "the device has 28; BRAM needs about 79 DP16KD, the device has 56")
     with pytest.raises(SystolixError) as info:
         check_fits(PRESETS["16x16"], "ecp5-85f")
-    assert str(info.value) == ("the 16x16 accelerator does not fit ecp5-85f (LFE5U-85F): DSP needs about 358 "
-                               "MULT18X18D, the device has 156; BRAM needs about 220 DP16KD, the device has 208")
+    assert str(info.value) == ("the 16x16 accelerator does not fit ecp5-85f (LFE5U-85F): DSP needs about 362 "
+                               "MULT18X18D, the device has 156; BRAM needs about 220 DP16KD, the device has 208; FF "
+                               "needs about 86,304 TRELLIS_FF, the device has 83,640")
     small = AcceleratorConfig(rows=2, cols=2, act_buffer_depth=256, weight_buffer_depth=256, acc_memory_depth=64,
                               param_memory_depth=32, program_memory_depth=32)
     with pytest.raises(SystolixError) as info:
         check_fits(small, "up5k")
-    assert str(info.value) == ("the 2x2 accelerator does not fit up5k (iCE40UP5K): DSP needs about 22 SB_MAC16, "
+    assert str(info.value) == ("the 2x2 accelerator does not fit up5k (iCE40UP5K): DSP needs about 26 SB_MAC16, "
                                "the device has 8; BRAM needs about 66 SB_RAM40_4K, the device has 30; LUT4 needs "
-                               "about 9,200 SB_LUT4, the device has 5,280; FF needs about 7,292 SB_DFF*, the device "
+                               "about 9,208 SB_LUT4, the device has 5,280; FF needs about 9,696 SB_DFF*, the device "
                                "has 5,280; IO needs about 89 SB_IO, the device has 39")
     with pytest.raises(SystolixError, match="unknown device 'zynq'; known devices: ecp5-85f, ecp5-25f, up5k"):
         check_fits(small, "zynq")
@@ -261,7 +263,7 @@ def test_cli_synth_build_up5k(tmp_path, capsys):
     code = main(["synth", str(build), "--device", "up5k"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1, err
-    assert err.startswith("systolix: error: the 4x4 accelerator does not fit up5k (iCE40UP5K): DSP needs about 46 ")
+    assert err.startswith("systolix: error: the 4x4 accelerator does not fit up5k (iCE40UP5K): DSP needs about 50 ")
     assert err.endswith("(--force runs the synthesis anyway)")
     assert not [p for p in build.iterdir() if p.is_dir()]
 

@@ -40,7 +40,7 @@ def test_largest_array_that_fits_and_memories_sized_to_the_model(model, device: 
 
 def test_no_array_fits_the_up5k(model) -> None:
     with pytest.raises(SystolixError, match=r"^no accelerator fits up5k \(iCE40UP5K\): even the 2x2 array's logic does "
-                                            r"not: DSP needs about 22 SB_MAC16, the device has 8; LUT4 needs about"):
+                                            r"not: DSP needs about 26 SB_MAC16, the device has 8; LUT4 needs about"):
         config_for_device(model, "up5k")
 
 

@@ -114,7 +114,7 @@ def test_add_unit_matches_model(case, stream_bench, simulate):
 
 def test_latency_and_elaboration():
     dut = AddUnit(LANES)
-    assert dut.latency == add_unit_latency() == 22
+    assert dut.latency == add_unit_latency() == 25
     from amaranth.back import rtlil
     rtlil.convert(dut)
     with pytest.raises(ValueError, match="lanes must be a positive int, not 0"):

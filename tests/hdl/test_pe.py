@@ -46,7 +46,7 @@ def test_pe_matches_model(product_register, simulate):
     w_load = rng.random(cycles) < 0.3
     w_bank = rng.integers(0, 2, size=cycles)
     dut = ProcessingElement(product_register=product_register)
-    assert dut.product_latency == 2 * int(product_register)
+    assert dut.product_latency == 3 * int(product_register)
     assert dut.latency == dut.product_latency + dut.psum_latency
     seen = {name: np.zeros(cycles, dtype=np.int64) for name in ("x_out", "sel_out", "psum_out", "w_out")}
 
