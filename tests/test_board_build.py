@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 
@@ -54,15 +55,19 @@ def test_fit_by_estimate():
     assert need["DSP"] <= 28 and need["BRAM"] <= 56
     check_board_fits(AcceleratorConfig.preset("8x8"), "ulx3s-85f")
     with pytest.raises(SystolixError, match=r"4x4 accelerator .* does not fit orangecrab-25f \(LFE5U-25F\): DSP "
-                                            r"needs about 46 MULT18X18D, the board has 28"):
+                                            r"needs about (\d+) MULT18X18D, the board has 28") as refused:
         check_board_fits(AcceleratorConfig.preset("4x4"), "orangecrab-25f")
+    assert int(re.search(r"about (\d+) MULT18X18D", str(refused.value)).group(1)) > 28
     # the smallest array: 1x1 with the smallest memories still exceeds the UP5K's logic cells
     tiny = AcceleratorConfig(rows=1, cols=1, act_buffer_depth=16, weight_buffer_depth=16, acc_memory_depth=16,
                              param_memory_depth=16, program_memory_depth=16, lut_memory_depth=256,
                              add_table_depth=256)
-    with pytest.raises(SystolixError, match=r"does not fit icebreaker \(iCE40UP5K\): .*LUT4 needs about 5,315 "
-                                            r"SB_LUT4, the board has 5,280 \(no configuration"):
+    # (the estimate, calibrated on ECP5, is above what yosys maps for an UP5K; place and route of the 1x1 needed
+    # 7,697 logic cells, so the verdict holds either way)
+    with pytest.raises(SystolixError, match=r"does not fit icebreaker \(iCE40UP5K\): .*LUT4 needs about ([\d,]+) "
+                                            r"SB_LUT4, the board has 5,280.* \(no configuration") as refused:
         check_board_fits(tiny, "icebreaker")
+    assert int(re.search(r"LUT4 needs about ([\d,]+)", str(refused.value)).group(1).replace(",", "")) > 5280
 
 
 @pytest.fixture(scope="module")
