@@ -11,41 +11,25 @@ LED 3 a run has finished (until the next), LED 4 PLL locked.
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module
+from amaranth.hdl import ClockDomain, ClockSignal, Module
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
-from systolix.arch.config import AcceleratorConfig
-
-from ..link.top import LinkTop
 from .ice40_pll import Ice40Pll, ice40_pll_settings
-from .status import status_lights, uart_divisor
+from .status import BoardTop, status_lights
 
 __all__ = ["ICEBreakerTop"]
 
 
-class ICEBreakerTop(Elaboratable):
+class ICEBreakerTop(BoardTop):
     """The accelerator behind the UART link on an iCEBreaker.
 
-    Parameters
-    ----------
-    config : AcceleratorConfig
-        The accelerator (the build folder's ``accelerator.v`` is added to the platform by the caller).
-    clock_mhz : float
-        The ``sync`` clock made by the PLL from 12 MHz (16-275 MHz).
-    baud : int
-        The UART's baud rate.
+    Parameters as :class:`~.status.BoardTop`; the PLL makes the ``sync`` clock from 12 MHz (16-275 MHz).
     """
 
-    #: The board's oscillator (MHz).
     OSCILLATOR_MHZ = 12.0
-
-    def __init__(self, config: AcceleratorConfig, clock_mhz: float = 24.0, baud: int = 3_000_000):
-        self.config = config
-        self._MustUse__silence = True  # until the settings are checked: a refused top is not a forgotten one
-        self.pll = ice40_pll_settings(self.OSCILLATOR_MHZ, clock_mhz)
-        self.divisor = uart_divisor(self.pll.f_out, baud)
-        self._MustUse__silence = False
+    DEFAULT_CLOCK_MHZ = 24.0
+    pll_settings = staticmethod(ice40_pll_settings)
 
     def elaborate(self, platform):
         m = Module()
@@ -57,11 +41,7 @@ class ICEBreakerTop(Elaboratable):
         m.submodules.button = button = io.Buffer("i", platform.request("button", 0, dir="-"))
         m.submodules.reset = ResetSynchronizer(~pll.locked | button.i, domain="sync")
 
-        m.submodules.link = top = LinkTop(self.config)
-        uart = platform.request("uart", 0, dir="-")
-        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
-        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
-        m.d.comb += [top.rx.eq(rx.i), tx.o.eq(top.tx), top.divisor.eq(self.divisor)]
+        top = self.uart_link(m, platform)
 
         lights = status_lights(m, top, int(self.pll.f_out * 1e6))
         for name, index, signal in (("led_g", 0, lights.heartbeat), ("led_r", 0, lights.error),

@@ -23,15 +23,12 @@ a second), blue the accelerator is busy or a run has finished (until the next).
 from __future__ import annotations
 
 from amaranth.build import Attrs
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module
+from amaranth.hdl import ClockDomain, ClockSignal, Module
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
-from systolix.arch.config import AcceleratorConfig
-
-from ..link.top import LinkTop
 from .ecp5_pll import Ecp5Pll, pll_settings
-from .status import status_lights, uart_divisor
+from .status import BoardTop, status_lights
 
 __all__ = ["HEADER_UART", "OrangeCrabTop", "header_uart"]
 
@@ -47,28 +44,14 @@ def header_uart():
     return [UARTResource(0, rx=rx, tx=tx, conn=("io", 0), attrs=Attrs(IO_TYPE="LVCMOS33", PULLMODE="UP"))]
 
 
-class OrangeCrabTop(Elaboratable):
+class OrangeCrabTop(BoardTop):
     """The accelerator behind the UART link on an OrangeCrab r0.2.
 
-    Parameters
-    ----------
-    config : AcceleratorConfig
-        The accelerator (the build folder's ``accelerator.v`` is added to the platform by the caller).
-    clock_mhz : float
-        The ``sync`` clock made by the PLL from 48 MHz.
-    baud : int
-        The UART's baud rate.
+    Parameters as :class:`~.status.BoardTop`; the PLL makes the ``sync`` clock from 48 MHz.
     """
 
-    #: The board's oscillator (MHz).
     OSCILLATOR_MHZ = 48.0
-
-    def __init__(self, config: AcceleratorConfig, clock_mhz: float = 30.0, baud: int = 3_000_000):
-        self.config = config
-        self._MustUse__silence = True  # until the settings are checked: a refused top is not a forgotten one
-        self.pll = pll_settings(self.OSCILLATOR_MHZ, clock_mhz)
-        self.divisor = uart_divisor(self.pll.f_out, baud)
-        self._MustUse__silence = False
+    pll_settings = staticmethod(pll_settings)
 
     def elaborate(self, platform):
         m = Module()
@@ -83,11 +66,7 @@ class OrangeCrabTop(Elaboratable):
         m.submodules.program = program = io.Buffer("o", platform.request("program", 0, dir="-"))
         m.d.comb += program.o.eq(button.i)
 
-        m.submodules.link = top = LinkTop(self.config)
-        uart = platform.request("uart", 0, dir="-")
-        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
-        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
-        m.d.comb += [top.rx.eq(rx.i), tx.o.eq(top.tx), top.divisor.eq(self.divisor)]
+        top = self.uart_link(m, platform)
 
         lights = status_lights(m, top, int(self.pll.f_out * 1e6))
         rgb = platform.request("rgb_led", 0, dir="-")

@@ -10,41 +10,24 @@ runs), 1 the accelerator is busy, 2 an error reply was sent (held about half a s
 
 from __future__ import annotations
 
-from amaranth.hdl import ClockDomain, ClockSignal, Elaboratable, Module
+from amaranth.hdl import ClockDomain, ClockSignal, Module
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
-from systolix.arch.config import AcceleratorConfig
-
-from ..link.top import LinkTop
 from .ecp5_pll import Ecp5Pll, pll_settings
-from .status import status_lights, uart_divisor
+from .status import BoardTop, status_lights
 
 __all__ = ["ULX3STop"]
 
 
-class ULX3STop(Elaboratable):
+class ULX3STop(BoardTop):
     """The accelerator behind the UART link on a ULX3S.
 
-    Parameters
-    ----------
-    config : AcceleratorConfig
-        The accelerator (the build folder's ``accelerator.v`` is added to the platform by the caller).
-    clock_mhz : float
-        The ``sync`` clock made by the PLL from 25 MHz.
-    baud : int
-        The UART's baud rate.
+    Parameters as :class:`~.status.BoardTop`; the PLL makes the ``sync`` clock from 25 MHz.
     """
 
-    #: The board's oscillator (MHz).
     OSCILLATOR_MHZ = 25.0
-
-    def __init__(self, config: AcceleratorConfig, clock_mhz: float = 30.0, baud: int = 3_000_000):
-        self.config = config
-        self._MustUse__silence = True  # until the settings are checked: a refused top is not a forgotten one
-        self.pll = pll_settings(self.OSCILLATOR_MHZ, clock_mhz)
-        self.divisor = uart_divisor(self.pll.f_out, baud)
-        self._MustUse__silence = False
+    pll_settings = staticmethod(pll_settings)
 
     def elaborate(self, platform):
         m = Module()
@@ -57,12 +40,9 @@ class ULX3STop(Elaboratable):
         m.submodules.fire = fire = io.Buffer("i", platform.request("button_fire", 0, dir="-"))
         m.submodules.reset = ResetSynchronizer(~pll.locked | fire.i, domain="sync")
 
-        m.submodules.link = top = LinkTop(self.config)
-        uart = platform.request("uart", 0, dir="-")
-        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
-        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        top = self.uart_link(m, platform)
         m.submodules.uart_tx_enable = tx_enable = io.Buffer("o", platform.request("uart_tx_enable", 0, dir="-"))
-        m.d.comb += [top.rx.eq(rx.i), tx.o.eq(top.tx), top.divisor.eq(self.divisor), tx_enable.o.eq(1)]
+        m.d.comb += tx_enable.o.eq(1)
 
         leds = []
         for i in range(8):
