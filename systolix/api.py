@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from .arch.config import PRESETS, AcceleratorConfig
-from .errors import SystolixError
+from .errors import SystolixError, raised_in
 from .outputs import check_build_folder, check_output_file, temporary_beside
 
 if TYPE_CHECKING:
@@ -79,12 +79,8 @@ def _numerics(function: Callable) -> Callable:
             with np.errstate(divide="raise", over="raise", invalid="raise"):
                 return function(*args, **kwargs)
         except FloatingPointError as exc:
-            tb = exc.__traceback__
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            where = "?" if tb is None else f"{tb.tb_frame.f_globals.get('__name__', '?')}.{tb.tb_frame.f_code.co_name}"
-            raise SystolixError(f"{function.__name__}: numerical error ({exc} in {where}): a weight or sample too "
-                                "large for float32 arithmetic?") from exc
+            raise SystolixError(f"{function.__name__}: numerical error ({exc} in {raised_in(exc)}): a weight or "
+                                "sample too large for float32 arithmetic?") from exc
 
     return wrapper
 

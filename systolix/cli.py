@@ -19,7 +19,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .errors import SystolixError
+from .errors import SystolixError, raised_in
 from .outputs import check_build_folder, check_output_file, check_output_folder, write_atomic
 from .progress import sample_progress, stage_status
 
@@ -662,17 +662,6 @@ def _quiet_onnxruntime() -> None:
     onnxruntime.set_default_logger_severity(4)
 
 
-def _where(exc: BaseException) -> str:
-    """``module.function`` of the innermost frame of ``exc``'s traceback."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    if tb is None:
-        return "?"
-    frame = tb.tb_frame
-    return f"{frame.f_globals.get('__name__', '?')}.{frame.f_code.co_name}"
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -695,14 +684,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except FloatingPointError as exc:
         if debug:
             raise
-        print(f"systolix: error: {args.command}: numerical error ({_one_line(exc)} in {_where(exc)}): a weight or "
+        print(f"systolix: error: {args.command}: numerical error ({_one_line(exc)} in {raised_in(exc)}): a weight or "
               "sample too large for float32 arithmetic? (rerun with --debug for the traceback)", file=sys.stderr)
         return 2
     except Exception as exc:
         if debug:
             raise
         print(f"systolix: error: {args.command}: internal error, a bug in systolix ({type(exc).__name__}: "
-              f"{_one_line(exc)[:300]} in {_where(exc)}); rerun with --debug for the traceback", file=sys.stderr)
+              f"{_one_line(exc)[:300]} in {raised_in(exc)}); rerun with --debug for the traceback", file=sys.stderr)
         return 3
 
 
