@@ -39,6 +39,7 @@ def pll_settings(f_in_mhz: float, f_out_mhz: float) -> PllSettings:
         If no setting is within 1% of the request.
     """
     best = None
+    below, above = 0.0, float("inf")
     for clki in range(1, 129):
         if not 3.125 <= f_in_mhz / clki <= 400:
             continue
@@ -52,8 +53,16 @@ def pll_settings(f_in_mhz: float, f_out_mhz: float) -> PllSettings:
                     score = (abs(f_out - f_out_mhz), abs(vco - 600))
                     if best is None or score < best[0]:
                         best = (score, PllSettings(clki, clkfb, clkop, f_in_mhz, f_out, vco))
+                    if f_out <= f_out_mhz:
+                        below = max(below, f_out)
+                    else:
+                        above = min(above, f_out)
     if best is None or best[0][0] > 0.01 * f_out_mhz:
-        raise SystolixError(f"the ECP5 PLL cannot make {f_out_mhz:g} MHz from {f_in_mhz:g} MHz")
+        nearest = " or ".join(f"{f:.4g}" for f in (below, above) if 0 < f < float("inf"))
+        raise SystolixError(
+            f"the ECP5 PLL cannot make {f_out_mhz:g} MHz from {f_in_mhz:g} MHz"
+            + (f" (nearest it can: {nearest} MHz)" if nearest else "")
+        )
     return best[1]
 
 

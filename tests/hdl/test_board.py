@@ -26,6 +26,10 @@ def test_pll_dividers():
     assert 48.0 * s.clkfb_div / s.clki_div == 30.0 and 400 <= 30.0 * s.clkop_div <= 800
     with pytest.raises(SystolixError, match="cannot make 1000 MHz"):
         pll_settings(25.0, 1000.0)
+    # 48 MHz from 25 MHz would need a 1 MHz phase detector (the floor is 3.125 MHz): the error names the
+    # nearest outputs, 25 * 15 / 8 and 25 * 2 / 1 (checked by hand against the limits in the docstring)
+    with pytest.raises(SystolixError, match=r"cannot make 48 MHz from 25 MHz \(nearest it can: 46.88 or 50 MHz\)"):
+        pll_settings(25.0, 48.0)
 
 
 def test_ice40_pll_dividers():
