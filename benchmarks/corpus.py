@@ -190,6 +190,36 @@ def table(rows: list[Row], samples: int) -> Table:
     return t
 
 
+def _where_text(row: Row) -> str:
+    if row.layers is None:
+        return ""
+    w = row.where
+    extra = "".join(f"; {k} {v}" for k, v in w.items() if k not in ("array", "vector", "alias", "host"))
+    return f"{w.get('array', 0)}/{w.get('vector', 0)}/{w.get('alias', 0)}/{w.get('host', 0)}{extra}"
+
+
+def markdown(rows: list[Row], samples: int) -> str:
+    """The table as markdown (README-ready): one row per model."""
+
+    def sim(r):
+        return "" if r is None else f"{r[0]}: {r[1]:,}"
+
+    lines = [f"Every layer compared with onnxruntime on {samples} random samples per model "
+             "(golden model and Verilator: samples: mismatches).", "",
+             "| model | exporter | layers | array/vector/alias/host | preset | golden | Verilator | cycles/inference "
+             "| utilisation |", "|---|---|--:|---|---|--:|--:|--:|--:|"]
+    for row in rows:
+        name = row.entry.name.removeprefix("fixture:")
+        if row.refused:
+            reason = row.refused.replace("|", "\\|")
+            lines.append(f"| {name} | {row.entry.exporter} | {row.layers or ''} | {_where_text(row)} | {row.array} "
+                         f"| refused at {row.stage}: {reason} | | | |")
+            continue
+        lines.append(f"| {name} | {row.entry.exporter} | {row.layers} | {_where_text(row)} | {row.array} "
+                     f"| {sim(row.golden)} | {sim(row.verilator)} | {row.cycles:,.0f} | {row.utilization:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20, help="samples per model (default 20)")
@@ -197,6 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="work folder (default: a new temporary folder)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch exports")
     parser.add_argument("--no-tf", action="store_true", help="skip the TensorFlow (tf2onnx) exports")
+    parser.add_argument("--torch-python", default=None,
+                        help="the python of an environment with torch: the PyTorch exports run there")
+    parser.add_argument("--tf-python", default=None,
+                        help="the python of an environment with tensorflow and tf2onnx: the Keras exports run there")
+    parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
     parser.add_argument("--quick", action="store_true", help="fixtures, old-style files and opset-13 PyTorch only")
     args = parser.parse_args(argv)
     console = Console(width=max(200, Console().width))
@@ -204,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     with console.status("writing the corpus (exporting, quantizing with onnxruntime)"):
         entries = build_corpus(out / "models", with_torch=not args.no_torch, with_tf=not args.no_tf,
-                               notes=notes)
+                               notes=notes, torch_python=args.torch_python, tf_python=args.tf_python)
     if args.quick:
         entries = [e for e in entries if "_op17" not in e.name and "_ort" not in e.name]
     if args.only:
@@ -227,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                 bar.console.print(f"{entry.name}: {line}", markup=False, highlight=False)
             bar.advance(task)
     console.print(table(rows, args.samples))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(rows, args.samples))
     ran = [r for r in rows if r.verilator is not None]
     refused = [r for r in rows if r.refused]
     mismatched = [r for r in rows if r.mismatch]
