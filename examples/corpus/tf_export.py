@@ -8,8 +8,8 @@ TFLite (``TFLiteConverter`` with a representative dataset, then ``from_tflite``)
   TFLite), Dense; NLC 64x3. tf2onnx brackets each layer with ``Transpose``/``Reshape``/``Unsqueeze`` round trips;
 - ``keras_preproc``: ``Rescaling(1/255)`` and ``Normalization`` on the NHWC input, Conv2D-ReLU, BatchNormalization
   after the activation, MaxPool, Conv2D, LeakyReLU, GlobalAveragePooling2D, Dropout, Dense with softmax;
-- ``keras_conv1d_pool``: Conv1D, MaxPooling1D, AveragePooling1D (a window of 2, and a window of 3 with stride 2 and
-  ``padding="same"``), Flatten, Dense; NLC 64x3;
+- ``keras_conv1d_pool``: Conv1D, MaxPooling1D, AveragePooling1D (a window of 3, and a window of 3 with stride 2),
+  a ``padding="same"`` Conv1D, Flatten, Dense; NLC 64x3;
 - ``keras_prefix``: ``Rescaling(1/255)`` and ``Normalization`` (ImageNet's mean and variance) then a plain CNN,
   NHWC 24x24x3. Its TFLite int8 model starts with ``Q -> DQ -> Mul -> Q -> DQ -> Sub -> Q -> DQ -> Mul -> Q`` on
   the NHWC input, which systolix leaves to the host (``systolix.frontend.canonical_prefix``).
@@ -73,10 +73,12 @@ def _models():
             c = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c),
                                rng.uniform(0.5, 2.0, c)])
-    conv1d_pool = keras.Sequential([  # the three 1-D pooling layers of Keras, a window of 2 and a strided "same" one
+    # the 1-D pooling layers of Keras (odd windows: an even number of cells makes rounding ties that onnxruntime's
+    # float32 average decides value by value, which no integer window sum reproduces; systolix refuses those)
+    conv1d_pool = keras.Sequential([
         keras.Input((64, 3)), layers.Conv1D(8, 5, activation="relu"), layers.MaxPooling1D(2),
-        layers.Conv1D(16, 3, activation="relu"), layers.AveragePooling1D(2),
-        layers.Conv1D(16, 3, padding="same", activation="relu"), layers.AveragePooling1D(3, strides=2, padding="same"),
+        layers.Conv1D(16, 3, activation="relu"), layers.AveragePooling1D(3),
+        layers.Conv1D(16, 3, padding="same", activation="relu"), layers.AveragePooling1D(3, strides=2),
         layers.Flatten(), layers.Dense(4)], name="keras_conv1d_pool")
     prefix = keras.Sequential([  # preprocessing layers, then a plain CNN: TFLite int8 keeps them as int8 ops
         keras.Input((24, 24, 3)), layers.Rescaling(1 / 255.0),

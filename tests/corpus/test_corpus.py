@@ -43,6 +43,8 @@ REWRITES = {
     "torch_dynamo_mean_static": ["reduce-mean-as-global-pool"],
     "tf_keras_prefix": ["drop-unused-inputs", "hoist-transpose", "fold-input-scaling"],
     "tf_keras_prefix_tflite_int8": [],  # its Rescaling/Normalization: the host input prefix, not a rewrite
+    "tf_keras_conv1d_pool": ["pool-1d", "cancel-layout-round-trips"],
+    "tf_keras_conv1d_pool_tflite_int8": ["fold-shape-computation", "cancel-layout-round-trips"],
 }
 
 
@@ -103,6 +105,8 @@ def test_fixture_golden_bit_exact(name, tmp_path):
                                          ("torch_dynamo_mbnet_dynbatch", "8x8"),
                                          ("tf_keras_preproc", "8x8"),
                                          ("tf_keras_prefix_tflite_int8", "8x8"),
+                                         ("tf_keras_conv1d_pool", "4x4"),
+                                         ("tf_keras_conv1d_pool_tflite_int8", "4x4"),
                                          ("torch_se_small_op13", "4x4")])
 def test_fixture_verilator_bit_exact(name, preset, tmp_path):
     if name not in MANIFEST:
