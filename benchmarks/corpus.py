@@ -15,7 +15,10 @@ mismatches of both backends, cycles per inference and MAC utilisation. A model r
 row with the one-line reason. Exit code 1 if any comparison mismatches, else 0.
 
 Usage: ``python benchmarks/corpus.py [--samples N] [--only SUBSTRING ...] [--out DIR] [--no-torch] [--no-tf]
-[--quick]`` (``--quick``: the fixtures and old-style files only, plus the opset-13 PyTorch exports).
+[--quick] [--torch-python PY] [--tf-python PY] [--markdown FILE]`` (``--quick``: the fixtures and old-style files
+only, plus the opset-13 PyTorch exports; ``--torch-python``/``--tf-python``: run the exporters with the python of
+another environment, e.g. ``/tmp/w/torchenv/bin/python``, when torch or tensorflow are not installed beside
+systolix; ``--markdown``: also write the table as markdown).
 """
 
 from __future__ import annotations
