@@ -149,3 +149,22 @@ def test_build_without_its_prefix_is_refused(tmp_path):
     (folder / "input_prefix.onnx").unlink()
     with pytest.raises(SystolixError, match=r"input_prefix\.onnx is missing"):
         load_build(folder)
+
+
+def test_drop_in_model_runs_the_prefix_in_front():
+    from systolix.quantize.drop_in import with_host_edges
+
+    imported = import_model(FIXTURE)
+    canon = imported.canonical
+    drop_in = with_host_edges(canon, imported.original)
+    (original_input,) = [i.name for i in imported.original.graph.input]
+    assert [i.name for i in drop_in.graph.input] == [original_input]
+    out = canon.model.graph.output[0].name  # the integer output, before the host's DequantizeLinear
+    x = np.random.default_rng(5).uniform(0, 255, (4, 24, 24, 3)).astype(np.float32)
+    got = ort.InferenceSession(add_outputs(drop_in, [out]).SerializeToString(),
+                               providers=["CPUExecutionProvider"]).run([out], {original_input: x})[0]
+    (name, prefix), = canon.input_prefix.items()
+    codes = run_input_prefix(prefix.model, x)
+    want = ort.InferenceSession(canon.model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run([out], {name: codes})[0]
+    np.testing.assert_array_equal(got, want)
