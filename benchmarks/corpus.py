@@ -82,7 +82,8 @@ def _where_counts(ir) -> dict[str, int]:
     counts: collections.Counter = collections.Counter()
     for where in runs_on(ir).values():
         counts[where.split(" ", 1)[0].rstrip(":")] += 1
-    counts["host"] += len(ir.host_ops)
+    # the host's steps at the outputs; a host input prefix is counted by its ops (runs_on), not its summary line
+    counts["host"] += len(ir.host_ops) - (1 if ir.input_prefix else 0)
     return dict(counts)
 
 
@@ -212,7 +213,9 @@ def markdown(rows: list[Row], samples: int) -> str:
              "| model | exporter | layers | array/vector/alias/host | preset | golden | Verilator | cycles/inference "
              "| utilisation |", "|---|---|--:|---|---|--:|--:|--:|--:|"]
     for row in rows:
-        name = row.entry.name.removeprefix("fixture:")
+        name = row.entry.name
+        if name.startswith("fixture:"):
+            name = f"{name.removeprefix('fixture:')} (fixture)"
         if row.refused:
             reason = row.refused.replace("|", "\\|")
             lines.append(f"| {name} | {row.entry.exporter} | {row.layers or ''} | {_where_text(row)} | {row.array} "
