@@ -56,8 +56,8 @@ class Row:
     layers: int | None = None
     where: dict[str, int] = field(default_factory=dict)
     array: str = ""
-    golden: tuple[int, int] | None = None  # samples, mismatches
-    verilator: tuple[int, int] | None = None
+    golden: tuple[int, int, int] | None = None  # samples, mismatches, elements compared
+    verilator: tuple[int, int, int] | None = None
     cycles: float | None = None
     utilization: float | None = None
     refused: str = ""
@@ -146,12 +146,12 @@ def run_entry(entry: Entry, work: Path, samples: int, log) -> Row:
         inputs = _data(folder / "inputs.npz", shape, samples, seed=2)
         row.stage = "golden"
         gold = simulate(build_dir, inputs=inputs, backend="golden", layers=True)
-        row.golden = (gold.comparison.samples, gold.comparison.mismatches)
+        row.golden = (gold.comparison.samples, gold.comparison.mismatches, gold.comparison.elements)
         if gold.comparison.first_mismatch is not None:
             row.notes.append(f"golden first mismatch: {gold.comparison.first_mismatch}")
         row.stage = "verilator"
         hw = simulate(build_dir, inputs=inputs, backend="verilator", layers=True)
-        row.verilator = (hw.comparison.samples, hw.comparison.mismatches)
+        row.verilator = (hw.comparison.samples, hw.comparison.mismatches, hw.comparison.elements)
         if hw.comparison.first_mismatch is not None:
             row.notes.append(f"verilator first mismatch: {hw.comparison.first_mismatch}")
         row.cycles = hw.hardware["cycles"]
@@ -181,7 +181,7 @@ def table(rows: list[Row], samples: int) -> Table:
         extra = "".join(f"; {k} {v}" for k, v in w.items() if k not in ("array", "vector", "alias", "host"))
 
         def sim(r):
-            return "" if r is None else f"{r[0]}: {r[1]:,} mism."
+            return "" if r is None else f"{r[0]} samples, {r[2]:,} elements: {r[1]:,} mism."
 
         if row.refused:
             t.add_row(row.entry.name, row.entry.exporter, "" if row.layers is None else str(row.layers),
@@ -206,10 +206,10 @@ def markdown(rows: list[Row], samples: int) -> str:
     """The table as markdown (README-ready): one row per model."""
 
     def sim(r):
-        return "" if r is None else f"{r[0]}: {r[1]:,}"
+        return "" if r is None else f"{r[0]}: {r[1]:,} of {r[2]:,}"
 
     lines = [f"Every layer compared with onnxruntime on {samples} random samples per model "
-             "(golden model and Verilator: samples: mismatches).", "",
+             "(golden model and Verilator: samples: mismatching elements of the elements compared).", "",
              "| model | exporter | layers | array/vector/alias/host | preset | golden | Verilator | cycles/inference "
              "| utilisation |", "|---|---|--:|---|---|--:|--:|--:|--:|"]
     for row in rows:
@@ -273,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     ran = [r for r in rows if r.verilator is not None]
     refused = [r for r in rows if r.refused]
     mismatched = [r for r in rows if r.mismatch]
+    elements = sum(r.verilator[2] for r in ran)
+    console.print(f"Verilator: {sum(r.verilator[0] for r in ran):,} samples, {elements:,} elements compared, "
+                  f"{sum(r.verilator[1] for r in ran):,} mismatches; golden: "
+                  f"{sum(r.golden[2] for r in rows if r.golden is not None):,} elements, "
+                  f"{sum(r.golden[1] for r in rows if r.golden is not None):,} mismatches")
     console.print(f"{len(rows)} models: {len(ran)} simulated on Verilator, {len(mismatched)} with mismatches, "
                   f"{len(refused)} refused; tracebacks of internal errors (if any) in {log_path}")
     return 1 if mismatched else 0
