@@ -15,7 +15,10 @@ mismatches of both backends, cycles per inference and MAC utilisation. A model r
 row with the one-line reason. Exit code 1 if any comparison mismatches, else 0.
 
 Usage: ``python benchmarks/corpus.py [--samples N] [--only SUBSTRING ...] [--out DIR] [--no-torch] [--no-tf]
-[--quick]`` (``--quick``: the fixtures and old-style files only, plus the opset-13 PyTorch exports).
+[--quick] [--torch-python PY] [--tf-python PY] [--markdown FILE]`` (``--quick``: the fixtures and old-style files
+only, plus the opset-13 PyTorch exports; ``--torch-python``/``--tf-python``: run the exporters with the python of
+another environment, e.g. ``/tmp/w/torchenv/bin/python``, when torch or tensorflow are not installed beside
+systolix; ``--markdown``: also write the table as markdown).
 """
 
 from __future__ import annotations
@@ -53,8 +56,8 @@ class Row:
     layers: int | None = None
     where: dict[str, int] = field(default_factory=dict)
     array: str = ""
-    golden: tuple[int, int] | None = None  # samples, mismatches
-    verilator: tuple[int, int] | None = None
+    golden: tuple[int, int, int] | None = None  # samples, mismatches, elements compared
+    verilator: tuple[int, int, int] | None = None
     cycles: float | None = None
     utilization: float | None = None
     refused: str = ""
@@ -79,7 +82,8 @@ def _where_counts(ir) -> dict[str, int]:
     counts: collections.Counter = collections.Counter()
     for where in runs_on(ir).values():
         counts[where.split(" ", 1)[0].rstrip(":")] += 1
-    counts["host"] += len(ir.host_ops)
+    # the host's steps at the outputs; a host input prefix is counted by its ops (runs_on), not its summary line
+    counts["host"] += len(ir.host_ops) - (1 if ir.input_prefix else 0)
     return dict(counts)
 
 
@@ -142,12 +146,12 @@ def run_entry(entry: Entry, work: Path, samples: int, log) -> Row:
         inputs = _data(folder / "inputs.npz", shape, samples, seed=2)
         row.stage = "golden"
         gold = simulate(build_dir, inputs=inputs, backend="golden", layers=True)
-        row.golden = (gold.comparison.samples, gold.comparison.mismatches)
+        row.golden = (gold.comparison.samples, gold.comparison.mismatches, gold.comparison.elements)
         if gold.comparison.first_mismatch is not None:
             row.notes.append(f"golden first mismatch: {gold.comparison.first_mismatch}")
         row.stage = "verilator"
         hw = simulate(build_dir, inputs=inputs, backend="verilator", layers=True)
-        row.verilator = (hw.comparison.samples, hw.comparison.mismatches)
+        row.verilator = (hw.comparison.samples, hw.comparison.mismatches, hw.comparison.elements)
         if hw.comparison.first_mismatch is not None:
             row.notes.append(f"verilator first mismatch: {hw.comparison.first_mismatch}")
         row.cycles = hw.hardware["cycles"]
@@ -177,7 +181,7 @@ def table(rows: list[Row], samples: int) -> Table:
         extra = "".join(f"; {k} {v}" for k, v in w.items() if k not in ("array", "vector", "alias", "host"))
 
         def sim(r):
-            return "" if r is None else f"{r[0]}: {r[1]:,} mism."
+            return "" if r is None else f"{r[0]} samples, {r[2]:,} elements: {r[1]:,} mism."
 
         if row.refused:
             t.add_row(row.entry.name, row.entry.exporter, "" if row.layers is None else str(row.layers),
@@ -190,6 +194,38 @@ def table(rows: list[Row], samples: int) -> Table:
     return t
 
 
+def _where_text(row: Row) -> str:
+    if row.layers is None:
+        return ""
+    w = row.where
+    extra = "".join(f"; {k} {v}" for k, v in w.items() if k not in ("array", "vector", "alias", "host"))
+    return f"{w.get('array', 0)}/{w.get('vector', 0)}/{w.get('alias', 0)}/{w.get('host', 0)}{extra}"
+
+
+def markdown(rows: list[Row], samples: int) -> str:
+    """The table as markdown (README-ready): one row per model."""
+
+    def sim(r):
+        return "" if r is None else f"{r[0]}: {r[1]:,} of {r[2]:,}"
+
+    lines = [f"Every layer compared with onnxruntime on {samples} random samples per model "
+             "(golden model and Verilator: samples: mismatching elements of the elements compared).", "",
+             "| model | exporter | layers | array/vector/alias/host | preset | golden | Verilator | cycles/inference "
+             "| utilisation |", "|---|---|--:|---|---|--:|--:|--:|--:|"]
+    for row in rows:
+        name = row.entry.name
+        if name.startswith("fixture:"):
+            name = f"{name.removeprefix('fixture:')} (fixture)"
+        if row.refused:
+            reason = row.refused.replace("|", "\\|")
+            lines.append(f"| {name} | {row.entry.exporter} | {row.layers or ''} | {_where_text(row)} | {row.array} "
+                         f"| refused at {row.stage}: {reason} | | | |")
+            continue
+        lines.append(f"| {name} | {row.entry.exporter} | {row.layers} | {_where_text(row)} | {row.array} "
+                     f"| {sim(row.golden)} | {sim(row.verilator)} | {row.cycles:,.0f} | {row.utilization:.1%} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20, help="samples per model (default 20)")
@@ -197,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="work folder (default: a new temporary folder)")
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch exports")
     parser.add_argument("--no-tf", action="store_true", help="skip the TensorFlow (tf2onnx) exports")
+    parser.add_argument("--torch-python", default=None,
+                        help="the python of an environment with torch: the PyTorch exports run there")
+    parser.add_argument("--tf-python", default=None,
+                        help="the python of an environment with tensorflow and tf2onnx: the Keras exports run there")
+    parser.add_argument("--markdown", default=None, help="also write the table as markdown to this file")
     parser.add_argument("--quick", action="store_true", help="fixtures, old-style files and opset-13 PyTorch only")
     args = parser.parse_args(argv)
     console = Console(width=max(200, Console().width))
@@ -204,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     with console.status("writing the corpus (exporting, quantizing with onnxruntime)"):
         entries = build_corpus(out / "models", with_torch=not args.no_torch, with_tf=not args.no_tf,
-                               notes=notes)
+                               notes=notes, torch_python=args.torch_python, tf_python=args.tf_python)
     if args.quick:
         entries = [e for e in entries if "_op17" not in e.name and "_ort" not in e.name]
     if args.only:
@@ -227,9 +268,16 @@ def main(argv: list[str] | None = None) -> int:
                 bar.console.print(f"{entry.name}: {line}", markup=False, highlight=False)
             bar.advance(task)
     console.print(table(rows, args.samples))
+    if args.markdown:
+        Path(args.markdown).write_text(markdown(rows, args.samples))
     ran = [r for r in rows if r.verilator is not None]
     refused = [r for r in rows if r.refused]
     mismatched = [r for r in rows if r.mismatch]
+    elements = sum(r.verilator[2] for r in ran)
+    console.print(f"Verilator: {sum(r.verilator[0] for r in ran):,} samples, {elements:,} elements compared, "
+                  f"{sum(r.verilator[1] for r in ran):,} mismatches; golden: "
+                  f"{sum(r.golden[2] for r in rows if r.golden is not None):,} elements, "
+                  f"{sum(r.golden[1] for r in rows if r.golden is not None):,} mismatches")
     console.print(f"{len(rows)} models: {len(ran)} simulated on Verilator, {len(mismatched)} with mismatches, "
                   f"{len(refused)} refused; tracebacks of internal errors (if any) in {log_path}")
     return 1 if mismatched else 0

@@ -11,6 +11,9 @@ The folder holds
   host's input transforms, the per-layer plan; :meth:`~systolix.compiler.compile.Program.to_json`);
 - ``config.json``, ``model.onnx`` (the quantized model), ``reference.onnx`` (the integer model onnxruntime
   runs as the reference);
+- ``input_prefix.onnx``, for a model whose input goes through elementwise preprocessing the accelerator cannot
+  run (:mod:`systolix.frontend.canonical_prefix`): the float input -> the accelerator's integer input, which the
+  host runs with onnxruntime (``simulate BUILD`` and ``run BUILD`` apply this file);
 - ``report.json``: per-layer MACs, predicted cycles, memory use, and the SHA-256 of every file above.
 
 :func:`load_build` reads a folder back and refuses it if any file differs from its recorded SHA-256, so
@@ -39,13 +42,17 @@ from systolix.hdl.export import verilog_for
 
 from .images import MemoryImages
 
-__all__ = ["ARTIFACTS", "BUILD_FORMAT", "Build", "BuildResult", "build", "load_build", "verilog_for"]
+__all__ = ["ARTIFACTS", "BUILD_FORMAT", "OPTIONAL_ARTIFACTS", "Build", "BuildResult", "build", "load_build",
+           "verilog_for"]
 
 MARKER = "report.json"
 BUILD_FORMAT = "systolix-build/1"
 #: The files of a build folder whose SHA-256 ``report.json`` records.
 ARTIFACTS = ("accelerator.v", "config.json", "program.json", *(f"{m}.hex" for m in MEMORIES), "images.npz",
              "model.onnx", "reference.onnx")
+#: Written (and recorded the same way) only for some models: the host input prefix
+#: (:mod:`systolix.frontend.canonical_prefix`), float input -> the accelerator's integer input.
+OPTIONAL_ARTIFACTS = ("input_prefix.onnx",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +80,8 @@ class Build:
         ``model.onnx`` and ``reference.onnx``.
     report : dict
         ``report.json``.
+    input_prefix : pathlib.Path or None
+        ``input_prefix.onnx`` when the build has one.
     """
 
     folder: Path
@@ -82,6 +91,7 @@ class Build:
     model: Path
     reference: Path
     report: dict
+    input_prefix: Path | None = None
 
 
 def _sha256(path: Path) -> str:
@@ -190,6 +200,14 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
             config = config_for_device(imported.ir, device, add_variant=variant)
         program = compile_model(imported.ir, config)
         onnx.save(imported.reference, str(tmp / "reference.onnx"))
+        written = list(ARTIFACTS)
+        prefixes = getattr(imported.canonical, "input_prefix", {}) if imported.canonical is not None else {}
+        if prefixes:
+            if len(prefixes) != 1:
+                raise SystolixError(f"{model_path}: {len(prefixes)} inputs with a host prefix; one input is supported")
+            (prefix,) = prefixes.values()
+            onnx.save(prefix.model, str(tmp / "input_prefix.onnx"))
+            written.append("input_prefix.onnx")
         (tmp / "accelerator.v").write_text(verilog_for(config))
         write_images(tmp, program.images, config)
         (tmp / "config.json").write_text(config.to_json())
@@ -197,7 +215,7 @@ def build(model_path: str | os.PathLike, out: str | os.PathLike, config: Acceler
         summary = program.to_json()
         report = {"format": BUILD_FORMAT, "model": str(source_name or model_path), "model_file": "model.onnx",
                   **{k: summary[k] for k in ("config", "memory_use", "predicted_cycles", "layers", "add_variant")},
-                  "artifacts": {name: _sha256(tmp / name) for name in ARTIFACTS}}
+                  "artifacts": {name: _sha256(tmp / name) for name in written}}
         (tmp / MARKER).write_text(json.dumps(report, indent=2, default=str))
         if out.exists():
             shutil.rmtree(out)
@@ -230,7 +248,7 @@ def load_build(folder: str | os.PathLike) -> Build:
         raise SystolixError(f"{folder}: a build folder of another format ({found!r}, expected {BUILD_FORMAT!r}); "
                             "compile the model again")
     recorded = report.get("artifacts", {})
-    for name in ARTIFACTS:
+    for name in (*ARTIFACTS, *(n for n in OPTIONAL_ARTIFACTS if n in recorded or (folder / n).exists())):
         path = folder / name
         if not path.is_file():
             raise SystolixError(f"{folder}: {name} is missing")
@@ -251,5 +269,6 @@ def load_build(folder: str | os.PathLike) -> Build:
         raise SystolixError(f"{folder}: {error}") from None
     if program.config != config:
         raise SystolixError(f"{folder}: program.json was compiled for another configuration than config.json")
+    prefix = folder / "input_prefix.onnx"
     return Build(folder, config, program, (folder / "accelerator.v").read_text(), folder / "model.onnx",
-                 folder / "reference.onnx", report)
+                 folder / "reference.onnx", report, prefix if prefix.is_file() else None)

@@ -46,10 +46,11 @@ def _unit(layer: ir.Layer) -> str:
 
 def runs_on(model: ir.Model) -> dict[str, str]:
     """Layer name -> where it runs: ``"array"``, ``"vector (...)"``, ``"alias (no data moved)"`` (the
-    accelerator), ``"host (input)"``, ``"host (output)"``, or ``"refused: why"``."""
+    accelerator), ``"host (input)"``, ``"host (output)"``, or ``"refused: why"``; the ops of the host input
+    prefix (``model.input_prefix``) first, as ``"host (input)"``."""
     host_tensors = {t.name for t in model.inputs}
     views = transpose_views(model)
-    where = {}
+    where = {step.name: "host (input)" for step in model.input_prefix}
     for layer in model.layers:
         if isinstance(layer, ir.Transpose) and layer.output in views:
             where[layer.name] = "alias (folded into the dense weights)"

@@ -39,6 +39,7 @@ from systolix.errors import SystolixError
 from systolix.frontend.canonical_edges import quantize_inputs, strip_outputs
 from systolix.frontend.canonical_graph import QOP_OUTPUT_ZP_INPUT, GraphView, describe, elem_types
 from systolix.frontend.canonical_operands import CLAMP_OPS, clamp_is_requant, output_params
+from systolix.frontend.canonical_prefix import InputPrefix
 from systolix.frontend.canonical_report import LayerDisagreement, float_execution_report, ort_executed_tensors
 from systolix.frontend.canonical_rules import LAYOUT_OPS, RULES, Group, matmul
 from systolix.frontend.reference import ORT_ERRORS, session_options
@@ -118,6 +119,9 @@ class CanonicalModel:
         Canonical input name -> original input name.
     rewritten : list[ConvertedLayer]
         Every QDQ group that was rewritten (a superset of :attr:`converted`).
+    input_prefix : dict[str, InputPrefix]
+        Canonical input -> the elementwise preprocessing before it that the host runs with onnxruntime
+        (:mod:`~systolix.frontend.canonical_prefix`); such an input has no :attr:`input_quant` entry.
     """
 
     model: onnx.ModelProto
@@ -127,6 +131,7 @@ class CanonicalModel:
     output_map: dict[str, str]
     input_map: dict[str, str] = field(default_factory=dict)
     rewritten: list[ConvertedLayer] = field(default_factory=list)
+    input_prefix: dict[str, InputPrefix] = field(default_factory=dict)
 
 
 def _ranks(model: onnx.ModelProto) -> dict[str, onnx.ValueInfoProto]:
@@ -289,7 +294,7 @@ class _Canonicalizer:
         host_ops, output_map, outputs = strip_outputs(view)
         self._set_outputs(outputs)
         view.commit()  # drops the host's trailing nodes before matching groups
-        input_quant, input_map = quantize_inputs(view)
+        input_quant, input_map, input_prefix = quantize_inputs(view, UNARY_OPS)
         for node in list(view.nodes):
             if node.op_type == "QuantizeLinear" and id(node) not in self.removed:
                 self._rewrite_q(node)
@@ -314,7 +319,7 @@ class _Canonicalizer:
         except onnx.checker.ValidationError as exc:
             raise SystolixError(f"the canonical model does not pass onnx.checker: {exc}") from exc
         return CanonicalModel(
-            model, self.converted, input_quant, host_ops, output_map, input_map, self.rewritten
+            model, self.converted, input_quant, host_ops, output_map, input_map, self.rewritten, input_prefix
         )
 
     def _unshare_weights(self) -> None:

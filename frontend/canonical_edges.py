@@ -11,6 +11,7 @@ from onnx import TensorProto, helper
 
 from systolix.errors import SystolixError
 from systolix.frontend.canonical_graph import QRANGE, GraphView, describe
+from systolix.frontend.canonical_prefix import InputPrefix, cut_input_prefix
 
 #: Float ops the host performs after the accelerator's last integer tensor.
 HOST_OPS = ("Softmax", "LogSoftmax", "Tanh", "Sigmoid")  # final float activations left to the host
@@ -85,19 +86,24 @@ def strip_outputs(view: GraphView) -> tuple[list[str], dict[str, str], list[str]
     return host_ops, output_map, outputs
 
 
-def quantize_inputs(view: GraphView) -> tuple[dict[str, tuple[np.float32, int, np.dtype]], dict[str, str]]:
+def quantize_inputs(view: GraphView, unary_ops: frozenset[str] = frozenset()
+                    ) -> tuple[dict[str, tuple[np.float32, int, np.dtype]], dict[str, str], dict[str, InputPrefix]]:
     """Make float graph inputs read by one QuantizeLinear integer inputs (the host quantizes).
 
     The new graph input takes the name of the QuantizeLinear's output, so tensor names still match the
-    original model; the QuantizeLinear node is dropped from ``view.nodes``.
+    original model; the QuantizeLinear node is dropped from ``view.nodes``. When elementwise preprocessing the
+    accelerator cannot run follows it (:mod:`.canonical_prefix`), the whole chain is the host's: the new input
+    is the integer tensor after it.
 
     Returns
     -------
-    (input_quant, input_map)
-        canonical input -> (scale, zero point, integer type), and canonical input -> original input.
+    (input_quant, input_map, input_prefix)
+        canonical input -> (scale, zero point, integer type) (inputs the host only quantizes), canonical input
+        -> original input, and canonical input -> :class:`~.canonical_prefix.InputPrefix` (the others).
     """
     input_quant: dict[str, tuple[np.float32, int, np.dtype]] = {}
     input_map: dict[str, str] = {}
+    prefixes: dict[str, InputPrefix] = {}
     new_inputs: list[onnx.ValueInfoProto] = []
     for vi in view.graph.input:
         if vi.name in view.initializers or vi.type.tensor_type.elem_type not in FLOAT_TYPES:
@@ -106,6 +112,15 @@ def quantize_inputs(view: GraphView) -> tuple[dict[str, tuple[np.float32, int, n
         users = view.consumers.get(vi.name, [])
         if not users:
             new_inputs.append(vi)
+            continue
+        prefix = cut_input_prefix(view, vi, unary_ops)
+        if prefix is not None:
+            out = prefix.model.graph.output[0]
+            new = onnx.ValueInfoProto()
+            new.CopyFrom(out)
+            new_inputs.append(new)
+            input_map[prefix.output] = vi.name
+            prefixes[prefix.output] = prefix
             continue
         if len(users) != 1 or users[0].op_type != "QuantizeLinear":
             other = next((u for u in users if u.op_type != "QuantizeLinear"), users[-1])
@@ -132,4 +147,4 @@ def quantize_inputs(view: GraphView) -> tuple[dict[str, tuple[np.float32, int, n
     del view.graph.input[:]
     view.graph.input.extend(new_inputs)
     view.reindex()
-    return input_quant, input_map
+    return input_quant, input_map, prefixes

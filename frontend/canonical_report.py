@@ -197,7 +197,8 @@ def _compare(a: np.ndarray, b: np.ndarray, name: str, n_samples: int) -> np.ndar
 
 
 def float_execution_report(
-    original: onnx.ModelProto, canon: CanonicalModel, inputs: dict[str, np.ndarray]
+    original: onnx.ModelProto, canon: CanonicalModel, inputs: dict[str, np.ndarray],
+    float_inputs: dict[str, np.ndarray] | None = None,
 ) -> list[LayerDisagreement]:
     """Compare onnxruntime on the original graph with onnxruntime on the canonical model, tensor by tensor.
 
@@ -210,6 +211,9 @@ def float_execution_report(
     inputs : dict[str, numpy.ndarray]
         Integer inputs of the canonical model, by canonical input name. An original float input
         replaced by a quantized one is fed ``DequantizeLinear`` of it, which quantizes back exactly.
+    float_inputs : dict[str, numpy.ndarray], optional
+        For a canonical input after a host input prefix (``canon.input_prefix``): the float samples the prefix
+        turned into ``inputs[name]``, fed to the original graph (which runs the prefix itself).
 
     Returns
     -------
@@ -239,7 +243,11 @@ def float_execution_report(
 
     feeds_original: dict[str, np.ndarray] = {}
     for name, value in inputs.items():
-        if name in canon.input_quant:
+        if name in getattr(canon, "input_prefix", {}):
+            if float_inputs is None or name not in float_inputs:
+                raise ValueError(f"input {name!r} comes after a host input prefix: give its float samples")
+            feeds_original[canon.input_map[name]] = float_inputs[name]
+        elif name in canon.input_quant:
             scale, zp, _ = canon.input_quant[name]
             feeds_original[canon.input_map[name]] = (value.astype(np.int32) - zp).astype(np.float32) * scale
         else:

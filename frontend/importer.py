@@ -16,7 +16,7 @@ import onnx
 from systolix.errors import SystolixError
 
 from .context import ONNX_DTYPES, ImportContext, node_name
-from .ir import Model, QuantParams, TensorInfo
+from .ir import HostStep, Model, QuantParams, TensorInfo
 from .loader import load_onnx
 from .ops import HANDLERS
 
@@ -165,6 +165,13 @@ def import_model(source: str | os.PathLike | onnx.ModelProto, name: str | None =
     ir = import_graph(canon.model, quantized=True, name=name, input_quant=input_quant)
     host = tuple(canon.host_ops)
     converted = tuple(f"{c.name} ({c.op}): {c.why}" for c in canon.converted)
+    prefix = tuple(HostStep(step_name, op, tuple(info.shape), what)
+                   for info in ir.inputs if info.name in canon.input_prefix
+                   for step_name, op, what in canon.input_prefix[info.name].steps)
+    ops = " -> ".join(["QuantizeLinear", *(step.op for step in prefix)])
+    host = (*(f"{ops} at input {canon.input_map[info.name]!r} (elementwise preprocessing the accelerator cannot "
+              "run): run by the host with onnxruntime" for info in ir.inputs if info.name in canon.input_prefix), *host)
     ir = Model(name=ir.name, inputs=ir.inputs, outputs=ir.outputs, layers=ir.layers, quantized=True,
-               input_quant=ir.input_quant, host_ops=host, converted=converted, tensors=ir.tensors)
+               input_quant=ir.input_quant, host_ops=host, converted=converted, tensors=ir.tensors,
+               input_prefix=prefix)
     return Imported(ir, canon.model, canon, model, notes)

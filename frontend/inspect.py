@@ -42,7 +42,11 @@ def inspect_table(model: Model, runs_on: dict[str, str] | None = None) -> Table:
     table.add_column("MACs", justify="right", footer=f"{model.macs:,}")
     if runs_on is not None:
         table.add_column("runs on")
-    short = short_names([layer.name for layer in model.layers])
+    short = short_names([*(step.name for step in model.input_prefix), *(layer.name for layer in model.layers)])
+    for step in model.input_prefix:  # elementwise preprocessing the host runs before the accelerator's input
+        where = [] if runs_on is None else [runs_on.get(step.name, "host (input)")]
+        table.add_row(short[step.name], f"{step.op} (host)", f"{_shape(step.shape)} -> {_shape(step.shape)}",
+                      step.what, "0", "0", *where)
     for layer in model.layers:
         shapes = " + ".join(_shape(s) for s in layer.in_shapes)
         op = layer.op + (" (host)" if layer.host else "")

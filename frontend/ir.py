@@ -514,6 +514,28 @@ LAYER_KINDS: tuple[type[Layer], ...] = (
 )
 
 
+@dataclass(frozen=True)
+class HostStep:
+    """One op of a host input prefix: run by the host (onnxruntime) before the accelerator's input.
+
+    Parameters
+    ----------
+    name : str
+        The ONNX node's name.
+    op : str
+        Its op type.
+    shape : tuple of int
+        The tensor's shape (elementwise: input and output alike), batch 1.
+    what : str
+        What it does, for the user (``"sub a constant of shape [1, 1, 1, 3]"``).
+    """
+
+    name: str
+    op: str
+    shape: Shape
+    what: str
+
+
 @dataclass(frozen=True, eq=False)
 class Model:
     """A whole network in execution order.
@@ -535,6 +557,9 @@ class Model:
         Operations removed from the graph and left to the host, described for the user.
     converted : tuple of str
         Layers the canonical form computes in integer where onnxruntime ran the original in float.
+    input_prefix : tuple of HostStep
+        The elementwise preprocessing before the accelerator's input that the host runs with onnxruntime
+        (:mod:`systolix.frontend.canonical_prefix`), in order.
     """
 
     name: str
@@ -546,6 +571,7 @@ class Model:
     host_ops: tuple[str, ...] = ()
     converted: tuple[str, ...] = ()
     tensors: dict[str, TensorInfo] = field(default_factory=dict)
+    input_prefix: tuple[HostStep, ...] = ()
 
     @property
     def params(self) -> int:

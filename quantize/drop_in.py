@@ -45,6 +45,12 @@ def with_host_edges(canon: CanonicalModel, original: onnx.ModelProto) -> onnx.Mo
             new_inputs.append(vi)
             continue
         source = orig_inputs[canon.input_map[vi.name]]
+        prefix = getattr(canon, "input_prefix", {}).get(vi.name)
+        if prefix is not None:  # the host's elementwise preprocessing, put back as it was
+            head += list(prefix.model.graph.node)
+            extra_inits += list(prefix.model.graph.initializer)
+            new_inputs.append(source)
+            continue
         scale, zp, dtype = canon.input_quant[vi.name]
         s_name, z_name = f"{vi.name}_host_scale", f"{vi.name}_host_zero_point"
         extra_inits += [numpy_helper.from_array(np.array(scale, np.float32), s_name),

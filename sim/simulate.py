@@ -85,14 +85,29 @@ def _onnx_quantize_linear(x: np.ndarray, q: QuantParams) -> np.ndarray:
     return y
 
 
+def input_prefix(imported: Imported, name: str) -> onnx.ModelProto | None:
+    """The host input prefix (:mod:`systolix.frontend.canonical_prefix`) before the canonical input ``name``, if any."""
+    prefix = getattr(imported.canonical, "input_prefix", {}).get(name) if imported.canonical is not None else None
+    return None if prefix is None else prefix.model
+
+
+def run_input_prefix(prefix: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """The host's preprocessing of float samples: onnxruntime runs the prefix model (exact by construction)."""
+    (feed,), (out,) = prefix.graph.input, prefix.graph.output
+    (y,) = run_session(reference_session(prefix), [out.name], {feed.name: x})
+    return y
+
+
 def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | None, seed: int = 0,
-                   notes: list[str] | None = None
+                   notes: list[str] | None = None, prefix: onnx.ModelProto | None = None
                    ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray | None, QuantParams | None, np.ndarray | None]:
     """Samples for the model's one input.
 
     Returns (input name, samples for onnxruntime, samples for the backend, labels, input quantization,
     the float samples) — the two sample arrays differ only if the host quantization disagrees. ``notes``
     receives a line per adaptation of the data (see :func:`~systolix.quantize.datasets.load_inputs`).
+    When the model has a host input prefix (``prefix``: a build's ``input_prefix.onnx``, else the imported
+    model's own) the float samples go through it, run by onnxruntime, for both.
     """
     ir = imported.ir
     if len(ir.inputs) != 1:
@@ -112,6 +127,11 @@ def prepare_inputs(imported: Imported, inputs: str | Path | None, random: int | 
         return info.name, x, x, None, None, None
     canon = imported.canonical
     user_name = getattr(canon, "input_map", {}).get(info.name, info.name) if canon is not None else info.name
+    prefix = prefix if prefix is not None else input_prefix(imported, info.name)
+    if prefix is not None:
+        x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.float32, notes)
+        codes = run_input_prefix(prefix, x)
+        return info.name, codes, codes, y, None, x
     if q is not None:
         x, y = load_inputs(inputs, user_name, (None, *info.shape[1:]), np.float32, notes)
         ref = _onnx_quantize_linear(x, q)
@@ -172,7 +192,12 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         runner = get_backend(backend, config, layers, **({"build": build} if build is not None and backend != "golden"
                                                          else {}))
     input_notes: list[str] = []
-    name, x_ref, x_backend, labels, q, _ = prepare_inputs(imported, inputs, random, seed, input_notes)
+    prefix = None
+    if build is not None and build.input_prefix is not None:
+        prefix = onnx.load(str(build.input_prefix))
+        if input_prefix(imported, ir.inputs[0].name) is None:
+            raise SystolixError(f"{build.folder}: input_prefix.onnx does not belong to its model.onnx; compile again")
+    name, x_ref, x_backend, labels, q, x_float = prepare_inputs(imported, inputs, random, seed, input_notes, prefix)
     n = len(x_ref)
     seconds = {"import": time.perf_counter() - t0}
     compared = [(layer.name, layer.op, layer.output) for layer in ir.layers if layer.output in
@@ -217,7 +242,8 @@ def simulate(model_path: str | Path, *, inputs: str | Path | None = None, random
         from systolix.frontend.canonical_report import float_execution_report
 
         t = time.perf_counter()
-        float_execution = float_execution_report(imported.original, imported.canonical, {name: x_ref})
+        float_execution = float_execution_report(imported.original, imported.canonical, {name: x_ref},
+                                                 None if x_float is None else {name: x_float})
         seconds["float_report"] = time.perf_counter() - t
     waveform_info = None
     if waveform is not None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,9 +75,32 @@ def have_torch() -> bool:
     return importlib.util.find_spec("torch") is not None
 
 
+def _run_exporter(python: str, script: str, out: Path) -> str:
+    """Run ``python examples/corpus/SCRIPT OUT`` (an exporter in another environment: torch or tensorflow need
+    not be installed beside systolix); returns what it printed."""
+    try:
+        done = subprocess.run([python, str(HERE / script), str(out)], capture_output=True, text=True, check=False)
+    except OSError as exc:
+        raise RuntimeError(f"{python}: cannot run it ({exc})") from None
+    if done.returncode != 0:
+        tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-1:])
+        raise RuntimeError(f"{python} {script} failed (exit {done.returncode}): {tail}")
+    return done.stdout
+
+
+def _version(python: str, module: str) -> str:
+    code = f"import {module}; print({module}.__version__)"
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
 def build_corpus(out: str | Path, *, with_torch: bool = True, with_tf: bool = True, with_fixtures: bool = True,
-                 notes: list[str] | None = None) -> list[Entry]:
-    """Write the corpus into ``out`` and return its entries (``notes`` gets what was skipped and why)."""
+                 notes: list[str] | None = None, torch_python: str | None = None,
+                 tf_python: str | None = None) -> list[Entry]:
+    """Write the corpus into ``out`` and return its entries (``notes`` gets what was skipped and why).
+
+    ``torch_python`` / ``tf_python``: an interpreter of another environment that has torch (tensorflow and
+    tf2onnx) installed; the export scripts run there, the rest of the flow here.
+    """
     import old_style
     import ort_quantize
 
@@ -84,12 +108,18 @@ def build_corpus(out: str | Path, *, with_torch: bool = True, with_tf: bool = Tr
     out.mkdir(parents=True, exist_ok=True)
     notes = notes if notes is not None else []
     entries: list[Entry] = []
-    if with_torch and have_torch():
-        import torch
-        import torch_export
+    if with_torch and (torch_python or have_torch()):
+        if torch_python:
+            torch_ver = _version(torch_python, "torch").split("+")[0]
+            _run_exporter(torch_python, "torch_export.py", out / "torch")
+            torch_paths = sorted((out / "torch").glob("torch_*_op*.onnx"))
+        else:
+            import torch
+            import torch_export
 
-        torch_ver = torch.__version__.split("+")[0]
-        for path in torch_export.export(out / "torch"):
+            torch_ver = torch.__version__.split("+")[0]
+            torch_paths = torch_export.export(out / "torch")
+        for path in torch_paths:
             opset = int(path.stem.rsplit("_op", 1)[1])
             exporter = f"torch {torch_ver} onnx.export, opset {opset}"
             entries.append(Entry(path.stem, exporter, path, ("qoperator", "int8")))
@@ -105,10 +135,16 @@ def build_corpus(out: str | Path, *, with_torch: bool = True, with_tf: bool = Tr
                     entries.append(Entry(q.stem, f"{exporter} + ort quantize_static {kind} {act}", q))
     elif with_torch:
         notes.append("torch is not installed (pip install -e .[train]): the PyTorch exports are skipped")
-    if with_tf and importlib.util.find_spec("tf2onnx") is not None:
-        import tf_export
+    if with_tf and (tf_python or importlib.util.find_spec("tf2onnx") is not None):
+        if tf_python:  # tf_export.py prints "PATH (N bytes): EXPORTER" per file
+            printed = _run_exporter(tf_python, "tf_export.py", out / "tf")
+            tf_files = [(Path(line.split(" (", 1)[0]), line.split(" bytes): ", 1)[1])
+                        for line in printed.splitlines() if " bytes): " in line]
+        else:
+            import tf_export
 
-        for path, exporter in tf_export.export(out / "tf"):
+            tf_files = tf_export.export(out / "tf")
+        for path, exporter in tf_files:
             entries.append(Entry(path.stem, exporter, path, None if "int8" in path.stem else ("qoperator", "int8")))
     elif with_tf:
         notes.append("tensorflow/tf2onnx are not installed (pip install -e .[tf]): the TensorFlow exports are skipped")

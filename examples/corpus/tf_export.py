@@ -7,7 +7,12 @@ TFLite (``TFLiteConverter`` with a representative dataset, then ``from_tflite``)
 - ``keras_conv1d``: Conv1D-ReLU, MaxPooling1D, Conv1D-ReLU, GlobalAveragePooling1D (a ``ReduceMean`` after
   TFLite), Dense; NLC 64x3. tf2onnx brackets each layer with ``Transpose``/``Reshape``/``Unsqueeze`` round trips;
 - ``keras_preproc``: ``Rescaling(1/255)`` and ``Normalization`` on the NHWC input, Conv2D-ReLU, BatchNormalization
-  after the activation, MaxPool, Conv2D, LeakyReLU, GlobalAveragePooling2D, Dropout, Dense with softmax.
+  after the activation, MaxPool, Conv2D, LeakyReLU, GlobalAveragePooling2D, Dropout, Dense with softmax;
+- ``keras_conv1d_pool``: Conv1D, MaxPooling1D, AveragePooling1D (a window of 3, and a window of 3 with stride 2),
+  a ``padding="same"`` Conv1D, Flatten, Dense; NLC 64x3;
+- ``keras_prefix``: ``Rescaling(1/255)`` and ``Normalization`` (ImageNet's mean and variance) then a plain CNN,
+  NHWC 24x24x3. Its TFLite int8 model starts with ``Q -> DQ -> Mul -> Q -> DQ -> Sub -> Q -> DQ -> Mul -> Q`` on
+  the NHWC input, which systolix leaves to the host (``systolix.frontend.canonical_prefix``).
 
 tf2onnx writes the NHWC input with a Transpose to NCHW, and a Transpose back before every Flatten; the TFLite
 model becomes QDQ (QuantizeLinear/DequantizeLinear around float ops) with int8 activations. Weights are Keras'
@@ -26,6 +31,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 OPSET = 13
+#: Models whose input is pixels (0..255, scaled by a ``Rescaling`` layer): calibrated on uniform 0..255 samples
+#: (the others on random-normal ones).
+PIXEL_INPUTS = ("keras_prefix",)
 
 
 def _models():
@@ -65,7 +73,20 @@ def _models():
             c = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c),
                                rng.uniform(0.5, 2.0, c)])
-    return {"keras_cnn": cnn, "keras_dwsep": dwsep, "keras_conv1d": conv1d, "keras_preproc": preproc}
+    # the 1-D pooling layers of Keras (odd windows: an even number of cells makes rounding ties that onnxruntime's
+    # float32 average decides value by value, which no integer window sum reproduces; systolix refuses those)
+    conv1d_pool = keras.Sequential([
+        keras.Input((64, 3)), layers.Conv1D(8, 5, activation="relu"), layers.MaxPooling1D(2),
+        layers.Conv1D(16, 3, activation="relu"), layers.AveragePooling1D(3),
+        layers.Conv1D(16, 3, padding="same", activation="relu"), layers.AveragePooling1D(3, strides=2),
+        layers.Flatten(), layers.Dense(4)], name="keras_conv1d_pool")
+    prefix = keras.Sequential([  # preprocessing layers, then a plain CNN: TFLite int8 keeps them as int8 ops
+        keras.Input((24, 24, 3)), layers.Rescaling(1 / 255.0),
+        layers.Normalization(mean=[0.485, 0.456, 0.406], variance=[0.052, 0.050, 0.051]),
+        layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(), layers.Conv2D(16, 3, activation="relu"),
+        layers.GlobalAveragePooling2D(), layers.Dense(4)], name="keras_prefix")
+    return {"keras_cnn": cnn, "keras_dwsep": dwsep, "keras_conv1d": conv1d, "keras_preproc": preproc,
+            "keras_conv1d_pool": conv1d_pool, "keras_prefix": prefix}
 
 
 def export(out_dir: str | Path, only: tuple[str, ...] = ()) -> list[tuple[Path, str]]:
@@ -89,10 +110,11 @@ def export(out_dir: str | Path, only: tuple[str, ...] = ()) -> list[tuple[Path, 
         tf2onnx.convert.from_function(function, input_signature=spec, opset=OPSET, output_path=str(path))
         written.append((path, f"{versions} from_function(keras model), opset {OPSET}"))
 
-        def representative(shape=shape):
+        def representative(shape=shape, pixels=name in PIXEL_INPUTS):
             rng = np.random.default_rng(1)
             for _ in range(32):
-                yield [rng.normal(0, 1, (1, *shape)).astype(np.float32)]
+                x = rng.uniform(0, 255, (1, *shape)) if pixels else rng.normal(0, 1, (1, *shape))
+                yield [x.astype(np.float32)]
 
         converter = tf.lite.TFLiteConverter.from_keras_model(model)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]

@@ -26,6 +26,7 @@ from .ir_version import LowerIrVersion
 from .layout import CancelLayoutRoundTrips, HoistTransposeOverElementwise, ReduceMeanAsGlobalPool
 from .lower_opset import LowerOpset
 from .opset import UpgradeOpset
+from .pool_1d import AveragePoolAs1d
 from .shape_computation import FoldShapeComputation
 from .unused_inputs import DropUnusedInputs
 
@@ -35,7 +36,8 @@ __all__ = ["REWRITES", "Fired", "Normalized", "Rewrite", "normalize"]
 REWRITES: tuple[Rewrite, ...] = (LowerOpset(), LowerIrVersion(), DropInitializerInputs(), DropUnusedInputs(),
                                  UpgradeOpset(),
                                  SymbolicBatch(), FoldConstants(), FoldShapeComputation(),
-                                 HoistTransposeOverElementwise(), FoldInputScaling(), CancelLayoutRoundTrips(),
+                                 HoistTransposeOverElementwise(), FoldInputScaling(), AveragePoolAs1d(),
+                                 CancelLayoutRoundTrips(),
                                  ReduceMeanAsGlobalPool(), GlobalMaxPoolAsMaxPool())
 
 

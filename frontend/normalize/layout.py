@@ -322,8 +322,31 @@ class ReduceMeanAsGlobalPool:
 
 
 _BINARY = frozenset({"Add", "Sub", "Mul", "Div"})
-#: Elementwise, but a Transpose is not hoisted over them: they delimit quantized groups (DQ -> op -> Q).
+#: Elementwise, but a Transpose is not hoisted over them on their own: they delimit quantized groups
+#: (DQ -> op -> Q). A chain of whole groups (per-tensor Q/DQ) between two layout changes is hoisted over.
 _KEEP_IN_PLACE = frozenset({"QuantizeLinear", "DequantizeLinear", "Cast", "Identity"})
+_QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
+
+
+def _dq_constant(graph: _Graph, name: str) -> tuple[onnx.NodeProto, np.ndarray] | None:
+    """(the DequantizeLinear, its integer constant) when ``name`` is a per-tensor DequantizeLinear of an
+    initializer: a quantized graph's constant operand."""
+    dq = graph.producer.get(name)
+    if dq is None or dq.op_type != "DequantizeLinear" or dq.input[0] not in graph.constants:
+        return None
+    if any(i and (i not in graph.constants or graph.constants[i].size != 1) for i in dq.input[1:]):
+        return None
+    return dq, graph.constants[dq.input[0]]
+
+
+def _constant_operands(graph: _Graph, node: onnx.NodeProto) -> list[str]:
+    """The inputs of a binary elementwise node that are constants (or DequantizeLinear of one)."""
+    return [name for name in node.input if name in graph.constants or _dq_constant(graph, name) is not None]
+
+
+def _constant_value(graph: _Graph, name: str) -> np.ndarray:
+    found = _dq_constant(graph, name)
+    return graph.constants[name] if found is None else found[1]
 
 
 class HoistTransposeOverElementwise:
@@ -350,9 +373,14 @@ class HoistTransposeOverElementwise:
             chain = self._chain(graph, transpose.input[0])
             # only for what it is for: a constant of several values on an axis the Transpose moves (a lone
             # activation before a Transpose is left where the exporter put it)
-            if not any(node.op_type in _BINARY and any(graph.constants[name].size > 1 for name in node.input
-                                                       if name in graph.constants) for node in chain):
+            if not any(node.op_type in _BINARY and any(_constant_value(graph, name).size > 1
+                                                       for name in _constant_operands(graph, node))
+                       for node in chain):
                 continue
+            if any(node.op_type in _QDQ for node in chain) and (
+                    chain[0].op_type != "DequantizeLinear" or chain[-1].op_type != "QuantizeLinear"
+                    or graph.producer.get(self._data_input(graph, chain[0])) is None):
+                continue  # quantized: whole groups only, and not up to a float graph input (its host quantizes)
             rank = len(perm)
             head = self._data_input(graph, chain[0])
             moved = f"{head}__hoisted_{transpose.name or hoisted}"
@@ -366,11 +394,18 @@ class HoistTransposeOverElementwise:
                     if name == data:
                         new.input[k] = previous
                     elif node.op_type in _BINARY:
-                        c = graph.constants[name]
+                        c = _constant_value(graph, name)
                         c = c.reshape((1,) * (rank - c.ndim) + c.shape)
                         const = f"{name}__t{hoisted}_{i}"
                         moved_const = np.ascontiguousarray(np.transpose(c, perm))
                         out.graph.initializer.append(numpy_helper.from_array(moved_const, const))
+                        found = _dq_constant(graph, name)
+                        if found is not None:  # a quantized constant: its DequantizeLinear reads the moved codes
+                            dq = onnx.NodeProto()
+                            dq.CopyFrom(found[0])
+                            dq.name, dq.input[0], dq.output[0] = f"{const}__dq", const, f"{const}__dq"
+                            new_nodes.append(dq)
+                            const = dq.output[0]
                         new.input[k] = const
                 last = i == len(chain) - 1
                 new.output[0] = transpose.output[0] if last else f"{node.output[0]}__hoisted"
@@ -399,7 +434,8 @@ class HoistTransposeOverElementwise:
     @staticmethod
     def _data_input(graph: _Graph, node: onnx.NodeProto) -> str:
         if node.op_type in _BINARY:
-            return next(name for name in node.input if name not in graph.constants)
+            consts = _constant_operands(graph, node)
+            return next(name for name in node.input if name not in consts)
         return node.input[0]
 
     @classmethod
@@ -412,10 +448,10 @@ class HoistTransposeOverElementwise:
             if node is None or graph.only_reader(tensor) is None:
                 break
             if node.op_type in _BINARY:
-                consts = [name for name in node.input if name in graph.constants]
+                consts = _constant_operands(graph, node)
                 if len(node.input) != 2 or len(consts) != 1:
                     break
-            elif not _elementwise(graph, node) or node.op_type in _KEEP_IN_PLACE:
+            elif not _elementwise(graph, node) or (node.op_type in _KEEP_IN_PLACE and node.op_type not in _QDQ):
                 break
             chain.insert(0, node)
             tensor = cls._data_input(graph, node)

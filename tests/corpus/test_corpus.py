@@ -41,6 +41,12 @@ REWRITES = {
     "torch_dynamo_mbnet_dynbatch": ["reduce-mean-as-global-pool"],
     "tf_keras_preproc": ["drop-unused-inputs", "hoist-transpose", "fold-input-scaling"],
     "torch_dynamo_mean_static": ["reduce-mean-as-global-pool"],
+    "tf_keras_prefix": ["drop-unused-inputs", "hoist-transpose", "fold-input-scaling"],
+    "tf_keras_prefix_tflite_int8": [],  # its Rescaling/Normalization: the host input prefix, not a rewrite
+    "tf_keras_conv1d_pool": ["pool-1d", "cancel-layout-round-trips"],
+    # a BatchNormalization after the activation: per-channel Mul/Add between tf2onnx's NHWC transposes
+    "tf_keras_preproc_tflite_int8": ["hoist-transpose", "cancel-layout-round-trips"],
+    "tf_keras_conv1d_pool_tflite_int8": ["fold-shape-computation", "cancel-layout-round-trips"],
 }
 
 
@@ -100,6 +106,10 @@ def test_fixture_golden_bit_exact(name, tmp_path):
                                          ("tf_keras_conv1d", "4x4"),
                                          ("torch_dynamo_mbnet_dynbatch", "8x8"),
                                          ("tf_keras_preproc", "8x8"),
+                                         ("tf_keras_prefix_tflite_int8", "8x8"),
+                                         ("tf_keras_preproc_tflite_int8", "8x8"),
+                                         ("tf_keras_conv1d_pool", "4x4"),
+                                         ("tf_keras_conv1d_pool_tflite_int8", "4x4"),
                                          ("torch_se_small_op13", "4x4")])
 def test_fixture_verilator_bit_exact(name, preset, tmp_path):
     if name not in MANIFEST:
