@@ -41,6 +41,7 @@ from .lower import (
     lower_resize,
     resize_runs,
 )
+from .moves import Move, channel_move, pixel_move, plan_moves
 
 __all__ = ["PROGRAM_FORMAT", "HostTransform", "LayerPlan", "Program", "compile_model", "resolve_add_variant"]
 
@@ -414,6 +415,7 @@ class _Classified:
     layers: list[ir.Layer]  # the model's layers, Dense layers behind a Transpose with permuted weights
     views: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = dataclasses.field(default_factory=dict)
     im2col_source: dict[str, str] = dataclasses.field(default_factory=dict)  # im2col tensor -> its source
+    moves: dict[int, Move] = dataclasses.field(default_factory=dict)  # Reshape/Transpose layers that move data
 
     def root(self, name: str) -> str:
         return self.alias.get(name, name)
@@ -458,33 +460,42 @@ def _permuted_dense(layer: ir.Dense, view: tuple[tuple[int, ...], tuple[int, ...
     return dataclasses.replace(layer, weight=weight)
 
 
+def host_tensors(model: ir.Model) -> set[str]:
+    """The graph inputs and the outputs of the Transpose / Reshape layers the host applies to them."""
+    host = {t.name for t in model.inputs}
+    for layer in model.layers:
+        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host:
+            host.add(layer.output)
+    return host
+
+
 def _classify(model: ir.Model) -> _Classified:
-    host_tensors = {t.name for t in model.inputs}
+    host = {t.name for t in model.inputs}
     transforms: list[HostTransform] = []
-    alias: dict[str, str] = {}
     device: list[int] = []
     views = transpose_views(model)
+    plan = plan_moves(model, host_tensors(model), views)
     layers = list(model.layers)
     for index, layer in enumerate(model.layers):
-        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host_tensors:
+        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host:
             perm = tuple(layer.perm) if isinstance(layer, ir.Transpose) else None
             shape = None if perm is not None else tuple(layer.out_shape)
             transforms.append(HostTransform(layer.name, layer.op, layer.inputs[0], layer.output, perm, shape))
-            host_tensors.add(layer.output)
+            host.add(layer.output)
             continue
-        if isinstance(layer, ir.Transpose) and layer.output in views:
-            alias[layer.output] = alias.get(layer.inputs[0], layer.inputs[0])
+        if isinstance(layer, ir.Transpose | ir.Reshape):  # an alias, a view or a move (:mod:`.moves`)
+            if index in plan.refused:
+                raise SystolixError(f"layer {layer.name} ({layer.op}): {plan.refused[index]}")
             device.append(index)
             continue
         why = _unsupported(layer)
         if why is not None:
             raise SystolixError(f"layer {layer.name} ({layer.op}): {why}")
-        if isinstance(layer, ir.Reshape):
-            alias[layer.output] = alias.get(layer.inputs[0], layer.inputs[0])
         if isinstance(layer, ir.Dense) and layer.inputs[0] in views:
             layers[index] = _permuted_dense(layer, views[layer.inputs[0]])
         device.append(index)
-    return _Classified(transforms, alias, device, frozenset(host_tensors), layers, views)
+    return _Classified(transforms, dict(plan.alias), device, frozenset(host), layers, dict(plan.views),
+                       moves=dict(plan.moves))
 
 
 # -- pass 2: im2col of first convolutions -------------------------------------------------------------------
@@ -562,7 +573,7 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
             if r not in live:
                 raise SystolixError(f"layer {layer.name}: its input {name!r} is not produced on the accelerator")
             live[r][1] = max(live[r][1], i)
-        if not isinstance(layer, ir.Reshape | ir.Transpose):
+        if not isinstance(layer, ir.Reshape | ir.Transpose) or i in classified.moves:
             geometry[layer.output] = storage_geometry(layer.out_shape, f"layer {layer.name}")
             live[layer.output] = [i, i]
     for t in model.outputs:
@@ -619,6 +630,8 @@ def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Plac
     for index in classified.device:
         layer = layers[index]
         if isinstance(layer, ir.Reshape | ir.Transpose):
+            if index in classified.moves:
+                out.extend(_lower_move(layer, classified.moves[index], placed, config, index))
             continue
         xs = [placed.placements[n] for n in layer.inputs]
         y = placed.placements[layer.output]
@@ -738,6 +751,21 @@ def _plans(model: ir.Model, layers: list[ir.Layer], classified: _Classified, low
             sum(0 if p.tiles is None else p.tiles.shape[0] for p in parts), sum(len(p.prm) for p in parts),
             sum(0 if p.lut is None else p.lut.shape[0] for p in parts), note, layer.output))
     return plans
+
+
+def _lower_move(layer: ir.Layer, move: Move, placed: _Placed, config: AcceleratorConfig,
+                index: int) -> list[_LayerLowered]:
+    x, y = placed.placements[move.source], placed.placements[layer.output]
+    if move.kind == "channels":
+        parts = [channel_move(layer, move, x, y, config.rows, config.acc_memory_depth)]
+    else:
+        parts = pixel_move(layer, move, x, y)
+    out = []
+    for lowered in parts:
+        fields = dict(in_base=x.base, out_base=y.base, layer=index)
+        fields.update(lowered.fields)
+        out.append(_LayerLowered(index, layer, fields, lowered, y.rows))
+    return out
 
 
 def _check_input_layout(layer: ir.Layer, xs: list[TensorPlacement]) -> None:

@@ -117,7 +117,7 @@ def _out_range(layer: ir.Layer, y: ir.QuantParams) -> tuple[int, int]:
     return lo, hi
 
 
-def _channels(layer: ir.Layer, scale: np.ndarray, bias: np.ndarray | None, count: int, y: TensorPlacement,
+def channel_params(layer: ir.Layer, scale: np.ndarray, bias: np.ndarray | None, count: int, y: TensorPlacement,
               lo: int, hi: int, lanes: int) -> list[int]:
     """prm rows for ``count`` output channels (scale one or per channel)."""
     scale = np.broadcast_to(np.asarray(scale, dtype=np.float32).reshape(-1), (count,))
@@ -142,7 +142,7 @@ def _channels(layer: ir.Layer, scale: np.ndarray, bias: np.ndarray | None, count
     return channel_rows(chans, lanes, pad)
 
 
-def _chunk_rows(layer: ir.Layer, out_h: int, out_w: int, acc_depth: int) -> int:
+def chunk_rows(layer: ir.Layer, out_h: int, out_w: int, acc_depth: int) -> int:
     if out_w > acc_depth:
         raise SystolixError(
             f"layer {layer.name} needs an accumulator memory of at least {out_w:,} rows (one output row of "
@@ -165,9 +165,9 @@ def lower_conv(layer: ir.Conv, x: TensorPlacement, y: TensorPlacement, lanes: in
     scale = requant.output_scale(x_q.scale, w_q.scale, y_q.scale)
     lo, hi = _out_range(layer, y_q)
     fields = dict(opcode=Opcode.MATMUL, mode=mode, **_io_fields(x, y), **_window_fields(layer), taps=taps,
-                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
+                  chunk_rows=chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
     return Lowered(fields, tiles=tiles.astype(np.int8),
-                   prm=_channels(layer, scale, layer.bias, m, y, lo, hi, lanes), note=note)
+                   prm=channel_params(layer, scale, layer.bias, m, y, lo, hi, lanes), note=note)
 
 
 def lower_dense(layer: ir.Dense, x: TensorPlacement, y: TensorPlacement, lanes: int) -> Lowered:
@@ -187,7 +187,7 @@ def lower_dense(layer: ir.Dense, x: TensorPlacement, y: TensorPlacement, lanes: 
                   dil_h=1, dil_w=1, taps=taps, chunk_rows=1, x_zp=input_zero_point(layer, x))
     note = "dense" if (x.h, x.w) == (1, 1) else f"dense, weights permuted to the {x.channels}x{x.h}x{x.w} layout"
     return Lowered(fields, tiles=tiles.astype(np.int8),
-                   prm=_channels(layer, scale, layer.bias, layer.weight.shape[1], y, lo, hi, lanes), note=note)
+                   prm=channel_params(layer, scale, layer.bias, layer.weight.shape[1], y, lo, hi, lanes), note=note)
 
 
 def is_global_average(layer: ir.AveragePool) -> bool:
@@ -213,7 +213,8 @@ def lower_gap(layer: ir.GlobalAveragePool | ir.AveragePool, x: TensorPlacement, 
     fields = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, **_io_fields(x, y), k_h=x.h, k_w=x.w, stride_h=1,
                   stride_w=1, dil_h=1, dil_w=1, taps=hw, chunk_rows=1, x_zp=input_zero_point(layer, x), w_shared=1)
     tile = np.eye(lanes, dtype=np.int8)
-    return Lowered(fields, tiles=tile, prm=_channels(layer, scale, None, x.channels, y, y_q.qmin, y_q.qmax, lanes),
+    return Lowered(fields, tiles=tile,
+                   prm=channel_params(layer, scale, None, x.channels, y, y_q.qmin, y_q.qmax, lanes),
                    note=f"global average pool as depthwise with one shared all-ones tile, {hw} taps")
 
 
@@ -316,9 +317,9 @@ def lower_average_pool(layer: ir.AveragePool, x: TensorPlacement, y: TensorPlace
     kind = "1D average pool (along the rows)" if layer.spatial_dims == 1 else "average pool"
     parts = []
     for first, stop, d in bands:
-        prm = _channels(layer, scales[d], None, x.channels, y, y_q.qmin, y_q.qmax, lanes)
+        prm = channel_params(layer, scales[d], None, x.channels, y, y_q.qmin, y_q.qmax, lanes)
         height = stop - first
-        chunk = _chunk_rows(layer, height, cols.out, acc_depth)
+        chunk = chunk_rows(layer, height, cols.out, acc_depth)
         note = (f"{kind} as depthwise window sums with one shared all-ones tile, divisor {d}"
                 + ("" if len(bands) == 1 else f", output rows {first}..{stop - 1}"))
         if len(bands) == 1:
@@ -385,9 +386,9 @@ def lower_channel_lookup(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorP
     y_q = layer.y_quant
     fields = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, **_io_fields(x, y), k_h=fit.taps, k_w=1, stride_h=1,
                   stride_w=1, pad_top=0, pad_left=0, dil_h=0, dil_w=1, taps=taps,
-                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
+                  chunk_rows=chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
     return Lowered(fields, tiles=tiles.astype(np.int8),
-                   prm=_channels(layer, fit.scale, fit.bias, channels, y, y_q.qmin, y_q.qmax, lanes),
+                   prm=channel_params(layer, fit.scale, fit.bias, channels, y, y_q.qmin, y_q.qmax, lanes),
                    note=f"{channels} per-channel tables as a requantized depthwise pass (w*(x - zp) + b), "
                         f"{fit.taps} tap(s) of dilation 0")
 

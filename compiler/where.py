@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from systolix.frontend import ir
 
-from .compile import _unsupported, transpose_views
+from .compile import _unsupported, host_tensors, transpose_views
 from .lower import channel_broadcast, is_global_average
+from .moves import plan_moves
 
 __all__ = ["runs_on"]
 
@@ -47,16 +48,28 @@ def _unit(layer: ir.Layer) -> str:
 def runs_on(model: ir.Model) -> dict[str, str]:
     """Layer name -> where it runs: ``"array"``, ``"vector (...)"``, ``"alias (no data moved)"`` (the
     accelerator), ``"host (input)"``, ``"host (output)"``, or ``"refused: why"``."""
-    host_tensors = {t.name for t in model.inputs}
+    host = {t.name for t in model.inputs}
     views = transpose_views(model)
+    plan = plan_moves(model, host_tensors(model), views)
     where = {}
-    for layer in model.layers:
+    for index, layer in enumerate(model.layers):
         if isinstance(layer, ir.Transpose) and layer.output in views:
             where[layer.name] = "alias (folded into the dense weights)"
             continue
-        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host_tensors:
+        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host:
             where[layer.name] = "host (input)"
-            host_tensors.add(layer.output)
+            host.add(layer.output)
+            continue
+        if isinstance(layer, ir.Transpose | ir.Reshape):
+            if index in plan.refused:
+                where[layer.name] = f"refused: {plan.refused[index]}"
+            elif index in plan.moves:
+                where[layer.name] = ("array (channel permutation as a 1x1 convolution)"
+                                     if plan.moves[index].kind == "channels" else "vector (pixel copies)")
+            elif isinstance(layer, ir.Transpose):
+                where[layer.name] = "alias (a view: no data moved)"
+            else:
+                where[layer.name] = "alias (no data moved)"
             continue
         if not model.quantized and isinstance(layer, ir.Activation):
             where[layer.name] = "vector (table, once quantized)"
