@@ -27,6 +27,7 @@ from .lower import (
     average_pool_refusal,
     channel_broadcast,
     channel_lookup_fit,
+    concat_axis,
     is_global_average,
     lower_add,
     lower_average_pool,
@@ -303,8 +304,11 @@ def _unsupported(layer: ir.Layer) -> str | None:
                 resize_runs(index_map, length)
         except SystolixError as e:
             return str(e)
-    if isinstance(layer, ir.Concat) and layer.axis != 1:
-        return f"a Concat on axis {layer.axis} is not supported by the accelerator (only the channel axis, 1)"
+    if isinstance(layer, ir.Concat):
+        try:
+            concat_axis(layer)
+        except SystolixError as e:
+            return str(e).removeprefix(f"layer {layer.name} ({layer.op}): ")
     if isinstance(layer, ir.MatMul):
         return "a matrix product of two activations is not supported by the accelerator (only constant weights)"
     if isinstance(layer, ir.Transpose):

@@ -485,26 +485,38 @@ def lower_resize(layer: ir.Resize, x: TensorPlacement, y: TensorPlacement) -> Lo
     return Lowered(fields, note=f"nearest upsampling x{s_h}x{s_w} (first runs {k_h}, {k_w})")
 
 
-def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int) -> list[Lowered]:
-    """Concat on the channel axis: one LUT instruction per input, copying its rows into the output's blocks.
+def concat_axis(layer: ir.Concat) -> str:
+    """Which storage axis a Concat joins: ``"channels"``, ``"rows"`` (H of a 4-D tensor) or ``"columns"`` (W of a
+    4-D tensor, the length of a 3-D one); raises for any other axis."""
+    rank = len(layer.out_shape)
+    axis = layer.axis + rank if layer.axis < 0 else layer.axis
+    if axis == 1:
+        return "channels"
+    if rank == 4 and axis == 2:
+        return "rows"
+    if (rank == 4 and axis == 3) or (rank == 3 and axis == 2):
+        return "columns"
+    raise SystolixError(f"layer {layer.name} ({layer.op}): a Concat on axis {layer.axis} of {rank}-D tensors is not "
+                        "supported by the accelerator")
 
-    Channel-blocked storage puts an input's blocks right after the previous input's when every input but the
-    last has a multiple of L channels, so each input is a run of rows written at an offset. The table is the
-    identity when the input's quantization equals the output's (onnxruntime copies), else QLinearConcat's own
-    table ``QuantizeLinear(f32(x_s * (code - x_zp)), y_s, y_zp)`` (exact: onnxruntime looks it up too).
-    Padding lanes hold the input's zero point, which the table sends to the output's.
+
+def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int) -> list[Lowered]:
+    """Concat: LUT instructions copying each input's rows to their place in the output.
+
+    On the channel axis, channel-blocked storage puts an input's blocks right after the previous input's when
+    every input but the last has a multiple of L channels, so each input is one run of rows written at an
+    offset. Along the height (axis 2 of a 4-D tensor) each channel block of an input is one run of ``H_i * W``
+    rows, written at row ``h0`` of the output's block: one instruction per input and block. Along the width
+    (axis 3, or the length of a 3-D tensor) each pixel row of each block is a run of ``W_i`` rows: one
+    instruction per input, block and row. The table is the identity when the input's quantization equals the
+    output's (onnxruntime copies), else QLinearConcat's own table ``QuantizeLinear(f32(x_s * (code - x_zp)),
+    y_s, y_zp)`` (exact: onnxruntime looks it up too). Padding lanes hold the input's zero point, which the
+    table sends to the output's.
     """
-    if layer.axis != 1:
-        raise SystolixError(f"layer {layer.name} ({layer.op}): a Concat on axis {layer.axis} is not supported by the "
-                            "accelerator (only the channel axis, 1)")
+    how_axis = concat_axis(layer)
     y_q = layer.y_quant
     parts, offset = [], 0
     for i, (x, q, shape) in enumerate(zip(xs, layer.in_quant, layer.in_shapes, strict=True)):
-        channels = int(shape[1])
-        if i < len(xs) - 1 and channels % lanes:
-            raise SystolixError(f"layer {layer.name} ({layer.op}): input {i} has {channels} channels, not a multiple "
-                                f"of the array's {lanes} lanes; only the last input of a Concat may end inside a "
-                                "channel block")
         if np.float32(q.scale) == np.float32(y_q.scale) and int(q.zero_point) == int(y_q.zero_point):
             table = np.arange(256, dtype=np.int64) + np.iinfo(y_q.np_dtype).min
             how = "copy"
@@ -512,8 +524,28 @@ def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement
             table = unary_table(q.scale, int(q.zero_point), y_q.scale, int(y_q.zero_point), lambda v: v,
                                 y_q.np_dtype).astype(np.int64)
             how = "requantizing table"
-        fields = dict(opcode=Opcode.LUT, rows=x.rows, in_base=x.base, out_base=y.base + offset * y.h * y.w)
-        parts.append(Lowered(fields, lut=lut_rows(table - y.shift, lanes),
-                             note=f"concat input {i}: {how} into output block {offset}"))
-        offset += -(-channels // lanes)
+        lut = lut_rows(table - y.shift, lanes)
+        if how_axis == "channels":
+            channels = int(shape[1])
+            if i < len(xs) - 1 and channels % lanes:
+                raise SystolixError(f"layer {layer.name} ({layer.op}): input {i} has {channels} channels, not a "
+                                    f"multiple of the array's {lanes} lanes; only the last input of a Concat may end "
+                                    "inside a channel block")
+            fields = dict(opcode=Opcode.LUT, rows=x.rows, in_base=x.base, out_base=y.base + offset * y.h * y.w)
+            parts.append(Lowered(fields, lut=lut, note=f"concat input {i}: {how} into output block {offset}"))
+            offset += -(-channels // lanes)
+            continue
+        for cb in range(x.blocks):
+            if how_axis == "rows":
+                fields = dict(opcode=Opcode.LUT, rows=x.h * x.w, in_base=x.base + cb * x.h * x.w,
+                              out_base=y.base + (cb * y.h + offset) * y.w)
+                parts.append(Lowered(fields, lut=lut, note=f"concat input {i}: {how} of block {cb} into output "
+                                                           f"rows {offset}..{offset + x.h - 1}"))
+                continue
+            for row in range(x.h):
+                fields = dict(opcode=Opcode.LUT, rows=x.w, in_base=x.base + (cb * x.h + row) * x.w,
+                              out_base=y.base + (cb * y.h + row) * y.w + offset)
+                parts.append(Lowered(fields, lut=lut, note=f"concat input {i}: {how} of block {cb}, row {row} "
+                                                           f"into output columns {offset}..{offset + x.w - 1}"))
+        offset += x.h if how_axis == "rows" else x.w
     return parts
