@@ -26,7 +26,6 @@ from .lower import (
     Lowered,
     average_pool_refusal,
     channel_broadcast,
-    channel_lookup_fit,
     concat_axis,
     is_global_average,
     lower_add,
@@ -284,11 +283,6 @@ def _unsupported(layer: ir.Layer) -> str | None:
     """Why a layer cannot run on the accelerator (None if it can)."""
     if isinstance(layer, ir.AveragePool) and not is_global_average(layer):
         return average_pool_refusal(layer)
-    if isinstance(layer, ir.ChannelLookup):
-        try:
-            channel_lookup_fit(layer)
-        except SystolixError as e:
-            return str(e).removeprefix(f"layer {layer.name}: ")
     if isinstance(layer, ir.Add | ir.Mul):
         try:
             channel_broadcast(layer)

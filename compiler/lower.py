@@ -371,16 +371,32 @@ def channel_lookup_fit(layer: ir.ChannelLookup) -> AffineFit:
 _FITS: weakref.WeakKeyDictionary[ir.ChannelLookup, AffineFit] = weakref.WeakKeyDictionary()
 
 
+def channel_lookup_affine(layer: ir.ChannelLookup) -> bool:
+    """True when every channel's table is a requantized affine map (:func:`channel_lookup_fit`): the layer runs on
+    the array; else on the vector unit with one table per lane (:func:`lower_channel_lookup`)."""
+    try:
+        channel_lookup_fit(layer)
+    except SystolixError:
+        return False
+    return True
+
+
 def lower_channel_lookup(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorPlacement, lanes: int,
-                         acc_depth: int) -> Lowered:
-    """Per-channel tables: a DEPTHWISE pass with weight ``w[c]``, bias ``b[c]`` and scale ``s[c]`` such that the
+                         acc_depth: int) -> Lowered | list[Lowered]:
+    """Per-channel tables.
+
+    When every table is a requantized affine map (a constant added or multiplied), a DEPTHWISE pass (below);
+    else (PRelu with one slope per channel, or a table the search does not fit) the vector unit's LUT, one
+    instruction per channel block: the ``lut`` memory has one column per lane, and lane ``l`` of block ``cb``
+    reads its own column, which holds channel ``cb*L + l``'s table (padding lanes: the output zero point). Each
+    block takes 256 ``lut`` rows (identical blocks are stored once).
+
+    The DEPTHWISE pass with weight ``w[c]``, bias ``b[c]`` and scale ``s[c]`` such that the
     requantizer gives every entry of channel ``c``'s table (:func:`channel_lookup_fit`). A weight above 127 is
     split over ``k_h`` taps of dilation 0, which all read the output pixel's own input pixel."""
-    try:
-        fit = channel_lookup_fit(layer)
-    except SystolixError as e:
-        raise SystolixError(f"layer {layer.name} ({layer.op}): {str(e).removeprefix(f'layer {layer.name}: ')}") \
-            from None
+    if not channel_lookup_affine(layer):
+        return _lane_tables(layer, x, y, lanes)
+    fit = channel_lookup_fit(layer)
     channels = int(layer.out_shape[1])
     tiles, taps = depthwise_tiles(fit.weight.reshape(channels, 1, fit.taps, 1), lanes)
     y_q = layer.y_quant
@@ -391,6 +407,20 @@ def lower_channel_lookup(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorP
                    prm=channel_params(layer, fit.scale, fit.bias, channels, y, y_q.qmin, y_q.qmax, lanes),
                    note=f"{channels} per-channel tables as a requantized depthwise pass (w*(x - zp) + b), "
                         f"{fit.taps} tap(s) of dilation 0")
+
+
+def _lane_tables(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorPlacement, lanes: int) -> list[Lowered]:
+    channels = int(layer.out_shape[1])
+    tables = np.full((x.blocks * lanes, 256), y.stored_zero_point, dtype=np.int64)
+    tables[:channels] = np.asarray(layer.tables, dtype=np.int64) - y.shift
+    hw = x.h * x.w
+    parts = []
+    for cb in range(x.blocks):
+        lut = tables[cb * lanes : (cb + 1) * lanes].T.astype(np.int8)
+        fields = dict(opcode=Opcode.LUT, rows=hw, in_base=x.base + cb * hw, out_base=y.base + cb * hw)
+        parts.append(Lowered(fields, lut=lut, note=f"per-channel tables of channels {cb * lanes}.."
+                                                   f"{min(channels, (cb + 1) * lanes) - 1}, one per lane"))
+    return parts
 
 
 def channel_broadcast(layer: ir.Layer) -> int | None:

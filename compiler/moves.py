@@ -167,7 +167,7 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
                 same = np.array_equal(order[name].reshape(-1), np.arange(order[name].size))
                 c, h, w = _geometry(shapes[name])
                 c0, h0, w0 = _geometry(shapes[root])
-                if not same or (c, h * w) != (c0, h0 * w0) or name in transposed:
+                if not same or (c, h * w) != (c0, h0 * w0):
                     wanted.add(name)
         new = wanted - materialized
         for name in sorted(new):

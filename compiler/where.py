@@ -11,7 +11,7 @@ from __future__ import annotations
 from systolix.frontend import ir
 
 from .compile import _unsupported, host_tensors, transpose_views
-from .lower import channel_broadcast, is_global_average
+from .lower import channel_broadcast, channel_lookup_affine, is_global_average
 from .moves import plan_moves
 
 __all__ = ["runs_on"]
@@ -29,7 +29,9 @@ def _unit(layer: ir.Layer) -> str:
     if isinstance(layer, ir.MaxPool):
         return "vector (max)"
     if isinstance(layer, ir.ChannelLookup):
-        return "array (per-channel tables as a requantized depthwise pass)"
+        if channel_lookup_affine(layer):
+            return "array (per-channel tables as a requantized depthwise pass)"
+        return "vector (per-channel tables, one per lane)"
     if isinstance(layer, ir.Lookup):
         return "vector (table)"
     if isinstance(layer, ir.Add):
@@ -72,7 +74,9 @@ def runs_on(model: ir.Model) -> dict[str, str]:
                 where[layer.name] = "alias (no data moved)"
             continue
         if not model.quantized and isinstance(layer, ir.Activation):
-            where[layer.name] = "vector (table, once quantized)"
+            per_channel = any(key == "slopes" for key, _ in layer.attrs)
+            where[layer.name] = ("vector (per-channel tables, once quantized)" if per_channel else
+                                 "vector (table, once quantized)")
             continue
         if isinstance(layer, ir.ChannelConstant):
             where[layer.name] = ("vector (table, once quantized)" if layer.constant.size == 1 else

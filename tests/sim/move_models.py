@@ -1,0 +1,95 @@
+"""Float models with data movement mid-graph (channel shuffle, Transpose of H and W, Concat along H / W / L) and
+PRelu with one slope per channel, built with ``onnx.helper`` (quantized in the tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from onnx import helper, numpy_helper
+
+from tests.compiler.test_networks import _conv, _gemm, _save
+
+
+class _Graph:
+    def __init__(self, seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.nodes: list = []
+        self.inits: list = []
+
+    def conv(self, name: str, x: str, cin: int, cout: int, dims: int, group: int = 1) -> str:
+        node, inits = _conv(self.rng, name, x, cin, cout, [3] * dims, group=group, pads=[1] * (2 * dims))
+        self.nodes.append(node)
+        self.inits += inits
+        return name
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.inits.append(numpy_helper.from_array(value, name))
+        return name
+
+    def node(self, op: str, inputs: list[str], out: str, **attrs) -> str:
+        self.nodes.append(helper.make_node(op, inputs, [out], **attrs))
+        return out
+
+    def head(self, path: Path, x: str, c: int, shape: tuple[int, ...], name: str) -> tuple[int, ...]:
+        """GlobalAveragePool -> Flatten -> Gemm, and save."""
+        self.node("GlobalAveragePool", [x], "gap")
+        self.node("Flatten", ["gap"], "flat")
+        node, inits = _gemm(self.rng, "fc", "flat", c, 3)
+        self.nodes.append(node)
+        self.inits += inits
+        _save(path, name, self.nodes, self.inits, shape, "fc", 3)
+        return shape
+
+
+def shuffle_net(path: Path, *, channels: int = 6, groups: int = 2, size: tuple[int, ...] = (5, 3),
+                seed: int = 1) -> tuple[int, ...]:
+    """Conv -> Relu -> channel shuffle (Reshape [N,g,C/g,...] -> Transpose(0,2,1,...) -> Reshape [N,C,...], as
+    torch.onnx exports ShuffleNet's) -> grouped Conv -> head. 1-D with one ``size``."""
+    g, c, dims = _Graph(seed), channels, len(size)
+    g.conv("c1", "x", 3, c, dims)
+    g.node("Relu", ["c1"], "r1")
+    g.const("s1", np.array([0, groups, c // groups, *size], np.int64))
+    g.const("s2", np.array([0, c, *size], np.int64))
+    g.node("Reshape", ["r1", "s1"], "rs1")
+    g.node("Transpose", ["rs1"], "tr", perm=[0, 2, 1, *range(3, 3 + dims)])
+    g.node("Reshape", ["tr", "s2"], "rs2")
+    g.conv("c2", "rs2", c, c, dims, group=groups)
+    return g.head(path, "c2", c, (3, *size), "shuffle_net")
+
+
+def transpose_net(path: Path, *, channels: int = 6, size: tuple[int, int] = (3, 5), seed: int = 1) -> tuple[int, ...]:
+    """Conv -> Relu -> Transpose(0,1,3,2) (H and W swapped) -> Conv -> head."""
+    g, c = _Graph(seed), channels
+    g.conv("c1", "x", 3, c, 2)
+    g.node("Relu", ["c1"], "r1")
+    g.node("Transpose", ["r1"], "tr", perm=[0, 1, 3, 2])
+    g.conv("c2", "tr", c, c, 2)
+    return g.head(path, "c2", c, (3, *size), "transpose_net")
+
+
+def concat_net(path: Path, *, channels: int = 5, size: tuple[int, ...] = (3, 4), axis: int = 2,
+               seed: int = 2) -> tuple[int, ...]:
+    """Two Conv branches (Relu, Sigmoid: different scales) -> Concat(a, b, a) along ``axis`` -> Conv -> head."""
+    g, c, dims = _Graph(seed), channels, len(size)
+    g.conv("c1", "x", 3, c, dims)
+    g.node("Relu", ["c1"], "r1")
+    g.conv("c2", "x", 3, c, dims)
+    g.node("Sigmoid", ["c2"], "r2")
+    g.node("Concat", ["r1", "r2", "r1"], "cat", axis=axis)
+    g.conv("c3", "cat", 3 * c if axis == 1 else c, c, dims)
+    return g.head(path, "c3", c, (3, *size), "concat_net")
+
+
+def prelu_net(path: Path, *, channels: int = 6, size: tuple[int, ...] = (3, 4), slope_rank: int | None = None,
+              seed: int = 4) -> tuple[int, ...]:
+    """Conv -> PRelu with one slope per channel (some negative, some above 1; shape ``[C, 1, ...]``, or
+    ``[1, C, 1, ...]`` with ``slope_rank`` = rank of the input) -> Conv -> head."""
+    g, c, dims = _Graph(seed), channels, len(size)
+    g.conv("c1", "x", 3, c, dims)
+    slope = g.rng.uniform(-0.5, 1.3, c).astype(np.float32)
+    shape = (c, *[1] * dims) if slope_rank is None else (1, c, *[1] * dims)
+    g.const("slope", slope.reshape(shape))
+    g.node("PRelu", ["c1", "slope"], "p1")
+    g.conv("c3", "p1", c, c, dims)
+    return g.head(path, "c3", c, (3, *size), "prelu_net")
