@@ -155,7 +155,11 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
                 if layer.output in dense_views:
                     continue
                 name = layer.inputs[0]
-                if name in transposed:  # a Transpose of a view: the view is written first
+                if name in transposed:  # a Transpose of a view: the view is written first, at the last tensor
+                    # of its chain that has an accelerator layout (a shuffle's 4-D output, not the next 5-D view)
+                    while _geometry(shapes[name])[0] < 0 and isinstance(model.layers[producer[name]], ir.Reshape) \
+                            and model.layers[producer[name]].inputs[0] in transposed:
+                        name = model.layers[producer[name]].inputs[0]
                     wanted.add(name)
                 continue
             for name in layer.inputs:

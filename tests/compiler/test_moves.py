@@ -115,6 +115,17 @@ def test_channel_shuffle_networks(tmp_path, case) -> None:
     _exact(model)
 
 
+def test_two_channel_shuffles_in_a_row(tmp_path) -> None:
+    """The second shuffle's Transpose reads a view through the first: the first shuffle's 4-D output is written
+    (not the second's 5-D reshape of it, which has no accelerator layout), then the second moves it again."""
+    model = import_model(quantized_net(tmp_path, lambda p: shuffle_net(p, channels=12, groups=3, repeat=2),
+                                       quant_format="qoperator", activation_type="int8")).ir
+    where = runs_on(model)
+    moved = [layer.name for layer in model.layers if where[layer.name].startswith("array (channel permutation")]
+    assert moved == [layer.name for layer in model.layers if layer.op == "Reshape"][1::2]
+    _exact(model)
+
+
 @pytest.mark.parametrize("size, fmt, act", [((3, 5), "qdq", "uint8"), ((6, 2), "qoperator", "int8"),
                                             ((1, 7), "qdq", "int8")])
 def test_transpose_networks(tmp_path, size, fmt, act) -> None:
