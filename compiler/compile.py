@@ -27,6 +27,7 @@ from .lower import (
     average_pool_refusal,
     channel_broadcast,
     concat_axis,
+    concat_scratch_channels,
     is_global_average,
     lower_add,
     lower_average_pool,
@@ -180,8 +181,9 @@ class Program:
 
     @property
     def internal_tensors(self) -> frozenset[str]:
-        """Tensors of the compiler's own (im2col forms), not tensors of the model."""
-        return frozenset(t.output for t in self.input_transform if t.window is not None)
+        """Tensors of the compiler's own (im2col forms, aligned Concat copies), not tensors of the model."""
+        return frozenset(t.output for t in self.input_transform if t.window is not None) | frozenset(
+            name for name in self.tensors if name.endswith(":aligned"))
 
     def device_inputs(self, host_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The tensors of :meth:`host_inputs` the host writes into ``act`` (those with a placement)."""
@@ -559,6 +561,7 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
         shapes[layer.output] = tuple(layer.out_shape)
         for name, shape in zip(layer.inputs, layer.in_shapes, strict=True):
             shapes.setdefault(name, tuple(shape))
+    internal: dict[str, str] = {}  # the compiler's own tensors (aligned Concat copies) -> the tensor they become
     consumed = {root(n) for i in classified.device for n in layers[i].inputs}
     for name in [*graph_inputs, *(t.output for t in classified.transforms)]:
         if name in consumed:
@@ -572,6 +575,12 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
                 raise SystolixError(f"layer {layer.name}: its input {name!r} is not produced on the accelerator")
             live[r][1] = max(live[r][1], i)
         if not isinstance(layer, ir.Reshape | ir.Transpose) or i in classified.moves:
+            if isinstance(layer, ir.Concat) and concat_scratch_channels(layer, lanes):
+                c, h, w = storage_geometry(layer.out_shape, f"layer {layer.name}")
+                geometry[scratch_name(layer)] = (concat_scratch_channels(layer, lanes), h, w)
+                live[scratch_name(layer)] = [i, i]
+                internal[scratch_name(layer)] = layer.output
+                shapes[scratch_name(layer)] = (1, concat_scratch_channels(layer, lanes), *layer.out_shape[2:])
             geometry[layer.output] = storage_geometry(layer.out_shape, f"layer {layer.name}")
             live[layer.output] = [i, i]
     for t in model.outputs:
@@ -596,7 +605,7 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
 
     placements: dict[str, TensorPlacement] = {}
     for name, (c, h, w) in geometry.items():
-        dtype, zp = _dtype_zp(model, classified.im2col_source.get(name, name))
+        dtype, zp = _dtype_zp(model, internal.get(name, classified.im2col_source.get(name, name)))
         placements[name] = TensorPlacement(name, alloc.bases[name], c, h, w, -(-c // lanes), lanes, dtype, zp,
                                            tuple(shapes[name]))
     for name, src in classified.alias.items():
@@ -634,7 +643,8 @@ def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Plac
         xs = [placed.placements[n] for n in layer.inputs]
         y = placed.placements[layer.output]
         _check_input_layout(layer, xs)
-        result = _lower(layer, xs, y, config.rows, config, config.add_variant)
+        result = _lower(layer, xs, y, config.rows, config, config.add_variant,
+                        placed.placements.get(scratch_name(layer)))
         for lowered in result if isinstance(result, list) else [result]:
             fields = dict(in_base=xs[0].base, out_base=y.base, layer=index)
             if len(xs) > 1 and not isinstance(layer, ir.Concat):
@@ -779,8 +789,13 @@ def _check_input_layout(layer: ir.Layer, xs: list[TensorPlacement]) -> None:
                 "layer can follow such a reshape on the accelerator")
 
 
+def scratch_name(layer: ir.Layer) -> str:
+    """The compiler's own tensor of a layer that needs one (a Concat's aligned copy)."""
+    return f"{layer.output}:aligned"
+
+
 def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes: int, config: AcceleratorConfig,
-           add_variant: str) -> Lowered | list[Lowered]:
+           add_variant: str, scratch: TensorPlacement | None = None) -> Lowered | list[Lowered]:
     if not isinstance(layer, ir.Dense):  # read with the layer's own H x W (an alias may split pixels otherwise)
         geoms = [storage_geometry(shape, f"layer {layer.name}") for shape in layer.in_shapes]
         xs = [dataclasses.replace(p, h=h, w=w) for p, (_, h, w) in zip(xs, geoms, strict=True)]
@@ -806,5 +821,5 @@ def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes
     if isinstance(layer, ir.Resize):
         return lower_resize(layer, x, y)
     if isinstance(layer, ir.Concat):
-        return lower_concat(layer, xs, y, lanes)
+        return lower_concat(layer, xs, y, lanes, config.acc_memory_depth, scratch)
     raise SystolixError(f"layer {layer.name} ({layer.op}): no lowering for {type(layer).__name__}")

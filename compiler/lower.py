@@ -515,6 +515,41 @@ def lower_resize(layer: ir.Resize, x: TensorPlacement, y: TensorPlacement) -> Lo
     return Lowered(fields, note=f"nearest upsampling x{s_h}x{s_w} (first runs {k_h}, {k_w})")
 
 
+def permutation_conv(layer: ir.Layer, sources: np.ndarray, x: TensorPlacement, y: TensorPlacement, lanes: int,
+                     acc_depth: int, what: str) -> Lowered:
+    """Output channel ``c`` = input channel ``sources[c]``, every pixel in place, as a 1x1 CONV: weight
+    ``w[c, sources[c]] = 1``, bias 0, scale 1.0.
+
+    The input zero point subtracted before the products is the stored tensor's, and the output zero point is the
+    same, so the accumulator of output channel ``c`` is ``x[sources[c]] - zp`` and the requantizer (``M = 2**23``,
+    ``E = 23`` for the scale 1.0) returns ``x[sources[c]]``, which is inside the clamp range.
+    """
+    if (x.dtype, x.zero_point) != (y.dtype, y.zero_point):
+        raise SystolixError(f"layer {layer.name} ({layer.op}): its input is {x.dtype} with zero point "
+                            f"{x.zero_point} but its output {y.dtype} with zero point {y.zero_point}")
+    channels = len(sources)
+    weight = np.zeros((channels, x.channels, 1, 1), dtype=np.int64)
+    weight[np.arange(channels), np.asarray(sources)] = 1
+    tiles, taps = conv_tiles(weight, 1, lanes)
+    fields = dict(opcode=Opcode.MATMUL, mode=Mode.CONV, in_blocks=x.blocks, in_h=y.h, in_w=y.w,
+                  out_blocks=y.blocks, out_h=y.h, out_w=y.w, k_h=1, k_w=1, stride_h=1, stride_w=1, pad_top=0,
+                  pad_left=0, dil_h=1, dil_w=1, taps=taps, chunk_rows=chunk_rows(layer, y.h, y.w, acc_depth),
+                  x_zp=x.stored_zero_point, in_base=x.base, out_base=y.base)
+    lo, hi = (0, 255) if y.dtype == "uint8" else (-128, 127)
+    prm = channel_params(layer, np.float32(1.0), None, channels, y, lo, hi, lanes)
+    return Lowered(fields, tiles=tiles.astype(np.int8), prm=prm,
+                   note=f"{what} as a 1x1 convolution by a permutation matrix ({x.channels} -> {channels} channels, "
+                        "requantization scale 1.0)")
+
+
+def concat_scratch_channels(layer: ir.Concat, lanes: int) -> int:
+    """Channels of the aligned copy a channel Concat needs when an input but the last ends inside a channel block
+    (each input then starts a block of its own: ``sum(ceil(C_i / L)) * L``), 0 when it needs none."""
+    if concat_axis(layer) != "channels" or all(int(shape[1]) % lanes == 0 for shape in layer.in_shapes[:-1]):
+        return 0
+    return sum(-(-int(shape[1]) // lanes) for shape in layer.in_shapes) * lanes
+
+
 def concat_axis(layer: ir.Concat) -> str:
     """Which storage axis a Concat joins: ``"channels"``, ``"rows"`` (H of a 4-D tensor) or ``"columns"`` (W of a
     4-D tensor, the length of a 3-D one); raises for any other axis."""
@@ -530,7 +565,8 @@ def concat_axis(layer: ir.Concat) -> str:
                         "supported by the accelerator")
 
 
-def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int) -> list[Lowered]:
+def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int, acc_depth: int = 0,
+                 scratch: TensorPlacement | None = None) -> list[Lowered]:
     """Concat: LUT instructions copying each input's rows to their place in the output.
 
     On the channel axis, channel-blocked storage puts an input's blocks right after the previous input's when
@@ -542,8 +578,14 @@ def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement
     output's (onnxruntime copies), else QLinearConcat's own table ``QuantizeLinear(f32(x_s * (code - x_zp)),
     y_s, y_zp)`` (exact: onnxruntime looks it up too). Padding lanes hold the input's zero point, which the
     table sends to the output's.
+
+    On the channel axis with an input but the last ending inside a channel block, every input is copied to a
+    block of its own in ``scratch`` (:func:`concat_scratch_channels`), which a channel permutation
+    (:func:`permutation_conv`) then packs into the output.
     """
     how_axis = concat_axis(layer)
+    target = y if scratch is None else scratch
+    sources: list[int] = []
     y_q = layer.y_quant
     parts, offset = [], 0
     for i, (x, q, shape) in enumerate(zip(xs, layer.in_quant, layer.in_shapes, strict=True)):
@@ -557,12 +599,14 @@ def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement
         lut = lut_rows(table - y.shift, lanes)
         if how_axis == "channels":
             channels = int(shape[1])
-            if i < len(xs) - 1 and channels % lanes:
+            if i < len(xs) - 1 and channels % lanes and scratch is None:
                 raise SystolixError(f"layer {layer.name} ({layer.op}): input {i} has {channels} channels, not a "
                                     f"multiple of the array's {lanes} lanes; only the last input of a Concat may end "
-                                    "inside a channel block")
-            fields = dict(opcode=Opcode.LUT, rows=x.rows, in_base=x.base, out_base=y.base + offset * y.h * y.w)
-            parts.append(Lowered(fields, lut=lut, note=f"concat input {i}: {how} into output block {offset}"))
+                                    "inside a channel block (without an aligned copy)")
+            fields = dict(opcode=Opcode.LUT, rows=x.rows, in_base=x.base, out_base=target.base + offset * y.h * y.w)
+            where = "output" if scratch is None else "aligned copy"
+            parts.append(Lowered(fields, lut=lut, note=f"concat input {i}: {how} into {where} block {offset}"))
+            sources += range(offset * lanes, offset * lanes + channels)
             offset += -(-channels // lanes)
             continue
         for cb in range(x.blocks):
@@ -578,4 +622,7 @@ def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement
                 parts.append(Lowered(fields, lut=lut, note=f"concat input {i}: {how} of block {cb}, row {row} "
                                                            f"into output columns {offset}..{offset + x.w - 1}"))
         offset += x.h if how_axis == "rows" else x.w
+    if scratch is not None:
+        parts.append(permutation_conv(layer, np.array(sources), scratch, y, lanes, acc_depth,
+                                      "concat: the aligned copy packed"))
     return parts

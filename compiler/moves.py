@@ -35,13 +35,12 @@ import dataclasses
 
 import numpy as np
 
-from systolix.arch.isa import Mode, Opcode
+from systolix.arch.isa import Opcode
 from systolix.errors import SystolixError
 from systolix.frontend import ir
 
-from .images import conv_tiles
 from .layout import TensorPlacement, storage_geometry
-from .lower import Lowered, channel_params, chunk_rows
+from .lower import Lowered, permutation_conv
 
 __all__ = ["Move", "MovePlan", "channel_move", "classify_move", "pixel_move", "pixel_runs", "plan_moves"]
 
@@ -245,30 +244,9 @@ def _follow(model: ir.Model, host: set[str], materialized: set[str]):
 
 def channel_move(layer: ir.Layer, move: Move, x: TensorPlacement, y: TensorPlacement, lanes: int,
                  acc_depth: int) -> Lowered:
-    """A channel permutation as a 1x1 CONV: weight ``w[c, sources[c]] = 1``, bias 0, scale 1.0.
-
-    The input zero point subtracted before the products is the stored tensor's, and the output zero point is
-    the same (a Reshape/Transpose keeps the quantization), so the accumulator of output channel ``c`` is
-    ``x[sources[c]] - zp`` and the requantizer (``M = 2**23``, ``E = 23`` for the scale 1.0) returns
-    ``x[sources[c]]``, which is inside the clamp range.
-    """
-    if (x.dtype, x.zero_point) != (y.dtype, y.zero_point):
-        raise SystolixError(f"layer {layer.name} ({layer.op}): its input is {x.dtype} with zero point "
-                            f"{x.zero_point} but its output {y.dtype} with zero point {y.zero_point}")
-    channels = len(move.sources)
-    weight = np.zeros((channels, x.channels, 1, 1), dtype=np.int64)
-    weight[np.arange(channels), move.sources] = 1
-    tiles, taps = conv_tiles(weight, 1, lanes)
-    xs = dataclasses.replace(x, h=y.h, w=y.w)  # the same pixels, read with the output's H x W
-    fields = dict(opcode=Opcode.MATMUL, mode=Mode.CONV, in_blocks=xs.blocks, in_h=xs.h, in_w=xs.w,
-                  out_blocks=y.blocks, out_h=y.h, out_w=y.w, k_h=1, k_w=1, stride_h=1, stride_w=1, pad_top=0,
-                  pad_left=0, dil_h=1, dil_w=1, taps=taps, chunk_rows=chunk_rows(layer, y.h, y.w, acc_depth),
-                  x_zp=x.stored_zero_point)
-    lo, hi = (0, 255) if y.dtype == "uint8" else (-128, 127)
-    prm = channel_params(layer, np.float32(1.0), None, channels, y, lo, hi, lanes)
-    return Lowered(fields, tiles=tiles.astype(np.int8), prm=prm,
-                   note=f"channel permutation as a 1x1 convolution by a permutation matrix ({x.channels} -> "
-                        f"{channels} channels, requantization scale 1.0)")
+    """A channel permutation as a 1x1 CONV by the permutation matrix, requantization scale 1.0
+    (:func:`systolix.compiler.lower.permutation_conv`)."""
+    return permutation_conv(layer, move.sources, x, y, lanes, acc_depth, "channel permutation")
 
 
 def pixel_runs(sources: np.ndarray) -> list[tuple[int, int, int, int]]:

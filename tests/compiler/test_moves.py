@@ -161,3 +161,17 @@ def test_prelu_per_channel_networks(tmp_path, options, fmt, act) -> None:
     (prelu,) = [layer for layer in model.layers if layer.kind == "channel_lookup"]
     assert runs_on(model)[prelu.name] == "vector (per-channel tables, one per lane)"
     _exact(model)
+
+
+@pytest.mark.parametrize("channels, fmt, act", [(3, "qdq", "int8"), (5, "qoperator", "uint8"), (6, "qdq", "uint8")])
+def test_concat_of_inputs_ending_inside_a_channel_block(tmp_path, channels, fmt, act) -> None:
+    """Channel Concat of inputs whose channels are not a multiple of L: each input is copied to a block of its own
+    in an aligned copy, then a channel permutation packs it (one more MATMUL instruction)."""
+    model = import_model(quantized_net(tmp_path, lambda p: concat_net(p, axis=1, channels=channels),
+                                       quant_format=fmt, activation_type=act)).ir
+    (cat,) = [layer for layer in model.layers if layer.kind == "concat"]
+    program = compile_model(model, AcceleratorConfig.preset("4x4"))
+    (plan,) = [p for p in program.layers if p.name == cat.name]
+    opcodes = [program.instructions[k].opcode.name for k in plan.instructions]
+    assert opcodes == ["LUT", "LUT", "LUT", "MATMUL"]
+    _exact(model)

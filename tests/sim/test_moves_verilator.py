@@ -36,6 +36,8 @@ CASES = {  # builder, options, format, activations, the layer op that moves, whe
                         "vector (copy)", {"LUT"}),
     "concat-1d-qop-s8": (concat_net, dict(axis=-1, size=(6,)), "qoperator", "int8", "QLinearConcat",
                          "vector (copy)", {"LUT"}),
+    "concat-c-unaligned-qop-u8": (concat_net, dict(axis=1, channels=5), "qoperator", "uint8", "QLinearConcat",
+                                  "vector (copy)", {"LUT", "MATMUL"}),
     "prelu-c6-qdq-s8": (prelu_net, dict(), "qdq", "int8", "PRelu", "vector (per-channel tables, one per lane)",
                         {"LUT"}),
     "prelu-c9-qop-u8": (prelu_net, dict(channels=9, slope_rank=4), "qoperator", "uint8", "PRelu",
