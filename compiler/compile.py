@@ -483,7 +483,7 @@ def _classify(model: ir.Model) -> _Classified:
             transforms.append(HostTransform(layer.name, layer.op, layer.inputs[0], layer.output, perm, shape))
             host.add(layer.output)
             continue
-        if isinstance(layer, ir.Transpose | ir.Reshape):  # an alias, a view or a move (:mod:`.moves`)
+        if isinstance(layer, ir.Transpose | ir.Reshape | ir.Slice):  # an alias, a view or a move (:mod:`.moves`)
             if index in plan.refused:
                 raise SystolixError(f"layer {layer.name} ({layer.op}): {plan.refused[index]}")
             device.append(index)
@@ -574,7 +574,7 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
             if r not in live:
                 raise SystolixError(f"layer {layer.name}: its input {name!r} is not produced on the accelerator")
             live[r][1] = max(live[r][1], i)
-        if not isinstance(layer, ir.Reshape | ir.Transpose) or i in classified.moves:
+        if not isinstance(layer, ir.Reshape | ir.Transpose | ir.Slice) or i in classified.moves:
             if isinstance(layer, ir.Concat) and concat_scratch_channels(layer, lanes):
                 c, h, w = storage_geometry(layer.out_shape, f"layer {layer.name}")
                 geometry[scratch_name(layer)] = (concat_scratch_channels(layer, lanes), h, w)
@@ -636,7 +636,7 @@ def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Plac
     out = []
     for index in classified.device:
         layer = layers[index]
-        if isinstance(layer, ir.Reshape | ir.Transpose):
+        if isinstance(layer, ir.Reshape | ir.Transpose | ir.Slice):
             if index in classified.moves:
                 out.extend(_lower_move(layer, classified.moves[index], placed, config, index))
             continue

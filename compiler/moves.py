@@ -1,4 +1,4 @@
-"""Data movement: Reshape / Transpose chains on integer tensors in the middle of a graph.
+"""Data movement: Reshape / Transpose / Slice chains on integer tensors in the middle of a graph.
 
 A Reshape or Transpose computes nothing; it only says where each element goes. The compiler follows every
 chain of them from the tensor actually stored in ``act`` (its *root*) with NumPy index arithmetic: the
@@ -24,6 +24,10 @@ element in the root. Then:
     ``src[p]``, the same for every channel: a Transpose of H and W, [N,C,H,W] -> [N,C,W,H]) runs on the
     vector unit as one-tap MAXPOOL copies, one instruction per channel block and run of output pixels whose
     source pixels are evenly spaced (:func:`pixel_move`).
+
+  A Slice (a Split is one Slice per output) is always written: the same two kinds cover a channel selection
+  (ShuffleNet v2's ``chunk`` of the channels: a 1x1 convolution by a selection matrix) and a crop of H or W (row
+  copies).
 
   A movement that sends data from channels to pixels or back (NCHW -> NHWC, a Reshape [N,C,H,W] ->
   [N,C*H,W] read by a convolution) is refused with one line.
@@ -148,6 +152,10 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
         alias, order, views, transposed = _follow(model, host, materialized)
         wanted: set[str] = set()
         for i, layer in enumerate(model.layers):
+            if isinstance(layer, ir.Slice):  # a selection has no view the host could read: always written
+                if i not in refused:
+                    wanted.add(layer.output)
+                continue
             if layer.host or i in refused or layer.inputs[0] in host or isinstance(layer, ir.Reshape):
                 continue
             if isinstance(layer, ir.Transpose):
@@ -215,7 +223,8 @@ def _follow(model: ir.Model, host: set[str], materialized: set[str]):
     views: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
     transposed: set[str] = set()
     for layer in model.layers:
-        if not isinstance(layer, ir.Reshape | ir.Transpose) or layer.inputs[0] in host:
+        if not isinstance(layer, ir.Reshape | ir.Transpose | ir.Slice) or (
+                layer.inputs[0] in host and not isinstance(layer, ir.Slice)):
             continue
         src = layer.inputs[0]
         if src in materialized or src not in alias:
@@ -223,7 +232,9 @@ def _follow(model: ir.Model, host: set[str], materialized: set[str]):
             was_transposed, view = False, None
         else:
             root, base, was_transposed, view = alias[src], order[src], src in transposed, views.get(src)
-        if isinstance(layer, ir.Transpose):
+        if isinstance(layer, ir.Slice):
+            out = base[layer.index()[1:]]
+        elif isinstance(layer, ir.Transpose):
             out = base.transpose([p - 1 for p in layer.perm[1:]])
             if not was_transposed:
                 views[layer.output] = (tuple(layer.perm), tuple(layer.in_shapes[0]))

@@ -62,11 +62,12 @@ def runs_on(model: ir.Model) -> dict[str, str]:
             where[layer.name] = "host (input)"
             host.add(layer.output)
             continue
-        if isinstance(layer, ir.Transpose | ir.Reshape):
+        if isinstance(layer, ir.Transpose | ir.Reshape | ir.Slice):
             if index in plan.refused:
                 where[layer.name] = f"refused: {plan.refused[index]}"
             elif index in plan.moves:
-                where[layer.name] = ("array (channel permutation as a 1x1 convolution)"
+                what = "selection" if isinstance(layer, ir.Slice) else "permutation"
+                where[layer.name] = (f"array (channel {what} as a 1x1 convolution)"
                                      if plan.moves[index].kind == "channels" else "vector (pixel copies)")
             elif isinstance(layer, ir.Transpose):
                 where[layer.name] = "alias (a view: no data moved)"

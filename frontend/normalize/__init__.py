@@ -27,6 +27,7 @@ from .layout import CancelLayoutRoundTrips, HoistTransposeOverElementwise, Reduc
 from .lower_opset import LowerOpset
 from .opset import UpgradeOpset
 from .shape_computation import FoldShapeComputation
+from .split_slices import SplitAsSlices
 from .unused_inputs import DropUnusedInputs
 
 __all__ = ["REWRITES", "Fired", "Normalized", "Rewrite", "normalize"]
@@ -36,7 +37,7 @@ REWRITES: tuple[Rewrite, ...] = (LowerOpset(), LowerIrVersion(), DropInitializer
                                  UpgradeOpset(),
                                  SymbolicBatch(), FoldConstants(), FoldShapeComputation(),
                                  HoistTransposeOverElementwise(), FoldInputScaling(), CancelLayoutRoundTrips(),
-                                 ReduceMeanAsGlobalPool(), GlobalMaxPoolAsMaxPool())
+                                 ReduceMeanAsGlobalPool(), GlobalMaxPoolAsMaxPool(), SplitAsSlices())
 
 
 @dataclasses.dataclass(frozen=True)
