@@ -155,6 +155,8 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
             if isinstance(layer, ir.Slice):  # a selection has no view the host could read: always written
                 if i not in refused:
                     wanted.add(layer.output)
+                    if layer.inputs[0] in transposed:  # a selection of a view: the view is written first
+                        wanted.add(_writable(model, layer.inputs[0], transposed, shapes, producer))
                 continue
             if layer.host or i in refused or layer.inputs[0] in host or isinstance(layer, ir.Reshape):
                 continue
@@ -162,12 +164,8 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
                 if layer.output in dense_views:
                     continue
                 name = layer.inputs[0]
-                if name in transposed:  # a Transpose of a view: the view is written first, at the last tensor
-                    # of its chain that has an accelerator layout (a shuffle's 4-D output, not the next 5-D view)
-                    while _geometry(shapes[name])[0] < 0 and isinstance(model.layers[producer[name]], ir.Reshape) \
-                            and model.layers[producer[name]].inputs[0] in transposed:
-                        name = model.layers[producer[name]].inputs[0]
-                    wanted.add(name)
+                if name in transposed:  # a Transpose of a view: the view is written first
+                    wanted.add(_writable(model, name, transposed, shapes, producer))
                 continue
             for name in layer.inputs:
                 if name not in alias or name in materialized:
@@ -195,7 +193,7 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
     moves: dict[int, Move] = {}
     for name in sorted(materialized, key=producer.get):
         i = producer[name]
-        root = alias[model.layers[i].inputs[0]] if model.layers[i].inputs[0] in alias else model.layers[i].inputs[0]
+        root = alias[name]  # the stored tensor the chain that produces ``name`` starts from
         try:
             kind, sources = classify_move(order[name], shapes[root], shapes[name])
         except SystolixError as e:
@@ -205,6 +203,15 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
     alias = {n: r for n, r in alias.items() if n not in materialized}
     views = {n: v for n, v in views.items() if n not in materialized}
     return MovePlan(alias, views, moves, refused)
+
+
+def _writable(model: ir.Model, name: str, transposed: set[str], shapes: dict, producer: dict) -> str:
+    """The tensor to write for a view ``name`` that is read through another Transpose or a Slice: the last tensor
+    of its chain that has an accelerator layout (a channel shuffle's 4-D output, not the next 5-D reshape of it)."""
+    while _geometry(shapes[name])[0] < 0 and isinstance(model.layers[producer[name]], ir.Reshape) \
+            and model.layers[producer[name]].inputs[0] in transposed:
+        name = model.layers[producer[name]].inputs[0]
+    return name
 
 
 def _geometry(shape: tuple[int, ...]) -> tuple[int, int, int]:

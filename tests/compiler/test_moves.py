@@ -10,6 +10,7 @@ checked against onnxruntime in ``tests/sim``; the RTL runs in ``tests/sim/test_m
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 
 from systolix.arch import params
@@ -24,7 +25,7 @@ from systolix.frontend.importer import import_model
 from systolix.quantize import requant
 from systolix.quantize.golden_model import run_golden
 from tests.compiler.test_networks import quantized_net
-from tests.sim.move_models import concat_net, prelu_net, shuffle_net, transpose_net
+from tests.sim.move_models import concat_net, prelu_net, shuffle_net, shufflenet_v2_net, transpose_net
 
 
 def test_channel_shuffle_is_a_channel_permutation() -> None:
@@ -175,3 +176,34 @@ def test_concat_of_inputs_ending_inside_a_channel_block(tmp_path, channels, fmt,
     opcodes = [program.instructions[k].opcode.name for k in plan.instructions]
     assert opcodes == ["LUT", "LUT", "LUT", "MATMUL"]
     _exact(model)
+
+
+@pytest.mark.parametrize("options, fmt, act", [
+    (dict(channels=8), "qdq", "int8"),
+    (dict(channels=10, split="Slice"), "qoperator", "uint8"),  # halves of 5 channels: Concat packs them
+    (dict(channels=12, size=(5, 3), crop=True), "qdq", "uint8"),
+    (dict(channels=6, size=(3, 6), crop=True, split="Slice"), "qoperator", "int8"),
+])
+def test_shufflenet_v2_units(tmp_path, options, fmt, act) -> None:
+    model = import_model(quantized_net(tmp_path, lambda p: shufflenet_v2_net(p, **options), quant_format=fmt,
+                                       activation_type=act)).ir
+    where = runs_on(model)
+    slices = [layer for layer in model.layers if layer.kind == "slice"]
+    kinds = sorted(where[layer.name] for layer in slices)
+    expected = ["array (channel selection as a 1x1 convolution)"] * 2 + (["vector (pixel copies)"] if
+                                                                         options.get("crop") else [])
+    assert kinds == sorted(expected)
+    _exact(model)
+
+
+def test_split_becomes_slices(tmp_path) -> None:
+    from systolix.frontend.normalize import normalize
+
+    shufflenet_v2_net(tmp_path / "f.onnx", channels=6)
+    out = normalize(onnx.load(str(tmp_path / "f.onnx")), quantized=False)
+    (fired,) = [f for f in out.fired if f.name == "split-as-slices"]
+    assert fired.applied and fired.detail == "1 Split node(s) as one Slice per output"
+    slices = [n for n in out.model.graph.node if n.op_type == "Slice"]
+    assert [list(n.output) for n in slices] == [["a"], ["b"]]
+    assert not [n for n in out.model.graph.node if n.op_type == "Split"]
+    assert "sp" not in {i.name for i in out.model.graph.initializer}
