@@ -9,7 +9,8 @@ unit's limit) of 1-4 steps among: ``x * x``, ``x * conv1x1(x)``, ``x * gate(x)``
 factors 1-3, transformation and nearest mode), a channel shuffle (Reshape -> Transpose -> Reshape on the integer
 tensor, any group count that divides the channels), a Transpose of H and W, ``QLinearConcat`` of the tensor with a
 1x1 convolution of it along H, W or the length (requantizing), DequantizeLinear -> PRelu (random slope per channel,
-some negative) -> QuantizeLinear, and runs it on a backend with every layer compared with
+some negative) -> QuantizeLinear, a Slice of one axis (channels, H or W; step 1 or 2), and runs it on a backend with
+every layer compared with
 onnxruntime. Outcomes: exact, mismatch (a defect), refused (a clean one-line SystolixError: e.g. a map the
 RESIZE instruction cannot walk, a ratio beyond the MUL unit), crash (a defect).
 
@@ -68,7 +69,22 @@ class _Builder:
         x, (xs, xz, xsv) = "x", self.q(float(np.exp(rng.uniform(-5, -2))))
         for _ in range(int(rng.integers(1, 5))):
             step = str(rng.choice(["square", "mul_branch", "se", "badd", "resize", "shuffle", "transpose", "concat",
-                                   "prelu"]))
+                                   "prelu", "slice"]))
+            if step == "slice":
+                axis = int(rng.integers(1, 2 + dims))
+                size = shape[axis - 1]
+                start, stride = int(rng.integers(0, size)), int(rng.integers(1, 3))
+                stop = int(rng.integers(start + 1, size + 1))
+                if (start, stop, stride) == (0, size, 1) or (axis == 1 and dims == 2 and rng.random() < 0.3):
+                    continue
+                x = self.node("Slice", [x, self.const(np.array([start], np.int64), "st"),
+                                        self.const(np.array([stop], np.int64), "en"),
+                                        self.const(np.array([axis], np.int64), "ax"),
+                                        self.const(np.array([stride], np.int64), "sp")], domain=None)
+                shape = list(shape)
+                shape[axis - 1] = len(range(start, stop, stride))
+                self.layers.append(f"Slice axis {axis}")
+                continue
             if step == "shuffle":
                 groups = [g for g in range(2, shape[0] + 1) if shape[0] % g == 0]
                 if not groups:
@@ -196,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
                 elements += cmp.elements
                 if outcome == "exact":
                     ops.update(layer.split(" ")[0] + (" broadcast" if "broadcast" in layer else "")
-                               + (f" axis {layer[-1]}" if layer.startswith("QLinearConcat") else "")
+                               + (f" axis {layer[-1]}" if layer.startswith(("QLinearConcat", "Slice")) else "")
                                for layer in layers)
                 else:
                     print(f"seed {seed}: MISMATCH {cmp.first_mismatch} layers {layers}")
