@@ -155,8 +155,11 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
             if isinstance(layer, ir.Slice):  # a selection has no view the host could read: always written
                 if i not in refused:
                     wanted.add(layer.output)
-                    if layer.inputs[0] in transposed:  # a selection of a view: the view is written first
-                        wanted.add(_writable(model, layer.inputs[0], transposed, shapes, producer))
+                    if layer.inputs[0] in transposed:  # a selection of a view: one move from the stored tensor
+                        try:  # when the composition is one (ShuffleNet v2's split of the shuffled channels)
+                            classify_move(order[layer.output], shapes[alias[layer.output]], shapes[layer.output])
+                        except SystolixError:  # else the view is written first
+                            wanted.add(_writable(model, layer.inputs[0], transposed, shapes, producer))
                 continue
             if layer.host or i in refused or layer.inputs[0] in host or isinstance(layer, ir.Reshape):
                 continue

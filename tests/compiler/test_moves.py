@@ -183,6 +183,8 @@ def test_concat_of_inputs_ending_inside_a_channel_block(tmp_path, channels, fmt,
     (dict(channels=10, split="Slice"), "qoperator", "uint8"),  # halves of 5 channels: Concat packs them
     (dict(channels=12, size=(5, 3), crop=True), "qdq", "uint8"),
     (dict(channels=6, size=(3, 6), crop=True, split="Slice"), "qoperator", "int8"),
+    (dict(channels=10, units=3), "qoperator", "int8"),
+    (dict(channels=8, units=2, split="Slice", crop=True), "qdq", "uint8"),
 ])
 def test_shufflenet_v2_units(tmp_path, options, fmt, act) -> None:
     model = import_model(quantized_net(tmp_path, lambda p: shufflenet_v2_net(p, **options), quant_format=fmt,
@@ -190,20 +192,25 @@ def test_shufflenet_v2_units(tmp_path, options, fmt, act) -> None:
     where = runs_on(model)
     slices = [layer for layer in model.layers if layer.kind == "slice"]
     kinds = sorted(where[layer.name] for layer in slices)
-    expected = ["array (channel selection as a 1x1 convolution)"] * 2 + (["vector (pixel copies)"] if
-                                                                         options.get("crop") else [])
+    units = options.get("units", 1)
+    expected = ["array (channel selection as a 1x1 convolution)"] * 2 * units + (["vector (pixel copies)"] if
+                                                                                 options.get("crop") else [])
     assert kinds == sorted(expected)
+    # the split of a shuffled tensor selects from the stored tensor: only the last shuffle (read by a Conv or
+    # the crop) is written
+    shuffles = [where[layer.name] for layer in model.layers if layer.op == "Reshape" and len(layer.out_shape) == 4]
+    assert shuffles == ["alias (no data moved)"] * (units - 1) + ["array (channel permutation as a 1x1 convolution)"]
     _exact(model)
 
 
 def test_split_becomes_slices(tmp_path) -> None:
     from systolix.frontend.normalize import normalize
 
-    shufflenet_v2_net(tmp_path / "f.onnx", channels=6)
+    shufflenet_v2_net(tmp_path / "f.onnx", channels=6, units=2)
     out = normalize(onnx.load(str(tmp_path / "f.onnx")), quantized=False)
     (fired,) = [f for f in out.fired if f.name == "split-as-slices"]
-    assert fired.applied and fired.detail == "1 Split node(s) as one Slice per output"
+    assert fired.applied and fired.detail == "2 Split node(s) as one Slice per output"
     slices = [n for n in out.model.graph.node if n.op_type == "Slice"]
-    assert [list(n.output) for n in slices] == [["a"], ["b"]]
+    assert [list(n.output) for n in slices] == [["a0"], ["b0"], ["a1"], ["b1"]]
     assert not [n for n in out.model.graph.node if n.op_type == "Split"]
-    assert "sp" not in {i.name for i in out.model.graph.initializer}
+    assert not {"sp0", "sp1"} & {i.name for i in out.model.graph.initializer}

@@ -97,44 +97,46 @@ def prelu_net(path: Path, *, channels: int = 6, size: tuple[int, ...] = (3, 4), 
 
 
 def shufflenet_v2_net(path: Path, *, channels: int = 8, size: tuple[int, int] = (4, 4), split: str = "Split",
-                      crop: bool = False, seed: int = 6) -> tuple[int, ...]:
-    """A ShuffleNet v2 unit as torch.onnx exports it: Conv -> Relu -> ``x.chunk(2, dim=1)`` (a ``Split``, or two
-    ``Slice`` nodes with ``split="Slice"``) -> branch (1x1 Conv, Relu, depthwise 3x3 Conv, 1x1 Conv, Relu) on the
-    second half -> Concat(first half, branch) -> channel shuffle (2 groups) -> [crop the first row: a Slice of H]
-    -> head."""
+                      crop: bool = False, units: int = 1, seed: int = 6) -> tuple[int, ...]:
+    """ShuffleNet v2 units as torch.onnx exports them: Conv -> Relu -> ``units`` x [``x.chunk(2, dim=1)`` (a
+    ``Split``, or two ``Slice`` nodes with ``split="Slice"``) -> branch (1x1 Conv, Relu, depthwise 3x3 Conv, 1x1
+    Conv, Relu) on the second half -> Concat(first half, branch) -> channel shuffle (2 groups)] -> [crop the first
+    row: a Slice of H] -> head."""
     g, c = _Graph(seed), channels
     h, w = size
     g.conv("c1", "x", 3, c, 2)
-    g.node("Relu", ["c1"], "r1")
+    x = g.node("Relu", ["c1"], "r1")
     half = c // 2
-    if split == "Split":
-        g.const("sp", np.array([half, c - half], np.int64))
-        g.nodes.append(helper.make_node("Split", ["r1", "sp"], ["a", "b"], axis=1))
-    else:
-        for name, (lo, hi) in (("a", (0, half)), ("b", (half, c))):
-            g.const(f"{name}_st", np.array([lo], np.int64))
-            g.const(f"{name}_en", np.array([hi], np.int64))
-            g.const(f"{name}_ax", np.array([1], np.int64))
-            g.node("Slice", ["r1", f"{name}_st", f"{name}_en", f"{name}_ax"], name)
-    node, inits = _conv(g.rng, "b1", "b", c - half, c - half, [1, 1])
-    g.nodes.append(node)
-    g.inits += inits
-    g.node("Relu", ["b1"], "b1r")
-    g.conv("b2", "b1r", c - half, c - half, 2, group=c - half)
-    node, inits = _conv(g.rng, "b3", "b2", c - half, c - half, [1, 1])
-    g.nodes.append(node)
-    g.inits += inits
-    g.node("Relu", ["b3"], "b3r")
-    g.node("Concat", ["a", "b3r"], "cat", axis=1)
     g.const("s1", np.array([0, 2, c // 2, h, w], np.int64))
     g.const("s2", np.array([0, c, h, w], np.int64))
-    g.node("Reshape", ["cat", "s1"], "rs1")
-    g.node("Transpose", ["rs1"], "tr", perm=[0, 2, 1, 3, 4])
-    x = g.node("Reshape", ["tr", "s2"], "rs2")
+    for u in range(units):
+        a, b = f"a{u}", f"b{u}"
+        if split == "Split":
+            g.const(f"sp{u}", np.array([half, c - half], np.int64))
+            g.nodes.append(helper.make_node("Split", [x, f"sp{u}"], [a, b], axis=1))
+        else:
+            for name, (lo, hi) in ((a, (0, half)), (b, (half, c))):
+                g.const(f"{name}_st", np.array([lo], np.int64))
+                g.const(f"{name}_en", np.array([hi], np.int64))
+                g.const(f"{name}_ax", np.array([1], np.int64))
+                g.node("Slice", [x, f"{name}_st", f"{name}_en", f"{name}_ax"], name)
+        node, inits = _conv(g.rng, f"b1_{u}", b, c - half, c - half, [1, 1])
+        g.nodes.append(node)
+        g.inits += inits
+        g.node("Relu", [f"b1_{u}"], f"b1r_{u}")
+        g.conv(f"b2_{u}", f"b1r_{u}", c - half, c - half, 2, group=c - half)
+        node, inits = _conv(g.rng, f"b3_{u}", f"b2_{u}", c - half, c - half, [1, 1])
+        g.nodes.append(node)
+        g.inits += inits
+        g.node("Relu", [f"b3_{u}"], f"b3r_{u}")
+        g.node("Concat", [a, f"b3r_{u}"], f"cat{u}", axis=1)
+        g.node("Reshape", [f"cat{u}", "s1"], f"rs1_{u}")
+        g.node("Transpose", [f"rs1_{u}"], f"tr{u}", perm=[0, 2, 1, 3, 4])
+        x = g.node("Reshape", [f"tr{u}", "s2"], f"rs2_{u}")
     if crop:
         g.const("cr_st", np.array([1], np.int64))
         g.const("cr_en", np.array([h], np.int64))
         g.const("cr_ax", np.array([2], np.int64))
         x = g.node("Slice", [x, "cr_st", "cr_en", "cr_ax"], "crop")
     g.conv("c9", x, c, c, 2)
-    return g.head(path, "c9", c, (3, h, w), "shufflenet_v2_unit")
+    return g.head(path, "c9", c, (3, h, w), "shufflenet_v2_units")

@@ -39,7 +39,7 @@ CASES = {  # builder, options, format, activations, the layer op that moves, whe
                          "vector (copy)", {"LUT"}),
     "concat-c-unaligned-qop-u8": (concat_net, dict(axis=1, channels=5), "qoperator", "uint8", "QLinearConcat",
                                   "vector (copy)", {"LUT", "MATMUL"}),
-    "shufflenet-v2-c10-split-qdq-s8": (shufflenet_v2_net, dict(channels=10), "qdq", "int8", "Slice",
+    "shufflenet-v2-c10-split-qdq-s8": (shufflenet_v2_net, dict(channels=10, units=2), "qdq", "int8", "Slice",
                                        "array (channel selection as a 1x1 convolution)", {"MATMUL"}),
     "shufflenet-v2-c12-crop-qop-u8": (shufflenet_v2_net, dict(channels=12, size=(5, 3), crop=True, split="Slice"),
                                       "qoperator", "uint8", "Slice", "vector (pixel copies)", {"MAXPOOL"}),
@@ -60,7 +60,7 @@ def test_moves_bit_exact(tmp_path, case) -> None:
     model = import_model(q).ir
     where = runs_on(model)
     moving = [layer for layer in model.layers if layer.op == op and where[layer.name] == unit]
-    assert len(moving) == (2 if case.startswith("shufflenet-v2-c10") else 1), where
+    assert len(moving) == (4 if case.startswith("shufflenet-v2-c10") else 1), where
     config = AcceleratorConfig.preset("4x4")
     program = compile_model(model, config)
     for layer in moving:
