@@ -67,7 +67,9 @@ class _Builder:
         shape = [int(rng.integers(1, 10))] + [int(rng.integers(1, 8)) for _ in range(dims)]
         shape0 = list(shape)
         x, (xs, xz, xsv) = "x", self.q(float(np.exp(rng.uniform(-5, -2))))
-        for _ in range(int(rng.integers(1, 5))):
+        for _ in range(int(rng.integers(1, 5)) + 4 * 3):  # the first 1-4 steps that add a layer
+            if len(self.layers) >= 4 or (self.layers and rng.random() < 0.35):
+                break
             step = str(rng.choice(["square", "mul_branch", "se", "badd", "resize", "shuffle", "transpose", "concat",
                                    "prelu", "slice"]))
             if step == "slice":

@@ -520,13 +520,15 @@ def permutation_conv(layer: ir.Layer, sources: np.ndarray, x: TensorPlacement, y
     """Output channel ``c`` = input channel ``sources[c]``, every pixel in place, as a 1x1 CONV: weight
     ``w[c, sources[c]] = 1``, bias 0, scale 1.0.
 
-    The input zero point subtracted before the products is the stored tensor's, and the output zero point is the
-    same, so the accumulator of output channel ``c`` is ``x[sources[c]] - zp`` and the requantizer (``M = 2**23``,
-    ``E = 23`` for the scale 1.0) returns ``x[sources[c]]``, which is inside the clamp range.
+    The codes are copied, whatever they mean: the zero point subtracted before the products is the stored input's,
+    and the same is added back, so the accumulator of output channel ``c`` is ``x[sources[c]] - zp`` and the
+    requantizer (``M = 2**23``, ``E = 23`` for the scale 1.0) returns ``x[sources[c]]``, which is inside the clamp
+    range. (The zero points recorded for the two tensors may differ when one of them is a graph input whose
+    quantization only its readers know; padding lanes, which no reader uses, then hold the input's.)
     """
-    if (x.dtype, x.zero_point) != (y.dtype, y.zero_point):
-        raise SystolixError(f"layer {layer.name} ({layer.op}): its input is {x.dtype} with zero point "
-                            f"{x.zero_point} but its output {y.dtype} with zero point {y.zero_point}")
+    if x.dtype != y.dtype:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): its input is {x.dtype} but its output {y.dtype}")
+    y = dataclasses.replace(y, zero_point=x.zero_point)
     channels = len(sources)
     weight = np.zeros((channels, x.channels, 1, 1), dtype=np.int64)
     weight[np.arange(channels), np.asarray(sources)] = 1
