@@ -416,6 +416,7 @@ class _Classified:
     views: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = dataclasses.field(default_factory=dict)
     im2col_source: dict[str, str] = dataclasses.field(default_factory=dict)  # im2col tensor -> its source
     moves: dict[int, Move] = dataclasses.field(default_factory=dict)  # Reshape/Transpose layers that move data
+    folds: frozenset[int] = frozenset()  # convolutions reading a channel permutation through their weights
 
     def root(self, name: str) -> str:
         return self.alias.get(name, name)
@@ -493,9 +494,14 @@ def _classify(model: ir.Model) -> _Classified:
             raise SystolixError(f"layer {layer.name} ({layer.op}): {why}")
         if isinstance(layer, ir.Dense) and layer.inputs[0] in views:
             layers[index] = _permuted_dense(layer, views[layer.inputs[0]])
+        if index in plan.folds:  # reads a channel permutation of the stored tensor: weights permuted instead
+            weight = np.zeros((layer.weight.shape[0], len(plan.folds[index]), *layer.weight.shape[2:]),
+                              layer.weight.dtype)
+            weight[:, plan.folds[index]] = layer.weight
+            layers[index] = dataclasses.replace(layer, weight=weight)
         device.append(index)
     return _Classified(transforms, dict(plan.alias), device, frozenset(host), layers, dict(plan.views),
-                       moves=dict(plan.moves))
+                       moves=dict(plan.moves), folds=frozenset(plan.folds))
 
 
 # -- pass 2: im2col of first convolutions -------------------------------------------------------------------
@@ -747,7 +753,9 @@ def _plans(model: ir.Model, layers: list[ir.Layer], classified: _Classified, low
         entries = by_index[index]
         parts = [low.lowered for _, low in entries]
         note = "; ".join(p.note for p in parts)
-        if layer is not original and isinstance(layer, ir.Dense):
+        if index in classified.folds:
+            note += " (input channels permuted in its weights: it reads the stored tensor before a channel shuffle)"
+        elif layer is not original and isinstance(layer, ir.Dense):
             note += " (weight rows permuted: it reads the rows stored before a Transpose)"
         elif layer is not original:
             before, after = im2col_tiles(original, lanes)

@@ -29,6 +29,9 @@ element in the root. Then:
   (ShuffleNet v2's ``chunk`` of the channels: a 1x1 convolution by a selection matrix) and a crop of H or W (row
   copies).
 
+  A channel permutation read only by convolutions of one group is not written at all: each convolution reads the
+  stored channels with its weights permuted (exact, free).
+
   A movement that sends data from channels to pixels or back (NCHW -> NHWC, a Reshape [N,C,H,W] ->
   [N,C*H,W] read by a convolution) is refused with one line.
 """
@@ -87,12 +90,16 @@ class MovePlan:
         Layer index -> :class:`Move`.
     refused : dict
         Layer index -> why the layer cannot run on the accelerator.
+    folds : dict
+        Layer index of a convolution (one group) that reads a channel permutation of a stored tensor -> the stored
+        channel of each of its input channels: its weights are permuted instead of moving the data.
     """
 
     alias: dict[str, str]
     views: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
     moves: dict[int, Move]
     refused: dict[int, str]
+    folds: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 _MIXED = ("it moves data between channels and pixels; the accelerator moves whole channels (a channel "
@@ -148,8 +155,13 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
     producer = {layer.output: i for i, layer in enumerate(model.layers)}
     materialized: set[str] = set()
     refused: dict[int, str] = {}
+    readers: dict[str, list[ir.Layer]] = {}
+    for layer in model.layers:
+        for name in layer.inputs:
+            readers.setdefault(name, []).append(layer)
     while True:
         alias, order, views, transposed = _follow(model, host, materialized)
+        folds: dict[int, np.ndarray] = {}
         wanted: set[str] = set()
         for i, layer in enumerate(model.layers):
             if isinstance(layer, ir.Slice):  # a selection has no view the host could read: always written
@@ -179,8 +191,13 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
                 same = np.array_equal(order[name].reshape(-1), np.arange(order[name].size))
                 c, h, w = _geometry(shapes[name])
                 c0, h0, w0 = _geometry(shapes[root])
-                if not same or (c, h * w) != (c0, h0 * w0):
-                    wanted.add(name)
+                if same and (c, h * w) == (c0, h0 * w0):
+                    continue
+                sources = _foldable(name, readers, views, order, shapes, alias)
+                if sources is not None:  # a convolution reads the stored channels with its weights permuted
+                    folds[i] = sources
+                    continue
+                wanted.add(name)
         new = wanted - materialized
         for name in sorted(new):
             i = producer[name]
@@ -205,7 +222,23 @@ def plan_moves(model: ir.Model, host: set[str], dense_views: dict[str, tuple[tup
         moves[i] = Move(i, root, kind, sources)
     alias = {n: r for n, r in alias.items() if n not in materialized}
     views = {n: v for n, v in views.items() if n not in materialized}
-    return MovePlan(alias, views, moves, refused)
+    return MovePlan(alias, views, moves, refused, folds)
+
+
+def _foldable(name: str, readers: dict, views: dict, order: dict, shapes: dict, alias: dict) -> np.ndarray | None:
+    """The stored channel of each channel of ``name`` when ``name`` is a channel permutation of its stored tensor
+    read only by convolutions of one group (and the host through its view), else None."""
+    users = readers.get(name, [])
+    if not users or name not in views or not all(isinstance(u, ir.Conv) and u.group == 1 for u in users):
+        return None
+    try:
+        kind, sources = classify_move(order[name], shapes[alias[name]], shapes[name])
+    except SystolixError:
+        return None
+    channels = shapes[alias[name]][1]
+    if kind != "channels" or sorted(sources.tolist()) != list(range(channels)):
+        return None
+    return sources
 
 
 def _writable(model: ir.Model, name: str, transposed: set[str], shapes: dict, producer: dict) -> str:

@@ -53,6 +53,7 @@ def runs_on(model: ir.Model) -> dict[str, str]:
     host = {t.name for t in model.inputs}
     views = transpose_views(model)
     plan = plan_moves(model, host_tensors(model), views)
+    folded = {model.layers[i].inputs[0] for i in plan.folds}
     where = {}
     for index, layer in enumerate(model.layers):
         if isinstance(layer, ir.Transpose) and layer.output in views:
@@ -69,6 +70,8 @@ def runs_on(model: ir.Model) -> dict[str, str]:
                 what = "selection" if isinstance(layer, ir.Slice) else "permutation"
                 where[layer.name] = (f"array (channel {what} as a 1x1 convolution)"
                                      if plan.moves[index].kind == "channels" else "vector (pixel copies)")
+            elif layer.output in folded:
+                where[layer.name] = "alias (folded into the next convolution's weights)"
             elif isinstance(layer, ir.Transpose):
                 where[layer.name] = "alias (a view: no data moved)"
             else:

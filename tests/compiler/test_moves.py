@@ -116,6 +116,23 @@ def test_channel_shuffle_networks(tmp_path, case) -> None:
     _exact(model)
 
 
+@pytest.mark.parametrize("fmt, act", [("qdq", "uint8"), ("qoperator", "int8")])
+def test_channel_shuffle_folded_into_a_convolution(tmp_path, fmt, act) -> None:
+    """A shuffle read only by a convolution of one group moves no data: the convolution's weights take the
+    permutation (its input channel ``c`` reads stored channel ``sources[c]``)."""
+    model = import_model(quantized_net(tmp_path, lambda p: shuffle_net(p, channels=9, groups=3, conv_group=1),
+                                       quant_format=fmt, activation_type=act)).ir
+    where = runs_on(model)
+    assert [where[layer.name] for layer in model.layers if layer.op in ("Reshape", "Transpose")] == [
+        "alias (no data moved)", "alias (a view: no data moved)", "alias (folded into the next convolution's weights)"]
+    program = compile_model(model, AcceleratorConfig.preset("4x4"))
+    moved = [p for p in program.layers if p.op in ("Reshape", "Transpose")]
+    assert all(not p.instructions for p in moved)
+    (conv,) = [p for p in program.layers if p.op == "QLinearConv" and "before a channel shuffle" in p.note]
+    assert len(conv.instructions) == 1
+    _exact(model)
+
+
 def test_two_channel_shuffles_in_a_row(tmp_path) -> None:
     """The second shuffle's Transpose reads a view through the first: the first shuffle's 4-D output is written
     (not the second's 5-D reshape of it, which has no accelerator layout), then the second moves it again."""
@@ -196,10 +213,12 @@ def test_shufflenet_v2_units(tmp_path, options, fmt, act) -> None:
     expected = ["array (channel selection as a 1x1 convolution)"] * 2 * units + (["vector (pixel copies)"] if
                                                                                  options.get("crop") else [])
     assert kinds == sorted(expected)
-    # the split of a shuffled tensor selects from the stored tensor: only the last shuffle (read by a Conv or
-    # the crop) is written
+    # the split of a shuffled tensor selects from the stored tensor; the last shuffle is written for the crop, or
+    # folded into the weights of the convolution that reads it
     shuffles = [where[layer.name] for layer in model.layers if layer.op == "Reshape" and len(layer.out_shape) == 4]
-    assert shuffles == ["alias (no data moved)"] * (units - 1) + ["array (channel permutation as a 1x1 convolution)"]
+    last = ("array (channel permutation as a 1x1 convolution)" if options.get("crop") else
+            "alias (folded into the next convolution's weights)")
+    assert shuffles == ["alias (no data moved)"] * (units - 1) + [last]
     _exact(model)
 
 

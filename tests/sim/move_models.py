@@ -43,9 +43,10 @@ class _Graph:
 
 
 def shuffle_net(path: Path, *, channels: int = 6, groups: int = 2, size: tuple[int, ...] = (5, 3),
-                seed: int = 1, repeat: int = 1) -> tuple[int, ...]:
+                seed: int = 1, repeat: int = 1, conv_group: int | None = None) -> tuple[int, ...]:
     """Conv -> Relu -> channel shuffle (Reshape [N,g,C/g,...] -> Transpose(0,2,1,...) -> Reshape [N,C,...], as
-    torch.onnx exports ShuffleNet's; ``repeat`` times in a row) -> grouped Conv -> head. 1-D with one ``size``."""
+    torch.onnx exports ShuffleNet's; ``repeat`` times in a row) -> Conv with ``conv_group`` groups (default: the
+    shuffle's) -> head. 1-D with one ``size``."""
     g, c, dims = _Graph(seed), channels, len(size)
     g.conv("c1", "x", 3, c, dims)
     x = g.node("Relu", ["c1"], "r1")
@@ -55,7 +56,7 @@ def shuffle_net(path: Path, *, channels: int = 6, groups: int = 2, size: tuple[i
         g.node("Reshape", [x, "s1"], f"rs1_{i}")
         g.node("Transpose", [f"rs1_{i}"], f"tr_{i}", perm=[0, 2, 1, *range(3, 3 + dims)])
         x = g.node("Reshape", [f"tr_{i}", "s2"], f"rs2_{i}")
-    g.conv("c2", x, c, c, dims, group=groups)
+    g.conv("c2", x, c, c, dims, group=groups if conv_group is None else conv_group)
     return g.head(path, "c2", c, (3, *size), "shuffle_net")
 
 
