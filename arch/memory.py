@@ -14,7 +14,7 @@ from .config import AcceleratorConfig
 from .isa import INSTRUCTION_BITS
 from .params import CHANNEL_BITS
 
-__all__ = ["LOAD_SELECT", "MEMORIES", "memory_depths", "pack_lanes", "unpack_lanes", "word_bits"]
+__all__ = ["LOAD_SELECT", "LUT_LANE_BITS", "MEMORIES", "memory_depths", "pack_lanes", "unpack_lanes", "word_bits"]
 
 #: The memories a host loads before running a program, in load order (names of the compiler's ``MemoryImages``), and
 #: their ``load_sel`` code on the load bus of ``hdl/top.py``.
@@ -23,10 +23,15 @@ MEMORIES = ("wgt", "prm", "lut", "addtab", "prog")
 
 
 def word_bits(config: AcceleratorConfig) -> dict[str, int]:
-    """Bits of one load-bus word of each memory (and of a line of its ``.hex`` file)."""
+    """Bits of one load-bus word of each memory (and of a line of its ``.hex`` file); ``lut``: one byte per lane."""
     lanes = config.rows
-    return {"wgt": 8 * lanes, "prm": CHANNEL_BITS * lanes, "lut": 8, "addtab": TABLE_BITS,
+    return {"wgt": 8 * lanes, "prm": CHANNEL_BITS * lanes, "lut": 8 * lanes, "addtab": TABLE_BITS,
             "prog": INSTRUCTION_BITS}
+
+
+#: Bits of one entry of a lane's copy of the ``lut`` memory: a ``lut`` load word holds one entry per lane (lane ``i``
+#: in bits ``8*i ..``), so that every lane can have its own table (per-channel tables, one channel per lane).
+LUT_LANE_BITS = 8
 
 
 def memory_depths(config: AcceleratorConfig) -> dict[str, int]:

@@ -1,11 +1,16 @@
 """A fuzz campaign for the operators of issue 7: QLinearMul of two activations (same shape, and the
-squeeze-and-excite broadcast in either order), broadcast QLinearAdd, nearest Resize.
+squeeze-and-excite broadcast in either order), broadcast QLinearAdd, nearest Resize; data movement (channel
+shuffle, Transpose of H and W), QLinearConcat along H / W / the length, PRelu with one slope per channel.
 
 Each seed builds a QOperator model with ``onnx.helper`` (int8 or uint8; 1-9 channels, so channel blocks end
 inside a block; 1-D or 2-D, H and W from 1; random scales and zero points, the MUL ratio sometimes near the
 unit's limit) of 1-4 steps among: ``x * x``, ``x * conv1x1(x)``, ``x * gate(x)`` / ``gate(x) * x`` with
 ``gate = QLinearSigmoid(QLinearGlobalAveragePool(x))``, ``x + gap(x)`` / ``gap(x) + x``, Resize nearest (random
-factors 1-3, transformation and nearest mode), and runs it on a backend with every layer compared with
+factors 1-3, transformation and nearest mode), a channel shuffle (Reshape -> Transpose -> Reshape on the integer
+tensor, any group count that divides the channels), a Transpose of H and W, ``QLinearConcat`` of the tensor with a
+1x1 convolution of it along H, W or the length (requantizing), DequantizeLinear -> PRelu (random slope per channel,
+some negative) -> QuantizeLinear, a Slice of one axis (channels, H or W; step 1 or 2), and runs it on a backend with
+every layer compared with
 onnxruntime. Outcomes: exact, mismatch (a defect), refused (a clean one-line SystolixError: e.g. a map the
 RESIZE instruction cannot walk, a ratio beyond the MUL unit), crash (a defect).
 
@@ -62,8 +67,70 @@ class _Builder:
         shape = [int(rng.integers(1, 10))] + [int(rng.integers(1, 8)) for _ in range(dims)]
         shape0 = list(shape)
         x, (xs, xz, xsv) = "x", self.q(float(np.exp(rng.uniform(-5, -2))))
-        for _ in range(int(rng.integers(1, 5))):
-            step = str(rng.choice(["square", "mul_branch", "se", "badd", "resize"]))
+        for _ in range(int(rng.integers(1, 5)) + 4 * 3):  # the first 1-4 steps that add a layer
+            if len(self.layers) >= 4 or (self.layers and rng.random() < 0.35):
+                break
+            step = str(rng.choice(["square", "mul_branch", "se", "badd", "resize", "shuffle", "transpose", "concat",
+                                   "prelu", "slice"]))
+            if step == "slice":
+                axis = int(rng.integers(1, 2 + dims))
+                size = shape[axis - 1]
+                start, stride = int(rng.integers(0, size)), int(rng.integers(1, 3))
+                stop = int(rng.integers(start + 1, size + 1))
+                if (start, stop, stride) == (0, size, 1) or (axis == 1 and dims == 2 and rng.random() < 0.3):
+                    continue
+                x = self.node("Slice", [x, self.const(np.array([start], np.int64), "st"),
+                                        self.const(np.array([stop], np.int64), "en"),
+                                        self.const(np.array([axis], np.int64), "ax"),
+                                        self.const(np.array([stride], np.int64), "sp")], domain=None)
+                shape = list(shape)
+                shape[axis - 1] = len(range(start, stop, stride))
+                self.layers.append(f"Slice axis {axis}")
+                continue
+            if step == "shuffle":
+                groups = [g for g in range(2, shape[0] + 1) if shape[0] % g == 0]
+                if not groups:
+                    continue
+                g = int(rng.choice(groups))
+                s1 = self.const(np.array([0, g, shape[0] // g, *shape[1:]], np.int64), "shape")
+                x = self.node("Reshape", [x, s1], domain=None)
+                x = self.node("Transpose", [x], domain=None, perm=[0, 2, 1, *range(3, 3 + dims)])
+                x = self.node("Reshape", [x, self.const(np.array([0, *shape], np.int64), "shape")], domain=None)
+                self.layers.append(f"shuffle {shape[0]} channels in {g} groups")
+                continue
+            if step == "transpose":
+                if dims != 2:
+                    continue
+                x = self.node("Transpose", [x], domain=None, perm=[0, 1, 3, 2])
+                shape = [shape[0], shape[2], shape[1]]
+                self.layers.append("Transpose H/W")
+                continue
+            if step == "concat":
+                axis = int(rng.integers(2, 2 + dims))
+                c = shape[0]
+                w = rng.integers(-127, 128, (c, c, *([1] * dims))).astype(np.int8)
+                os_, oz, osv = self.q(xsv * rng.uniform(0.5, 2))
+                ws = self.const(np.float32(rng.uniform(0.005, 0.02)), "ws")
+                other = self.node("QLinearConv", [x, xs, xz, self.const(w, "w"), ws,
+                                                  self.const(np.array(0, np.int8), "wz"), os_, oz], domain=None)
+                ys, yz, ysv = self.q(max(xsv, osv) * rng.uniform(1, 1.5))
+                pair = [x, xs, xz, other, os_, oz] if rng.random() < 0.5 else [other, os_, oz, x, xs, xz]
+                x = self.node("QLinearConcat", [ys, yz, *pair], axis=axis)
+                shape = list(shape)
+                shape[axis - 1] *= 2
+                xs, xz, xsv = ys, yz, ysv
+                self.layers.append(f"QLinearConcat axis {axis}")
+                continue
+            if step == "prelu":
+                c = shape[0]
+                slope = self.const(rng.uniform(-1.5, 1.5, (c, *([1] * dims))).astype(np.float32), "slope")
+                f = self.node("DequantizeLinear", [x, xs, xz], domain=None)
+                f = self.node("PRelu", [f, slope], domain=None)
+                ys, yz, ysv = self.q(xsv * rng.uniform(0.5, 1.5))
+                x = self.node("QuantizeLinear", [f, ys, yz], domain=None)
+                xs, xz, xsv = ys, yz, ysv
+                self.layers.append(f"PRelu per channel ({c})")
+                continue
             if step == "resize" and dims == 2 and max(shape[1:]) <= 12:
                 f = [int(rng.integers(1, 4)), int(rng.integers(1, 4))]
                 t, nm = str(rng.choice(TRANSFORMS)), str(rng.choice(NEAREST))
@@ -146,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                 outcome = "exact" if cmp.mismatches == 0 else "mismatch"
                 elements += cmp.elements
                 if outcome == "exact":
-                    ops.update(layer.split(" ")[0] + (" broadcast" if "broadcast" in layer else "") for layer in layers)
+                    ops.update(layer.split(" ")[0] + (" broadcast" if "broadcast" in layer else "")
+                               + (f" axis {layer[-1]}" if layer.startswith(("QLinearConcat", "Slice")) else "")
+                               for layer in layers)
                 else:
                     print(f"seed {seed}: MISMATCH {cmp.first_mismatch} layers {layers}")
             except SystolixError as e:

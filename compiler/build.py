@@ -133,6 +133,8 @@ def write_images(folder: Path, images: MemoryImages, config: AcceleratorConfig) 
     bits = word_bits(config)
     for name in MEMORIES:
         (folder / f"{name}.hex").write_text(_hex_lines(words[name], bits[name]))
+    for lane in range(config.rows):  # each lane's copy of lut, for a design with the model baked in (hdl.export)
+        (folder / f"lut{lane}.hex").write_text(_hex_lines([(w >> (8 * lane)) & 0xFF for w in words["lut"]], 8))
     np.savez_compressed(folder / "images.npz", wgt=images.wgt, lut=images.lut, addtab=images.addtab,
                         prm=np.array([str(w) for w in images.prm]), prog=np.array([str(w) for w in images.prog]))
 

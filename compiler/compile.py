@@ -26,7 +26,8 @@ from .lower import (
     Lowered,
     average_pool_refusal,
     channel_broadcast,
-    channel_lookup_fit,
+    concat_axis,
+    concat_scratch_channels,
     is_global_average,
     lower_add,
     lower_average_pool,
@@ -41,6 +42,7 @@ from .lower import (
     lower_resize,
     resize_runs,
 )
+from .moves import Move, channel_move, pixel_move, plan_moves
 
 __all__ = ["PROGRAM_FORMAT", "HostTransform", "LayerPlan", "Program", "compile_model", "resolve_add_variant"]
 
@@ -179,8 +181,9 @@ class Program:
 
     @property
     def internal_tensors(self) -> frozenset[str]:
-        """Tensors of the compiler's own (im2col forms), not tensors of the model."""
-        return frozenset(t.output for t in self.input_transform if t.window is not None)
+        """Tensors of the compiler's own (im2col forms, aligned Concat copies), not tensors of the model."""
+        return frozenset(t.output for t in self.input_transform if t.window is not None) | frozenset(
+            name for name in self.tensors if name.endswith(":aligned"))
 
     def device_inputs(self, host_inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The tensors of :meth:`host_inputs` the host writes into ``act`` (those with a placement)."""
@@ -282,11 +285,6 @@ def _unsupported(layer: ir.Layer) -> str | None:
     """Why a layer cannot run on the accelerator (None if it can)."""
     if isinstance(layer, ir.AveragePool) and not is_global_average(layer):
         return average_pool_refusal(layer)
-    if isinstance(layer, ir.ChannelLookup):
-        try:
-            channel_lookup_fit(layer)
-        except SystolixError as e:
-            return str(e).removeprefix(f"layer {layer.name}: ")
     if isinstance(layer, ir.Add | ir.Mul):
         try:
             channel_broadcast(layer)
@@ -302,8 +300,11 @@ def _unsupported(layer: ir.Layer) -> str | None:
                 resize_runs(index_map, length)
         except SystolixError as e:
             return str(e)
-    if isinstance(layer, ir.Concat) and layer.axis != 1:
-        return f"a Concat on axis {layer.axis} is not supported by the accelerator (only the channel axis, 1)"
+    if isinstance(layer, ir.Concat):
+        try:
+            concat_axis(layer)
+        except SystolixError as e:
+            return str(e).removeprefix(f"layer {layer.name} ({layer.op}): ")
     if isinstance(layer, ir.MatMul):
         return "a matrix product of two activations is not supported by the accelerator (only constant weights)"
     if isinstance(layer, ir.Transpose):
@@ -414,6 +415,8 @@ class _Classified:
     layers: list[ir.Layer]  # the model's layers, Dense layers behind a Transpose with permuted weights
     views: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = dataclasses.field(default_factory=dict)
     im2col_source: dict[str, str] = dataclasses.field(default_factory=dict)  # im2col tensor -> its source
+    moves: dict[int, Move] = dataclasses.field(default_factory=dict)  # Reshape/Transpose layers that move data
+    folds: frozenset[int] = frozenset()  # convolutions reading a channel permutation through their weights
 
     def root(self, name: str) -> str:
         return self.alias.get(name, name)
@@ -458,33 +461,47 @@ def _permuted_dense(layer: ir.Dense, view: tuple[tuple[int, ...], tuple[int, ...
     return dataclasses.replace(layer, weight=weight)
 
 
+def host_tensors(model: ir.Model) -> set[str]:
+    """The graph inputs and the outputs of the Transpose / Reshape layers the host applies to them."""
+    host = {t.name for t in model.inputs}
+    for layer in model.layers:
+        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host:
+            host.add(layer.output)
+    return host
+
+
 def _classify(model: ir.Model) -> _Classified:
-    host_tensors = {t.name for t in model.inputs}
+    host = {t.name for t in model.inputs}
     transforms: list[HostTransform] = []
-    alias: dict[str, str] = {}
     device: list[int] = []
     views = transpose_views(model)
+    plan = plan_moves(model, host_tensors(model), views)
     layers = list(model.layers)
     for index, layer in enumerate(model.layers):
-        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host_tensors:
+        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host:
             perm = tuple(layer.perm) if isinstance(layer, ir.Transpose) else None
             shape = None if perm is not None else tuple(layer.out_shape)
             transforms.append(HostTransform(layer.name, layer.op, layer.inputs[0], layer.output, perm, shape))
-            host_tensors.add(layer.output)
+            host.add(layer.output)
             continue
-        if isinstance(layer, ir.Transpose) and layer.output in views:
-            alias[layer.output] = alias.get(layer.inputs[0], layer.inputs[0])
+        if isinstance(layer, ir.Transpose | ir.Reshape | ir.Slice):  # an alias, a view or a move (:mod:`.moves`)
+            if index in plan.refused:
+                raise SystolixError(f"layer {layer.name} ({layer.op}): {plan.refused[index]}")
             device.append(index)
             continue
         why = _unsupported(layer)
         if why is not None:
             raise SystolixError(f"layer {layer.name} ({layer.op}): {why}")
-        if isinstance(layer, ir.Reshape):
-            alias[layer.output] = alias.get(layer.inputs[0], layer.inputs[0])
         if isinstance(layer, ir.Dense) and layer.inputs[0] in views:
             layers[index] = _permuted_dense(layer, views[layer.inputs[0]])
+        if index in plan.folds:  # reads a channel permutation of the stored tensor: weights permuted instead
+            weight = np.zeros((layer.weight.shape[0], len(plan.folds[index]), *layer.weight.shape[2:]),
+                              layer.weight.dtype)
+            weight[:, plan.folds[index]] = layer.weight
+            layers[index] = dataclasses.replace(layer, weight=weight)
         device.append(index)
-    return _Classified(transforms, alias, device, frozenset(host_tensors), layers, views)
+    return _Classified(transforms, dict(plan.alias), device, frozenset(host), layers, dict(plan.views),
+                       moves=dict(plan.moves), folds=frozenset(plan.folds))
 
 
 # -- pass 2: im2col of first convolutions -------------------------------------------------------------------
@@ -550,6 +567,7 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
         shapes[layer.output] = tuple(layer.out_shape)
         for name, shape in zip(layer.inputs, layer.in_shapes, strict=True):
             shapes.setdefault(name, tuple(shape))
+    internal: dict[str, str] = {}  # the compiler's own tensors (aligned Concat copies) -> the tensor they become
     consumed = {root(n) for i in classified.device for n in layers[i].inputs}
     for name in [*graph_inputs, *(t.output for t in classified.transforms)]:
         if name in consumed:
@@ -562,7 +580,13 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
             if r not in live:
                 raise SystolixError(f"layer {layer.name}: its input {name!r} is not produced on the accelerator")
             live[r][1] = max(live[r][1], i)
-        if not isinstance(layer, ir.Reshape | ir.Transpose):
+        if not isinstance(layer, ir.Reshape | ir.Transpose | ir.Slice) or i in classified.moves:
+            if isinstance(layer, ir.Concat) and concat_scratch_channels(layer, lanes):
+                c, h, w = storage_geometry(layer.out_shape, f"layer {layer.name}")
+                geometry[scratch_name(layer)] = (concat_scratch_channels(layer, lanes), h, w)
+                live[scratch_name(layer)] = [i, i]
+                internal[scratch_name(layer)] = layer.output
+                shapes[scratch_name(layer)] = (1, concat_scratch_channels(layer, lanes), *layer.out_shape[2:])
             geometry[layer.output] = storage_geometry(layer.out_shape, f"layer {layer.name}")
             live[layer.output] = [i, i]
     for t in model.outputs:
@@ -587,7 +611,7 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
 
     placements: dict[str, TensorPlacement] = {}
     for name, (c, h, w) in geometry.items():
-        dtype, zp = _dtype_zp(model, classified.im2col_source.get(name, name))
+        dtype, zp = _dtype_zp(model, internal.get(name, classified.im2col_source.get(name, name)))
         placements[name] = TensorPlacement(name, alloc.bases[name], c, h, w, -(-c // lanes), lanes, dtype, zp,
                                            tuple(shapes[name]))
     for name, src in classified.alias.items():
@@ -618,12 +642,15 @@ def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Plac
     out = []
     for index in classified.device:
         layer = layers[index]
-        if isinstance(layer, ir.Reshape | ir.Transpose):
+        if isinstance(layer, ir.Reshape | ir.Transpose | ir.Slice):
+            if index in classified.moves:
+                out.extend(_lower_move(layer, classified.moves[index], placed, config, index))
             continue
         xs = [placed.placements[n] for n in layer.inputs]
         y = placed.placements[layer.output]
         _check_input_layout(layer, xs)
-        result = _lower(layer, xs, y, config.rows, config, config.add_variant)
+        result = _lower(layer, xs, y, config.rows, config, config.add_variant,
+                        placed.placements.get(scratch_name(layer)))
         for lowered in result if isinstance(result, list) else [result]:
             fields = dict(in_base=xs[0].base, out_base=y.base, layer=index)
             if len(xs) > 1 and not isinstance(layer, ir.Concat):
@@ -726,7 +753,9 @@ def _plans(model: ir.Model, layers: list[ir.Layer], classified: _Classified, low
         entries = by_index[index]
         parts = [low.lowered for _, low in entries]
         note = "; ".join(p.note for p in parts)
-        if layer is not original and isinstance(layer, ir.Dense):
+        if index in classified.folds:
+            note += " (input channels permuted in its weights: it reads the stored tensor before a channel shuffle)"
+        elif layer is not original and isinstance(layer, ir.Dense):
             note += " (weight rows permuted: it reads the rows stored before a Transpose)"
         elif layer is not original:
             before, after = im2col_tiles(original, lanes)
@@ -738,6 +767,21 @@ def _plans(model: ir.Model, layers: list[ir.Layer], classified: _Classified, low
             sum(0 if p.tiles is None else p.tiles.shape[0] for p in parts), sum(len(p.prm) for p in parts),
             sum(0 if p.lut is None else p.lut.shape[0] for p in parts), note, layer.output))
     return plans
+
+
+def _lower_move(layer: ir.Layer, move: Move, placed: _Placed, config: AcceleratorConfig,
+                index: int) -> list[_LayerLowered]:
+    x, y = placed.placements[move.source], placed.placements[layer.output]
+    if move.kind == "channels":
+        parts = [channel_move(layer, move, x, y, config.rows, config.acc_memory_depth)]
+    else:
+        parts = pixel_move(layer, move, x, y)
+    out = []
+    for lowered in parts:
+        fields = dict(in_base=x.base, out_base=y.base, layer=index)
+        fields.update(lowered.fields)
+        out.append(_LayerLowered(index, layer, fields, lowered, y.rows))
+    return out
 
 
 def _check_input_layout(layer: ir.Layer, xs: list[TensorPlacement]) -> None:
@@ -753,8 +797,13 @@ def _check_input_layout(layer: ir.Layer, xs: list[TensorPlacement]) -> None:
                 "layer can follow such a reshape on the accelerator")
 
 
+def scratch_name(layer: ir.Layer) -> str:
+    """The compiler's own tensor of a layer that needs one (a Concat's aligned copy)."""
+    return f"{layer.output}:aligned"
+
+
 def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes: int, config: AcceleratorConfig,
-           add_variant: str) -> Lowered | list[Lowered]:
+           add_variant: str, scratch: TensorPlacement | None = None) -> Lowered | list[Lowered]:
     if not isinstance(layer, ir.Dense):  # read with the layer's own H x W (an alias may split pixels otherwise)
         geoms = [storage_geometry(shape, f"layer {layer.name}") for shape in layer.in_shapes]
         xs = [dataclasses.replace(p, h=h, w=w) for p, (_, h, w) in zip(xs, geoms, strict=True)]
@@ -780,5 +829,5 @@ def _lower(layer: ir.Layer, xs: list[TensorPlacement], y: TensorPlacement, lanes
     if isinstance(layer, ir.Resize):
         return lower_resize(layer, x, y)
     if isinstance(layer, ir.Concat):
-        return lower_concat(layer, xs, y, lanes)
+        return lower_concat(layer, xs, y, lanes, config.acc_memory_depth, scratch)
     raise SystolixError(f"layer {layer.name} ({layer.op}): no lowering for {type(layer).__name__}")

@@ -31,7 +31,8 @@ class MemoryImages:
         One ``L * 96``-bit word per used ``prm`` row (:func:`systolix.arch.params.pack_row`).
     lut : numpy.ndarray
         int8 ``[tables * 256, L]``: table row ``lut_base + code + 128`` holds the output code for
-        input code ``code`` (int8 storage) in every lane.
+        input code ``code`` (int8 storage), lane ``l`` in column ``l`` (the same in every lane, except per-channel
+        tables: one channel per lane).
     addtab : numpy.ndarray
         The ADD unit's tables (format of :mod:`systolix.arch.add_arith`; empty without it).
     prog : list of int
@@ -47,17 +48,15 @@ class MemoryImages:
     def words(self, table_bits: int | None = None) -> dict[str, list[int]]:
         """The words a host writes through the load bus (``hdl/top.py``), used part of each memory only.
 
-        ``wgt``: one row of L int8 lanes per word (:func:`pack_lanes`); ``prm`` and ``prog`` as they are;
-        ``lut``: one byte per row (the table is the same in every lane); ``addtab``: ``table_bits``-bit words.
+        ``wgt`` and ``lut``: one row of L int8 lanes per word (:func:`pack_lanes`; a ``lut`` row holds each lane's
+        own entry); ``prm`` and ``prog`` as they are; ``addtab``: ``table_bits``-bit words.
         """
         lut = np.asarray(self.lut)
-        if lut.size and np.any(lut != lut[:, :1]):
-            raise SystolixError("lookup-table rows must hold the same value in every lane")
         if table_bits is None:
             from systolix.arch.add_arith import TABLE_BITS as table_bits
         mask = (1 << table_bits) - 1
         return {"wgt": pack_lanes(self.wgt[: self.used()["wgt"]]), "prm": [int(w) for w in self.prm],
-                "lut": [int(v) & 0xFF for v in lut[:, 0]] if lut.size else [],
+                "lut": pack_lanes(lut) if lut.size else [],
                 "addtab": [int(w) & mask for w in np.asarray(self.addtab).reshape(-1)],
                 "prog": [int(w) for w in self.prog]}
 
@@ -69,7 +68,7 @@ class MemoryImages:
         if used.shape[0] > weight_depth:
             raise SystolixError(f"{used.shape[0]:,} weight rows do not fit weight_buffer_depth {weight_depth:,}")
         wgt[: used.shape[0]] = used
-        lut = np.array([[(v ^ 0x80) - 0x80] * lanes for v in words["lut"]], np.int8).reshape(-1, lanes)
+        lut = unpack_lanes(words["lut"], lanes).reshape(-1, lanes)
         return cls(wgt=wgt, prm=list(words["prm"]), lut=lut, addtab=np.array(words["addtab"], np.int64),
                    prog=list(words["prog"]))
 

@@ -117,7 +117,7 @@ def _out_range(layer: ir.Layer, y: ir.QuantParams) -> tuple[int, int]:
     return lo, hi
 
 
-def _channels(layer: ir.Layer, scale: np.ndarray, bias: np.ndarray | None, count: int, y: TensorPlacement,
+def channel_params(layer: ir.Layer, scale: np.ndarray, bias: np.ndarray | None, count: int, y: TensorPlacement,
               lo: int, hi: int, lanes: int) -> list[int]:
     """prm rows for ``count`` output channels (scale one or per channel)."""
     scale = np.broadcast_to(np.asarray(scale, dtype=np.float32).reshape(-1), (count,))
@@ -142,7 +142,7 @@ def _channels(layer: ir.Layer, scale: np.ndarray, bias: np.ndarray | None, count
     return channel_rows(chans, lanes, pad)
 
 
-def _chunk_rows(layer: ir.Layer, out_h: int, out_w: int, acc_depth: int) -> int:
+def chunk_rows(layer: ir.Layer, out_h: int, out_w: int, acc_depth: int) -> int:
     if out_w > acc_depth:
         raise SystolixError(
             f"layer {layer.name} needs an accumulator memory of at least {out_w:,} rows (one output row of "
@@ -165,9 +165,9 @@ def lower_conv(layer: ir.Conv, x: TensorPlacement, y: TensorPlacement, lanes: in
     scale = requant.output_scale(x_q.scale, w_q.scale, y_q.scale)
     lo, hi = _out_range(layer, y_q)
     fields = dict(opcode=Opcode.MATMUL, mode=mode, **_io_fields(x, y), **_window_fields(layer), taps=taps,
-                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
+                  chunk_rows=chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
     return Lowered(fields, tiles=tiles.astype(np.int8),
-                   prm=_channels(layer, scale, layer.bias, m, y, lo, hi, lanes), note=note)
+                   prm=channel_params(layer, scale, layer.bias, m, y, lo, hi, lanes), note=note)
 
 
 def lower_dense(layer: ir.Dense, x: TensorPlacement, y: TensorPlacement, lanes: int) -> Lowered:
@@ -187,7 +187,7 @@ def lower_dense(layer: ir.Dense, x: TensorPlacement, y: TensorPlacement, lanes: 
                   dil_h=1, dil_w=1, taps=taps, chunk_rows=1, x_zp=input_zero_point(layer, x))
     note = "dense" if (x.h, x.w) == (1, 1) else f"dense, weights permuted to the {x.channels}x{x.h}x{x.w} layout"
     return Lowered(fields, tiles=tiles.astype(np.int8),
-                   prm=_channels(layer, scale, layer.bias, layer.weight.shape[1], y, lo, hi, lanes), note=note)
+                   prm=channel_params(layer, scale, layer.bias, layer.weight.shape[1], y, lo, hi, lanes), note=note)
 
 
 def is_global_average(layer: ir.AveragePool) -> bool:
@@ -213,7 +213,8 @@ def lower_gap(layer: ir.GlobalAveragePool | ir.AveragePool, x: TensorPlacement, 
     fields = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, **_io_fields(x, y), k_h=x.h, k_w=x.w, stride_h=1,
                   stride_w=1, dil_h=1, dil_w=1, taps=hw, chunk_rows=1, x_zp=input_zero_point(layer, x), w_shared=1)
     tile = np.eye(lanes, dtype=np.int8)
-    return Lowered(fields, tiles=tile, prm=_channels(layer, scale, None, x.channels, y, y_q.qmin, y_q.qmax, lanes),
+    return Lowered(fields, tiles=tile,
+                   prm=channel_params(layer, scale, None, x.channels, y, y_q.qmin, y_q.qmax, lanes),
                    note=f"global average pool as depthwise with one shared all-ones tile, {hw} taps")
 
 
@@ -316,9 +317,9 @@ def lower_average_pool(layer: ir.AveragePool, x: TensorPlacement, y: TensorPlace
     kind = "1D average pool (along the rows)" if layer.spatial_dims == 1 else "average pool"
     parts = []
     for first, stop, d in bands:
-        prm = _channels(layer, scales[d], None, x.channels, y, y_q.qmin, y_q.qmax, lanes)
+        prm = channel_params(layer, scales[d], None, x.channels, y, y_q.qmin, y_q.qmax, lanes)
         height = stop - first
-        chunk = _chunk_rows(layer, height, cols.out, acc_depth)
+        chunk = chunk_rows(layer, height, cols.out, acc_depth)
         note = (f"{kind} as depthwise window sums with one shared all-ones tile, divisor {d}"
                 + ("" if len(bands) == 1 else f", output rows {first}..{stop - 1}"))
         if len(bands) == 1:
@@ -370,26 +371,56 @@ def channel_lookup_fit(layer: ir.ChannelLookup) -> AffineFit:
 _FITS: weakref.WeakKeyDictionary[ir.ChannelLookup, AffineFit] = weakref.WeakKeyDictionary()
 
 
+def channel_lookup_affine(layer: ir.ChannelLookup) -> bool:
+    """True when every channel's table is a requantized affine map (:func:`channel_lookup_fit`): the layer runs on
+    the array; else on the vector unit with one table per lane (:func:`lower_channel_lookup`)."""
+    try:
+        channel_lookup_fit(layer)
+    except SystolixError:
+        return False
+    return True
+
+
 def lower_channel_lookup(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorPlacement, lanes: int,
-                         acc_depth: int) -> Lowered:
-    """Per-channel tables: a DEPTHWISE pass with weight ``w[c]``, bias ``b[c]`` and scale ``s[c]`` such that the
+                         acc_depth: int) -> Lowered | list[Lowered]:
+    """Per-channel tables.
+
+    When every table is a requantized affine map (a constant added or multiplied), a DEPTHWISE pass (below);
+    else (PRelu with one slope per channel, or a table the search does not fit) the vector unit's LUT, one
+    instruction per channel block: the ``lut`` memory has one column per lane, and lane ``l`` of block ``cb``
+    reads its own column, which holds channel ``cb*L + l``'s table (padding lanes: the output zero point). Each
+    block takes 256 ``lut`` rows (identical blocks are stored once).
+
+    The DEPTHWISE pass with weight ``w[c]``, bias ``b[c]`` and scale ``s[c]`` such that the
     requantizer gives every entry of channel ``c``'s table (:func:`channel_lookup_fit`). A weight above 127 is
     split over ``k_h`` taps of dilation 0, which all read the output pixel's own input pixel."""
-    try:
-        fit = channel_lookup_fit(layer)
-    except SystolixError as e:
-        raise SystolixError(f"layer {layer.name} ({layer.op}): {str(e).removeprefix(f'layer {layer.name}: ')}") \
-            from None
+    if not channel_lookup_affine(layer):
+        return _lane_tables(layer, x, y, lanes)
+    fit = channel_lookup_fit(layer)
     channels = int(layer.out_shape[1])
     tiles, taps = depthwise_tiles(fit.weight.reshape(channels, 1, fit.taps, 1), lanes)
     y_q = layer.y_quant
     fields = dict(opcode=Opcode.MATMUL, mode=Mode.DEPTHWISE, **_io_fields(x, y), k_h=fit.taps, k_w=1, stride_h=1,
                   stride_w=1, pad_top=0, pad_left=0, dil_h=0, dil_w=1, taps=taps,
-                  chunk_rows=_chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
+                  chunk_rows=chunk_rows(layer, y.h, y.w, acc_depth), x_zp=input_zero_point(layer, x))
     return Lowered(fields, tiles=tiles.astype(np.int8),
-                   prm=_channels(layer, fit.scale, fit.bias, channels, y, y_q.qmin, y_q.qmax, lanes),
+                   prm=channel_params(layer, fit.scale, fit.bias, channels, y, y_q.qmin, y_q.qmax, lanes),
                    note=f"{channels} per-channel tables as a requantized depthwise pass (w*(x - zp) + b), "
                         f"{fit.taps} tap(s) of dilation 0")
+
+
+def _lane_tables(layer: ir.ChannelLookup, x: TensorPlacement, y: TensorPlacement, lanes: int) -> list[Lowered]:
+    channels = int(layer.out_shape[1])
+    tables = np.full((x.blocks * lanes, 256), y.stored_zero_point, dtype=np.int64)
+    tables[:channels] = np.asarray(layer.tables, dtype=np.int64) - y.shift
+    hw = x.h * x.w
+    parts = []
+    for cb in range(x.blocks):
+        lut = tables[cb * lanes : (cb + 1) * lanes].T.astype(np.int8)
+        fields = dict(opcode=Opcode.LUT, rows=hw, in_base=x.base + cb * hw, out_base=y.base + cb * hw)
+        parts.append(Lowered(fields, lut=lut, note=f"per-channel tables of channels {cb * lanes}.."
+                                                   f"{min(channels, (cb + 1) * lanes) - 1}, one per lane"))
+    return parts
 
 
 def channel_broadcast(layer: ir.Layer) -> int | None:
@@ -484,26 +515,82 @@ def lower_resize(layer: ir.Resize, x: TensorPlacement, y: TensorPlacement) -> Lo
     return Lowered(fields, note=f"nearest upsampling x{s_h}x{s_w} (first runs {k_h}, {k_w})")
 
 
-def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int) -> list[Lowered]:
-    """Concat on the channel axis: one LUT instruction per input, copying its rows into the output's blocks.
+def permutation_conv(layer: ir.Layer, sources: np.ndarray, x: TensorPlacement, y: TensorPlacement, lanes: int,
+                     acc_depth: int, what: str) -> Lowered:
+    """Output channel ``c`` = input channel ``sources[c]``, every pixel in place, as a 1x1 CONV: weight
+    ``w[c, sources[c]] = 1``, bias 0, scale 1.0.
 
-    Channel-blocked storage puts an input's blocks right after the previous input's when every input but the
-    last has a multiple of L channels, so each input is a run of rows written at an offset. The table is the
-    identity when the input's quantization equals the output's (onnxruntime copies), else QLinearConcat's own
-    table ``QuantizeLinear(f32(x_s * (code - x_zp)), y_s, y_zp)`` (exact: onnxruntime looks it up too).
-    Padding lanes hold the input's zero point, which the table sends to the output's.
+    The codes are copied, whatever they mean: the zero point subtracted before the products is the stored input's,
+    and the same is added back, so the accumulator of output channel ``c`` is ``x[sources[c]] - zp`` and the
+    requantizer (``M = 2**23``, ``E = 23`` for the scale 1.0) returns ``x[sources[c]]``, which is inside the clamp
+    range. (The zero points recorded for the two tensors may differ when one of them is a graph input whose
+    quantization only its readers know; padding lanes, which no reader uses, then hold the input's.)
     """
-    if layer.axis != 1:
-        raise SystolixError(f"layer {layer.name} ({layer.op}): a Concat on axis {layer.axis} is not supported by the "
-                            "accelerator (only the channel axis, 1)")
+    if x.dtype != y.dtype:
+        raise SystolixError(f"layer {layer.name} ({layer.op}): its input is {x.dtype} but its output {y.dtype}")
+    y = dataclasses.replace(y, zero_point=x.zero_point)
+    channels = len(sources)
+    weight = np.zeros((channels, x.channels, 1, 1), dtype=np.int64)
+    weight[np.arange(channels), np.asarray(sources)] = 1
+    tiles, taps = conv_tiles(weight, 1, lanes)
+    fields = dict(opcode=Opcode.MATMUL, mode=Mode.CONV, in_blocks=x.blocks, in_h=y.h, in_w=y.w,
+                  out_blocks=y.blocks, out_h=y.h, out_w=y.w, k_h=1, k_w=1, stride_h=1, stride_w=1, pad_top=0,
+                  pad_left=0, dil_h=1, dil_w=1, taps=taps, chunk_rows=chunk_rows(layer, y.h, y.w, acc_depth),
+                  x_zp=x.stored_zero_point, in_base=x.base, out_base=y.base)
+    lo, hi = (0, 255) if y.dtype == "uint8" else (-128, 127)
+    prm = channel_params(layer, np.float32(1.0), None, channels, y, lo, hi, lanes)
+    return Lowered(fields, tiles=tiles.astype(np.int8), prm=prm,
+                   note=f"{what} as a 1x1 convolution by a permutation matrix ({x.channels} -> {channels} channels, "
+                        "requantization scale 1.0)")
+
+
+def concat_scratch_channels(layer: ir.Concat, lanes: int) -> int:
+    """Channels of the aligned copy a channel Concat needs when an input but the last ends inside a channel block
+    (each input then starts a block of its own: ``sum(ceil(C_i / L)) * L``), 0 when it needs none."""
+    if concat_axis(layer) != "channels" or all(int(shape[1]) % lanes == 0 for shape in layer.in_shapes[:-1]):
+        return 0
+    return sum(-(-int(shape[1]) // lanes) for shape in layer.in_shapes) * lanes
+
+
+def concat_axis(layer: ir.Concat) -> str:
+    """Which storage axis a Concat joins: ``"channels"``, ``"rows"`` (H of a 4-D tensor) or ``"columns"`` (W of a
+    4-D tensor, the length of a 3-D one); raises for any other axis."""
+    rank = len(layer.out_shape)
+    axis = layer.axis + rank if layer.axis < 0 else layer.axis
+    if axis == 1:
+        return "channels"
+    if rank == 4 and axis == 2:
+        return "rows"
+    if (rank == 4 and axis == 3) or (rank == 3 and axis == 2):
+        return "columns"
+    raise SystolixError(f"layer {layer.name} ({layer.op}): a Concat on axis {layer.axis} of {rank}-D tensors is not "
+                        "supported by the accelerator")
+
+
+def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement, lanes: int, acc_depth: int = 0,
+                 scratch: TensorPlacement | None = None) -> list[Lowered]:
+    """Concat: LUT instructions copying each input's rows to their place in the output.
+
+    On the channel axis, channel-blocked storage puts an input's blocks right after the previous input's when
+    every input but the last has a multiple of L channels, so each input is one run of rows written at an
+    offset. Along the height (axis 2 of a 4-D tensor) each channel block of an input is one run of ``H_i * W``
+    rows, written at row ``h0`` of the output's block: one instruction per input and block. Along the width
+    (axis 3, or the length of a 3-D tensor) each pixel row of each block is a run of ``W_i`` rows: one
+    instruction per input, block and row. The table is the identity when the input's quantization equals the
+    output's (onnxruntime copies), else QLinearConcat's own table ``QuantizeLinear(f32(x_s * (code - x_zp)),
+    y_s, y_zp)`` (exact: onnxruntime looks it up too). Padding lanes hold the input's zero point, which the
+    table sends to the output's.
+
+    On the channel axis with an input but the last ending inside a channel block, every input is copied to a
+    block of its own in ``scratch`` (:func:`concat_scratch_channels`), which a channel permutation
+    (:func:`permutation_conv`) then packs into the output.
+    """
+    how_axis = concat_axis(layer)
+    target = y if scratch is None else scratch
+    sources: list[int] = []
     y_q = layer.y_quant
     parts, offset = [], 0
     for i, (x, q, shape) in enumerate(zip(xs, layer.in_quant, layer.in_shapes, strict=True)):
-        channels = int(shape[1])
-        if i < len(xs) - 1 and channels % lanes:
-            raise SystolixError(f"layer {layer.name} ({layer.op}): input {i} has {channels} channels, not a multiple "
-                                f"of the array's {lanes} lanes; only the last input of a Concat may end inside a "
-                                "channel block")
         if np.float32(q.scale) == np.float32(y_q.scale) and int(q.zero_point) == int(y_q.zero_point):
             table = np.arange(256, dtype=np.int64) + np.iinfo(y_q.np_dtype).min
             how = "copy"
@@ -511,8 +598,33 @@ def lower_concat(layer: ir.Concat, xs: list[TensorPlacement], y: TensorPlacement
             table = unary_table(q.scale, int(q.zero_point), y_q.scale, int(y_q.zero_point), lambda v: v,
                                 y_q.np_dtype).astype(np.int64)
             how = "requantizing table"
-        fields = dict(opcode=Opcode.LUT, rows=x.rows, in_base=x.base, out_base=y.base + offset * y.h * y.w)
-        parts.append(Lowered(fields, lut=lut_rows(table - y.shift, lanes),
-                             note=f"concat input {i}: {how} into output block {offset}"))
-        offset += -(-channels // lanes)
+        lut = lut_rows(table - y.shift, lanes)
+        if how_axis == "channels":
+            channels = int(shape[1])
+            if i < len(xs) - 1 and channels % lanes and scratch is None:
+                raise SystolixError(f"layer {layer.name} ({layer.op}): input {i} has {channels} channels, not a "
+                                    f"multiple of the array's {lanes} lanes; only the last input of a Concat may end "
+                                    "inside a channel block (without an aligned copy)")
+            fields = dict(opcode=Opcode.LUT, rows=x.rows, in_base=x.base, out_base=target.base + offset * y.h * y.w)
+            where = "output" if scratch is None else "aligned copy"
+            parts.append(Lowered(fields, lut=lut, note=f"concat input {i}: {how} into {where} block {offset}"))
+            sources += range(offset * lanes, offset * lanes + channels)
+            offset += -(-channels // lanes)
+            continue
+        for cb in range(x.blocks):
+            if how_axis == "rows":
+                fields = dict(opcode=Opcode.LUT, rows=x.h * x.w, in_base=x.base + cb * x.h * x.w,
+                              out_base=y.base + (cb * y.h + offset) * y.w)
+                parts.append(Lowered(fields, lut=lut, note=f"concat input {i}: {how} of block {cb} into output "
+                                                           f"rows {offset}..{offset + x.h - 1}"))
+                continue
+            for row in range(x.h):
+                fields = dict(opcode=Opcode.LUT, rows=x.w, in_base=x.base + (cb * x.h + row) * x.w,
+                              out_base=y.base + (cb * y.h + row) * y.w + offset)
+                parts.append(Lowered(fields, lut=lut, note=f"concat input {i}: {how} of block {cb}, row {row} "
+                                                           f"into output columns {offset}..{offset + x.w - 1}"))
+        offset += x.h if how_axis == "rows" else x.w
+    if scratch is not None:
+        parts.append(permutation_conv(layer, np.array(sources), scratch, y, lanes, acc_depth,
+                                      "concat: the aligned copy packed"))
     return parts

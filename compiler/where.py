@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from systolix.frontend import ir
 
-from .compile import _unsupported, transpose_views
-from .lower import channel_broadcast, is_global_average
+from .compile import _unsupported, host_tensors, transpose_views
+from .lower import channel_broadcast, channel_lookup_affine, is_global_average
+from .moves import plan_moves
 
 __all__ = ["runs_on"]
 
@@ -28,7 +29,9 @@ def _unit(layer: ir.Layer) -> str:
     if isinstance(layer, ir.MaxPool):
         return "vector (max)"
     if isinstance(layer, ir.ChannelLookup):
-        return "array (per-channel tables as a requantized depthwise pass)"
+        if channel_lookup_affine(layer):
+            return "array (per-channel tables as a requantized depthwise pass)"
+        return "vector (per-channel tables, one per lane)"
     if isinstance(layer, ir.Lookup):
         return "vector (table)"
     if isinstance(layer, ir.Add):
@@ -48,19 +51,37 @@ def runs_on(model: ir.Model) -> dict[str, str]:
     """Layer name -> where it runs: ``"array"``, ``"vector (...)"``, ``"alias (no data moved)"`` (the
     accelerator), ``"host (input)"``, ``"host (output)"``, or ``"refused: why"``; the ops of the host input
     prefix (``model.input_prefix``) first, as ``"host (input)"``."""
-    host_tensors = {t.name for t in model.inputs}
+    host = {t.name for t in model.inputs}
     views = transpose_views(model)
+    plan = plan_moves(model, host_tensors(model), views)
+    folded = {model.layers[i].inputs[0] for i in plan.folds}
     where = {step.name: "host (input)" for step in model.input_prefix}
-    for layer in model.layers:
+    for index, layer in enumerate(model.layers):
         if isinstance(layer, ir.Transpose) and layer.output in views:
             where[layer.name] = "alias (folded into the dense weights)"
             continue
-        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host_tensors:
+        if isinstance(layer, ir.Transpose | ir.Reshape) and layer.inputs[0] in host:
             where[layer.name] = "host (input)"
-            host_tensors.add(layer.output)
+            host.add(layer.output)
+            continue
+        if isinstance(layer, ir.Transpose | ir.Reshape | ir.Slice):
+            if index in plan.refused:
+                where[layer.name] = f"refused: {plan.refused[index]}"
+            elif index in plan.moves:
+                what = "selection" if isinstance(layer, ir.Slice) else "permutation"
+                where[layer.name] = (f"array (channel {what} as a 1x1 convolution)"
+                                     if plan.moves[index].kind == "channels" else "vector (pixel copies)")
+            elif layer.output in folded:
+                where[layer.name] = "alias (folded into the next convolution's weights)"
+            elif isinstance(layer, ir.Transpose):
+                where[layer.name] = "alias (a view: no data moved)"
+            else:
+                where[layer.name] = "alias (no data moved)"
             continue
         if not model.quantized and isinstance(layer, ir.Activation):
-            where[layer.name] = "vector (table, once quantized)"
+            per_channel = any(key == "slopes" for key, _ in layer.attrs)
+            where[layer.name] = ("vector (per-channel tables, once quantized)" if per_channel else
+                                 "vector (table, once quantized)")
             continue
         if isinstance(layer, ir.ChannelConstant):
             where[layer.name] = ("vector (table, once quantized)" if layer.constant.size == 1 else

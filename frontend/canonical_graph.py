@@ -46,7 +46,7 @@ SAME_TYPE_OPS = frozenset(
         "Cos", "Cosh", "Elu", "Erf", "Exp", "Floor", "Gelu", "HardSigmoid", "HardSwish", "LeakyRelu", "Log",
         "Mish", "Neg", "Reciprocal", "Relu", "Round", "Selu", "Sigmoid", "Sign", "Sin", "Sinh", "Softplus",
         "Softsign", "Sqrt", "Tan", "Tanh", "ThresholdedRelu", "Add", "Sub", "Mul", "Div", "Concat",
-        "AveragePool", "GlobalAveragePool", "Conv", "MatMul", "Gemm", "PRelu",
+        "AveragePool", "GlobalAveragePool", "Conv", "MatMul", "Gemm", "PRelu", "Slice",
     }
 )  # fmt: skip
 

@@ -22,7 +22,7 @@ from systolix.frontend.canonical_operands import activation, const_weight, int32
 MS = "com.microsoft"
 
 #: Ops that only move int8 values around: with equal input and output parameters they run on the integers.
-LAYOUT_OPS = ("MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Resize")
+LAYOUT_OPS = ("MaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Resize", "Slice")
 
 
 @dataclass

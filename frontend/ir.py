@@ -497,6 +497,36 @@ class Transpose(Layer):
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)
+class Slice(Layer):
+    """Elements ``start, start + step, ... < stop`` of one axis (Slice; a Split is one Slice per output): data
+    selected, not changed. ``axis`` is positive and not the batch; ``start``/``stop`` are within the axis."""
+
+    kind: ClassVar[str] = "slice"
+    axis: int
+    start: int
+    stop: int
+    step: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        rank = len(self.in_shapes[0])
+        _check(1 <= self.axis < rank, f"{self.name}: slice axis {self.axis} must be one of 1..{rank - 1}")
+        _check(self.step >= 1, f"{self.name}: slice step must be a positive int, not {self.step}")
+        size = len(range(self.start, self.stop, self.step))
+        expect = tuple(size if i == self.axis else d for i, d in enumerate(self.in_shapes[0]))
+        _check(0 <= self.start < self.in_shapes[0][self.axis] and tuple(self.out_shape) == expect,
+               f"{self.name}: slice {self.start}:{self.stop}:{self.step} of axis {self.axis} of "
+               f"{list(self.in_shapes[0])} does not give {list(self.out_shape)}")
+
+    def index(self) -> tuple[slice, ...]:
+        """The NumPy index of the selection (batch axis first)."""
+        return (slice(None),) * self.axis + (slice(self.start, self.stop, self.step),)
+
+    def geometry(self) -> str:
+        return f"axis {self.axis} [{self.start}:{self.stop}" + (f":{self.step}]" if self.step != 1 else "]")
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
 class Softmax(Layer):
     """Softmax at the output: left to the host."""
 
@@ -510,7 +540,7 @@ class Softmax(Layer):
 
 LAYER_KINDS: tuple[type[Layer], ...] = (
     Conv, Dense, MatMul, MaxPool, AveragePool, GlobalAveragePool, Activation, Lookup, ChannelLookup, ChannelConstant,
-    Add, Mul, Resize, Concat, Reshape, Transpose, Softmax,
+    Add, Mul, Resize, Concat, Reshape, Transpose, Slice, Softmax,
 )
 
 

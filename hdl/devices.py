@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from systolix.arch.memory import memory_depths, word_bits
+from systolix.arch.memory import LUT_LANE_BITS, memory_depths, word_bits
 from systolix.errors import SystolixError
 
 __all__ = ["DEVICES", "RESOURCES", "Device", "block_rams", "check_fits", "estimate", "memory_blocks"]
@@ -164,7 +164,7 @@ def _memories(config: Any) -> list[tuple[str, int, int]]:
     mems = [("act", config.act_buffer_depth, 8 * lanes), ("acc", config.acc_memory_depth, config.acc_width * cols),
             *((name, depths[name], bits[name]) for name in ("wgt", "prm", "prog"))]
     for lane in range(lanes):  # one copy of each table per lane
-        mems += [(f"lut{lane}", depths["lut"], bits["lut"]), (f"tab{lane}", depths["addtab"], bits["addtab"])]
+        mems += [(f"lut{lane}", depths["lut"], LUT_LANE_BITS), (f"tab{lane}", depths["addtab"], bits["addtab"])]
     return mems
 
 

@@ -44,7 +44,7 @@ def design_key(config: AcceleratorConfig) -> str:
 
 
 #: Memories of the Verilog -> the ``.hex`` file that initialises them in a standalone build.
-_BAKED = {"wgt": "wgt", "prm": "prm", "prog": "prog", **{f"lut{i}": "lut" for i in range(64)},
+_BAKED = {"wgt": "wgt", "prm": "prm", "prog": "prog", **{f"lut{i}": f"lut{i}" for i in range(64)},
           **{f"tab{i}": "addtab" for i in range(64)}}
 
 

@@ -28,7 +28,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from systolix.arch.config import AcceleratorConfig
-from systolix.arch.memory import LOAD_SELECT, memory_depths, word_bits
+from systolix.arch.memory import LOAD_SELECT, LUT_LANE_BITS, memory_depths, word_bits
 
 from .controller import Controller
 from .matmul_engine import MatMulEngine
@@ -97,7 +97,8 @@ class Accelerator(wiring.Component):
         # while it runs), so synthesis need not emulate the read-during-write result: without the attribute
         # yosys adds an address comparator and a bypass mux behind each block RAM's output.
         def loadable(name: str) -> memory.Memory:  # word width and depth of the load bus (arch.memory)
-            return memory.Memory(shape=unsigned(widths[name]), depth=depths[name], init=[], attrs=_NO_RW_CHECK)
+            width = LUT_LANE_BITS if name == "lut" else widths[name]  # a lane's copy holds its byte of the word
+            return memory.Memory(shape=unsigned(width), depth=depths[name], init=[], attrs=_NO_RW_CHECK)
 
         #: The memories, created here so simulators can reach their contents (``act.data``).
         self.act = memory.Memory(shape=unsigned(8 * lanes), depth=config.act_buffer_depth, init=[],
@@ -181,15 +182,19 @@ class Accelerator(wiring.Component):
         # its address and each memory's write enable are registered on their way (the write lands the cycle
         # after ``load_we``): the enable of a wide memory reaches dozens of block RAMs across the device, and
         # decoded from the bus and ``busy`` in the same cycle it was the design's longest path.
-        targets = [("wgt", wgt), ("prm", prm), ("prog", prog),
-                   *(("lut", lut) for lut in self.lut), *(("addtab", tab) for tab in self.tab)]
+        targets = [("wgt", wgt, 0), ("prm", prm, 0), ("prog", prog, 0),
+                   *(("lut", lut, lane) for lane, lut in enumerate(self.lut)),
+                   *(("addtab", tab, 0) for tab in self.tab)]
         widths = word_bits(cfg)
         load_addr = Signal.like(self.load_addr, reset_less=True)
         load_data = Signal.like(self.load_data, reset_less=True)
         m.d.sync += [load_addr.eq(self.load_addr), load_data.eq(self.load_data)]
-        for index, (name, mem) in enumerate(targets):
+        for index, (name, mem, lane) in enumerate(targets):
             w = mem.write_port()
             load_en = Signal(name=f"load_en_{index}_{name}")
             m.d.sync += load_en.eq(self.load_we & (self.load_sel == LOAD_SELECT[name]) & ~ctl.busy)
-            m.d.comb += [w.addr.eq(load_addr), w.data.eq(load_data[:widths[name]]), w.en.eq(load_en)]
+            # a lut word holds one byte per lane: each lane's copy takes its own (per-channel tables)
+            data = load_data[LUT_LANE_BITS * lane : LUT_LANE_BITS * (lane + 1)] if name == "lut" else \
+                load_data[:widths[name]]
+            m.d.comb += [w.addr.eq(load_addr), w.data.eq(data), w.en.eq(load_en)]
         return m

@@ -210,6 +210,11 @@ def _transpose(layer: ir.Transpose, xs: list[np.ndarray]) -> np.ndarray:
     return xs[0].transpose(layer.perm)
 
 
+@_runs(ir.Slice)
+def _slice(layer: ir.Slice, xs: list[np.ndarray]) -> np.ndarray:
+    return np.ascontiguousarray(xs[0][layer.index()])
+
+
 def run_layer(layer: ir.Layer, inputs: list[np.ndarray]) -> np.ndarray:
     """Evaluate one integer layer on batched inputs."""
     runner = _RUNNERS.get(type(layer))

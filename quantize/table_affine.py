@@ -129,8 +129,7 @@ def fit_affine_tables(tables: np.ndarray, x_zp: int, x_range: tuple[int, int], s
                 f"is not reproduced by any searched weight (up to {MAX_TAPS} taps of 127), bias and scale"
             raise SystolixError(
                 f"{layer}: the 256-entry table of channel {c} {kind}, so it cannot run as a requantized 1x1 "
-                "depthwise pass; per-channel tables cannot run on the lookup unit either (every lane reads the "
-                "same table: one load write fills every lane's copy of the lut memory)")
+                "depthwise pass")
         totals.append(found[0])
         biases.append(found[1])
         scales.append(found[2])

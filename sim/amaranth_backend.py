@@ -95,10 +95,12 @@ class AmaranthBackend:
             for name, mem in (("wgt", top.wgt), ("prm", top.prm), ("prog", top.prog)):
                 for i, word in enumerate(words[name]):
                     ctx.set(mem.data[i], word)
-            for name, copies in (("lut", top.lut), ("addtab", top.tab)):
-                for mem in copies:
-                    for i, word in enumerate(words[name]):
-                        ctx.set(mem.data[i], word)
+            for lane, mem in enumerate(top.lut):  # each lane's copy holds its byte of every lut word
+                for i, word in enumerate(words["lut"]):
+                    ctx.set(mem.data[i], (word >> (8 * lane)) & 0xFF)
+            for mem in top.tab:
+                for i, word in enumerate(words["addtab"]):
+                    ctx.set(mem.data[i], word)
             ctx.set(top.step, int(plan.step))
             for s in range(n):
                 for name, value in device_inputs.items():

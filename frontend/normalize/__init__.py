@@ -28,6 +28,7 @@ from .lower_opset import LowerOpset
 from .opset import UpgradeOpset
 from .pool_1d import AveragePoolAs1d
 from .shape_computation import FoldShapeComputation
+from .split_slices import SplitAsSlices
 from .unused_inputs import DropUnusedInputs
 
 __all__ = ["REWRITES", "Fired", "Normalized", "Rewrite", "normalize"]
@@ -38,7 +39,7 @@ REWRITES: tuple[Rewrite, ...] = (LowerOpset(), LowerIrVersion(), DropInitializer
                                  SymbolicBatch(), FoldConstants(), FoldShapeComputation(),
                                  HoistTransposeOverElementwise(), FoldInputScaling(), AveragePoolAs1d(),
                                  CancelLayoutRoundTrips(),
-                                 ReduceMeanAsGlobalPool(), GlobalMaxPoolAsMaxPool())
+                                 ReduceMeanAsGlobalPool(), GlobalMaxPoolAsMaxPool(), SplitAsSlices())
 
 
 @dataclasses.dataclass(frozen=True)

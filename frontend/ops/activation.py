@@ -12,7 +12,7 @@ import onnx
 from systolix.errors import SystolixError
 
 from ..context import ImportContext, attr, quant_params
-from ..ir import Activation, Lookup
+from ..ir import Activation, ChannelLookup, Lookup
 from ..tables import UNARY_OPS, ort_table
 from . import register
 
@@ -47,13 +47,48 @@ def activation(node: onnx.NodeProto, ctx: ImportContext) -> None:
             attrs.append(("beta", float(attr(node, "beta", 0.5))))
     elif node.op_type == "PRelu":
         slope = np.asarray(ctx.const(node, 1, "slope"), dtype=np.float32)
-        if slope.size != 1:
-            raise SystolixError(f"node {ctx.node_label} (PRelu): a slope per channel ({list(slope.shape)}) is not "
-                                "supported (one slope for every element: a 256-entry table)")
-        attrs = [("slope", float(slope.reshape(-1)[0]))]
+        if slope.size == 1:
+            attrs = [("slope", float(slope.reshape(-1)[0]))]
+        else:
+            _channel_slope(node, ctx, ctx.shape(ctx.resolve(node.input[0])), slope)
+            attrs = [("slopes", float(slope.size))]
     shape = ctx.shape(x)
     ctx.add(Activation(name=ctx.node_label, op=node.op_type, inputs=(x,), output=node.output[0],
                        in_shapes=(shape,), out_shape=shape, func=_FLOAT[node.op_type], attrs=tuple(attrs)))
+
+
+def _channel_slope(node: onnx.NodeProto, ctx: ImportContext, shape: tuple[int, ...], slope: np.ndarray) -> int:
+    """The channel count of a PRelu slope of one value per channel (``[C, 1, ...]`` or ``[1, C, 1, ...]`` against
+    ``[N, C, ...]``, ``[C]`` against ``[N, C]``); raises for any other shape."""
+    channels = int(shape[1]) if len(shape) > 1 else 0
+    dims = [int(d) for d in slope.shape]
+    while len(dims) < len(shape):
+        dims.insert(0, 1)
+    if len(dims) != len(shape) or dims[1] != channels or any(d != 1 for i, d in enumerate(dims) if i != 1):
+        raise SystolixError(f"node {ctx.node_label} (PRelu): a slope of shape {list(slope.shape)} with an input of "
+                            f"shape {list(shape)} is not supported (one slope, or one slope per channel)")
+    return channels
+
+
+def _channel_tables(node: onnx.NodeProto, ctx: ImportContext, nodes: list[onnx.NodeProto], x: str, x_q, y_q) -> None:
+    """DequantizeLinear -> PRelu with one slope per channel -> QuantizeLinear: one 256-entry table per channel,
+    computed by onnxruntime running these nodes on the 256 codes of every channel at once (``[1, C, 256, 1, ...]``,
+    ``[256, C]`` for a 2-D tensor; PRelu and QuantizeLinear work element by element)."""
+    shape = tuple(ctx.shape(x))
+    channels = _channel_slope(node, ctx, shape, np.asarray(ctx.const(node, 1, "slope")))
+    ctx.quant.setdefault(x, x_q)
+    codes = np.arange(x_q.qmin, x_q.qmax + 1).astype(x_q.np_dtype)
+    if len(shape) == 2:
+        grid = np.repeat(codes[:, None], channels, axis=1)
+    else:
+        grid = np.repeat(codes[None, :], channels, axis=0).reshape(1, channels, 256, *([1] * (len(shape) - 3)))
+    out = ort_table(ctx, nodes, x_q, y_q, codes=np.ascontiguousarray(grid))
+    tables = out.T if len(shape) == 2 else out.reshape(channels, 256)
+    ctx.add(ChannelLookup(name=ctx.node_label, op=node.op_type, inputs=(x,), output=nodes[-1].output[0],
+                          in_shapes=(shape,), out_shape=shape, func=f"prelu, one slope per channel ({channels} "
+                          "tables)", tables=np.ascontiguousarray(tables).astype(y_q.np_dtype),
+                          slope=np.full(channels, np.nan), offset=np.zeros(channels), x_quant=x_q, y_quant=y_q),
+            quant=y_q)
 
 
 def _lookup(node: onnx.NodeProto, ctx: ImportContext, nodes: list[onnx.NodeProto], x: str, x_q, y_q,
@@ -95,5 +130,8 @@ def dequantize(node: onnx.NodeProto, ctx: ImportContext) -> None:
     ctx.consumed.update({id(op), id(q)})
     label = ctx.node_label
     ctx.node_label = op.name or label
-    _lookup(op, ctx, [node, op, q], x, x_q, y_q, op.op_type.lower())
+    if op.op_type == "PRelu" and ctx.const(op, 1, "slope").size > 1:
+        _channel_tables(op, ctx, [node, op, q], x, x_q, y_q)
+    else:
+        _lookup(op, ctx, [node, op, q], x, x_q, y_q, op.op_type.lower())
     ctx.node_label = label

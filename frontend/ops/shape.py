@@ -1,4 +1,4 @@
-"""Shape-only ops (Flatten, Reshape, Squeeze, Unsqueeze, Transpose), removed ops (Dropout, Identity),
+"""Shape-only ops (Flatten, Reshape, Squeeze, Unsqueeze, Transpose, Slice), removed ops (Dropout, Identity),
 constants, and Softmax at the output (left to the host)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from onnx import numpy_helper
 from systolix.errors import SystolixError
 
 from ..context import ImportContext, attr
-from ..ir import Reshape, Softmax, Transpose
+from ..ir import Reshape, Slice, Softmax, Transpose
 from . import register
 
 
@@ -86,6 +86,41 @@ def transpose(node: onnx.NodeProto, ctx: ImportContext) -> None:
     out = tuple(shape[p] for p in perm)
     ctx.add(Transpose(name=ctx.node_label, op="Transpose", inputs=(x,), output=node.output[0], in_shapes=(shape,),
                       out_shape=out, perm=perm), quant=ctx.quant.get(x))
+
+
+@register("Slice")
+def slice_(node: onnx.NodeProto, ctx: ImportContext) -> None:
+    """Slice along one axis other than the batch (constant starts, ends, axes, steps); a Slice that keeps every
+    element is an alias."""
+    x = ctx.resolve(node.input[0])
+    shape = ctx.shape(x)
+
+    def const(i: int, what: str) -> list[int] | None:
+        if len(node.input) > i and node.input[i]:
+            return [int(v) for v in ctx.const(node, i, what).reshape(-1)]
+        return None
+
+    starts, ends = const(1, "starts"), const(2, "ends")
+    axes = const(3, "axes") or list(range(len(starts)))
+    steps = const(4, "steps") or [1] * len(starts)
+    picked = []
+    for a, b, e, s in zip(axes, starts, ends, steps, strict=True):
+        a = a + len(shape) if a < 0 else a
+        start, stop, step = slice(b, e, s).indices(shape[a])
+        if (start, stop, step) != (0, shape[a], 1):
+            picked.append((a, start, stop, step))
+    if any(s < 1 for _, _, _, s in picked) or any(a == 0 for a, _, _, _ in picked) or len(picked) > 1:
+        raise SystolixError(f"node {ctx.node_label} (Slice): only a slice of one axis other than the batch, with a "
+                            f"positive step, is supported (starts {starts}, ends {ends}, axes {axes}, steps {steps})")
+    if not picked:
+        ctx.alias[node.output[0]] = x
+        return
+    ((axis, start, stop, step),) = picked
+    out = tuple(len(range(start, stop, step)) if i == axis else d for i, d in enumerate(shape))
+    if 0 in out:
+        raise SystolixError(f"node {ctx.node_label} (Slice): the slice {start}:{stop}:{step} of axis {axis} is empty")
+    ctx.add(Slice(name=ctx.node_label, op="Slice", inputs=(x,), output=node.output[0], in_shapes=(shape,),
+                  out_shape=out, axis=axis, start=start, stop=stop, step=step), quant=ctx.quant.get(x))
 
 
 @register("Dropout", "Identity")

@@ -249,19 +249,9 @@ def test_concat_matmul_transpose() -> None:
     net = Net((1, 4, 2, 2))
     c = net.conv("x", 4)
     net.layer(ir.Concat(name="cat", op="QLinearConcat", inputs=("x", c), output="cat",
-                        in_shapes=((1, 4, 2, 2), (1, 4, 2, 2)), out_shape=(1, 4, 4, 2), axis=2,
+                        in_shapes=((1, 4, 2, 2), (1, 4, 2, 2)), out_shape=(2, 4, 2, 2), axis=0,
                         in_quant=(x_q, x_q), y_quant=x_q), x_q)
-    with raises("layer cat (QLinearConcat): a Concat on axis 2 is not supported by the accelerator (only the "
-                "channel axis, 1)"):
-        compile_model(net.model("cat"), config())
-
-    net = Net((1, 3, 2, 2))
-    c = net.conv("x", 4)
-    net.layer(ir.Concat(name="cat", op="QLinearConcat", inputs=("x", c), output="cat",
-                        in_shapes=((1, 3, 2, 2), (1, 4, 2, 2)), out_shape=(1, 7, 2, 2), axis=1,
-                        in_quant=(x_q, x_q), y_quant=x_q), x_q)
-    with raises("layer cat (QLinearConcat): input 0 has 3 channels, not a multiple of the array's 4 lanes; only the "
-                "last input of a Concat may end inside a channel block"):
+    with raises("layer cat (QLinearConcat): a Concat on axis 0 of 4-D tensors is not supported by the accelerator"):
         compile_model(net.model("cat"), config())
 
     net = Net((1, 4, 4))
@@ -274,11 +264,13 @@ def test_concat_matmul_transpose() -> None:
 
     net = Net((1, 4, 2, 3))
     c = net.conv("x", 4)
-    net.layer(ir.Transpose(name="tr", op="Transpose", inputs=(c,), output="tr", in_shapes=((1, 4, 2, 3),),
-                           out_shape=(1, 4, 3, 2), perm=(0, 1, 3, 2)), x_q)
-    with raises("layer tr (Transpose): a Transpose is supported on the graph input (done by the host) and before a "
-                "Flatten/Reshape into a fully connected layer (folded into its weights)"):
-        compile_model(net.model("tr"), config())
+    t = net.layer(ir.Transpose(name="tr", op="Transpose", inputs=(c,), output="tr", in_shapes=((1, 4, 2, 3),),
+                               out_shape=(1, 2, 3, 4), perm=(0, 2, 3, 1)), x_q)
+    net.conv(t, 4, name="after")
+    with raises("layer tr (Transpose): it moves data between channels and pixels; the accelerator moves whole "
+                "channels (a channel permutation, as a 1x1 convolution) or whole pixels (the same pixel permutation "
+                "in every channel, as row copies), not both ([4, 2, 3] -> [2, 3, 4])"):
+        compile_model(net.model("after"), config())
 
 
 def test_add_with_broadcasting() -> None:
@@ -298,8 +290,9 @@ def test_reshape_moving_channels_needs_a_dense_consumer() -> None:
     c = net.conv("x", 4)
     r = net.reshape(c, (1, 1, 4, 4))
     net.conv(r, 4, name="after")
-    with raises(f"layer after (QLinearConv) reads {r!r} as 1x4x4 but it is stored as 4x2x2 (a Reshape that moves "
-                "data between channels and pixels); only a Dense layer can follow such a reshape on the accelerator"):
+    with raises(f"layer {r} (Reshape): it moves data between channels and pixels; the accelerator moves whole "
+                "channels (a channel permutation, as a 1x1 convolution) or whole pixels (the same pixel permutation "
+                "in every channel, as row copies), not both ([4, 2, 2] -> [1, 4, 4])"):
         compile_model(net.model("after"), config())
 
 
@@ -309,20 +302,25 @@ def test_float_model() -> None:
         compile_model(model, config())
 
 
-def test_per_channel_tables_that_are_not_a_requantized_affine_map() -> None:
-    net = Net((1, 3, 4, 4))
+def test_per_channel_tables_beyond_the_lut_memory() -> None:
+    """Per-channel tables that are not a requantized affine map run on the lookup unit, one table per lane: 256
+    ``lut`` rows per channel block; a memory too small names the layer, the need and the budget."""
+    net = Net((1, 9, 4, 4))
     x_q = net.info["x"].quant
-    tables = np.tile(np.arange(-128, 128), (3, 1))
-    tables[1, 7] = 100
-    net.layer(ir.ChannelLookup(name="k", op="QLinearAdd", inputs=("x",), output="k", in_shapes=((1, 3, 4, 4),),
-                               out_shape=(1, 3, 4, 4), func="add a per-channel constant (3 tables)", tables=tables,
-                               slope=np.ones(3), offset=np.zeros(3), x_quant=x_q, y_quant=x_q), x_q)
+    tables = np.tile(np.arange(-128, 128), (9, 1))
+    tables[1, 7] = 100  # not monotone: no depthwise pass
+    net.layer(ir.ChannelLookup(name="k", op="QLinearAdd", inputs=("x",), output="k", in_shapes=((1, 9, 4, 4),),
+                               out_shape=(1, 9, 4, 4), func="add a per-channel constant (9 tables)", tables=tables,
+                               slope=np.ones(9), offset=np.zeros(9), x_quant=x_q, y_quant=x_q), x_q)
     model = net.model("k")
-    with raises("layer k (QLinearAdd): the 256-entry table of channel 1 is not monotone, so it cannot run as a "
-                "requantized 1x1 depthwise pass; per-channel tables cannot run on the lookup unit either (every lane "
-                "reads the same table: one load write fills every lane's copy of the lut memory)"):
-        compile_model(model, config())
-    assert runs_on(model)["k"].startswith("refused: the 256-entry table of channel 1 is not monotone")
+    assert runs_on(model)["k"] == "vector (per-channel tables, one per lane)"
+    # 9 channels on 4 lanes: 3 blocks, 3 different tables of 256 rows (block 0 holds channel 1's altered table,
+    # block 1 the identity in every lane, block 2 the identity in lane 0 and the zero point in the padding lanes)
+    with raises("layer k needs 768 lookup-table rows but lut_memory_depth is 512; use lut_memory_depth >= 768 or a "
+                "larger preset"):
+        compile_model(model, config(lut_memory_depth=512))
+    program = compile_model(model, config(lut_memory_depth=768))
+    assert [i.opcode.name for i in program.instructions] == ["LUT"] * 3 + ["HALT"]
 
 
 def test_per_channel_tables_beyond_the_parameter_memory() -> None:

@@ -41,7 +41,11 @@ def _concat_net(path):
         nodes.append(node)
         inits += weights
     nodes += [helper.make_node("Concat", ["a", "b"], ["c"], axis=2), helper.make_node("Relu", ["c"], ["r"]),
-              helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["y"])]
+              helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 3, 1])]  # NCHW -> NHWC: refused
+    node, weights = _conv(rng, "d", "t", 12, 4, [1, 1])
+    nodes.append(node)
+    inits += weights
+    nodes += [helper.make_node("GlobalAveragePool", ["d"], ["g"]), helper.make_node("Flatten", ["g"], ["y"])]
     _save(path, "concat", nodes, inits, (3, 6, 6), "y", 4)
     return (3, 6, 6)
 
