@@ -18,10 +18,16 @@ from typing import Any
 
 from systolix.errors import SystolixError
 
-__all__ = ["ADD_VARIANTS", "PRESETS", "AcceleratorConfig"]
+__all__ = ["ADD_VARIANTS", "PRESETS", "VECTOR_UNITS", "AcceleratorConfig"]
 
 #: Values of ``AcceleratorConfig.add_variant``.
 ADD_VARIANTS = ("auto", "avx2", "sse2")
+
+#: The vector engine's optional units, in canonical order, and the opcode each executes
+#: (``systolix.arch.isa.OPCODE_UNIT``): ``maxpool`` (MAXPOOL), ``lut`` (LUT, and the copies of a Concat),
+#: ``add`` (ADD, with its per-lane table memories), ``mul`` (MUL), ``resize`` (RESIZE). The MATMUL engine is
+#: always built.
+VECTOR_UNITS = ("maxpool", "lut", "add", "mul", "resize")
 
 
 def _check_positive_int(name: str, value: object) -> None:
@@ -70,6 +76,10 @@ class AcceleratorConfig:
     pe_product_register : bool
         Register the multiplier's operands and its product inside each processing element (two more
         cycles of latency; the DSP multiplier then sits between registers: a shorter critical path).
+    vector_units : tuple of str
+        Which of the vector engine's units (`VECTOR_UNITS`) are built; default all. A unit left out
+        costs no logic and no memory (no ``lut`` memory without ``lut``, no ADD tables without ``add``);
+        the compiler refuses a model with a layer that needs it.
     """
 
     rows: int
@@ -85,10 +95,21 @@ class AcceleratorConfig:
     add_table_depth: int = 1024
     add_variant: str = "auto"
     pe_product_register: bool = True
+    vector_units: tuple[str, ...] = VECTOR_UNITS
 
     def __post_init__(self) -> None:
+        units = self.vector_units
+        if isinstance(units, str) or not isinstance(units, tuple | list) or \
+                not all(isinstance(u, str) for u in units):
+            raise SystolixError(f"vector_units must be a list of unit names, not {units!r}")
+        unknown = [u for u in units if u not in VECTOR_UNITS]
+        if unknown or len(set(units)) != len(units):
+            raise SystolixError(f"vector_units must name each of {', '.join(VECTOR_UNITS)} at most once, "
+                                f"not {list(units)!r}")
+        # Canonical order (a JSON list round-trips to the same, equal, hashable configuration).
+        object.__setattr__(self, "vector_units", tuple(u for u in VECTOR_UNITS if u in units))
         for field in dataclasses.fields(self):
-            if field.name in ("pe_product_register", "add_variant"):
+            if field.name in ("pe_product_register", "add_variant", "vector_units"):
                 continue
             _check_positive_int(field.name, getattr(self, field.name))
         if self.data_width != 8:
@@ -168,11 +189,17 @@ class AcceleratorConfig:
         """Bits of an ADD table memory address."""
         return _address_width(self.add_table_depth)
 
+    def has_unit(self, unit: str) -> bool:
+        """Whether the vector unit ``unit`` (one of `VECTOR_UNITS`) is built."""
+        return unit in self.vector_units
+
     @property
     def hardware_dict(self) -> dict[str, Any]:
         """The fields that shape the hardware (all but ``add_variant``, which only changes the tables)."""
         values = self.to_dict()
         del values["add_variant"]
+        if self.vector_units == VECTOR_UNITS:  # every unit: the same key (config ID, design key) as before the field
+            del values["vector_units"]
         return values
 
     # -- presets and serialisation --------------------------------------------------------------
@@ -194,7 +221,9 @@ class AcceleratorConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (JSON types only)."""
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["vector_units"] = list(self.vector_units)
+        return values
 
     def to_json(self) -> str:
         """The configuration as a JSON object (text), readable by `from_json`."""

@@ -24,6 +24,11 @@ class Opcode(enum.IntEnum):
     RESIZE = 6
 
 
+#: The vector unit (``AcceleratorConfig.vector_units``) each vector opcode needs.
+OPCODE_UNIT = {Opcode.MAXPOOL: "maxpool", Opcode.LUT: "lut", Opcode.ADD: "add", Opcode.MUL: "mul",
+               Opcode.RESIZE: "resize"}
+
+
 class Mode(enum.IntEnum):
     """MATMUL reduction modes."""
 

@@ -613,6 +613,15 @@ class _LayerLowered:
     act_rows: int
 
 
+def _check_unit(layer: ir.Layer, opcode: isa.Opcode, config: AcceleratorConfig) -> None:
+    """Refuse a layer whose instruction needs a vector unit the configuration leaves out."""
+    unit = isa.OPCODE_UNIT.get(isa.Opcode(opcode))
+    if unit is not None and not config.has_unit(unit):
+        raise SystolixError(f"layer {layer.name} ({layer.op}): this configuration has no {unit.upper()} unit "
+                            f"(vector_units: {', '.join(config.vector_units) or 'none'}); use --array 8x8 (every "
+                            f"preset has every unit) or add {unit!r} to vector_units")
+
+
 def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Placed,
                   config: AcceleratorConfig) -> list[_LayerLowered]:
     out = []
@@ -625,6 +634,7 @@ def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Plac
         _check_input_layout(layer, xs)
         result = _lower(layer, xs, y, config.rows, config, config.add_variant)
         for lowered in result if isinstance(result, list) else [result]:
+            _check_unit(layer, lowered.fields["opcode"], config)
             fields = dict(in_base=xs[0].base, out_base=y.base, layer=index)
             if len(xs) > 1 and not isinstance(layer, ir.Concat):
                 fields["in2_base"] = xs[1].base

@@ -163,8 +163,10 @@ def _memories(config: Any) -> list[tuple[str, int, int]]:
     bits, depths = word_bits(config), memory_depths(config)
     mems = [("act", config.act_buffer_depth, 8 * lanes), ("acc", config.acc_memory_depth, config.acc_width * cols),
             *((name, depths[name], bits[name]) for name in ("wgt", "prm", "prog"))]
-    for lane in range(lanes):  # one copy of each table per lane
-        mems += [(f"lut{lane}", depths["lut"], bits["lut"]), (f"tab{lane}", depths["addtab"], bits["addtab"])]
+    units = getattr(config, "vector_units", ("lut", "add"))
+    for lane in range(lanes):  # one copy of each table per lane, none without the unit that reads it
+        mems += [(f"lut{lane}", depths["lut"], bits["lut"] if "lut" in units else 0),
+                 (f"tab{lane}", depths["addtab"], bits["addtab"] if "add" in units else 0)]
     return mems
 
 

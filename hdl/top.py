@@ -103,9 +103,10 @@ class Accelerator(wiring.Component):
         self.act = memory.Memory(shape=unsigned(8 * lanes), depth=config.act_buffer_depth, init=[],
                                  attrs=_NO_RW_CHECK)
         self.wgt, self.prm, self.prog = loadable("wgt"), loadable("prm"), loadable("prog")
-        #: One copy per lane (each lane looks up its own code every cycle).
-        self.lut = [loadable("lut") for _ in range(lanes)]
-        self.tab = [loadable("addtab") for _ in range(lanes)]
+        #: One copy per lane (each lane looks up its own code every cycle); none without the unit that reads them
+        #: (``config.vector_units``).
+        self.lut = [loadable("lut") for _ in range(lanes)] if config.has_unit("lut") else []
+        self.tab = [loadable("addtab") for _ in range(lanes)] if config.has_unit("add") else []
 
     @property
     def config(self) -> AcceleratorConfig:
@@ -113,7 +114,6 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self._config
-        lanes = cfg.rows
         m = Module()
 
         m.submodules.controller = ctl = Controller(cfg.program_addr_width)
@@ -168,14 +168,14 @@ class Accelerator(wiring.Component):
         m.d.comb += [prog_r.addr.eq(ctl.prog.addr), prog_r.en.eq(ctl.prog.en), ctl.prog.data.eq(prog_r.data)]
 
         # lut and ADD tables: one copy per lane.
-        for lane in range(lanes):
-            lut, tab = self.lut[lane], self.tab[lane]
-            m.submodules[f"lut{lane}"], m.submodules[f"tab{lane}"] = lut, tab
-            lr, tr = lut.read_port(), tab.read_port()
-            m.d.comb += [lr.addr.eq(vec.lut_rd.addr[lane]), lr.en.eq(vec.lut_rd.en),
-                         vec.lut_rd.data[lane].eq(lr.data),
-                         tr.addr.eq(vec.tab_rd.addr[lane]), tr.en.eq(vec.tab_rd.en),
-                         vec.tab_rd.data[lane].eq(tr.data)]
+        for lane, lut in enumerate(self.lut):
+            m.submodules[f"lut{lane}"] = lut
+            lr = lut.read_port()
+            m.d.comb += [lr.addr.eq(vec.lut_rd.addr[lane]), lr.en.eq(vec.lut_rd.en), vec.lut_rd.data[lane].eq(lr.data)]
+        for lane, tab in enumerate(self.tab):
+            m.submodules[f"tab{lane}"] = tab
+            tr = tab.read_port()
+            m.d.comb += [tr.addr.eq(vec.tab_rd.addr[lane]), tr.en.eq(vec.tab_rd.en), vec.tab_rd.data[lane].eq(tr.data)]
 
         # The load bus: one write port on each loadable memory (every copy of the per-lane tables). The word,
         # its address and each memory's write enable are registered on their way (the write lands the cycle

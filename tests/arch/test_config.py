@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from systolix.arch.config import PRESETS, AcceleratorConfig
+from systolix.arch.config import PRESETS, VECTOR_UNITS, AcceleratorConfig
 from systolix.errors import SystolixError
 
 
@@ -56,6 +56,11 @@ def test_frozen():
     ("data_width", 16, "data_width must be 8 (only int8 is supported), not 16"),
     ("acc_width", 24, "acc_width must be 32 (onnxruntime accumulates in int32), not 24"),
     ("pe_product_register", 1, "pe_product_register must be a bool, not 1"),
+    ("vector_units", "lut", "vector_units must be a list of unit names, not 'lut'"),
+    ("vector_units", ["lut", "conv"], "vector_units must name each of maxpool, lut, add, mul, resize at most once, "
+                                      "not ['lut', 'conv']"),
+    ("vector_units", ["lut", "lut"], "vector_units must name each of maxpool, lut, add, mul, resize at most once, "
+                                     "not ['lut', 'lut']"),
 ])
 def test_bad_values(field, value, message):
     values = {"rows": 4, "cols": 4, field: value}
@@ -108,3 +113,22 @@ def test_bad_files(tmp_path):
     with pytest.raises(SystolixError) as info:
         AcceleratorConfig.from_file(broken)
     assert str(info.value).startswith(f"{broken}: unknown key(s) in accelerator config: 'colz'; ")
+
+
+def test_presets_build_every_vector_unit():
+    for config in PRESETS.values():
+        assert config.vector_units == VECTOR_UNITS
+        assert all(config.has_unit(unit) for unit in ("maxpool", "lut", "add", "mul", "resize"))
+        assert "vector_units" not in config.hardware_dict  # the config ID and design key of every preset as before
+
+
+def test_vector_units_round_trip_and_shape_the_hardware():
+    config = AcceleratorConfig(rows=2, cols=2, vector_units=["lut", "maxpool"])
+    assert config.vector_units == ("maxpool", "lut")  # canonical order
+    assert not config.has_unit("add")
+    assert json.loads(config.to_json())["vector_units"] == ["maxpool", "lut"]
+    again = AcceleratorConfig.from_json(config.to_json())
+    assert again == config and hash(again) == hash(config)
+    assert config.hardware_dict["vector_units"] == ["maxpool", "lut"]
+    assert config.hardware_dict != AcceleratorConfig(rows=2, cols=2).hardware_dict
+    assert AcceleratorConfig(rows=2, cols=2, vector_units=[]).vector_units == ()

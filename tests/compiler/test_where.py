@@ -11,6 +11,7 @@ from systolix.arch.config import AcceleratorConfig
 from systolix.compiler.compile import compile_model
 from systolix.compiler.where import runs_on
 from systolix.errors import SystolixError
+from systolix.frontend import ir as ir_module
 from systolix.frontend.importer import import_model
 from tests.compiler.test_networks import _conv, _save, net1d, net2d, quantized_net
 
@@ -62,3 +63,28 @@ def test_float_activations_shown_as_tables(tmp_path):
     net2d(tmp_path / "f.onnx")
     where = runs_on(import_model(tmp_path / "f.onnx").ir)
     assert "vector (table, once quantized)" in where.values()
+
+
+def test_absent_vector_unit_refused_by_inspect_and_compile(tmp_path):
+    """A configuration without the ADD unit: ``runs_on`` and ``compile`` refuse the model's Add, and only it."""
+    ir = _quantized(tmp_path, net2d)
+    no_add = AcceleratorConfig(**{**BIG.to_dict(), "vector_units": ["maxpool", "lut", "mul", "resize"]})
+    where = runs_on(ir, no_add)
+    refused = {name: w for name, w in where.items() if w.startswith("refused: ")}
+    adds = [layer for layer in ir.layers if isinstance(layer, ir_module.Add)]
+    assert len(adds) == 1 and set(refused) == {adds[0].name}
+    assert refused[adds[0].name] == "refused: this configuration has no ADD unit"
+    assert runs_on(ir, BIG) == runs_on(ir)  # every unit: the same as without a configuration
+    with pytest.raises(SystolixError) as error:
+        compile_model(ir, no_add)
+    assert str(error.value).startswith(f"layer {adds[0].name} ({adds[0].op}): this configuration has no ADD unit")
+    assert "use --array 8x8" in str(error.value)
+
+
+def test_model_without_the_left_out_units_compiles_to_the_same_program(tmp_path):
+    """Leaving out units a model does not use changes nothing the compiler writes."""
+    ir = _quantized(tmp_path, net1d)
+    assert {"vector (max)", "vector (table)"} <= set(runs_on(ir).values())
+    small = AcceleratorConfig(**{**BIG.to_dict(), "vector_units": ["lut", "maxpool"]})
+    assert runs_on(ir, small) == runs_on(ir)
+    assert compile_model(ir, small).instructions == compile_model(ir, BIG).instructions
