@@ -80,6 +80,19 @@ class AcceleratorConfig:
         Which of the vector engine's units (`VECTOR_UNITS`) are built; default all. A unit left out
         costs no logic and no memory (no ``lut`` memory without ``lut``, no ADD tables without ``add``);
         the compiler refuses a model with a layer that needs it.
+    narrow_program : bool
+        Keep the program in ``isa.PIECE_BITS``-bit pieces, ``isa.INSTRUCTION_PIECES`` words per instruction,
+        fetched one per cycle into the controller's instruction register (``INSTRUCTION_PIECES - 1`` more
+        cycles per instruction): the program memory then takes one 16-bit-wide block RAM column instead of
+        one per 16 bits of an instruction, and the load bus and host staging register shrink to the next
+        widest word. Off in the presets.
+    spram_buffers : bool
+        Build ``act`` and ``wgt`` as single-port memories, each with one address for its reads and writes, as
+        the iCE40 UltraPlus's SB_SPRAM256KA are (``synth_ice40 -spram`` infers them): ``act`` as two banks
+        of ``act_buffer_depth / 2`` rows (a power of two; the bank is the row's top address bit), the compiler
+        placing every layer's output in the other bank than its inputs, so a layer reads one bank while it
+        writes the other; ``wgt`` with two 8-bit rows per 16-bit word on a 1x1 array (written a byte at a
+        time). Off in the presets.
     """
 
     rows: int
@@ -96,6 +109,8 @@ class AcceleratorConfig:
     add_variant: str = "auto"
     pe_product_register: bool = True
     vector_units: tuple[str, ...] = VECTOR_UNITS
+    narrow_program: bool = False
+    spram_buffers: bool = False
 
     def __post_init__(self) -> None:
         units = self.vector_units
@@ -109,7 +124,7 @@ class AcceleratorConfig:
         # Canonical order (a JSON list round-trips to the same, equal, hashable configuration).
         object.__setattr__(self, "vector_units", tuple(u for u in VECTOR_UNITS if u in units))
         for field in dataclasses.fields(self):
-            if field.name in ("pe_product_register", "add_variant", "vector_units"):
+            if field.name in ("pe_product_register", "add_variant", "vector_units", "narrow_program", "spram_buffers"):
                 continue
             _check_positive_int(field.name, getattr(self, field.name))
         if self.data_width != 8:
@@ -118,10 +133,14 @@ class AcceleratorConfig:
             raise SystolixError(
                 f"acc_width must be 32 (onnxruntime accumulates in int32), not {self.acc_width!r}"
             )
-        if not isinstance(self.pe_product_register, bool):
-            raise SystolixError(f"pe_product_register must be a bool, not {self.pe_product_register!r}")
+        for name in ("pe_product_register", "narrow_program", "spram_buffers"):
+            if not isinstance(getattr(self, name), bool):
+                raise SystolixError(f"{name} must be a bool, not {getattr(self, name)!r}")
         if self.add_variant not in ADD_VARIANTS:
             raise SystolixError(f"add_variant must be one of {', '.join(ADD_VARIANTS)}, not {self.add_variant!r}")
+        if self.spram_buffers and (self.act_buffer_depth < 2 or self.act_buffer_depth & (self.act_buffer_depth - 1)):
+            raise SystolixError(f"act_buffer_depth must be a power of two (two banks) with spram_buffers, "
+                                f"not {self.act_buffer_depth!r}")
         for name, limit in (("lut_memory_depth", 1 << 12), ("add_table_depth", 1 << 12)):
             value = getattr(self, name)
             if value % 256 or value > limit:
@@ -194,12 +213,21 @@ class AcceleratorConfig:
         return unit in self.vector_units
 
     @property
+    def act_bank_rows(self) -> int:
+        """Rows of one ``act`` bank with ``spram_buffers`` (half the buffer), else the whole buffer."""
+        return self.act_buffer_depth // 2 if self.spram_buffers else self.act_buffer_depth
+
+    @property
     def hardware_dict(self) -> dict[str, Any]:
         """The fields that shape the hardware (all but ``add_variant``, which only changes the tables)."""
         values = self.to_dict()
         del values["add_variant"]
-        if self.vector_units == VECTOR_UNITS:  # every unit: the same key (config ID, design key) as before the field
+        # Defaults of the fields added for small devices: the same key (config ID, design key) as before them.
+        if self.vector_units == VECTOR_UNITS:
             del values["vector_units"]
+        for name in ("narrow_program", "spram_buffers"):
+            if not values[name]:
+                del values[name]
         return values
 
     # -- presets and serialisation --------------------------------------------------------------

@@ -11,7 +11,7 @@ import numpy as np
 
 from .add_arith import TABLE_BITS
 from .config import AcceleratorConfig
-from .isa import INSTRUCTION_BITS
+from .isa import INSTRUCTION_BITS, INSTRUCTION_PIECES, PIECE_BITS
 from .params import CHANNEL_BITS
 
 __all__ = ["LOAD_SELECT", "MEMORIES", "memory_depths", "pack_lanes", "unpack_lanes", "word_bits"]
@@ -26,13 +26,14 @@ def word_bits(config: AcceleratorConfig) -> dict[str, int]:
     """Bits of one load-bus word of each memory (and of a line of its ``.hex`` file)."""
     lanes = config.rows
     return {"wgt": 8 * lanes, "prm": CHANNEL_BITS * lanes, "lut": 8, "addtab": TABLE_BITS,
-            "prog": INSTRUCTION_BITS}
+            "prog": PIECE_BITS if config.narrow_program else INSTRUCTION_BITS}
 
 
 def memory_depths(config: AcceleratorConfig) -> dict[str, int]:
     """Words of each loadable memory."""
     return {"wgt": config.weight_buffer_depth, "prm": config.param_memory_depth, "lut": config.lut_memory_depth,
-            "addtab": config.add_table_depth, "prog": config.program_memory_depth}
+            "addtab": config.add_table_depth,
+            "prog": config.program_memory_depth * (INSTRUCTION_PIECES if config.narrow_program else 1)}
 
 
 def pack_lanes(rows: np.ndarray, bits: int = 8) -> list[int]:

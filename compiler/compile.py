@@ -21,7 +21,7 @@ from systolix.frontend import ir
 from .cycles import predicted_cycles
 from .im2col import Window, im2col, im2col_conv, im2col_tiles
 from .images import MemoryImages
-from .layout import TensorPlacement, allocate, storage_geometry
+from .layout import TensorPlacement, allocate, allocate_banked, storage_geometry
 from .lower import (
     Lowered,
     average_pool_refusal,
@@ -571,8 +571,17 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
     for name, (c, h, w) in geometry.items():
         sizes[name] = -(-c // lanes) * h * w
 
-    reuse = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=False)
-    separate = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=True)
+    if config.spram_buffers:  # two act banks: each layer's output in the other bank than its inputs
+        reads = {layers[i].output: [root(n) for n in layers[i].inputs] for i in classified.device
+                 if not isinstance(layers[i], ir.Reshape | ir.Transpose)}
+        spans = {n: tuple(v) for n, v in live.items()}
+        reuse = allocate_banked(sizes, spans, reads, config.act_bank_rows, keep_all=False)[0]
+        # Every tensor kept: banked when asked for (it is then the allocation), else only a figure for the report.
+        separate = (allocate_banked(sizes, spans, reads, config.act_bank_rows, keep_all=True)[0] if keep_all
+                    else allocate(sizes, spans, keep_all=True))
+    else:
+        reuse = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=False)
+        separate = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=True)
     alloc = separate if keep_all else reuse
     if alloc.rows > config.act_buffer_depth:
         top = 0

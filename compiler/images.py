@@ -44,12 +44,16 @@ class MemoryImages:
     addtab: np.ndarray
     prog: list[int]
 
-    def words(self, table_bits: int | None = None) -> dict[str, list[int]]:
+    def words(self, table_bits: int | None = None, *, narrow_program: bool = False) -> dict[str, list[int]]:
         """The words a host writes through the load bus (``hdl/top.py``), used part of each memory only.
 
-        ``wgt``: one row of L int8 lanes per word (:func:`pack_lanes`); ``prm`` and ``prog`` as they are;
-        ``lut``: one byte per row (the table is the same in every lane); ``addtab``: ``table_bits``-bit words.
+        ``wgt``: one row of L int8 lanes per word (:func:`pack_lanes`); ``prm`` and ``prog`` as they are (with
+        ``narrow_program``, the configuration's, ``prog`` as ``isa.INSTRUCTION_PIECES`` pieces per instruction:
+        :func:`systolix.arch.isa.to_pieces`); ``lut``: one byte per row (the table is the same in every lane);
+        ``addtab``: ``table_bits``-bit words.
         """
+        from systolix.arch.isa import to_pieces
+
         lut = np.asarray(self.lut)
         if lut.size and np.any(lut != lut[:, :1]):
             raise SystolixError("lookup-table rows must hold the same value in every lane")
@@ -59,11 +63,14 @@ class MemoryImages:
         return {"wgt": pack_lanes(self.wgt[: self.used()["wgt"]]), "prm": [int(w) for w in self.prm],
                 "lut": [int(v) & 0xFF for v in lut[:, 0]] if lut.size else [],
                 "addtab": [int(w) & mask for w in np.asarray(self.addtab).reshape(-1)],
-                "prog": [int(w) for w in self.prog]}
+                "prog": to_pieces(self.prog) if narrow_program else [int(w) for w in self.prog]}
 
     @classmethod
-    def from_words(cls, words: dict[str, list[int]], lanes: int, weight_depth: int) -> MemoryImages:
+    def from_words(cls, words: dict[str, list[int]], lanes: int, weight_depth: int, *,
+                   narrow_program: bool = False) -> MemoryImages:
         """The images that :meth:`words` came from (``wgt`` padded with zero rows to ``weight_depth``)."""
+        from systolix.arch.isa import from_pieces
+
         wgt = np.zeros((weight_depth, lanes), np.int8)
         used = unpack_lanes(words["wgt"], lanes)
         if used.shape[0] > weight_depth:
@@ -71,7 +78,7 @@ class MemoryImages:
         wgt[: used.shape[0]] = used
         lut = np.array([[(v ^ 0x80) - 0x80] * lanes for v in words["lut"]], np.int8).reshape(-1, lanes)
         return cls(wgt=wgt, prm=list(words["prm"]), lut=lut, addtab=np.array(words["addtab"], np.int64),
-                   prog=list(words["prog"]))
+                   prog=from_pieces(words["prog"]) if narrow_program else list(words["prog"]))
 
     def used(self) -> dict[str, int]:
         """Rows (words) of each memory the program uses (``wgt``: up to the last non-zero tile row)."""

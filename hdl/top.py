@@ -23,7 +23,7 @@ Host protocol:
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -99,10 +99,19 @@ class Accelerator(wiring.Component):
         def loadable(name: str) -> memory.Memory:  # word width and depth of the load bus (arch.memory)
             return memory.Memory(shape=unsigned(widths[name]), depth=depths[name], init=[], attrs=_NO_RW_CHECK)
 
-        #: The memories, created here so simulators can reach their contents (``act.data``).
-        self.act = memory.Memory(shape=unsigned(8 * lanes), depth=config.act_buffer_depth, init=[],
-                                 attrs=_NO_RW_CHECK)
-        self.wgt, self.prm, self.prog = loadable("wgt"), loadable("prm"), loadable("prog")
+        #: The memories, created here so simulators can reach their contents (``act.data``). With
+        #: ``spram_buffers`` ``act`` is two banks (``act_banks``, ``act`` is None) and ``wgt`` on a 1x1 array
+        #: holds two rows per word (``wgt_pack``).
+        self.act_banks = [memory.Memory(shape=unsigned(8 * lanes), depth=config.act_bank_rows, init=[],
+                                        attrs=_NO_RW_CHECK) for _ in range(2 if config.spram_buffers else 1)]
+        self.act = None if config.spram_buffers else self.act_banks[0]
+        self.wgt_pack = 2 if config.spram_buffers and lanes == 1 else 1
+        if self.wgt_pack > 1:
+            self.wgt = memory.Memory(shape=unsigned(8 * self.wgt_pack), depth=-(-depths["wgt"] // self.wgt_pack),
+                                     init=[], attrs=_NO_RW_CHECK)
+        else:
+            self.wgt = loadable("wgt")
+        self.prm, self.prog = loadable("prm"), loadable("prog")
         #: One copy per lane (each lane looks up its own code every cycle); none without the unit that reads them
         #: (``config.vector_units``).
         self.lut = [loadable("lut") for _ in range(lanes)] if config.has_unit("lut") else []
@@ -116,7 +125,7 @@ class Accelerator(wiring.Component):
         cfg = self._config
         m = Module()
 
-        m.submodules.controller = ctl = Controller(cfg.program_addr_width)
+        m.submodules.controller = ctl = Controller(cfg.program_addr_width, narrow=cfg.narrow_program)
         m.submodules.matmul = mm = MatMulEngine(cfg)
         m.submodules.vector = vec = VectorEngine(cfg, lut_addr_width=cfg.lut_addr_width,
                                                  table_addr_width=cfg.add_table_addr_width)
@@ -127,34 +136,60 @@ class Accelerator(wiring.Component):
                      self.cycles.eq(ctl.cycles)]
 
         # -- memories -----------------------------------------------------------------------------
-        act, wgt, prm, prog = self.act, self.wgt, self.prm, self.prog
-        m.submodules.act, m.submodules.wgt, m.submodules.prm, m.submodules.prog = act, wgt, prm, prog
+        wgt, prm, prog = self.wgt, self.prm, self.prog
+        m.submodules.wgt, m.submodules.prm, m.submodules.prog = wgt, prm, prog
 
         # act: one read port and one write port, shared by the engines and the host. The port's owner is
         # chosen by which engine is busy (registers), not by the engines' enables: the address mux is then
         # two LUTs deep whatever the engines compute. Writes are registered on their way (a row is written
         # the cycle after an engine presents it; nothing reads a row that soon after its write).
-        act_r, act_w = act.read_port(), act.write_port()
+        r_addr, r_en, r_data = Signal(cfg.act_addr_width), Signal(), Signal(8 * cfg.rows)
         readers = [mm.act_rd, vec.act_rd]
-        m.d.comb += [act_r.addr.eq(Mux(mm.busy, mm.act_rd.addr, Mux(vec.busy, vec.act_rd.addr, self.host_addr))),
-                     act_r.en.eq(mm.act_rd.en | vec.act_rd.en | self.host_re)]
-        act_word = captured(m, act_r.data, act_r.en, "act")  # the engines' reads: two cycles (ports.captured)
+        m.d.comb += [r_addr.eq(Mux(mm.busy, mm.act_rd.addr, Mux(vec.busy, vec.act_rd.addr, self.host_addr))),
+                     r_en.eq(mm.act_rd.en | vec.act_rd.en | self.host_re)]
+        act_word = captured(m, r_data, r_en, "act")  # the engines' reads: two cycles (ports.captured)
         for r in readers:
             m.d.comb += r.data.eq(act_word)
-        m.d.comb += self.host_rdata.eq(act_r.data)
+        m.d.comb += self.host_rdata.eq(r_data)
         w_en = Signal()
-        w_addr = Signal.like(act_w.addr, reset_less=True)
-        w_data = Signal.like(act_w.data, reset_less=True)
+        w_addr = Signal(cfg.act_addr_width, reset_less=True)
+        w_data = Signal(8 * cfg.rows, reset_less=True)
         m.d.sync += [
             w_en.eq(mm.act_wr.en | vec.act_wr.en | (self.host_we & ~ctl.busy)),
             w_addr.eq(Mux(mm.busy, mm.act_wr.addr, Mux(vec.busy, vec.act_wr.addr, self.host_addr))),
             w_data.eq(Mux(mm.busy, mm.act_wr.data, Mux(vec.busy, vec.act_wr.data, self.host_wdata))),
         ]
-        m.d.comb += [act_w.addr.eq(w_addr), act_w.data.eq(w_data), act_w.en.eq(w_en)]
+        if not cfg.spram_buffers:
+            m.submodules.act = act = self.act
+            act_r, act_w = act.read_port(), act.write_port()
+            m.d.comb += [act_r.addr.eq(r_addr), act_r.en.eq(r_en), r_data.eq(act_r.data),
+                         act_w.addr.eq(w_addr), act_w.data.eq(w_data), act_w.en.eq(w_en)]
+        else:
+            # Two single-address banks (the bank is the row's top bit). The compiler puts a layer's output in the
+            # other bank than its inputs, so the write and the read of one cycle never meet in a bank; each bank's
+            # one address is the write's when it is written, else the read's. The read data comes from the bank
+            # of the last read (held, as a read port's data is, until the next read).
+            bank_bits = cfg.act_addr_width - 1
+            r_bank = Signal()
+            with m.If(r_en):
+                m.d.sync += r_bank.eq(r_addr[bank_bits])
+            outputs = []
+            for b, mem in enumerate(self.act_banks):
+                m.submodules[f"act{b}"] = mem
+                port_r, port_w = mem.read_port(), mem.write_port()
+                addr = Signal(bank_bits, name=f"act{b}_addr")
+                writes = w_en & (w_addr[bank_bits] == b)
+                m.d.comb += [addr.eq(Mux(writes, w_addr[:bank_bits], r_addr[:bank_bits])),
+                             port_r.addr.eq(addr), port_r.en.eq(r_en & (r_addr[bank_bits] == b)),
+                             port_w.addr.eq(addr), port_w.data.eq(w_data), port_w.en.eq(writes)]
+                outputs.append(port_r.data)
+            m.d.comb += r_data.eq(Mux(r_bank, outputs[1], outputs[0]))
 
-        # wgt: MATMUL engine only.
+        # wgt: the MATMUL engine reads it while running, the load bus writes it while idle.
         wgt_r = wgt.read_port()
-        m.d.comb += [wgt_r.addr.eq(mm.wgt_rd.addr), wgt_r.en.eq(mm.wgt_rd.en), mm.wgt_rd.data.eq(wgt_r.data)]
+        m.d.comb += [wgt_r.en.eq(mm.wgt_rd.en)]
+        if self.wgt_pack == 1:
+            m.d.comb += [wgt_r.addr.eq(mm.wgt_rd.addr), mm.wgt_rd.data.eq(wgt_r.data)]
 
         # prm: both engines (the vector engine reads ADD constants).
         prm_r = prm.read_port()
@@ -188,8 +223,21 @@ class Accelerator(wiring.Component):
         load_data = Signal.like(self.load_data, reset_less=True)
         m.d.sync += [load_addr.eq(self.load_addr), load_data.eq(self.load_data)]
         for index, (name, mem) in enumerate(targets):
-            w = mem.write_port()
             load_en = Signal(name=f"load_en_{index}_{name}")
             m.d.sync += load_en.eq(self.load_we & (self.load_sel == LOAD_SELECT[name]) & ~ctl.busy)
+            if mem is wgt and self.wgt_pack > 1:
+                # Two rows per word, written a byte at a time; one address for the load's writes and the engine's
+                # reads (a single-port memory), the row's low bit choosing the byte (of the read: registered).
+                w = mem.write_port(granularity=8)
+                addr = Signal.like(w.addr)
+                half = Signal()
+                m.d.comb += [addr.eq(Mux(load_en, load_addr[1:], mm.wgt_rd.addr[1:])), wgt_r.addr.eq(addr),
+                             w.addr.eq(addr), w.data.eq(Cat(load_data[:8], load_data[:8])),
+                             w.en.eq(Mux(load_addr[0], 0b10, 0b01) & load_en.replicate(2))]
+                with m.If(wgt_r.en):
+                    m.d.sync += half.eq(mm.wgt_rd.addr[0])
+                m.d.comb += mm.wgt_rd.data.eq(Mux(half, wgt_r.data[8:], wgt_r.data[:8]))
+                continue
+            w = mem.write_port()
             m.d.comb += [w.addr.eq(load_addr), w.data.eq(load_data[:widths[name]]), w.en.eq(load_en)]
         return m

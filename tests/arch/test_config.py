@@ -132,3 +132,20 @@ def test_vector_units_round_trip_and_shape_the_hardware():
     assert config.hardware_dict["vector_units"] == ["maxpool", "lut"]
     assert config.hardware_dict != AcceleratorConfig(rows=2, cols=2).hardware_dict
     assert AcceleratorConfig(rows=2, cols=2, vector_units=[]).vector_units == ()
+
+
+def test_narrow_program_memory_shape_and_pieces():
+    from systolix.arch import isa
+    from systolix.arch.memory import memory_depths, word_bits
+
+    wide = AcceleratorConfig(rows=1, cols=1, program_memory_depth=12)
+    narrow = AcceleratorConfig(rows=1, cols=1, program_memory_depth=12, narrow_program=True)
+    assert (word_bits(wide)["prog"], memory_depths(wide)["prog"]) == (isa.INSTRUCTION_BITS, 12)
+    assert (word_bits(narrow)["prog"], memory_depths(narrow)["prog"]) == (16, 12 * 16)
+    assert "narrow_program" not in wide.hardware_dict and narrow.hardware_dict["narrow_program"] is True
+    word = isa.encode(isa.Instruction(isa.Opcode.MATMUL, in_base=0xABCD, x_zp=-1, bcast=1))
+    pieces = isa.to_pieces([word, 1])
+    assert len(pieces) == 2 * isa.INSTRUCTION_PIECES and pieces[0] == word & 0xFFFF and pieces[16:] == [1] + [0] * 15
+    assert isa.from_pieces(pieces) == [word, 1]
+    with pytest.raises(SystolixError, match="17 program pieces are not whole instructions of 16"):
+        isa.from_pieces(pieces[:17])
