@@ -102,13 +102,16 @@ class Accelerator(wiring.Component):
         #: The memories, created here so simulators can reach their contents (``act.data``). With
         #: ``spram_buffers`` ``act`` is two banks (``act_banks``, ``act`` is None) and ``wgt`` on a 1x1 array
         #: holds two rows per word (``wgt_pack``).
-        self.act_banks = [memory.Memory(shape=unsigned(8 * lanes), depth=config.act_bank_rows, init=[],
-                                        attrs=_NO_RW_CHECK) for _ in range(2 if config.spram_buffers else 1)]
+        # ``ram_style = "huge"``: yosys's class of the iCE40 UltraPlus's SB_SPRAM256KA (by its cost model alone it
+        # would take the block RAMs); their zero initialisation is left out of the Verilog (`export.verilog_for`).
+        big = _NO_RW_CHECK | ({"ram_style": "huge"} if config.spram_buffers else {})
+        self.act_banks = [memory.Memory(shape=unsigned(8 * lanes), depth=config.act_bank_rows, init=[], attrs=big)
+                          for _ in range(2 if config.spram_buffers else 1)]
         self.act = None if config.spram_buffers else self.act_banks[0]
         self.wgt_pack = 2 if config.spram_buffers and lanes == 1 else 1
-        if self.wgt_pack > 1:
-            self.wgt = memory.Memory(shape=unsigned(8 * self.wgt_pack), depth=-(-depths["wgt"] // self.wgt_pack),
-                                     init=[], attrs=_NO_RW_CHECK)
+        if config.spram_buffers:
+            self.wgt = memory.Memory(shape=unsigned(8 * lanes * self.wgt_pack),
+                                     depth=-(-depths["wgt"] // self.wgt_pack), init=[], attrs=big)
         else:
             self.wgt = loadable("wgt")
         self.prm, self.prog = loadable("prm"), loadable("prog")
@@ -188,7 +191,7 @@ class Accelerator(wiring.Component):
         # wgt: the MATMUL engine reads it while running, the load bus writes it while idle.
         wgt_r = wgt.read_port()
         m.d.comb += [wgt_r.en.eq(mm.wgt_rd.en)]
-        if self.wgt_pack == 1:
+        if not cfg.spram_buffers:
             m.d.comb += [wgt_r.addr.eq(mm.wgt_rd.addr), mm.wgt_rd.data.eq(wgt_r.data)]
 
         # prm: both engines (the vector engine reads ADD constants).
@@ -225,9 +228,17 @@ class Accelerator(wiring.Component):
         for index, (name, mem) in enumerate(targets):
             load_en = Signal(name=f"load_en_{index}_{name}")
             m.d.sync += load_en.eq(self.load_we & (self.load_sel == LOAD_SELECT[name]) & ~ctl.busy)
-            if mem is wgt and self.wgt_pack > 1:
-                # Two rows per word, written a byte at a time; one address for the load's writes and the engine's
-                # reads (a single-port memory), the row's low bit choosing the byte (of the read: registered).
+            if mem is wgt and cfg.spram_buffers:
+                # One address for the load's writes and the engine's reads (a single-port memory). On a 1x1 array
+                # two rows per word, written a byte at a time, the row's low bit choosing the byte (of the read:
+                # registered).
+                if self.wgt_pack == 1:
+                    w = mem.write_port()
+                    addr = Signal.like(w.addr)
+                    m.d.comb += [addr.eq(Mux(load_en, load_addr, mm.wgt_rd.addr)), wgt_r.addr.eq(addr),
+                                 w.addr.eq(addr), w.data.eq(load_data[:widths[name]]), w.en.eq(load_en),
+                                 mm.wgt_rd.data.eq(wgt_r.data)]
+                    continue
                 w = mem.write_port(granularity=8)
                 addr = Signal.like(w.addr)
                 half = Signal()

@@ -108,7 +108,10 @@ class VectorEngine(wiring.Component):
         src = self.ctl.instr
         # This engine's copy of the instruction (loaded while idle; valid from the cycle after ``start``):
         # everything below reads it, not the controller's register shared with the other engine.
-        ins = Signal(instruction_layout())
+        # On a small device (``narrow_program``) the controller's register itself, stable while an instruction
+        # runs (the copy's flip-flops are a tenth of an UP5K).
+        share = cfg.narrow_program
+        ins = src if share else Signal(instruction_layout())
 
         # The units this configuration builds (``AcceleratorConfig.vector_units``); an absent unit's opcode flag
         # stays 0, so its loop and its write path are left out too. RESIZE copies through the max-pool unit.
@@ -210,7 +213,8 @@ class VectorEngine(wiring.Component):
             with m.State("IDLE"):
                 # The instruction is copied in every idle cycle, not only at ``start`` (it is valid then):
                 # the enable of the copy is the state, not the controller's start pulse.
-                m.d.sync += ins.eq(src)
+                if not share:
+                    m.d.sync += ins.eq(src)
                 with m.If(fsm_start):
                     m.d.comb += [self.prm_rd.en.eq(1), self.prm_rd.addr.eq(src.p_base)]
                     m.next = "PREP"

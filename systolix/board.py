@@ -261,8 +261,8 @@ def build_board(board: str, build_path: str | os.PathLike, out: str | os.PathLik
     saved = {k: os.environ.get(k) for k in env}
     options = {"nextpnr_opts": f"--seed {seed} --timing-allow-fail --report report.json"
                                + (" --router router2" if spec.family == "ecp5" else "")}
-    if spec.family == "ice40":
-        options["synth_opts"] = "-dsp"
+    if spec.family == "ice40":  # -spram: act and wgt of a spram_buffers configuration in the SB_SPRAM256KA
+        options["synth_opts"] = "-dsp -spram" if build.config.spram_buffers else "-dsp"
     work = Path(tempfile.mkdtemp(prefix=".board-", dir=out))
     started = time.perf_counter()
     try:
