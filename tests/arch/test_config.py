@@ -149,3 +149,14 @@ def test_narrow_program_memory_shape_and_pieces():
     assert isa.from_pieces(pieces) == [word, 1]
     with pytest.raises(SystolixError, match="17 program pieces are not whole instructions of 16"):
         isa.from_pieces(pieces[:17])
+
+
+def test_spram_buffers_need_a_power_of_two_act_buffer():
+    config = AcceleratorConfig(rows=1, cols=1, act_buffer_depth=1 << 15, spram_buffers=True)
+    assert config.act_bank_rows == 1 << 14 and config.hardware_dict["spram_buffers"] is True
+    assert AcceleratorConfig(rows=1, cols=1, act_buffer_depth=1000).act_bank_rows == 1000
+    with pytest.raises(SystolixError, match=r"act_buffer_depth must be a power of two \(two banks\) with "
+                                            r"spram_buffers, not 1000"):
+        AcceleratorConfig(rows=1, cols=1, act_buffer_depth=1000, spram_buffers=True)
+    with pytest.raises(SystolixError, match="spram_buffers must be a bool, not 1"):
+        AcceleratorConfig(rows=1, cols=1, spram_buffers=1)

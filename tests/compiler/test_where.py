@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from systolix.arch import isa
 from systolix.arch.config import AcceleratorConfig
 from systolix.compiler.compile import compile_model
 from systolix.compiler.where import runs_on
@@ -88,3 +89,21 @@ def test_model_without_the_left_out_units_compiles_to_the_same_program(tmp_path)
     small = AcceleratorConfig(**{**BIG.to_dict(), "vector_units": ["lut", "maxpool"]})
     assert runs_on(ir, small) == runs_on(ir)
     assert compile_model(ir, small).instructions == compile_model(ir, BIG).instructions
+
+
+def test_spram_buffers_place_every_output_in_the_other_bank_than_its_inputs(tmp_path):
+    """With two act banks (spram_buffers) no instruction reads and writes one bank; the program is otherwise the
+    same (same opcodes and geometry)."""
+    ir = _quantized(tmp_path, net1d)
+    banked = AcceleratorConfig(**{**BIG.to_dict(), "spram_buffers": True})
+    half = banked.act_buffer_depth // 2
+    program = compile_model(ir, banked)
+    plain = compile_model(ir, BIG)
+    work = [i for i in program.instructions if i.opcode != isa.Opcode.HALT]
+    assert work
+    for instr in work:
+        reads = {instr.in_base // half} | ({instr.in2_base // half} if instr.opcode == isa.Opcode.ADD else set())
+        assert instr.out_base // half not in reads, instr
+    strip = ("in_base", "in2_base", "out_base")
+    assert [{k: v for k, v in vars(i).items() if k not in strip} for i in program.instructions] == \
+        [{k: v for k, v in vars(i).items() if k not in strip} for i in plain.instructions]
