@@ -91,8 +91,8 @@ class AcceleratorConfig:
         the iCE40 UltraPlus's SB_SPRAM256KA are (``synth_ice40 -spram`` infers them): ``act`` as two banks
         of ``act_buffer_depth / 2`` rows (a power of two; the bank is the row's top address bit), the compiler
         placing every layer's output in the other bank than its inputs, so a layer reads one bank while it
-        writes the other; ``wgt`` with two 8-bit rows per 16-bit word on a 1x1 array (written a byte at a
-        time). Off in the presets.
+        writes the other; ``wgt`` with two 8-bit rows per 16-bit word on a 1x1 array (whole words: rows are
+        loaded in order from an even row). Off in the presets.
     """
 
     rows: int

@@ -239,12 +239,18 @@ class Accelerator(wiring.Component):
                                  w.addr.eq(addr), w.data.eq(load_data[:widths[name]]), w.en.eq(load_en),
                                  mm.wgt_rd.data.eq(wgt_r.data)]
                     continue
-                w = mem.write_port(granularity=8)
+                # Whole words only (yosys splits a byte-written memory into one SPRAM column per byte): an even row is
+                # written with a zero high byte and kept, the odd row after it completes the word. Rows are loaded
+                # in order from an even row (as every host here does: `MemoryImages.words()` from row 0).
+                w = mem.write_port()
                 addr = Signal.like(w.addr)
-                half = Signal()
+                half, kept = Signal(), Signal(8, reset_less=True)
+                odd = load_addr[0]
+                with m.If(load_en & ~odd):
+                    m.d.sync += kept.eq(load_data[:8])
                 m.d.comb += [addr.eq(Mux(load_en, load_addr[1:], mm.wgt_rd.addr[1:])), wgt_r.addr.eq(addr),
-                             w.addr.eq(addr), w.data.eq(Cat(load_data[:8], load_data[:8])),
-                             w.en.eq(Mux(load_addr[0], 0b10, 0b01) & load_en.replicate(2))]
+                             w.addr.eq(addr), w.data.eq(Mux(odd, Cat(kept, load_data[:8]), load_data[:8])),
+                             w.en.eq(load_en)]
                 with m.If(wgt_r.en):
                     m.d.sync += half.eq(mm.wgt_rd.addr[0])
                 m.d.comb += mm.wgt_rd.data.eq(Mux(half, wgt_r.data[8:], wgt_r.data[:8]))
