@@ -51,3 +51,16 @@ def test_spram_estimate():
     assert blocks["act"] == blocks["wgt"] == blocks["tab"] == 0
     plain = AcceleratorConfig(rows=1, cols=1, act_buffer_depth=1 << 15, weight_buffer_depth=1 << 16)
     assert estimate(plain, "up5k")["SPRAM"] == 0 and block_rams(plain, "up5k")["act"] == 64  # 512 x 8 blocks
+
+
+def test_too_many_single_port_rams_refused():
+    import pytest
+
+    from systolix.errors import SystolixError
+    from systolix.hdl.devices import check_fits
+
+    big = AcceleratorConfig(rows=1, cols=1, act_buffer_depth=1 << 16, weight_buffer_depth=1 << 16,
+                            spram_buffers=True, vector_units=["maxpool", "lut"])
+    assert spram_blocks(big, "up5k") == {"act": 4, "wgt": 2}  # two banks of 32K rows: two SPRAMs each
+    with pytest.raises(SystolixError, match="SPRAM needs about 6 SB_SPRAM256KA, the device has 4"):
+        check_fits(big, "up5k")
