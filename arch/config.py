@@ -18,10 +18,16 @@ from typing import Any
 
 from systolix.errors import SystolixError
 
-__all__ = ["ADD_VARIANTS", "PRESETS", "AcceleratorConfig"]
+__all__ = ["ADD_VARIANTS", "PRESETS", "VECTOR_UNITS", "AcceleratorConfig"]
 
 #: Values of ``AcceleratorConfig.add_variant``.
 ADD_VARIANTS = ("auto", "avx2", "sse2")
+
+#: The vector engine's optional units, in canonical order, and the opcode each executes
+#: (``systolix.arch.isa.OPCODE_UNIT``): ``maxpool`` (MAXPOOL), ``lut`` (LUT, and the copies of a Concat),
+#: ``add`` (ADD, with its per-lane table memories), ``mul`` (MUL), ``resize`` (RESIZE). The MATMUL engine is
+#: always built.
+VECTOR_UNITS = ("maxpool", "lut", "add", "mul", "resize")
 
 
 def _check_positive_int(name: str, value: object) -> None:
@@ -70,6 +76,23 @@ class AcceleratorConfig:
     pe_product_register : bool
         Register the multiplier's operands and its product inside each processing element (two more
         cycles of latency; the DSP multiplier then sits between registers: a shorter critical path).
+    vector_units : tuple of str
+        Which of the vector engine's units (`VECTOR_UNITS`) are built; default all. A unit left out
+        costs no logic and no memory (no ``lut`` memory without ``lut``, no ADD tables without ``add``);
+        the compiler refuses a model with a layer that needs it.
+    narrow_program : bool
+        Keep the program in ``isa.PIECE_BITS``-bit pieces, ``isa.INSTRUCTION_PIECES`` words per instruction,
+        fetched one per cycle into the controller's instruction register (``INSTRUCTION_PIECES - 1`` more
+        cycles per instruction): the program memory then takes one 16-bit-wide block RAM column instead of
+        one per 16 bits of an instruction, and the load bus and host staging register shrink to the next
+        widest word. Off in the presets.
+    spram_buffers : bool
+        Build ``act`` and ``wgt`` as single-port memories, each with one address for its reads and writes, as
+        the iCE40 UltraPlus's SB_SPRAM256KA are (``synth_ice40 -spram`` infers them): ``act`` as two banks
+        of ``act_buffer_depth / 2`` rows (a power of two; the bank is the row's top address bit), the compiler
+        placing every layer's output in the other bank than its inputs, so a layer reads one bank while it
+        writes the other; ``wgt`` with two 8-bit rows per 16-bit word on a 1x1 array (whole words: rows are
+        loaded in order from an even row). Off in the presets.
     """
 
     rows: int
@@ -85,10 +108,23 @@ class AcceleratorConfig:
     add_table_depth: int = 1024
     add_variant: str = "auto"
     pe_product_register: bool = True
+    vector_units: tuple[str, ...] = VECTOR_UNITS
+    narrow_program: bool = False
+    spram_buffers: bool = False
 
     def __post_init__(self) -> None:
+        units = self.vector_units
+        if isinstance(units, str) or not isinstance(units, tuple | list) or \
+                not all(isinstance(u, str) for u in units):
+            raise SystolixError(f"vector_units must be a list of unit names, not {units!r}")
+        unknown = [u for u in units if u not in VECTOR_UNITS]
+        if unknown or len(set(units)) != len(units):
+            raise SystolixError(f"vector_units must name each of {', '.join(VECTOR_UNITS)} at most once, "
+                                f"not {list(units)!r}")
+        # Canonical order (a JSON list round-trips to the same, equal, hashable configuration).
+        object.__setattr__(self, "vector_units", tuple(u for u in VECTOR_UNITS if u in units))
         for field in dataclasses.fields(self):
-            if field.name in ("pe_product_register", "add_variant"):
+            if field.name in ("pe_product_register", "add_variant", "vector_units", "narrow_program", "spram_buffers"):
                 continue
             _check_positive_int(field.name, getattr(self, field.name))
         if self.data_width != 8:
@@ -97,10 +133,14 @@ class AcceleratorConfig:
             raise SystolixError(
                 f"acc_width must be 32 (onnxruntime accumulates in int32), not {self.acc_width!r}"
             )
-        if not isinstance(self.pe_product_register, bool):
-            raise SystolixError(f"pe_product_register must be a bool, not {self.pe_product_register!r}")
+        for name in ("pe_product_register", "narrow_program", "spram_buffers"):
+            if not isinstance(getattr(self, name), bool):
+                raise SystolixError(f"{name} must be a bool, not {getattr(self, name)!r}")
         if self.add_variant not in ADD_VARIANTS:
             raise SystolixError(f"add_variant must be one of {', '.join(ADD_VARIANTS)}, not {self.add_variant!r}")
+        if self.spram_buffers and (self.act_buffer_depth < 2 or self.act_buffer_depth & (self.act_buffer_depth - 1)):
+            raise SystolixError(f"act_buffer_depth must be a power of two (two banks) with spram_buffers, "
+                                f"not {self.act_buffer_depth!r}")
         for name, limit in (("lut_memory_depth", 1 << 12), ("add_table_depth", 1 << 12)):
             value = getattr(self, name)
             if value % 256 or value > limit:
@@ -168,11 +208,26 @@ class AcceleratorConfig:
         """Bits of an ADD table memory address."""
         return _address_width(self.add_table_depth)
 
+    def has_unit(self, unit: str) -> bool:
+        """Whether the vector unit ``unit`` (one of `VECTOR_UNITS`) is built."""
+        return unit in self.vector_units
+
+    @property
+    def act_bank_rows(self) -> int:
+        """Rows of one ``act`` bank with ``spram_buffers`` (half the buffer), else the whole buffer."""
+        return self.act_buffer_depth // 2 if self.spram_buffers else self.act_buffer_depth
+
     @property
     def hardware_dict(self) -> dict[str, Any]:
         """The fields that shape the hardware (all but ``add_variant``, which only changes the tables)."""
         values = self.to_dict()
         del values["add_variant"]
+        # Defaults of the fields added for small devices: the same key (config ID, design key) as before them.
+        if self.vector_units == VECTOR_UNITS:
+            del values["vector_units"]
+        for name in ("narrow_program", "spram_buffers"):
+            if not values[name]:
+                del values[name]
         return values
 
     # -- presets and serialisation --------------------------------------------------------------
@@ -194,7 +249,9 @@ class AcceleratorConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict (JSON types only)."""
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["vector_units"] = list(self.vector_units)
+        return values
 
     def to_json(self) -> str:
         """The configuration as a JSON object (text), readable by `from_json`."""

@@ -24,6 +24,11 @@ class Opcode(enum.IntEnum):
     RESIZE = 6
 
 
+#: The vector unit (``AcceleratorConfig.vector_units``) each vector opcode needs.
+OPCODE_UNIT = {Opcode.MAXPOOL: "maxpool", Opcode.LUT: "lut", Opcode.ADD: "add", Opcode.MUL: "mul",
+               Opcode.RESIZE: "resize"}
+
+
 class Mode(enum.IntEnum):
     """MATMUL reduction modes."""
 
@@ -66,6 +71,10 @@ FIELDS: tuple[tuple[str, int], ...] = (
 )
 
 INSTRUCTION_BITS = sum(bits for _, bits in FIELDS)
+#: A narrow program memory (``AcceleratorConfig.narrow_program``) holds an instruction as ``INSTRUCTION_PIECES``
+#: words of ``PIECE_BITS`` bits, least significant piece first.
+PIECE_BITS = 16
+INSTRUCTION_PIECES = -(-INSTRUCTION_BITS // PIECE_BITS)
 _SIGNED = {"x_zp"}
 
 
@@ -134,6 +143,20 @@ def decode(word: int) -> Instruction:
     values["opcode"] = Opcode(values["opcode"])
     values["mode"] = Mode(values["mode"])
     return Instruction(**values)
+
+
+def to_pieces(words: list[int]) -> list[int]:
+    """Instruction words -> their ``PIECE_BITS``-bit pieces (``INSTRUCTION_PIECES`` per word, LSB first)."""
+    mask = (1 << PIECE_BITS) - 1
+    return [(int(w) >> (PIECE_BITS * k)) & mask for w in words for k in range(INSTRUCTION_PIECES)]
+
+
+def from_pieces(pieces: list[int]) -> list[int]:
+    """Inverse of :func:`to_pieces` (a trailing partial instruction is refused)."""
+    if len(pieces) % INSTRUCTION_PIECES:
+        raise SystolixError(f"{len(pieces):,} program pieces are not whole instructions of {INSTRUCTION_PIECES}")
+    return [sum(int(pieces[i + k]) << (PIECE_BITS * k) for k in range(INSTRUCTION_PIECES))
+            for i in range(0, len(pieces), INSTRUCTION_PIECES)]
 
 
 def instruction_layout():

@@ -12,6 +12,7 @@ downstream stalls.
 from __future__ import annotations
 
 from .config import AcceleratorConfig
+from .isa import INSTRUCTION_PIECES
 
 __all__ = [
     "ACCUMULATOR_STAGES",
@@ -22,6 +23,7 @@ __all__ = [
     "accumulator_latency",
     "add_unit_latency",
     "controller_dispatch_cycles",
+    "program_fetch_extra_cycles",
     "controller_halt_cycles",
     "latencies",
     "lookup_unit_latency",
@@ -133,6 +135,12 @@ def window_setup_cycles(config: AcceleratorConfig | None = None) -> int:
 def controller_dispatch_cycles(config: AcceleratorConfig | None = None) -> int:
     """`Controller`: between an engine's ``done`` and the next engine's ``start`` (fetch and decode)."""
     return 2
+
+
+def program_fetch_extra_cycles(config: AcceleratorConfig | None = None) -> int:
+    """`Controller`: cycles a narrow program memory (``narrow_program``) adds to every instruction's fetch,
+    HALT's too (one per piece after the first)."""
+    return INSTRUCTION_PIECES - 1 if config is not None and config.narrow_program else 0
 
 
 def vector_engine_setup_cycles(config: AcceleratorConfig | None = None) -> int:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .add_arith import TABLE_BITS
 from .config import AcceleratorConfig
-from .isa import INSTRUCTION_BITS
+from .isa import INSTRUCTION_BITS, INSTRUCTION_PIECES, PIECE_BITS
 from .params import CHANNEL_BITS
 
 __all__ = ["LOAD_SELECT", "LUT_LANE_BITS", "MEMORIES", "memory_depths", "pack_lanes", "unpack_lanes", "word_bits"]
@@ -26,7 +26,7 @@ def word_bits(config: AcceleratorConfig) -> dict[str, int]:
     """Bits of one load-bus word of each memory (and of a line of its ``.hex`` file); ``lut``: one byte per lane."""
     lanes = config.rows
     return {"wgt": 8 * lanes, "prm": CHANNEL_BITS * lanes, "lut": 8 * lanes, "addtab": TABLE_BITS,
-            "prog": INSTRUCTION_BITS}
+            "prog": PIECE_BITS if config.narrow_program else INSTRUCTION_BITS}
 
 
 #: Bits of one entry of a lane's copy of the ``lut`` memory: a ``lut`` load word holds one entry per lane (lane ``i``
@@ -37,7 +37,8 @@ LUT_LANE_BITS = 8
 def memory_depths(config: AcceleratorConfig) -> dict[str, int]:
     """Words of each loadable memory."""
     return {"wgt": config.weight_buffer_depth, "prm": config.param_memory_depth, "lut": config.lut_memory_depth,
-            "addtab": config.add_table_depth, "prog": config.program_memory_depth}
+            "addtab": config.add_table_depth,
+            "prog": config.program_memory_depth * (INSTRUCTION_PIECES if config.narrow_program else 1)}
 
 
 def pack_lanes(rows: np.ndarray, bits: int = 8) -> list[int]:

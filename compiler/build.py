@@ -129,7 +129,7 @@ def read_hex(path: Path, bits: int, depth: int) -> list[int]:
 
 def write_images(folder: Path, images: MemoryImages, config: AcceleratorConfig) -> None:
     """The ``*.hex`` load images and ``images.npz``."""
-    words = images.words()
+    words = images.words(narrow_program=config.narrow_program)
     bits = word_bits(config)
     for name in MEMORIES:
         (folder / f"{name}.hex").write_text(_hex_lines(words[name], bits[name]))
@@ -143,7 +143,8 @@ def read_images(folder: Path, config: AcceleratorConfig) -> MemoryImages:
     """The memory images of the ``*.hex`` files of a build folder."""
     bits, depths = word_bits(config), memory_depths(config)
     words = {name: read_hex(folder / f"{name}.hex", bits[name], depths[name]) for name in MEMORIES}
-    return MemoryImages.from_words(words, config.rows, config.weight_buffer_depth)
+    return MemoryImages.from_words(words, config.rows, config.weight_buffer_depth,
+                                   narrow_program=config.narrow_program)
 
 
 def build(model_path: str | os.PathLike, out: str | os.PathLike, config: AcceleratorConfig | None, *,

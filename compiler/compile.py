@@ -21,7 +21,7 @@ from systolix.frontend import ir
 from .cycles import predicted_cycles
 from .im2col import Window, im2col, im2col_conv, im2col_tiles
 from .images import MemoryImages
-from .layout import TensorPlacement, allocate, storage_geometry
+from .layout import TensorPlacement, allocate, allocate_banked, storage_geometry
 from .lower import (
     Lowered,
     average_pool_refusal,
@@ -595,8 +595,17 @@ def _place(model: ir.Model, layers: list[ir.Layer], classified: _Classified, con
     for name, (c, h, w) in geometry.items():
         sizes[name] = -(-c // lanes) * h * w
 
-    reuse = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=False)
-    separate = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=True)
+    if config.spram_buffers:  # two act banks: each layer's output in the other bank than its inputs
+        reads = {layers[i].output: [root(n) for n in layers[i].inputs] for i in classified.device
+                 if not isinstance(layers[i], ir.Reshape | ir.Transpose)}
+        spans = {n: tuple(v) for n, v in live.items()}
+        reuse = allocate_banked(sizes, spans, reads, config.act_bank_rows, keep_all=False)[0]
+        # Every tensor kept: banked when asked for (it is then the allocation), else only a figure for the report.
+        separate = (allocate_banked(sizes, spans, reads, config.act_bank_rows, keep_all=True)[0] if keep_all
+                    else allocate(sizes, spans, keep_all=True))
+    else:
+        reuse = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=False)
+        separate = allocate(sizes, {n: tuple(v) for n, v in live.items()}, keep_all=True)
     alloc = separate if keep_all else reuse
     if alloc.rows > config.act_buffer_depth:
         top = 0
@@ -637,6 +646,15 @@ class _LayerLowered:
     act_rows: int
 
 
+def _check_unit(layer: ir.Layer, opcode: isa.Opcode, config: AcceleratorConfig) -> None:
+    """Refuse a layer whose instruction needs a vector unit the configuration leaves out."""
+    unit = isa.OPCODE_UNIT.get(isa.Opcode(opcode))
+    if unit is not None and not config.has_unit(unit):
+        raise SystolixError(f"layer {layer.name} ({layer.op}): this configuration has no {unit.upper()} unit "
+                            f"(vector_units: {', '.join(config.vector_units) or 'none'}); use --array 8x8 (every "
+                            f"preset has every unit) or add {unit!r} to vector_units")
+
+
 def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Placed,
                   config: AcceleratorConfig) -> list[_LayerLowered]:
     out = []
@@ -652,6 +670,7 @@ def _lower_layers(layers: list[ir.Layer], classified: _Classified, placed: _Plac
         result = _lower(layer, xs, y, config.rows, config, config.add_variant,
                         placed.placements.get(scratch_name(layer)))
         for lowered in result if isinstance(result, list) else [result]:
+            _check_unit(layer, lowered.fields["opcode"], config)
             fields = dict(in_base=xs[0].base, out_base=y.base, layer=index)
             if len(xs) > 1 and not isinstance(layer, ir.Concat):
                 fields["in2_base"] = xs[1].base

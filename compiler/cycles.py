@@ -33,7 +33,8 @@ ADD: the two operand rows are read through the one ``act`` read port: ``2 * rows
 MUL: as ADD, + ``MulUnit.latency``.
 RESIZE: one ``act`` read per output pixel, as MAXPOOL with a one-tap window.
 MAXPOOL, LUT, ADD and MUL add ``VectorEngine`` setup cycles beyond the first.
-Every instruction: 4 cycles of fetch/decode/start/done handshake (measured). HALT: its decode and ``done``.
+Every instruction: 4 cycles of fetch/decode/start/done handshake (measured), + ``INSTRUCTION_PIECES - 1`` with a
+narrow program memory (one piece fetched per cycle). HALT: its decode and ``done`` (and the same fetch).
 """
 
 from __future__ import annotations
@@ -81,27 +82,28 @@ def _streaming_cycles(instr: Instruction, lanes: int, drain: int) -> int:
 def predicted_cycles(instr: Instruction, config: AcceleratorConfig) -> int:
     """Cycles the hardware is predicted to take for one instruction (module docstring)."""
     lanes = config.rows
+    fetch = latency.program_fetch_extra_cycles(config)
     if instr.opcode == Opcode.HALT:
-        return latency.controller_halt_cycles(config)
+        return latency.controller_halt_cycles(config) + fetch
     if instr.opcode == Opcode.MATMUL:
         lat = pipeline_latencies(config)
         steps = _streaming_cycles(instr, lanes, lat["drain"])
         pixels = min(_chunk_pixels(instr))
         params = (instr.out_blocks - 1) * min(2, max(0, (pixels - 2) // 2))
-        return (_OVERHEAD + lanes + 3 + steps + params + lat["matmul"] + lat["accumulator"] + lat["requantizer"]
+        return (fetch + _OVERHEAD + lanes + 3 + steps + params + lat["matmul"] + lat["accumulator"] + lat["requantizer"]
                 + 2 + lat["sync_reader"] - 1)
     setup = latency.vector_engine_setup_cycles(config) - 1
     if instr.opcode == Opcode.MAXPOOL:
-        return _OVERHEAD + setup + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 4
+        return fetch + _OVERHEAD + setup + instr.out_blocks * instr.out_h * instr.out_w * instr.k_h * instr.k_w + 4
     if instr.opcode == Opcode.LUT:
-        return _OVERHEAD + setup + instr.rows + 3 + latency.lookup_unit_latency(config)
+        return fetch + _OVERHEAD + setup + instr.rows + 3 + latency.lookup_unit_latency(config)
     if instr.opcode in (Opcode.ADD, Opcode.MUL):
         unit = pipeline_latencies(config)["add" if instr.opcode == Opcode.ADD else "mul"]
         if instr.bcast:  # one read per row, plus the second operand's row once per channel block
             reads = instr.rows + -(-instr.rows // max(1, instr.in_h * instr.in_w))
         else:
             reads = 2 * instr.rows
-        return _OVERHEAD + setup + reads + 3 + unit
+        return fetch + _OVERHEAD + setup + reads + 3 + unit
     if instr.opcode == Opcode.RESIZE:
-        return _OVERHEAD + setup + instr.out_blocks * instr.out_h * instr.out_w + 4
+        return fetch + _OVERHEAD + setup + instr.out_blocks * instr.out_h * instr.out_w + 4
     raise ValueError(f"unknown opcode {instr.opcode!r}")

@@ -45,12 +45,16 @@ class MemoryImages:
     addtab: np.ndarray
     prog: list[int]
 
-    def words(self, table_bits: int | None = None) -> dict[str, list[int]]:
+    def words(self, table_bits: int | None = None, *, narrow_program: bool = False) -> dict[str, list[int]]:
         """The words a host writes through the load bus (``hdl/top.py``), used part of each memory only.
 
         ``wgt`` and ``lut``: one row of L int8 lanes per word (:func:`pack_lanes`; a ``lut`` row holds each lane's
-        own entry); ``prm`` and ``prog`` as they are; ``addtab``: ``table_bits``-bit words.
+        own entry); ``prm`` and ``prog`` as they are (with ``narrow_program``, the configuration's, ``prog`` as
+        ``isa.INSTRUCTION_PIECES`` pieces per instruction: :func:`systolix.arch.isa.to_pieces`); ``addtab``:
+        ``table_bits``-bit words.
         """
+        from systolix.arch.isa import to_pieces
+
         lut = np.asarray(self.lut)
         if table_bits is None:
             from systolix.arch.add_arith import TABLE_BITS as table_bits
@@ -58,11 +62,14 @@ class MemoryImages:
         return {"wgt": pack_lanes(self.wgt[: self.used()["wgt"]]), "prm": [int(w) for w in self.prm],
                 "lut": pack_lanes(lut) if lut.size else [],
                 "addtab": [int(w) & mask for w in np.asarray(self.addtab).reshape(-1)],
-                "prog": [int(w) for w in self.prog]}
+                "prog": to_pieces(self.prog) if narrow_program else [int(w) for w in self.prog]}
 
     @classmethod
-    def from_words(cls, words: dict[str, list[int]], lanes: int, weight_depth: int) -> MemoryImages:
+    def from_words(cls, words: dict[str, list[int]], lanes: int, weight_depth: int, *,
+                   narrow_program: bool = False) -> MemoryImages:
         """The images that :meth:`words` came from (``wgt`` padded with zero rows to ``weight_depth``)."""
+        from systolix.arch.isa import from_pieces
+
         wgt = np.zeros((weight_depth, lanes), np.int8)
         used = unpack_lanes(words["wgt"], lanes)
         if used.shape[0] > weight_depth:
@@ -70,7 +77,7 @@ class MemoryImages:
         wgt[: used.shape[0]] = used
         lut = unpack_lanes(words["lut"], lanes).reshape(-1, lanes)
         return cls(wgt=wgt, prm=list(words["prm"]), lut=lut, addtab=np.array(words["addtab"], np.int64),
-                   prog=list(words["prog"]))
+                   prog=from_pieces(words["prog"]) if narrow_program else list(words["prog"]))
 
     def used(self) -> dict[str, int]:
         """Rows (words) of each memory the program uses (``wgt``: up to the last non-zero tile row)."""

@@ -222,3 +222,47 @@ def allocate(sizes: dict[str, int], live: dict[str, tuple[int, int]], keep_all: 
                 intact.discard(name)
                 break
     return Allocation(bases, top, frozenset(intact))
+
+
+def allocate_banked(sizes: dict[str, int], live: dict[str, tuple[int, int]], reads: dict[str, list[str]],
+                    bank_rows: int, keep_all: bool) -> tuple[Allocation, dict[str, int]]:
+    """Assign ``act`` rows in two banks of ``bank_rows`` rows (``AcceleratorConfig.spram_buffers``).
+
+    A tensor goes to the other bank than the tensors its producer reads (``reads``: tensor -> them; a tensor
+    nobody produces on the accelerator, a graph input, goes to bank 0), so no layer reads and writes one bank;
+    then each bank is allocated as :func:`allocate` does, bank 1 from row ``bank_rows``.
+
+    Returns
+    -------
+    Allocation, dict
+        The allocation (``rows``: one past the last row used, counting bank 1 from ``bank_rows``) and each
+        tensor's bank.
+
+    Raises
+    ------
+    SystolixError
+        A layer that reads tensors of both banks (its output can go to neither), or a bank that overflows.
+    """
+    bank: dict[str, int] = {}
+    for name in sizes:
+        sources = {bank[t] for t in reads.get(name, ()) if t in bank}
+        if len(sources) > 1:
+            raise SystolixError(f"the layer writing {name!r} reads tensors in both act banks (spram_buffers: a "
+                                f"layer writes the other bank than it reads); this model needs a configuration "
+                                f"without spram_buffers")
+        bank[name] = 1 - sources.pop() if sources else 0
+    bases: dict[str, int] = {}
+    intact: set[str] = set()
+    rows = 0
+    for b in (0, 1):
+        part = {n: size for n, size in sizes.items() if bank[n] == b}
+        if not part:
+            continue
+        alloc = allocate(part, live, keep_all)
+        if alloc.rows > bank_rows:
+            raise SystolixError(f"act bank {b} needs {alloc.rows:,} rows but holds {bank_rows:,} "
+                                f"(act_buffer_depth / 2 with spram_buffers)")
+        bases.update({n: base + b * bank_rows for n, base in alloc.bases.items()})
+        intact |= alloc.intact
+        rows = max(rows, b * bank_rows + alloc.rows)
+    return Allocation(bases, rows, frozenset(intact)), bank

@@ -8,6 +8,7 @@ A float model is shown as it will run once quantized (its float activations beco
 
 from __future__ import annotations
 
+from systolix.arch.config import AcceleratorConfig
 from systolix.frontend import ir
 
 from .compile import _unsupported, host_tensors, transpose_views
@@ -47,10 +48,34 @@ def _unit(layer: ir.Layer) -> str:
     return "array"
 
 
-def runs_on(model: ir.Model) -> dict[str, str]:
+#: What each "vector (...)" placement runs on (``AcceleratorConfig.vector_units``; a Concat is LUT copies).
+_VECTOR_UNIT = (("vector (max)", "maxpool"), ("vector (pixel copies)", "maxpool"), ("vector (table", "lut"),
+                ("vector (per-channel tables", "lut"), ("vector (copy)", "lut"),
+                ("vector (add", "add"), ("vector (mul", "mul"), ("vector (nearest", "resize"))
+
+
+def _absent_unit(where: str, config: AcceleratorConfig | None) -> str | None:
+    """The vector unit ``where`` needs, if ``config`` leaves it out (else None)."""
+    if config is None:
+        return None
+    unit = next((u for prefix, u in _VECTOR_UNIT if where.startswith(prefix)), None)
+    return None if unit is None or config.has_unit(unit) else unit
+
+
+def runs_on(model: ir.Model, config: AcceleratorConfig | None = None) -> dict[str, str]:
     """Layer name -> where it runs: ``"array"``, ``"vector (...)"``, ``"alias (no data moved)"`` (the
     accelerator), ``"host (input)"``, ``"host (output)"``, or ``"refused: why"``; the ops of the host input
-    prefix (``model.input_prefix``) first, as ``"host (input)"``."""
+    prefix (``model.input_prefix``) first, as ``"host (input)"``. With ``config``, a vector layer whose unit it
+    leaves out (``vector_units``) is refused, as ``compile`` refuses it."""
+    where = _runs_on(model)
+    for name, text in where.items():
+        unit = _absent_unit(text, config)
+        if unit is not None:
+            where[name] = f"refused: this configuration has no {unit.upper()} unit"
+    return where
+
+
+def _runs_on(model: ir.Model) -> dict[str, str]:
     host = {t.name for t in model.inputs}
     views = transpose_views(model)
     plan = plan_moves(model, host_tensors(model), views)

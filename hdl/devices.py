@@ -24,7 +24,7 @@ from typing import Any
 from systolix.arch.memory import LUT_LANE_BITS, memory_depths, word_bits
 from systolix.errors import SystolixError
 
-__all__ = ["DEVICES", "RESOURCES", "Device", "block_rams", "check_fits", "estimate", "memory_blocks"]
+__all__ = ["DEVICES", "RESOURCES", "Device", "block_rams", "check_fits", "estimate", "memory_blocks", "spram_blocks"]
 
 #: The resources `estimate` and the synthesis report count, in display order.
 RESOURCES = ("LUT4", "FF", "DSP", "BRAM", "SPRAM", "IO")
@@ -163,18 +163,43 @@ def _memories(config: Any) -> list[tuple[str, int, int]]:
     bits, depths = word_bits(config), memory_depths(config)
     mems = [("act", config.act_buffer_depth, 8 * lanes), ("acc", config.acc_memory_depth, config.acc_width * cols),
             *((name, depths[name], bits[name]) for name in ("wgt", "prm", "prog"))]
-    for lane in range(lanes):  # one copy of each table per lane
-        mems += [(f"lut{lane}", depths["lut"], LUT_LANE_BITS), (f"tab{lane}", depths["addtab"], bits["addtab"])]
+    units = getattr(config, "vector_units", ("lut", "add"))
+    for lane in range(lanes):  # one copy of each table per lane, none without the unit that reads it
+        mems += [(f"lut{lane}", depths["lut"], LUT_LANE_BITS if "lut" in units else 0),
+                 (f"tab{lane}", depths["addtab"], bits["addtab"] if "add" in units else 0)]
     return mems
+
+
+#: Words and bits of one SB_SPRAM256KA.
+_SPRAM_WORDS, _SPRAM_WIDTH = 16_384, 16
+
+
+def spram_blocks(config: Any, device: Device | str) -> dict[str, int]:
+    """Single-port RAMs of ``act`` and ``wgt`` with ``spram_buffers`` on a device that has them (else none):
+    each ``act`` bank and the ``wgt`` words (two 8-bit rows per word on a 1x1 array) in whole 16K x 16 blocks."""
+    device = get_device(device) if isinstance(device, str) else device
+    if not getattr(config, "spram_buffers", False) or not device.spram:
+        return {}
+    lanes = config.rows
+    pack = 2 if lanes == 1 else 1
+    act = 2 * math.ceil(config.act_bank_rows / _SPRAM_WORDS) * math.ceil(8 * lanes / _SPRAM_WIDTH)
+    wgt = (math.ceil(math.ceil(config.weight_buffer_depth / pack) / _SPRAM_WORDS)
+           * math.ceil(8 * lanes * pack / _SPRAM_WIDTH))
+    return {"act": act, "wgt": wgt}
 
 
 def block_rams(config: Any, device: Device | str) -> dict[str, int]:
     """Block RAMs of each memory of the accelerator for ``config`` on ``device`` (``lut`` and ``tab``: all lane
-    copies together; memories small enough for logic count 0), as `estimate` counts them."""
+    copies together; memories small enough for logic count 0; ``act`` and ``wgt`` in single-port RAMs, see
+    `spram_blocks`, count 0), as `estimate` counts them."""
     device = get_device(device) if isinstance(device, str) else device
     blocks: dict[str, int] = {}
+    in_spram = spram_blocks(config, device)
     for name, depth, width in _memories(config):
         key = name.rstrip("0123456789")
+        if key in in_spram:
+            blocks[key] = 0
+            continue
         used = memory_blocks(depth, width, device.bram_shapes) if depth * width >= _SMALL_MEMORY_BITS else 0
         blocks[key] = blocks.get(key, 0) + used
     return blocks
@@ -205,8 +230,8 @@ def estimate(config: Any, device: Device | str = "ecp5-85f") -> dict[str, int]:
     Returns
     -------
     dict of str to int
-        ``LUT4``, ``FF``, ``DSP``, ``BRAM`` (blocks), ``SPRAM`` (always 0: yosys does not infer it for
-        these memories) and ``IO`` (pins).
+        ``LUT4``, ``FF``, ``DSP``, ``BRAM`` (blocks), ``SPRAM`` (single-port RAMs: with ``spram_buffers`` only,
+        `spram_blocks`) and ``IO`` (pins).
     """
     device = get_device(device) if isinstance(device, str) else device
     pes = config.rows * config.cols
@@ -217,7 +242,7 @@ def estimate(config: Any, device: Device | str = "ecp5-85f") -> dict[str, int]:
         "FF": _FF_FIXED + _FF_PER_PE * pes + _FF_PER_LANE * lanes,
         "DSP": pes + _DSP_PER_LANE * lanes + _DSP_FIXED,
         "BRAM": bram,
-        "SPRAM": 0,
+        "SPRAM": sum(spram_blocks(config, device).values()),
         "IO": _io_pins(config),
     }
 
@@ -233,7 +258,7 @@ def check_fits(config: Any, device: Device | str) -> dict[str, int]:
     device = get_device(device) if isinstance(device, str) else device
     need = estimate(config, device)
     over = [f"{r} needs about {need[r]:,} {device.cells.get(r, r)}, the device has {device.budget(r):,}"
-            for r in ("DSP", "BRAM", "LUT4", "FF", "IO") if need[r] > device.budget(r)]
+            for r in ("DSP", "BRAM", "SPRAM", "LUT4", "FF", "IO") if need[r] > device.budget(r)]
     if over:
         raise SystolixError(f"the {config.rows}x{config.cols} accelerator does not fit {device.name} "
                             f"({device.part}): {'; '.join(over)}")

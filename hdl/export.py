@@ -62,6 +62,17 @@ def _bakeable(text: str) -> str:
     return re.sub(r"(  initial begin\n    (\w+)\[0\] = [^\n]*\n(?:    \2\[\d+\] = [^\n]*\n)*  end\n)", wrap, text)
 
 
+def _uninitialised(text: str, names: tuple[str, ...]) -> str:
+    """Drop the zero initialisation of the memories ``names``: single-port RAMs (SB_SPRAM256KA) have none, and
+    yosys maps an initialised memory to block RAMs only. Nothing reads a row of them before writing it (``act``
+    rows are written by the host or a layer before they are read, ``wgt`` is loaded before a run); Verilator
+    starts them at zero."""
+    def drop(match: re.Match) -> str:
+        return "" if match.group(2) in names else match.group(0)
+
+    return re.sub(r"(  initial begin\n    (\w+)\[0\] = [^\n]*\n(?:    \2\[\d+\] = [^\n]*\n)*  end\n)", drop, text)
+
+
 def verilog_for(config: AcceleratorConfig) -> str:
     """The Verilog of the accelerator for ``config``: the same text for every model (generated once per
     design and kept in ``cache_dir("verilog")``, since an 8x8 design takes some 15 s to generate).
@@ -77,7 +88,10 @@ def verilog_for(config: AcceleratorConfig) -> str:
 
     from .top import Accelerator
 
-    text = _bakeable(verilog.convert(Accelerator(config), name="accelerator"))
+    text = verilog.convert(Accelerator(config), name="accelerator")
+    if config.spram_buffers:
+        text = _uninitialised(text, ("act0", "act1", "wgt"))
+    text = _bakeable(text)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

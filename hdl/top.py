@@ -23,7 +23,7 @@ Host protocol:
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, unsigned
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -100,13 +100,26 @@ class Accelerator(wiring.Component):
             width = LUT_LANE_BITS if name == "lut" else widths[name]  # a lane's copy holds its byte of the word
             return memory.Memory(shape=unsigned(width), depth=depths[name], init=[], attrs=_NO_RW_CHECK)
 
-        #: The memories, created here so simulators can reach their contents (``act.data``).
-        self.act = memory.Memory(shape=unsigned(8 * lanes), depth=config.act_buffer_depth, init=[],
-                                 attrs=_NO_RW_CHECK)
-        self.wgt, self.prm, self.prog = loadable("wgt"), loadable("prm"), loadable("prog")
-        #: One copy per lane (each lane looks up its own code every cycle).
-        self.lut = [loadable("lut") for _ in range(lanes)]
-        self.tab = [loadable("addtab") for _ in range(lanes)]
+        #: The memories, created here so simulators can reach their contents (``act.data``). With
+        #: ``spram_buffers`` ``act`` is two banks (``act_banks``, ``act`` is None) and ``wgt`` on a 1x1 array
+        #: holds two rows per word (``wgt_pack``).
+        # ``ram_style = "huge"``: yosys's class of the iCE40 UltraPlus's SB_SPRAM256KA (by its cost model alone it
+        # would take the block RAMs); their zero initialisation is left out of the Verilog (`export.verilog_for`).
+        big = _NO_RW_CHECK | ({"ram_style": "huge"} if config.spram_buffers else {})
+        self.act_banks = [memory.Memory(shape=unsigned(8 * lanes), depth=config.act_bank_rows, init=[], attrs=big)
+                          for _ in range(2 if config.spram_buffers else 1)]
+        self.act = None if config.spram_buffers else self.act_banks[0]
+        self.wgt_pack = 2 if config.spram_buffers and lanes == 1 else 1
+        if config.spram_buffers:
+            self.wgt = memory.Memory(shape=unsigned(8 * lanes * self.wgt_pack),
+                                     depth=-(-depths["wgt"] // self.wgt_pack), init=[], attrs=big)
+        else:
+            self.wgt = loadable("wgt")
+        self.prm, self.prog = loadable("prm"), loadable("prog")
+        #: One copy per lane (each lane looks up its own code every cycle); none without the unit that reads them
+        #: (``config.vector_units``).
+        self.lut = [loadable("lut") for _ in range(lanes)] if config.has_unit("lut") else []
+        self.tab = [loadable("addtab") for _ in range(lanes)] if config.has_unit("add") else []
 
     @property
     def config(self) -> AcceleratorConfig:
@@ -114,10 +127,9 @@ class Accelerator(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self._config
-        lanes = cfg.rows
         m = Module()
 
-        m.submodules.controller = ctl = Controller(cfg.program_addr_width)
+        m.submodules.controller = ctl = Controller(cfg.program_addr_width, narrow=cfg.narrow_program)
         m.submodules.matmul = mm = MatMulEngine(cfg)
         m.submodules.vector = vec = VectorEngine(cfg, lut_addr_width=cfg.lut_addr_width,
                                                  table_addr_width=cfg.add_table_addr_width)
@@ -128,34 +140,60 @@ class Accelerator(wiring.Component):
                      self.cycles.eq(ctl.cycles)]
 
         # -- memories -----------------------------------------------------------------------------
-        act, wgt, prm, prog = self.act, self.wgt, self.prm, self.prog
-        m.submodules.act, m.submodules.wgt, m.submodules.prm, m.submodules.prog = act, wgt, prm, prog
+        wgt, prm, prog = self.wgt, self.prm, self.prog
+        m.submodules.wgt, m.submodules.prm, m.submodules.prog = wgt, prm, prog
 
         # act: one read port and one write port, shared by the engines and the host. The port's owner is
         # chosen by which engine is busy (registers), not by the engines' enables: the address mux is then
         # two LUTs deep whatever the engines compute. Writes are registered on their way (a row is written
         # the cycle after an engine presents it; nothing reads a row that soon after its write).
-        act_r, act_w = act.read_port(), act.write_port()
+        r_addr, r_en, r_data = Signal(cfg.act_addr_width), Signal(), Signal(8 * cfg.rows)
         readers = [mm.act_rd, vec.act_rd]
-        m.d.comb += [act_r.addr.eq(Mux(mm.busy, mm.act_rd.addr, Mux(vec.busy, vec.act_rd.addr, self.host_addr))),
-                     act_r.en.eq(mm.act_rd.en | vec.act_rd.en | self.host_re)]
-        act_word = captured(m, act_r.data, act_r.en, "act")  # the engines' reads: two cycles (ports.captured)
+        m.d.comb += [r_addr.eq(Mux(mm.busy, mm.act_rd.addr, Mux(vec.busy, vec.act_rd.addr, self.host_addr))),
+                     r_en.eq(mm.act_rd.en | vec.act_rd.en | self.host_re)]
+        act_word = captured(m, r_data, r_en, "act")  # the engines' reads: two cycles (ports.captured)
         for r in readers:
             m.d.comb += r.data.eq(act_word)
-        m.d.comb += self.host_rdata.eq(act_r.data)
+        m.d.comb += self.host_rdata.eq(r_data)
         w_en = Signal()
-        w_addr = Signal.like(act_w.addr, reset_less=True)
-        w_data = Signal.like(act_w.data, reset_less=True)
+        w_addr = Signal(cfg.act_addr_width, reset_less=True)
+        w_data = Signal(8 * cfg.rows, reset_less=True)
         m.d.sync += [
             w_en.eq(mm.act_wr.en | vec.act_wr.en | (self.host_we & ~ctl.busy)),
             w_addr.eq(Mux(mm.busy, mm.act_wr.addr, Mux(vec.busy, vec.act_wr.addr, self.host_addr))),
             w_data.eq(Mux(mm.busy, mm.act_wr.data, Mux(vec.busy, vec.act_wr.data, self.host_wdata))),
         ]
-        m.d.comb += [act_w.addr.eq(w_addr), act_w.data.eq(w_data), act_w.en.eq(w_en)]
+        if not cfg.spram_buffers:
+            m.submodules.act = act = self.act
+            act_r, act_w = act.read_port(), act.write_port()
+            m.d.comb += [act_r.addr.eq(r_addr), act_r.en.eq(r_en), r_data.eq(act_r.data),
+                         act_w.addr.eq(w_addr), act_w.data.eq(w_data), act_w.en.eq(w_en)]
+        else:
+            # Two single-address banks (the bank is the row's top bit). The compiler puts a layer's output in the
+            # other bank than its inputs, so the write and the read of one cycle never meet in a bank; each bank's
+            # one address is the write's when it is written, else the read's. The read data comes from the bank
+            # of the last read (held, as a read port's data is, until the next read).
+            bank_bits = cfg.act_addr_width - 1
+            r_bank = Signal()
+            with m.If(r_en):
+                m.d.sync += r_bank.eq(r_addr[bank_bits])
+            outputs = []
+            for b, mem in enumerate(self.act_banks):
+                m.submodules[f"act{b}"] = mem
+                port_r, port_w = mem.read_port(), mem.write_port()
+                addr = Signal(bank_bits, name=f"act{b}_addr")
+                writes = w_en & (w_addr[bank_bits] == b)
+                m.d.comb += [addr.eq(Mux(writes, w_addr[:bank_bits], r_addr[:bank_bits])),
+                             port_r.addr.eq(addr), port_r.en.eq(r_en & (r_addr[bank_bits] == b)),
+                             port_w.addr.eq(addr), port_w.data.eq(w_data), port_w.en.eq(writes)]
+                outputs.append(port_r.data)
+            m.d.comb += r_data.eq(Mux(r_bank, outputs[1], outputs[0]))
 
-        # wgt: MATMUL engine only.
+        # wgt: the MATMUL engine reads it while running, the load bus writes it while idle.
         wgt_r = wgt.read_port()
-        m.d.comb += [wgt_r.addr.eq(mm.wgt_rd.addr), wgt_r.en.eq(mm.wgt_rd.en), mm.wgt_rd.data.eq(wgt_r.data)]
+        m.d.comb += [wgt_r.en.eq(mm.wgt_rd.en)]
+        if not cfg.spram_buffers:
+            m.d.comb += [wgt_r.addr.eq(mm.wgt_rd.addr), mm.wgt_rd.data.eq(wgt_r.data)]
 
         # prm: both engines (the vector engine reads ADD constants).
         prm_r = prm.read_port()
@@ -169,14 +207,14 @@ class Accelerator(wiring.Component):
         m.d.comb += [prog_r.addr.eq(ctl.prog.addr), prog_r.en.eq(ctl.prog.en), ctl.prog.data.eq(prog_r.data)]
 
         # lut and ADD tables: one copy per lane.
-        for lane in range(lanes):
-            lut, tab = self.lut[lane], self.tab[lane]
-            m.submodules[f"lut{lane}"], m.submodules[f"tab{lane}"] = lut, tab
-            lr, tr = lut.read_port(), tab.read_port()
-            m.d.comb += [lr.addr.eq(vec.lut_rd.addr[lane]), lr.en.eq(vec.lut_rd.en),
-                         vec.lut_rd.data[lane].eq(lr.data),
-                         tr.addr.eq(vec.tab_rd.addr[lane]), tr.en.eq(vec.tab_rd.en),
-                         vec.tab_rd.data[lane].eq(tr.data)]
+        for lane, lut in enumerate(self.lut):
+            m.submodules[f"lut{lane}"] = lut
+            lr = lut.read_port()
+            m.d.comb += [lr.addr.eq(vec.lut_rd.addr[lane]), lr.en.eq(vec.lut_rd.en), vec.lut_rd.data[lane].eq(lr.data)]
+        for lane, tab in enumerate(self.tab):
+            m.submodules[f"tab{lane}"] = tab
+            tr = tab.read_port()
+            m.d.comb += [tr.addr.eq(vec.tab_rd.addr[lane]), tr.en.eq(vec.tab_rd.en), vec.tab_rd.data[lane].eq(tr.data)]
 
         # The load bus: one write port on each loadable memory (every copy of the per-lane tables). The word,
         # its address and each memory's write enable are registered on their way (the write lands the cycle
@@ -190,9 +228,36 @@ class Accelerator(wiring.Component):
         load_data = Signal.like(self.load_data, reset_less=True)
         m.d.sync += [load_addr.eq(self.load_addr), load_data.eq(self.load_data)]
         for index, (name, mem, lane) in enumerate(targets):
-            w = mem.write_port()
             load_en = Signal(name=f"load_en_{index}_{name}")
             m.d.sync += load_en.eq(self.load_we & (self.load_sel == LOAD_SELECT[name]) & ~ctl.busy)
+            if mem is wgt and cfg.spram_buffers:
+                # One address for the load's writes and the engine's reads (a single-port memory). On a 1x1 array
+                # two rows per word, written a byte at a time, the row's low bit choosing the byte (of the read:
+                # registered).
+                if self.wgt_pack == 1:
+                    w = mem.write_port()
+                    addr = Signal.like(w.addr)
+                    m.d.comb += [addr.eq(Mux(load_en, load_addr, mm.wgt_rd.addr)), wgt_r.addr.eq(addr),
+                                 w.addr.eq(addr), w.data.eq(load_data[:widths[name]]), w.en.eq(load_en),
+                                 mm.wgt_rd.data.eq(wgt_r.data)]
+                    continue
+                # Whole words only (yosys splits a byte-written memory into one SPRAM column per byte): an even row is
+                # written with a zero high byte and kept, the odd row after it completes the word. Rows are loaded
+                # in order from an even row (as every host here does: `MemoryImages.words()` from row 0).
+                w = mem.write_port()
+                addr = Signal.like(w.addr)
+                half, kept = Signal(), Signal(8, reset_less=True)
+                odd = load_addr[0]
+                with m.If(load_en & ~odd):
+                    m.d.sync += kept.eq(load_data[:8])
+                m.d.comb += [addr.eq(Mux(load_en, load_addr[1:], mm.wgt_rd.addr[1:])), wgt_r.addr.eq(addr),
+                             w.addr.eq(addr), w.data.eq(Mux(odd, Cat(kept, load_data[:8]), load_data[:8])),
+                             w.en.eq(load_en)]
+                with m.If(wgt_r.en):
+                    m.d.sync += half.eq(mm.wgt_rd.addr[0])
+                m.d.comb += mm.wgt_rd.data.eq(Mux(half, wgt_r.data[8:], wgt_r.data[:8]))
+                continue
+            w = mem.write_port()
             # a lut word holds one byte per lane: each lane's copy takes its own (per-channel tables)
             data = load_data[LUT_LANE_BITS * lane : LUT_LANE_BITS * (lane + 1)] if name == "lut" else \
                 load_data[:widths[name]]

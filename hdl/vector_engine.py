@@ -108,14 +108,25 @@ class VectorEngine(wiring.Component):
         src = self.ctl.instr
         # This engine's copy of the instruction (loaded while idle; valid from the cycle after ``start``):
         # everything below reads it, not the controller's register shared with the other engine.
-        ins = Signal(instruction_layout())
+        # On a small device (``narrow_program``) the controller's register itself, stable while an instruction
+        # runs (the copy's flip-flops are a tenth of an UP5K).
+        share = cfg.narrow_program
+        ins = src if share else Signal(instruction_layout())
 
-        m.submodules.add = add = AddUnit(lanes, self._tab_aw)
-        m.submodules.lookup = lookup = LookupUnit(lanes, self._lut_aw)
-        m.submodules.pool = pool = MaxPoolUnit(lanes)
-        m.submodules.mul = mul = MulUnit(lanes)
-        wiring.connect(m, wiring.flipped(self.tab_rd), add.tab_rd)
-        wiring.connect(m, wiring.flipped(self.lut_rd), lookup.lut_rd)
+        # The units this configuration builds (``AcceleratorConfig.vector_units``); an absent unit's opcode flag
+        # stays 0, so its loop and its write path are left out too. RESIZE copies through the max-pool unit.
+        has = cfg.has_unit
+        add = AddUnit(lanes, self._tab_aw) if has("add") else None
+        lookup = LookupUnit(lanes, self._lut_aw) if has("lut") else None
+        pool = MaxPoolUnit(lanes) if has("maxpool") or has("resize") else None
+        mul = MulUnit(lanes) if has("mul") else None
+        for name, unit in (("add", add), ("lookup", lookup), ("pool", pool), ("mul", mul)):
+            if unit is not None:
+                m.submodules[name] = unit
+        if add is not None:
+            wiring.connect(m, wiring.flipped(self.tab_rd), add.tab_rd)
+        if lookup is not None:
+            wiring.connect(m, wiring.flipped(self.lut_rd), lookup.lut_rd)
 
         # The opcode, decoded into registers at ``start``.
         is_add, is_lut, is_pool, is_mul = Signal(), Signal(), Signal(), Signal()
@@ -125,12 +136,16 @@ class VectorEngine(wiring.Component):
 
         # ADD constants: prm[p_base], read at the start of every instruction; the captured port holds the row
         # while the instruction runs (no other prm read happens meanwhile).
-        params = Signal(add_param_layout())
-        m.d.comb += [params.eq(self.prm_rd.data.as_value()[: len(params.as_value())]),
-                     add.params.eq(params), add.base.eq(ins.lut_base), lookup.base.eq(ins.lut_base)]
-        mul_params = Signal(mul_param_layout())
-        m.d.comb += [mul_params.eq(self.prm_rd.data.as_value()[: len(mul_params.as_value())]),
-                     mul.params.eq(mul_params)]
+        if add is not None:
+            params = Signal(add_param_layout())
+            m.d.comb += [params.eq(self.prm_rd.data.as_value()[: len(params.as_value())]),
+                         add.params.eq(params), add.base.eq(ins.lut_base)]
+        if lookup is not None:
+            m.d.comb += lookup.base.eq(ins.lut_base)
+        if mul is not None:
+            mul_params = Signal(mul_param_layout())
+            m.d.comb += [mul_params.eq(self.prm_rd.data.as_value()[: len(mul_params.as_value())]),
+                         mul.params.eq(mul_params)]
 
         # Loop state.
         issuing = Signal()
@@ -198,7 +213,8 @@ class VectorEngine(wiring.Component):
             with m.State("IDLE"):
                 # The instruction is copied in every idle cycle, not only at ``start`` (it is valid then):
                 # the enable of the copy is the state, not the controller's start pulse.
-                m.d.sync += ins.eq(src)
+                if not share:
+                    m.d.sync += ins.eq(src)
                 with m.If(fsm_start):
                     m.d.comb += [self.prm_rd.en.eq(1), self.prm_rd.addr.eq(src.p_base)]
                     m.next = "PREP"
@@ -211,11 +227,15 @@ class VectorEngine(wiring.Component):
                     written.eq(0),
                     hw.eq(ins.in_w * ins.in_h), dhw.eq(ins.in_w * ins.dil_h), shw.eq(ins.in_w * ins.stride_h),
                     ptw.eq(ins.in_w * ins.pad_top), blocks_h.eq(ins.out_blocks * ins.out_h),
-                    is_add.eq(ins.opcode == Opcode.ADD), is_lut.eq(ins.opcode == Opcode.LUT),
-                    is_pool.eq(ins.opcode == Opcode.MAXPOOL), is_mul.eq(ins.opcode == Opcode.MUL),
-                    is_binary.eq((ins.opcode == Opcode.ADD) | (ins.opcode == Opcode.MUL)), bj.eq(0),
-                    is_resize.eq(ins.opcode == Opcode.RESIZE),
-                    is_grid.eq((ins.opcode == Opcode.MAXPOOL) | (ins.opcode == Opcode.RESIZE)),
+                    is_add.eq(has("add") & (ins.opcode == Opcode.ADD)),
+                    is_lut.eq(has("lut") & (ins.opcode == Opcode.LUT)),
+                    is_pool.eq(has("maxpool") & (ins.opcode == Opcode.MAXPOOL)),
+                    is_mul.eq(has("mul") & (ins.opcode == Opcode.MUL)),
+                    is_binary.eq((has("add") & (ins.opcode == Opcode.ADD)) | (has("mul") & (ins.opcode == Opcode.MUL))),
+                    bj.eq(0),
+                    is_resize.eq(has("resize") & (ins.opcode == Opcode.RESIZE)),
+                    is_grid.eq((has("maxpool") & (ins.opcode == Opcode.MAXPOOL))
+                               | (has("resize") & (ins.opcode == Opcode.RESIZE))),
                     rix.eq(0), riy.eq(0), rx_left.eq(ins.k_w), ry_left.eq(ins.k_h), w_last.eq(ins.in_w - 1),
                     h_last.eq(ins.in_h - 1),
                     rows_before.eq(ins.rows - 2), kw_before.eq(ins.k_w - 2), kh_before.eq(ins.k_h - 2),
@@ -338,28 +358,37 @@ class VectorEngine(wiring.Component):
         with m.If(held.bl):
             m.d.sync += b_code.eq(row)
         pair = held.b | held.ab  # the row completing a pair (bcast: a first-operand row, with the latched one)
-        m.d.comb += [add.i.valid.eq(pair & is_add), mul.i.valid.eq(pair & is_mul), lookup.i.valid.eq(held.lut),
-                     pool.i.valid.eq(held.tap)]
+        valid = {"add": pair & is_add, "mul": pair & is_mul, "lookup": held.lut, "pool": held.tap}
+        for name, unit in (("add", add), ("mul", mul), ("lookup", lookup), ("pool", pool)):
+            if unit is not None:
+                m.d.comb += [unit.i.valid.eq(valid[name]), unit.o.ready.eq(1)]
         for lane in range(lanes):
             first_op = Mux(held.ab, row[lane], a_code[lane])
             second_op = Mux(held.ab, b_code[lane], row[lane])
-            m.d.comb += [
-                add.i.payload[lane].a.eq(first_op),
-                add.i.payload[lane].b.eq(second_op),
-                mul.i.payload[lane].a.eq(first_op),
-                mul.i.payload[lane].b.eq(second_op),
-                lookup.i.payload[lane].eq(row[lane]),
-                pool.i.payload.x[lane].eq(pool_row[lane]),
-            ]
-        m.d.comb += [pool.i.payload.first.eq(held.first), pool.i.payload.last.eq(held.last),
-                     pool.i.payload.pad.eq(~held.inside)]
+            for unit in (add, mul):
+                if unit is not None:
+                    m.d.comb += [unit.i.payload[lane].a.eq(first_op), unit.i.payload[lane].b.eq(second_op)]
+            if lookup is not None:
+                m.d.comb += lookup.i.payload[lane].eq(row[lane])
+            if pool is not None:
+                m.d.comb += pool.i.payload.x[lane].eq(pool_row[lane])
+        if pool is not None:
+            m.d.comb += [pool.i.payload.first.eq(held.first), pool.i.payload.last.eq(held.last),
+                         pool.i.payload.pad.eq(~held.inside)]
 
-        # Unit outputs -> act writes, in order.
-        m.d.comb += [add.o.ready.eq(1), lookup.o.ready.eq(1), pool.o.ready.eq(1), mul.o.ready.eq(1)]
-        out_valid = add.o.valid | lookup.o.valid | pool.o.valid | mul.o.valid
-        out_data = Mux(add.o.valid, add.o.payload.as_value(),
-                       Mux(mul.o.valid, mul.o.payload.as_value(),
-                           Mux(lookup.o.valid, lookup.o.payload.as_value(), pool.o.payload.as_value())))
+        # Unit outputs -> act writes, in order (the last unit built is the default of the mux).
+        built = [unit for unit in (add, mul, lookup, pool) if unit is not None]
+        out_valid = Signal()
+        out_data = Signal(8 * lanes)
+        if built:
+            any_valid = built[0].o.valid
+            for unit in built[1:]:
+                any_valid = any_valid | unit.o.valid
+            m.d.comb += out_valid.eq(any_valid)
+            out_data_value = built[-1].o.payload.as_value()
+            for unit in reversed(built[:-1]):
+                out_data_value = Mux(unit.o.valid, unit.o.payload.as_value(), out_data_value)
+            m.d.comb += out_data.eq(out_data_value)
         m.d.comb += [
             self.act_wr.en.eq(out_valid),
             self.act_wr.addr.eq(out_row),

@@ -99,8 +99,11 @@ class WindowAddresser(wiring.Component):
         m = Module()
 
         # The instruction is copied at ``start``: every decision below reads this unit's own registers,
-        # not the controller's (whose register fans out to both engines).
-        ins = Signal(instruction_layout())
+        # not the controller's (whose register fans out to both engines). On a small device
+        # (``narrow_program``) it reads the controller's register, stable while an instruction runs: the copy's
+        # flip-flops are a tenth of an UP5K.
+        share = cfg.narrow_program
+        ins = self.instr if share else Signal(instruction_layout())
         conv = Signal()
         dw = Signal()
         dense = Signal()
@@ -206,7 +209,9 @@ class WindowAddresser(wiring.Component):
             with m.State("IDLE"):
                 # The instruction is copied in every idle cycle (it is valid at ``start``): the enable of
                 # these registers is the state, not the start pulse.
-                m.d.sync += [ins.eq(self.instr), step.eq(0)]
+                m.d.sync += step.eq(0)
+                if not share:
+                    m.d.sync += ins.eq(self.instr)
                 with m.If(self.start):
                     m.next = "SETUP"
             with m.State("SETUP"):

@@ -74,6 +74,9 @@ class AmaranthBackend:
         else:
             program = program_for(model, self.config)
         config = program.config
+        if config.spram_buffers:  # its act banks and packed wgt words are not reached through top.act / top.wgt
+            raise SystolixError("the amaranth backend does not simulate spram_buffers configurations; use "
+                                "--backend verilator")
         self.program, self.config = program, config
         host_inputs = program.host_inputs(inputs)
         device_inputs = program.device_inputs(host_inputs)
@@ -84,7 +87,7 @@ class AmaranthBackend:
         rows_read = plan.buffers(n, lanes)
         cycles: list[int] = []
         layer_cycles: dict[int, list[int]] = {}
-        words = program.images.words()
+        words = program.images.words(narrow_program=config.narrow_program)
 
         def read(ctx, at, s):
             for base, count in plan.reads.get(at, ()):

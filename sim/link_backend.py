@@ -102,7 +102,7 @@ class LinkBackend:
         host.phase = "setup"
         host.check()
         host.phase = "load"
-        host.load(program.images.words())
+        host.load(program.images.words(narrow_program=program.config.narrow_program))
         self._mark("loaded")
         for s in range(n):
             host.phase = "input"

@@ -541,7 +541,7 @@ class VerilatorBackend:
         window = self._trace_window(program) if trace else None
         self.build_seconds = time.perf_counter() - started
 
-        words, bits = program.images.words(), word_bits(config)
+        words, bits = program.images.words(narrow_program=config.narrow_program), word_bits(config)
         host_inputs = program.host_inputs(inputs)
         host_rows = input_rows(program, host_inputs)
         plan = read_plan(program, self.layers or window is not None)

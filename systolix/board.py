@@ -11,10 +11,11 @@ configuration.
 
 Before any tool runs, the build's configuration is checked against the board's FPGA with the estimates of
 :func:`systolix.hdl.devices.estimate` (multipliers, block RAMs, logic cells, flip-flops): a configuration that
-cannot fit is refused in one line. No configuration of the current units fits the iCEBreaker's UP5K: the
-smallest array the compiler takes (1x1, memories of 16-256 rows) with the link needs 7,697 logic cells of
-5,280 and 32 of the 30 block RAMs (yosys ``synth_ice40 -dsp`` + nextpnr-ice40 0.11, measured), and the bundled
-example's weights alone (35,588 x 8 bits at 1x1) are three times the UP5K's 120 kbit of block RAM.
+cannot fit is refused in one line. No configuration of the current units fits the iCEBreaker's UP5K yet: the
+smallest one built for it (1x1, max-pool and lookup units only, a narrow program memory, act and weights in the
+four SB_SPRAM256KA: ``spram_buffers``, for which ``-spram`` is passed to yosys) still needs 7,185 logic cells of
+5,280 and 12 SB_MAC16 of 8 with the link (yosys ``synth_ice40 -dsp -spram`` + nextpnr-ice40 ``--pack-only``,
+measured; ``docs/boards.md``).
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ def check_board_fits(config, board: Board | str) -> dict[str, int]:
     device = get_device(board.device)
     need = estimate(config, device)
     over = [f"{r} needs about {need[r]:,} {device.cells.get(r, r)}, the board has {device.budget(r):,}"
-            for r in ("DSP", "BRAM", "LUT4", "FF") if need[r] > device.budget(r)]
+            for r in ("DSP", "BRAM", "SPRAM", "LUT4", "FF") if need[r] > device.budget(r)]
     if over:
         hint = ("no configuration of the current units fits an UP5K" if device.name == "up5k"
                 else f"systolix compile MODEL --device {device.name} sizes one that fits")
@@ -261,8 +262,8 @@ def build_board(board: str, build_path: str | os.PathLike, out: str | os.PathLik
     saved = {k: os.environ.get(k) for k in env}
     options = {"nextpnr_opts": f"--seed {seed} --timing-allow-fail --report report.json"
                                + (" --router router2" if spec.family == "ecp5" else "")}
-    if spec.family == "ice40":
-        options["synth_opts"] = "-dsp"
+    if spec.family == "ice40":  # -spram: act and wgt of a spram_buffers configuration in the SB_SPRAM256KA
+        options["synth_opts"] = "-dsp -spram" if build.config.spram_buffers else "-dsp"
     work = Path(tempfile.mkdtemp(prefix=".board-", dir=out))
     started = time.perf_counter()
     try:

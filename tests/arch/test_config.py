@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from systolix.arch.config import PRESETS, AcceleratorConfig
+from systolix.arch.config import PRESETS, VECTOR_UNITS, AcceleratorConfig
 from systolix.errors import SystolixError
 
 
@@ -56,6 +56,11 @@ def test_frozen():
     ("data_width", 16, "data_width must be 8 (only int8 is supported), not 16"),
     ("acc_width", 24, "acc_width must be 32 (onnxruntime accumulates in int32), not 24"),
     ("pe_product_register", 1, "pe_product_register must be a bool, not 1"),
+    ("vector_units", "lut", "vector_units must be a list of unit names, not 'lut'"),
+    ("vector_units", ["lut", "conv"], "vector_units must name each of maxpool, lut, add, mul, resize at most once, "
+                                      "not ['lut', 'conv']"),
+    ("vector_units", ["lut", "lut"], "vector_units must name each of maxpool, lut, add, mul, resize at most once, "
+                                     "not ['lut', 'lut']"),
 ])
 def test_bad_values(field, value, message):
     values = {"rows": 4, "cols": 4, field: value}
@@ -108,3 +113,50 @@ def test_bad_files(tmp_path):
     with pytest.raises(SystolixError) as info:
         AcceleratorConfig.from_file(broken)
     assert str(info.value).startswith(f"{broken}: unknown key(s) in accelerator config: 'colz'; ")
+
+
+def test_presets_build_every_vector_unit():
+    for config in PRESETS.values():
+        assert config.vector_units == VECTOR_UNITS
+        assert all(config.has_unit(unit) for unit in ("maxpool", "lut", "add", "mul", "resize"))
+        assert "vector_units" not in config.hardware_dict  # the config ID and design key of every preset as before
+
+
+def test_vector_units_round_trip_and_shape_the_hardware():
+    config = AcceleratorConfig(rows=2, cols=2, vector_units=["lut", "maxpool"])
+    assert config.vector_units == ("maxpool", "lut")  # canonical order
+    assert not config.has_unit("add")
+    assert json.loads(config.to_json())["vector_units"] == ["maxpool", "lut"]
+    again = AcceleratorConfig.from_json(config.to_json())
+    assert again == config and hash(again) == hash(config)
+    assert config.hardware_dict["vector_units"] == ["maxpool", "lut"]
+    assert config.hardware_dict != AcceleratorConfig(rows=2, cols=2).hardware_dict
+    assert AcceleratorConfig(rows=2, cols=2, vector_units=[]).vector_units == ()
+
+
+def test_narrow_program_memory_shape_and_pieces():
+    from systolix.arch import isa
+    from systolix.arch.memory import memory_depths, word_bits
+
+    wide = AcceleratorConfig(rows=1, cols=1, program_memory_depth=12)
+    narrow = AcceleratorConfig(rows=1, cols=1, program_memory_depth=12, narrow_program=True)
+    assert (word_bits(wide)["prog"], memory_depths(wide)["prog"]) == (isa.INSTRUCTION_BITS, 12)
+    assert (word_bits(narrow)["prog"], memory_depths(narrow)["prog"]) == (16, 12 * 16)
+    assert "narrow_program" not in wide.hardware_dict and narrow.hardware_dict["narrow_program"] is True
+    word = isa.encode(isa.Instruction(isa.Opcode.MATMUL, in_base=0xABCD, x_zp=-1, bcast=1))
+    pieces = isa.to_pieces([word, 1])
+    assert len(pieces) == 2 * isa.INSTRUCTION_PIECES and pieces[0] == word & 0xFFFF and pieces[16:] == [1] + [0] * 15
+    assert isa.from_pieces(pieces) == [word, 1]
+    with pytest.raises(SystolixError, match="17 program pieces are not whole instructions of 16"):
+        isa.from_pieces(pieces[:17])
+
+
+def test_spram_buffers_need_a_power_of_two_act_buffer():
+    config = AcceleratorConfig(rows=1, cols=1, act_buffer_depth=1 << 15, spram_buffers=True)
+    assert config.act_bank_rows == 1 << 14 and config.hardware_dict["spram_buffers"] is True
+    assert AcceleratorConfig(rows=1, cols=1, act_buffer_depth=1000).act_bank_rows == 1000
+    with pytest.raises(SystolixError, match=r"act_buffer_depth must be a power of two \(two banks\) with "
+                                            r"spram_buffers, not 1000"):
+        AcceleratorConfig(rows=1, cols=1, act_buffer_depth=1000, spram_buffers=True)
+    with pytest.raises(SystolixError, match="spram_buffers must be a bool, not 1"):
+        AcceleratorConfig(rows=1, cols=1, spram_buffers=1)

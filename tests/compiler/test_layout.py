@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from systolix.compiler.layout import TensorPlacement, allocate, read_tensor, storage_geometry, write_tensor
+from systolix.compiler.layout import (
+    TensorPlacement,
+    allocate,
+    allocate_banked,
+    read_tensor,
+    storage_geometry,
+    write_tensor,
+)
 from systolix.errors import SystolixError
 
 
@@ -86,3 +93,35 @@ def test_allocation_never_overlaps_live_tensors() -> None:
                         assert a not in alloc.intact
             if keep_all:
                 assert alloc.rows == sum(sizes.values()) and alloc.intact == set(sizes)
+
+
+def _chain() -> tuple[dict[str, int], dict[str, tuple[int, int]], dict[str, list[str]]]:
+    """x -> a -> b -> c, and d = add(b, c) reads both: sizes, live steps, producers' inputs."""
+    sizes = {"x": 30, "a": 50, "b": 20, "c": 20, "d": 20}
+    live = {"x": (-1, 0), "a": (0, 1), "b": (1, 3), "c": (2, 3), "d": (3, 4)}
+    reads = {"a": ["x"], "b": ["a"], "c": ["b"], "d": ["b", "c"]}
+    return sizes, live, reads
+
+
+def test_banked_allocation_puts_each_output_in_the_other_bank() -> None:
+    sizes, live, reads = _chain()
+    del sizes["d"], live["d"], reads["d"]
+    alloc, bank = allocate_banked(sizes, live, reads, bank_rows=64, keep_all=False)
+    assert bank == {"x": 0, "a": 1, "b": 0, "c": 1}
+    for name, inputs in reads.items():
+        for t in inputs:
+            assert bank[t] != bank[name]
+    for name, b in bank.items():  # each tensor inside its bank
+        assert b * 64 <= alloc.bases[name] and alloc.bases[name] + sizes[name] <= (b + 1) * 64
+    # Within a bank as `allocate`: b reuses x's rows (x is dead from step 1), c reuses a's (dead from step 2).
+    assert alloc.bases == {"x": 0, "b": 0, "a": 64, "c": 64}
+    assert alloc.rows == 64 + 50
+
+
+def test_banked_allocation_refuses_a_layer_reading_both_banks_and_a_full_bank() -> None:
+    sizes, live, reads = _chain()
+    with pytest.raises(SystolixError, match="the layer writing 'd' reads tensors in both act banks"):
+        allocate_banked(sizes, live, reads, bank_rows=64, keep_all=False)
+    del sizes["d"], live["d"], reads["d"]
+    with pytest.raises(SystolixError, match="act bank 1 needs 50 rows but holds 40"):
+        allocate_banked(sizes, live, reads, bank_rows=40, keep_all=False)
