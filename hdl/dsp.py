@@ -6,16 +6,17 @@ their multiplier, and a path register -> wire -> multiplier -> wire -> register 
 the 8x8 design: 11.75 ns of it routing). Inside the DSP block the operand and product registers sit next to
 the multiplier: what remains are register-to-register wires.
 
-`RegisteredMultiplier` computes ``p = a * b`` in two register stages: the operands are registered when
-``ce_in`` is high, the product of the registered operands when ``ce_out`` is high. It elaborates in one of two
-forms with the same cycle behaviour:
+`RegisteredMultiplier` computes ``p = a * b`` in two register stages: operand ``a`` is registered when
+``ce_a`` is high, ``b`` when ``ce_b`` is high, the product of the registered operands when ``ce_p`` is high.
+It elaborates in one of two forms with the same cycle behaviour:
 
 * for the Verilog of the accelerator (`hdl.export` elaborates with `VERILOG_TARGET`): an ``Instance`` of
   ``MULT18X18D`` with ``REG_INPUTA_CLK``/``REG_INPUTB_CLK``/``REG_OUTPUT_CLK`` on ``CLK0`` (TN1267, "sysDSP
-  Usage Guide for ECP5", MULT18X18D: input registers on ``CE0``, output register on ``CE1``, no pipeline
-  register); `MULT18X18D_MODEL`, appended to the Verilog, is its behavioural model for every tool that does not
-  know the primitive (Verilator; yosys for iCE40, which maps it like any multiply). ``systolix synth`` for ECP5
-  defines ``SYSTOLIX_ECP5_DSP``, which leaves the model out so yosys takes its own ``MULT18X18D`` cell.
+  Usage Guide for ECP5", MULT18X18D: input register A on ``CE0``, B on ``CE2``, the output register on
+  ``CE1``, no pipeline register); `MULT18X18D_MODEL`, appended to the Verilog, is its behavioural model for
+  every tool that does not know the primitive (Verilator; yosys for iCE40, which maps it like any multiply).
+  ``systolix synth`` for ECP5 defines ``SYSTOLIX_ECP5_DSP``, which leaves the model out so yosys takes its
+  own ``MULT18X18D`` cell.
 * elsewhere (the Amaranth simulator, which cannot simulate an ``Instance``): the same registers in Amaranth.
 
 The model implements what `RegisteredMultiplier` uses: 18-bit ``A``/``B`` (signed when ``SIGNEDA``/``SIGNEDB``),
@@ -49,7 +50,7 @@ VERILOG_TARGET = VerilogTarget()
 
 
 class RegisteredMultiplier(wiring.Component):
-    """``p = a * b`` between operand registers (load on ``ce_in``) and a product register (load on ``ce_out``).
+    """``p = a * b`` between operand registers (load on ``ce_a``, ``ce_b``) and a product register (``ce_p``).
 
     Parameters
     ----------
@@ -59,12 +60,12 @@ class RegisteredMultiplier(wiring.Component):
     Members
     -------
     a, b : In(a_shape), In(b_shape)
-        Operands, registered when ``ce_in`` is high.
-    ce_in, ce_out : In(1)
+        Operands, registered when ``ce_a`` (``ce_b``) is high.
+    ce_a, ce_b, ce_p : In(1)
         Load enables of the operand registers and of the product register.
     p : Out(signed or unsigned(len(a) + len(b)))
-        The product of the registered operands, registered when ``ce_out`` is high (two stages after ``a``,
-        ``b`` when both enables are high).
+        The product of the registered operands, registered when ``ce_p`` is high (two stages after ``a``,
+        ``b`` when all enables are high).
     """
 
     #: Register stages from ``a``, ``b`` to ``p``.
@@ -79,7 +80,8 @@ class RegisteredMultiplier(wiring.Component):
         self._a_shape, self._b_shape = a_shape, b_shape
         width = a_shape.width + b_shape.width
         p_shape = signed(width) if (a_shape.signed or b_shape.signed) else unsigned(width)
-        super().__init__({"a": In(a_shape), "b": In(b_shape), "ce_in": In(1), "ce_out": In(1), "p": Out(p_shape)})
+        super().__init__({"a": In(a_shape), "b": In(b_shape), "ce_a": In(1), "ce_b": In(1), "ce_p": In(1),
+                          "p": Out(p_shape)})
 
     @property
     def latency(self) -> int:
@@ -94,9 +96,11 @@ class RegisteredMultiplier(wiring.Component):
             a_reg = Signal(self._a_shape, reset_less=True)
             b_reg = Signal(self._b_shape, reset_less=True)
             p_reg = Signal(self.p.shape(), reset_less=True)
-            with m.If(self.ce_in):
-                m.d.sync += [a_reg.eq(self.a), b_reg.eq(self.b)]
-            with m.If(self.ce_out):
+            with m.If(self.ce_a):
+                m.d.sync += a_reg.eq(self.a)
+            with m.If(self.ce_b):
+                m.d.sync += b_reg.eq(self.b)
+            with m.If(self.ce_p):
                 m.d.sync += p_reg.eq(a_reg * b_reg)
             m.d.comb += self.p.eq(p_reg)
         return m
@@ -109,13 +113,13 @@ class RegisteredMultiplier(wiring.Component):
         m.d.comb += [a.eq(self.a), b.eq(self.b), self.p.eq(p[:len(self.p)])]
         ports = {
             "p_REG_INPUTA_CLK": "CLK0", "p_REG_INPUTA_CE": "CE0", "p_REG_INPUTA_RST": "RST0",
-            "p_REG_INPUTB_CLK": "CLK0", "p_REG_INPUTB_CE": "CE0", "p_REG_INPUTB_RST": "RST0",
+            "p_REG_INPUTB_CLK": "CLK0", "p_REG_INPUTB_CE": "CE2", "p_REG_INPUTB_RST": "RST0",
             "p_REG_OUTPUT_CLK": "CLK0", "p_REG_OUTPUT_CE": "CE1", "p_REG_OUTPUT_RST": "RST0",
             "p_GSR": "DISABLED", "p_RESETMODE": "SYNC",
             "i_SIGNEDA": int(self._a_shape.signed), "i_SIGNEDB": int(self._b_shape.signed),
             "i_SOURCEA": 0, "i_SOURCEB": 0,
-            "i_CLK0": ClockSignal("sync"), "i_CE0": self.ce_in,
-            "i_CE1": self.ce_out, "i_RST0": 0,
+            "i_CLK0": ClockSignal("sync"), "i_CE0": self.ce_a, "i_CE1": self.ce_p, "i_CE2": self.ce_b,
+            "i_RST0": 0,
         }
         for bit in range(_OPERAND):
             ports[f"i_A{bit}"] = a[bit]

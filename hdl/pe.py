@@ -139,7 +139,7 @@ class ProcessingElement(wiring.Component):
             # register-to-register path.
             m.submodules.mult = mult = RegisteredMultiplier(signed(self._operand_width), signed(self._operand_width))
             product_out = Signal.like(mult.p, reset_less=True)
-            m.d.comb += [mult.a.eq(self.x_in), mult.b.eq(weight), mult.ce_in.eq(1), mult.ce_out.eq(1)]
+            m.d.comb += [mult.a.eq(self.x_in), mult.b.eq(weight), mult.ce_a.eq(1), mult.ce_b.eq(1), mult.ce_p.eq(1)]
             m.d.sync += product_out.eq(mult.p)
             product = product_out
         else:

@@ -198,7 +198,8 @@ class Requantizer(wiring.Component):
                                ("hh", a[17:], mant[17:])):
                 mult = RegisteredMultiplier(unsigned(len(x)), unsigned(len(y)))
                 m.submodules[f"mul_{name}{lane}"] = mult
-                m.d.comb += [mult.a.eq(x), mult.b.eq(y), mult.ce_in.eq(loads[4]), mult.ce_out.eq(loads[5])]
+                m.d.comb += [mult.a.eq(x), mult.b.eq(y), mult.ce_a.eq(loads[4]), mult.ce_b.eq(loads[4]),
+                             mult.ce_p.eq(loads[5])]
                 pieces[name] = mult.p
             products.append(pieces)
 
