@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out
 from systolix.arch.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS, add_param_layout
 from systolix.arch.latency import add_unit_latency
 
+from .dsp import RegisteredMultiplier
 from .pipeline import elastic_handshake, lane_copies
 from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine
 
@@ -82,8 +83,8 @@ class AddUnit(wiring.Component):
     # are registered twice, so the unit runs at the clock of the array.
     _STAGES = (
         {"v": signed(8)},                                                      # 0: table read issued
-        {"neg": 1, "a": unsigned(10), "t": signed(VALUE_BITS), "ts": 1},       # 1: |v + v_off|
-        {"neg": 1, "lo": unsigned(27), "hi": unsigned(17), "t": signed(VALUE_BITS), "ts": 1},  # 2: partial
+        {"neg": 1, "t": signed(VALUE_BITS), "ts": 1},       # 1: (|v + v_off| in the multipliers' registers)
+        {"neg": 1, "t": signed(VALUE_BITS), "ts": 1},       # 2: (partial products in the multipliers')
         {"neg": 1, "lo": unsigned(27), "hi": unsigned(17), "t": signed(VALUE_BITS), "ts": 1},  # 2b: again
         {"neg": 1, "p": unsigned(32), "t": signed(VALUE_BITS), "ts": 1},       # 3: |v| * m
         {"neg": 1, "p": unsigned(32), "x": unsigned(4), "t": signed(VALUE_BITS), "ts": 1},  # 4
@@ -191,22 +192,37 @@ class AddUnit(wiring.Component):
                     for name, value in compute(lane, regs[index - 1][lane]).items():
                         m.d.sync += regs[index][lane][name].eq(value)
 
+        # |v| * m: two products that each fit one DSP multiplier (m split at bit 17), each a
+        # `RegisteredMultiplier` whose operand register for |v| is stage 1's and whose product register is
+        # stage 2's (the DSP block's own registers on ECP5). Its ``m`` register loads every cycle from
+        # ``params``, as the lane's copy of the constants does.
+        products = []
+        for lane in range(lanes):
+            magnitude = Signal(10, name=f"a_lane{lane}")
+            m.d.comb += magnitude.eq(abs(regs[0][lane].v + const[lane].v_off))
+            pieces = {}
+            for name, factor in (("lo", shared.m[:17]), ("hi", shared.m[17:])):
+                mult = RegisteredMultiplier(unsigned(10), unsigned(len(factor)))
+                m.submodules[f"mul_{name}{lane}"] = mult
+                m.d.comb += [mult.a.eq(magnitude), mult.b.eq(factor), mult.ce_a.eq(loads[1]), mult.ce_b.eq(1),
+                             mult.ce_p.eq(loads[2])]
+                pieces[name] = mult.p
+            products.append(pieces)
+
         def stage1(lane, r):
             code = r.v + const[lane].v_off
             word = data.View(data.StructLayout({"value": signed(VALUE_BITS), "sticky": 1}),
                              self.tab_rd.data[lane])
-            return dict(neg=code < 0, a=abs(code), t=word.value, ts=word.sticky)
+            return dict(neg=code < 0, t=word.value, ts=word.sticky)
 
         def keep(r, *names):
             return {name: r[name] for name in ("t", "ts", *names)}
 
-        # |v| * m in two stages: two products that each fit one DSP multiplier (m split at bit 17),
-        # registered, then their sum.
-        def stage2(lane, r):
-            return dict(neg=r.neg, lo=r.a * const[lane].m[:17], hi=r.a * const[lane].m[17:], **keep(r))
+        def stage2(lane, r):  # the products: in the multipliers' registers
+            return dict(neg=r.neg, **keep(r))
 
         def stage2b(lane, r):  # the products registered again (the DSP blocks' outputs feed registers only)
-            return dict(neg=r.neg, lo=r.lo, hi=r.hi, **keep(r))
+            return dict(neg=r.neg, lo=products[lane]["lo"], hi=products[lane]["hi"], **keep(r))
 
         def stage3(lane, r):
             return dict(neg=r.neg, p=r.lo + (r.hi << 17), **keep(r))

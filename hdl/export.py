@@ -2,7 +2,9 @@
 
 The text depends on :class:`~systolix.arch.config.AcceleratorConfig` only (no model in it); the loadable
 memories start as zeros, or, with the macro ``SYSTOLIX_BAKED`` defined, read a build folder's ``.hex`` files
-(``$readmemh``) for a standalone design with the model baked in.
+(``$readmemh``) for a standalone design with the model baked in. Multipliers with their own registers are
+``MULT18X18D`` primitives, with a behavioural model at the end of the text (`systolix.hdl.dsp`) that ECP5
+synthesis leaves out (macro ``SYSTOLIX_ECP5_DSP``).
 """
 
 from __future__ import annotations
@@ -86,12 +88,15 @@ def verilog_for(config: AcceleratorConfig) -> str:
         pass
     from amaranth.back import verilog
 
+    from .dsp import MULT18X18D_MODEL, VERILOG_TARGET
     from .top import Accelerator
 
-    text = verilog.convert(Accelerator(config), name="accelerator")
+    # elaborated for the Verilog target: DSP multipliers with their registers as MULT18X18D primitives, whose
+    # behavioural model travels with the text (`hdl.dsp`)
+    text = verilog.convert(Accelerator(config), name="accelerator", platform=VERILOG_TARGET)
     if config.spram_buffers:
         text = _uninitialised(text, ("act0", "act1", "wgt"))
-    text = _bakeable(text)
+    text = _bakeable(text) + MULT18X18D_MODEL
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -131,7 +131,9 @@ class MatMulEngine(wiring.Component):
         m.submodules.tiles = tiles = TileAddresser(cfg)
         m.submodules.act_reader = act_reader = SyncReader(cfg.act_addr_width, self.act_rd.data.shape(), item,
                                                           port_latency=2)
-        m.submodules.wgt_reader = wgt_reader = SyncReader(cfg.weight_addr_width, self.wgt_rd.data.shape())
+        # the weight rows span many block RAMs: they read the tile addresser's address register every cycle
+        m.submodules.wgt_reader = wgt_reader = SyncReader(cfg.weight_addr_width, self.wgt_rd.data.shape(),
+                                                          always_read=True)
         m.submodules.unit = unit = self._unit
         m.submodules.tags = tags = SyncFIFOBuffered(width=tag.size, depth=unit.fifo_depth + 1)
         m.submodules.acc = acc = Accumulator(lanes, cfg.acc_memory_depth, extra=data.StructLayout(

@@ -24,6 +24,7 @@ from systolix.arch.latency import mul_unit_latency
 from systolix.arch.mul_arith import PRODUCT_CLAMP_BITS, mul_param_layout
 
 from .add_unit import add_input_layout
+from .dsp import RegisteredMultiplier
 from .pipeline import elastic_handshake
 from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine, rne_shift_parts
 
@@ -54,10 +55,11 @@ class MulUnit(wiring.Component):
     """
 
     _STAGES = (
-        {"a": signed(10), "b": signed(10)},                                     # 0: a - a_zp, b - b_zp
-        {"p": signed(20)},                                                      # 1: the exact product
-        {"neg": 1, "ap": unsigned(17)},                                         # 2: |p|
-        {"neg": 1, "lo": unsigned(34), "hi": unsigned(24)},                     # 3: partial products
+        # stages 0-3 hold the multipliers' operands and products in their own registers (`RegisteredMultiplier`)
+        {},                                                                     # 0: a - a_zp, b - b_zp
+        {},                                                                     # 1: the exact product
+        {"neg": 1},                                                             # 2: |p|
+        {"neg": 1},                                                             # 3: partial products
         {"neg": 1, "p": unsigned(41)},                                          # 4: |p| * m
         {"neg": 1, "p": unsigned(41), "x": unsigned(5)},                        # 5: bits beyond 24
         {"neg": 1, "q": unsigned(41), "up": 1, "x": unsigned(5)},               # 6
@@ -108,10 +110,27 @@ class MulUnit(wiring.Component):
                 for n, f in enumerate(self._STAGES)]
         valids, loads = elastic_handshake(m, self.i, self.o, len(self._STAGES))
 
-        with m.If(loads[0]):
-            for lane in range(lanes):
-                pair = self.i.payload[lane]
-                m.d.sync += [regs[0][lane].a.eq(pair.a + p.a_bias), regs[0][lane].b.eq(pair.b + p.b_bias)]
+        # The two DSP multiplications of a lane are `RegisteredMultiplier` units whose registers are the stages'
+        # (the DSP blocks' own on ECP5): the operands less their zero points are stage 0, their product stage 1;
+        # |p| is stage 2 and the partial products of |p| * m stage 3 (``m`` loaded every cycle from ``params``).
+        exact, partial = [], []
+        for lane in range(lanes):
+            pair = self.i.payload[lane]
+            mult = RegisteredMultiplier(signed(10), signed(10))
+            m.submodules[f"mul_p{lane}"] = mult
+            m.d.comb += [mult.a.eq(pair.a + p.a_bias), mult.b.eq(pair.b + p.b_bias), mult.ce_a.eq(loads[0]),
+                         mult.ce_b.eq(loads[0]), mult.ce_p.eq(loads[1])]
+            exact.append(mult.p)
+            magnitude = Signal(17, name=f"ap_lane{lane}")
+            m.d.comb += magnitude.eq(Mux(mult.p < 0, -mult.p, mult.p))
+            pieces = {}
+            for name, factor in (("lo", p.m[:17]), ("hi", p.m[17:])):
+                mult = RegisteredMultiplier(unsigned(17), unsigned(len(factor)))
+                m.submodules[f"mul_{name}{lane}"] = mult
+                m.d.comb += [mult.a.eq(magnitude), mult.b.eq(factor), mult.ce_a.eq(loads[2]), mult.ce_b.eq(1),
+                             mult.ce_p.eq(loads[3])]
+                pieces[name] = mult.p
+            partial.append(pieces)
 
         # Per-layer constants in registers (``params`` is stable while items are in the unit; an item needs
         # them no sooner than 3 stages after it entered): the window shifts, the lost bits' mask, the bounds.
@@ -133,87 +152,86 @@ class MulUnit(wiring.Component):
         def step(index, compute):
             with m.If(loads[index]):
                 for lane in range(lanes):
-                    for name, value in compute(regs[index - 1][lane]).items():
+                    for name, value in compute(regs[index - 1][lane], lane).items():
                         m.d.sync += regs[index][lane][name].eq(value)
 
-        def stage1(r):
-            return dict(p=r.a * r.b)
+        def stage1(r, lane):  # the exact product: in the multiplier's register
+            return {}
 
-        def stage2(r):
-            neg = r.p < 0
-            return dict(neg=neg, ap=Mux(neg, -r.p, r.p)[:17])
+        def stage2(r, lane):  # |p|: in the next multipliers' operand register
+            return dict(neg=exact[lane] < 0)
 
-        def stage3(r):  # two products that each fit one DSP multiplier (m split at bit 17)
-            return dict(neg=r.neg, lo=r.ap * p.m[:17], hi=r.ap * p.m[17:])
+        def stage3(r, lane):  # two products that each fit one DSP multiplier (m split at bit 17)
+            return dict(neg=r.neg)
 
-        def stage4(r):
-            return dict(neg=r.neg, p=r.lo + (r.hi << 17))
+        def stage4(r, lane):
+            return dict(neg=r.neg, p=partial[lane]["lo"] + (partial[lane]["hi"] << 17))
 
-        def stage5(r):
+        def stage5(r, lane):
             return dict(neg=r.neg, p=r.p, x=excess_bits(r.p, 24))
 
-        def stage6(r):  # f32(p * ratio): the product rounded to 24 significant bits (shift, half)
+        def stage6(r, lane):  # f32(p * ratio): the product rounded to 24 significant bits (shift, half)
             q, up = rne_shift_parts(r.p, r.x)
             return dict(neg=r.neg, q=q, up=up, x=r.x)
 
-        def stage7(r):  # ... the increment, back to the product's scale
+        def stage7(r, lane):  # ... the increment, back to the product's scale
             return dict(neg=r.neg, p=(r.q + r.up) << r.x)
 
-        def stage8(r):  # into the window: by the shift's high bits ...
+        def stage8(r, lane):  # into the window: by the shift's high bits ...
             left = (r.p << Cat(Const(0, 2), left_sh[2:]))[:_MAG_BITS]
             right = r.p >> Cat(Const(0, 2), right_sh[2:])
             return dict(neg=r.neg, lp=left, rp=right, lost=(r.p & lost_mask).any(), big=(r.p & big_mask).any())
 
-        def stage9(r):  # ... then its two low bits; a product at 2**PRODUCT_CLAMP_BITS or beyond is clamped
+        def stage9(r, lane):  # ... then its two low bits; a product at 2**PRODUCT_CLAMP_BITS or beyond is clamped
             left = Mux(r.big, 1 << PRODUCT_CLAMP_BITS, (r.lp << left_sh[:2])[:_MAG_BITS])
             right = (r.rp >> right_sh[:2])[:_MAG_BITS]
             return dict(neg=r.neg, mag=Mux(sh_left, left, right), xs=Mux(sh_left, 0, r.lost))
 
-        def stage10(r):  # the signed value (floor of a negative one when bits were lost)
+        def stage10(r, lane):  # the signed value (floor of a negative one when bits were lost)
             return dict(x=Mux(r.neg, Mux(r.xs, -r.mag - 1, -r.mag), r.mag), xs=r.xs)
 
-        def stage11(r):
+        def stage11(r, lane):
             return dict(s=zp_window + r.x, st=r.xs)
 
-        def stage12(r):  # magnitude (floor + sticky)
+        def stage12(r, lane):  # magnitude (floor + sticky)
             neg = r.s < 0
             return dict(neg=neg, mag=Mux(neg, Mux(r.st, ~r.s, -r.s), r.s).as_unsigned(), st=r.st)
 
-        def stage13(r):  # range, float32 rounding position k, and the integer's 32 - k
+        def stage13(r, lane):  # range, float32 rounding position k, and the integer's 32 - k
             k, ik = Const(8, 5), Const(FRAC_BITS - 8, 5)
             for bit in range(FRAC_BITS, FRAC_BITS + 9):
                 k, ik = Mux(r.mag[bit], bit - 23, k), Mux(r.mag[bit], FRAC_BITS - (bit - 23), ik)
             return dict(neg=r.neg, mag=r.mag[:41], st=r.st, k=k, ik=ik, big=r.mag >= _SAT, small=r.mag < _HALF)
 
-        def stage14(r):  # round to 24 significant bits: coarse shift, fine shift, increment
+        def stage14(r, lane):  # round to 24 significant bits: coarse shift, fine shift, increment
             part, fine, lost = rne_shift_coarse(r.mag, r.k, r.st, width=29)
             return dict(neg=r.neg, part=part, fine=fine, lost=lost, ik=r.ik, big=r.big, small=r.small)
 
-        def stage15(r):
+        def stage15(r, lane):
             q, up = rne_shift_fine(r.part, r.fine, r.lost)
             return dict(neg=r.neg, q=q, up=up, ik=r.ik, big=r.big, small=r.small)
 
-        def stage16(r):
+        def stage16(r, lane):
             return dict(neg=r.neg, sig=r.q + r.up, ik=r.ik, big=r.big, small=r.small)
 
-        def stage17(r):  # round to an integer
+        def stage17(r, lane):  # round to an integer
             part, fine, lost = rne_shift_coarse(r.sig, r.ik)
             return dict(neg=r.neg, part=part, fine=fine, lost=lost, big=r.big, small=r.small)
 
-        def stage18(r):
+        def stage18(r, lane):
             q, up = rne_shift_fine(r.part, r.fine, r.lost)
             return dict(neg=r.neg, q=q, up=up, big=r.big, small=r.small)
 
-        def stage19(r):  # saturate: |value| <= 512 fits the field
+        def stage19(r, lane):  # saturate: |value| <= 512 fits the field
             return dict(neg=r.neg, mag=Mux(r.big, 512, Mux(r.small, 0, r.q + r.up)))
 
-        def stage20(r):
+        def stage20(r, lane):
             return dict(v=Mux(r.neg, -r.mag, r.mag))
 
-        def stage21(r):  # clamp: max first, then min
+        def stage21(r, lane):  # clamp: max first, then min
             return dict(v=Mux(r.v < lo, lo, r.v))
 
-        def stage22(r):  # min and the storage offset side by side: one carry chain deep
+        def stage22(r, lane):  # min and the storage offset side by side: one carry chain deep
             return dict(q=Mux(r.v > hi, hi_off, r.v + p.out_off))
 
         stages = (stage1, stage2, stage3, stage4, stage5, stage6, stage7, stage8, stage9, stage10, stage11, stage12,

@@ -30,6 +30,8 @@ from amaranth.lib.wiring import In, Out
 
 from systolix.arch.latency import PE_PRODUCT_STAGES as PRODUCT_REGISTER_LATENCY
 
+from .dsp import RegisteredMultiplier
+
 __all__ = ["ProcessingElement"]
 
 
@@ -132,16 +134,13 @@ class ProcessingElement(wiring.Component):
         weight = Mux(self.sel_in, weights[1], weights[0])
         if self._product_register:
             # The multiplier sits between registers that serve it alone: its own copy of x_in (not the
-            # east-going ``x_reg``), the selected weight, and the product, registered twice (once at the
-            # multiplier, once at the adder), so the placer can put each side's register next to the DSP
-            # block and leave the long wires to register-to-register paths. ``x_mul`` has a reset and
-            # ``x_reg`` none: synthesis merges identical registers (a ``keep`` attribute does not stop it).
-            x_mul = Signal.like(self.x_in)
-            weight_reg = Signal.like(weight, reset_less=True)
-            product_reg = Signal(signed(2 * self._operand_width), reset_less=True)
-            product_out = Signal.like(product_reg, reset_less=True)
-            m.d.sync += [x_mul.eq(self.x_in), weight_reg.eq(weight), product_reg.eq(x_mul * weight_reg),
-                         product_out.eq(product_reg)]
+            # east-going ``x_reg``), the selected weight, and the product -- the DSP block's own registers
+            # (`RegisteredMultiplier`) --, then the product again next to the adder, so the long wire is a
+            # register-to-register path.
+            m.submodules.mult = mult = RegisteredMultiplier(signed(self._operand_width), signed(self._operand_width))
+            product_out = Signal.like(mult.p, reset_less=True)
+            m.d.comb += [mult.a.eq(self.x_in), mult.b.eq(weight), mult.ce_a.eq(1), mult.ce_b.eq(1), mult.ce_p.eq(1)]
+            m.d.sync += product_out.eq(mult.p)
             product = product_out
         else:
             product = self.x_in * weight

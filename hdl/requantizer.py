@@ -37,6 +37,7 @@ from amaranth.lib.wiring import In, Out
 
 from systolix.arch.latency import requantizer_latency
 
+from .dsp import RegisteredMultiplier
 from .pipeline import KEEP, elastic_handshake
 from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine
 
@@ -95,7 +96,8 @@ class Requantizer(wiring.Component):
 
     # Fields of each pipeline register, per lane; the shared bounds travel along in every stage. Each
     # stage holds at most one carry chain, one shifter or one DSP multiplier (the 25 x 24 product is
-    # four partial products, registered twice, then two adds), so the unit runs at the clock of the array: a rounding
+    # four partial products, each a `RegisteredMultiplier` whose operand and product registers are those of
+    # stages 4 and 5, registered again in 5b, then two adds), so the unit runs at the clock of the array: a rounding
     # step is two shift stages (`rne_shift_coarse`, `rne_shift_fine`: quotient and round-up bit) and the increment.
     _STAGES = (
         {"neg": 1, "a": unsigned(32), "m": unsigned(24), "e": unsigned(8)},                        # 1
@@ -103,9 +105,8 @@ class Requantizer(wiring.Component):
         {"neg": 1, "part": unsigned(29), "fine": unsigned(2), "lost": 1, "es": signed(10),
          "m": unsigned(24)},                                                                       # 3a
         {"neg": 1, "q": unsigned(25), "up": 1, "es": signed(10), "m": unsigned(24)},               # 3
-        {"neg": 1, "a": unsigned(25), "es": signed(10), "m": unsigned(24)},                        # 4
-        {"neg": 1, "ll": unsigned(34), "lh": unsigned(24), "hl": unsigned(25), "hh": unsigned(15),
-         "es": signed(10)},                                                                        # 5
+        {"neg": 1, "es": signed(10)},                         # 4 (and a, m in the multipliers' operand registers)
+        {"neg": 1, "es": signed(10)},                         # 5 (and the products in the multipliers' registers)
         {"neg": 1, "ll": unsigned(34), "lh": unsigned(24), "hl": unsigned(25), "hh": unsigned(15),
          "es": signed(10)},                                                                        # 5b
         {"neg": 1, "ll": unsigned(34), "mid": unsigned(26), "hh": unsigned(15), "es": signed(10)},  # 6
@@ -142,12 +143,13 @@ class Requantizer(wiring.Component):
         valids, loads = elastic_handshake(m, self.i, self.o, len(regs), first=1)
 
         def step(index, compute_lane):
-            """Register stage `index` from the previous one: shared fields pass, lanes computed."""
+            """Register stage `index` from the previous one: shared fields pass, lanes computed
+            (``compute_lane(lane view, source, lane number)``)."""
             source, target = (self.i.payload if index == 0 else regs[index - 1]), regs[index]
             statements = []
             for lane in range(lanes):
                 # Each field is assigned on its own: wider results are truncated to the field.
-                for name, value in compute_lane(source.lanes[lane], source).items():
+                for name, value in compute_lane(source.lanes[lane], source, lane).items():
                     statements.append(target.lanes[lane][name].eq(value))
             if index == 0:
                 statements += [
@@ -162,80 +164,96 @@ class Requantizer(wiring.Component):
                 m.d.sync += statements
 
         # 1. sign and magnitude.
-        def stage1(lane, shared):
+        def stage1(lane, shared, index):
             return dict(neg=lane.acc < 0, a=abs(lane.acc), m=lane.m, e=lane.e)
 
         # 2. how far |acc| extends beyond 24 significant bits.
-        def stage2(lane, shared):
+        def stage2(lane, shared, index):
             return dict(neg=lane.neg, a=lane.a, s=excess_bits(lane.a, 24), m=lane.m, e=lane.e)
 
         # 3-4. step 1: round |acc| to 24 significant bits (a 25-bit significand after a carry): the shift in
         # two steps (by the high bits of s, then the low ones), then the increment. The quotient is below
         # 2**24, so 29 bits of the coarse shift hold it with the bits below. E - s, the part of the final
         # shift known now, is formed on the way.
-        def stage3a(lane, shared):
+        def stage3a(lane, shared, index):
             part, fine, lost = rne_shift_coarse(lane.a, lane.s, width=29)
             return dict(neg=lane.neg, part=part, fine=fine, lost=lost, es=lane.e - lane.s, m=lane.m)
 
-        def stage3(lane, shared):
+        def stage3(lane, shared, index):
             q, up = rne_shift_fine(lane.part, lane.fine, lane.lost)
             return dict(neg=lane.neg, q=q, up=up, es=lane.es, m=lane.m)
 
-        def stage4(lane, shared):
-            return dict(neg=lane.neg, a=lane.q + lane.up, es=lane.es, m=lane.m)
-
-        # 5-7. step 2: the exact product of the significands, from 17-bit pieces (one DSP multiplier
+        # 4-7. step 2: the exact product of the significands, from 17-bit pieces (one DSP multiplier
         # each): ``a*m = ll + (lh + hl) << 17 + hh << 34``; ``ll < 2**34``, so ``ll + hh << 34`` is a
-        # concatenation and the sum takes two adders.
-        def stage5(lane, shared):
-            a_lo, a_hi, m_lo, m_hi = lane.a[:17], lane.a[17:], lane.m[:17], lane.m[17:]
-            return dict(neg=lane.neg, ll=a_lo * m_lo, lh=a_lo * m_hi, hl=a_hi * m_lo, hh=a_hi * m_hi,
-                        es=lane.es)
+        # concatenation and the sum takes two adders. Stage 4 rounds |acc| (the increment) into the
+        # multipliers' operand registers, stage 5 is their product registers (both inside the DSP blocks on
+        # ECP5, `RegisteredMultiplier`), loaded with the stages' other fields.
+        products = []
+        for lane in range(lanes):
+            source = regs[3].lanes[lane]
+            a, mant = Signal(25, name=f"a{lane}"), Signal(24, name=f"m{lane}")
+            m.d.comb += [a.eq(source.q + source.up), mant.eq(source.m)]
+            pieces = {}
+            for name, x, y in (("ll", a[:17], mant[:17]), ("lh", a[:17], mant[17:]), ("hl", a[17:], mant[:17]),
+                               ("hh", a[17:], mant[17:])):
+                mult = RegisteredMultiplier(unsigned(len(x)), unsigned(len(y)))
+                m.submodules[f"mul_{name}{lane}"] = mult
+                m.d.comb += [mult.a.eq(x), mult.b.eq(y), mult.ce_a.eq(loads[4]), mult.ce_b.eq(loads[4]),
+                             mult.ce_p.eq(loads[5])]
+                pieces[name] = mult.p
+            products.append(pieces)
+
+        def stage4(lane, shared, index):
+            return dict(neg=lane.neg, es=lane.es)
+
+        def stage5(lane, shared, index):
+            return dict(neg=lane.neg, es=lane.es)
 
         # 5b. the products registered again: the multipliers' outputs go to registers and nowhere else, so
-        # each can sit next to its DSP block and the adders of stage 6 get a cycle of wire to reach them.
-        def stage5b(lane, shared):
-            return dict(neg=lane.neg, ll=lane.ll, lh=lane.lh, hl=lane.hl, hh=lane.hh, es=lane.es)
+        # the adders of stage 6 get a cycle of wire to reach them.
+        def stage5b(lane, shared, index):
+            p = products[index]
+            return dict(neg=lane.neg, ll=p["ll"], lh=p["lh"], hl=p["hl"], hh=p["hh"], es=lane.es)
 
-        def stage6(lane, shared):
+        def stage6(lane, shared, index):
             return dict(neg=lane.neg, ll=lane.ll, mid=lane.lh + lane.hl, hh=lane.hh, es=lane.es)
 
-        def stage7(lane, shared):
+        def stage7(lane, shared, index):
             return dict(neg=lane.neg, p=Cat(lane.ll, lane.hh) + (lane.mid << 17), es=lane.es)
 
         # 8. step 3, first part: how many low bits of the product must go.
-        def stage8(lane, shared):
+        def stage8(lane, shared, index):
             return dict(neg=lane.neg, p=lane.p, t=excess_bits(lane.p, 24), es=lane.es)
 
         # 9-11. step 3: round the product to 24 significant bits (shift in two steps -- by the high bits of
         # t, then the low ones -- and increment); k = E - s - t. The quotient is below 2**25, so 29 bits of
         # the coarse shift hold it with the bits below. Stage 11 also decodes k for step 4: right shift
         # (amounts >= 26 all give 0: p < 2**25), or left shift, or (``-k >= 10``) saturation.
-        def stage9(lane, shared):
+        def stage9(lane, shared, index):
             part, fine, lost = rne_shift_coarse(lane.p, lane.t, width=29)
             return dict(neg=lane.neg, part=part, fine=fine, lost=lost, k=lane.es - lane.t)
 
-        def stage10(lane, shared):
+        def stage10(lane, shared, index):
             q, up = rne_shift_fine(lane.part, lane.fine, lane.lost)
             return dict(neg=lane.neg, q=q, up=up, k=lane.k)
 
-        def stage11(lane, shared):
+        def stage11(lane, shared, index):
             k = lane.k
             return dict(neg=lane.neg, p=lane.q + lane.up, right=Mux(k > 26, 26, k)[:5], left=(-k)[:4],
                         k_pos=k > 0, far=(-k) >= 10)
 
         # 12-14. step 4: the final shift by k, right with rounding (shift in two steps, increment) or left,
         # saturated. The saturation tests need no comparator: a value exceeds 511 when it has bits above bit 8.
-        def stage12(lane, shared):
+        def stage12(lane, shared, index):
             part, fine, lost = rne_shift_coarse(lane.p, lane.right)
             left = Mux(lane.far, Mux(lane.p != 0, _SATURATE, 0), lane.p << lane.left)
             return dict(neg=lane.neg, part=part, fine=fine, lost=lost, left=left, k_pos=lane.k_pos)
 
-        def stage13(lane, shared):
+        def stage13(lane, shared, index):
             q, up = rne_shift_fine(lane.part, lane.fine, lane.lost)
             return dict(neg=lane.neg, q=q, up=up, left=lane.left, k_pos=lane.k_pos)
 
-        def stage14(lane, shared):
+        def stage14(lane, shared, index):
             right_big = (lane.q[9:] != 0) | ((lane.q[:9] == _SATURATE) & lane.up)
             right = Mux(right_big, _SATURATE, lane.q[:9] + lane.up)
             left = Mux(lane.left[9:] != 0, _SATURATE, lane.left[:9])
@@ -244,14 +262,14 @@ class Requantizer(wiring.Component):
         # 15-17. step 5: sign, clamp to [qmin - y_zp, qmax - y_zp] (max first, as onnxruntime), + y_zp.
         # The min and the offset are side by side: clamped to hi, the code is qmax. Each lane takes its own
         # copy of the bounds in stage 15.
-        def stage15(lane, shared):
+        def stage15(lane, shared, index):
             return dict(v=Mux(lane.neg, -lane.r, lane.r), y_zp=shared.y_zp, lo=shared.lo, hi=shared.hi,
                         qmax=shared.qmax)
 
-        def stage16(lane, shared):
+        def stage16(lane, shared, index):
             return dict(v=Mux(lane.v < lane.lo, lane.lo, lane.v), y_zp=lane.y_zp, hi=lane.hi, qmax=lane.qmax)
 
-        def stage17(lane, shared):
+        def stage17(lane, shared, index):
             return dict(q=Mux(lane.v > lane.hi, lane.qmax, lane.v + lane.y_zp))
 
         stage_functions = [stage1, stage2, stage3a, stage3, stage4, stage5, stage5b, stage6, stage7, stage8, stage9,

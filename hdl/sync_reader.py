@@ -45,6 +45,10 @@ class SyncReader(wiring.Component):
         Shape of the tag carried from request to response (``unsigned(1)`` when unused).
     port_latency : {1, 2}
         Cycles from a read to its row on ``rd.data``: 1 for a memory port, 2 for a captured one.
+    always_read : bool
+        Keep ``rd.en`` high: the memory reads ``i.payload.addr`` every cycle and only the rows of accepted
+        requests are kept. For a wide memory of many block RAMs fed by an address that comes straight from a
+        register: the read enable would otherwise be a function of the handshake, a net to every block RAM.
 
     Members
     -------
@@ -56,11 +60,13 @@ class SyncReader(wiring.Component):
         The memory read port.
     """
 
-    def __init__(self, addr_width: int, shape: ShapeLike, tag_shape: ShapeLike = 1, port_latency: int = 1):
+    def __init__(self, addr_width: int, shape: ShapeLike, tag_shape: ShapeLike = 1, port_latency: int = 1,
+                 always_read: bool = False):
         if port_latency not in (1, 2):
             self._MustUse__used = True  # not a design left unused: it failed to build
             raise ValueError(f"port_latency must be 1 or 2, not {port_latency!r}")
         self._port_latency = port_latency
+        self._always_read = bool(always_read)
         self._shape = shape
         self._tag_shape = tag_shape
         super().__init__({
@@ -89,7 +95,7 @@ class SyncReader(wiring.Component):
         # Owned rows: queued, landed, in flight (a function of four register bits: one LUT).
         m.d.comb += self.i.ready.eq(count + inflight + landed_valid <= depth - 1)
         fire_i = self.i.valid & self.i.ready
-        m.d.comb += [self.rd.addr.eq(self.i.payload.addr), self.rd.en.eq(fire_i)]
+        m.d.comb += [self.rd.addr.eq(self.i.payload.addr), self.rd.en.eq(1 if self._always_read else fire_i)]
         m.d.sync += [inflight.eq(fire_i), landed_valid.eq(inflight)]
         with m.If(fire_i):
             m.d.sync += inflight_tag.eq(self.i.payload.tag)

@@ -75,6 +75,9 @@ class TileAddresser(wiring.Component):
         dense = Signal()
         first_chunk_last = Signal()
 
+        # The address register is the payload in every state (valid only in RUN): the weight memory reads it
+        # every cycle, with no logic between the register and the block RAMs.
+        m.d.comb += self.o.payload.eq(addr)
         with m.FSM():
             with m.State("IDLE"):
                 # Loaded in every idle cycle (the instruction is valid at ``start``): the enable of these
@@ -89,7 +92,7 @@ class TileAddresser(wiring.Component):
                 with m.If(self.start):
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += [self.busy.eq(1), self.o.valid.eq(1), self.o.payload.eq(addr)]
+                m.d.comb += [self.busy.eq(1), self.o.valid.eq(1)]
                 with m.If(self.o.ready):
                     m.d.sync += [addr.eq(addr + 1), r.eq(r + 1), r_last.eq(r == lanes - 2)]
                     with m.If(r_last):

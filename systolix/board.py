@@ -247,6 +247,7 @@ def build_board(board: str, build_path: str | os.PathLike, out: str | os.PathLik
         baud rate the board cannot make, a tool failing (its log named).
     """
     from .compiler.build import load_build
+    from .hdl.dsp import MODEL_GUARD as DSP_MODEL_GUARD
     from .synth import tool as find_tool
 
     spec = get_board(board)
@@ -264,6 +265,8 @@ def build_board(board: str, build_path: str | os.PathLike, out: str | os.PathLik
                                + (" --router router2" if spec.family == "ecp5" else "")}
     if spec.family == "ice40":  # -spram: act and wgt of a spram_buffers configuration in the SB_SPRAM256KA
         options["synth_opts"] = "-dsp -spram" if build.config.spram_buffers else "-dsp"
+    else:  # the accelerator's MULT18X18D instances are the ECP5 primitive, not the model its Verilog carries
+        options["read_verilog_opts"] = f"-D{DSP_MODEL_GUARD}"
     work = Path(tempfile.mkdtemp(prefix=".board-", dir=out))
     started = time.perf_counter()
     try:

@@ -33,6 +33,7 @@ from typing import Any
 
 from systolix.errors import SystolixError
 from systolix.hdl.devices import RESOURCES, Device, check_fits, estimate, get_device
+from systolix.hdl.dsp import MODEL_GUARD as DSP_MODEL_GUARD
 
 __all__ = ["CriticalPath", "Resource", "SynthResult", "critical_path", "run_flow", "synth_build", "unit_of"]
 
@@ -260,7 +261,9 @@ def yosys_script(device: Device, verilog: str, top: str = TOP) -> str:
     """The yosys script: read, keep the kept registers apart, synthesise for the family, write ``netlist.json``
     and ``stat.json``."""
     synth = "synth_ecp5" if device.family == "ecp5" else "synth_ice40 -dsp"
-    return (f"read_verilog {verilog}; {KEEP_REGISTERS}; {synth} -top {top} -json netlist.json; "
+    # on ECP5 the accelerator's MULT18X18D instances are yosys's primitive, not the model the Verilog carries
+    define = f"-D{DSP_MODEL_GUARD} " if device.family == "ecp5" else ""
+    return (f"read_verilog {define}{verilog}; {KEEP_REGISTERS}; {synth} -top {top} -json netlist.json; "
             f"tee -q -o stat.json stat -json")
 
 
