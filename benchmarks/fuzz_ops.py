@@ -61,6 +61,16 @@ class _Builder:
         self.nodes.append(helper.make_node(op, inputs, [out], name=out, domain=domain, **attrs))
         return out
 
+    def side_conv(self, x: str, xs: str, xz: str, xsv: float, c: int, dims: int) -> tuple[str, str, str, float]:
+        """A random 1x1 QLinearConv of ``x`` (``c`` channels to ``c``): a second operand for a two-input op."""
+        rng = self.rng
+        w = rng.integers(-127, 128, (c, c, *([1] * dims))).astype(np.int8)
+        os_, oz, osv = self.q(xsv * rng.uniform(0.5, 2))
+        ws = self.const(np.float32(rng.uniform(0.005, 0.02)), "ws")
+        other = self.node("QLinearConv", [x, xs, xz, self.const(w, "w"), ws,
+                                          self.const(np.array(0, np.int8), "wz"), os_, oz], domain=None)
+        return other, os_, oz, osv
+
     def build(self):
         rng = self.rng
         dims = 1 if rng.random() < 0.25 else 2
@@ -108,11 +118,7 @@ class _Builder:
             if step == "concat":
                 axis = int(rng.integers(2, 2 + dims))
                 c = shape[0]
-                w = rng.integers(-127, 128, (c, c, *([1] * dims))).astype(np.int8)
-                os_, oz, osv = self.q(xsv * rng.uniform(0.5, 2))
-                ws = self.const(np.float32(rng.uniform(0.005, 0.02)), "ws")
-                other = self.node("QLinearConv", [x, xs, xz, self.const(w, "w"), ws,
-                                                  self.const(np.array(0, np.int8), "wz"), os_, oz], domain=None)
+                other, os_, oz, osv = self.side_conv(x, xs, xz, xsv, c, dims)
                 ys, yz, ysv = self.q(max(xsv, osv) * rng.uniform(1, 1.5))
                 pair = [x, xs, xz, other, os_, oz] if rng.random() < 0.5 else [other, os_, oz, x, xs, xz]
                 x = self.node("QLinearConcat", [ys, yz, *pair], axis=axis)
@@ -161,11 +167,7 @@ class _Builder:
                 other, os_, oz, osv = x, xs, xz, xsv
             else:
                 c = shape[0]
-                w = rng.integers(-127, 128, (c, c, *([1] * dims))).astype(np.int8)
-                os_, oz, osv = self.q(xsv * rng.uniform(0.5, 2))
-                ws = self.const(np.float32(rng.uniform(0.005, 0.02)), "ws")
-                other = self.node("QLinearConv", [x, xs, xz, self.const(w, "w"), ws,
-                                                  self.const(np.array(0, np.int8), "wz"), os_, oz], domain=None)
+                other, os_, oz, osv = self.side_conv(x, xs, xz, xsv, c, dims)
             # output scale: the product's range over 255 codes, times a factor (near the ratio limit sometimes)
             factor = rng.choice([rng.uniform(0.5, 4), rng.uniform(0.005, 0.02)])
             ys, yz, ysv = self.q(xsv * osv * 128 * factor)

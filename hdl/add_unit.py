@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from systolix.arch.add_arith import FRAC_BITS, SUM_BITS, TABLE_BITS, VALUE_BITS, add_param_layout
 from systolix.arch.latency import add_unit_latency
 
-from .dsp import RegisteredMultiplier
+from .dsp import split_multiply
 from .pipeline import elastic_handshake, lane_copies
 from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine
 
@@ -200,14 +200,7 @@ class AddUnit(wiring.Component):
         for lane in range(lanes):
             magnitude = Signal(10, name=f"a_lane{lane}")
             m.d.comb += magnitude.eq(abs(regs[0][lane].v + const[lane].v_off))
-            pieces = {}
-            for name, factor in (("lo", shared.m[:17]), ("hi", shared.m[17:])):
-                mult = RegisteredMultiplier(unsigned(10), unsigned(len(factor)))
-                m.submodules[f"mul_{name}{lane}"] = mult
-                m.d.comb += [mult.a.eq(magnitude), mult.b.eq(factor), mult.ce_a.eq(loads[1]), mult.ce_b.eq(1),
-                             mult.ce_p.eq(loads[2])]
-                pieces[name] = mult.p
-            products.append(pieces)
+            products.append(split_multiply(m, lane, magnitude, shared.m, loads[1], loads[2]))
 
         def stage1(lane, r):
             code = r.v + const[lane].v_off

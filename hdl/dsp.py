@@ -26,12 +26,13 @@ its clock enable (``CE0``-``CE3``) and synchronous reset (``RST0``-``RST3``, res
 
 from __future__ import annotations
 
-from amaranth import ClockSignal, Instance, Module, Shape, Signal, signed, unsigned
+from amaranth import ClockSignal, Instance, Module, Shape, Signal, Value, signed, unsigned
 from amaranth.hdl import ShapeLike
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["MULT18X18D_MODEL", "MODEL_GUARD", "VERILOG_TARGET", "RegisteredMultiplier", "VerilogTarget"]
+__all__ = ["MULT18X18D_MODEL", "MODEL_GUARD", "VERILOG_TARGET", "RegisteredMultiplier", "VerilogTarget",
+           "split_multiply"]
 
 #: Width of a MULT18X18D operand.
 _OPERAND = 18
@@ -127,6 +128,20 @@ class RegisteredMultiplier(wiring.Component):
         for bit in range(2 * _OPERAND):
             ports[f"o_P{bit}"] = p[bit]
         m.submodules.mult = Instance("MULT18X18D", **ports)
+
+
+def split_multiply(m: Module, lane: int, a: Value, factor: Value, ce_a: Value, ce_p: Value) -> dict[str, Value]:
+    """``a * factor`` for an unsigned ``a`` of at most 17 bits and a factor wider than one operand, as two
+    `RegisteredMultiplier` products: ``"lo"`` = ``a * factor[:17]`` and ``"hi"`` = ``a * factor[17:]`` (the caller
+    adds them, ``hi`` shifted left by 17), registered as one (submodules ``mul_lo{lane}``, ``mul_hi{lane}``).
+    The factor is sampled every cycle, ``a`` when ``ce_a`` is high, the products when ``ce_p`` is high."""
+    pieces = {}
+    for name, piece in (("lo", factor[:17]), ("hi", factor[17:])):
+        mult = RegisteredMultiplier(unsigned(len(a)), unsigned(len(piece)))
+        m.submodules[f"mul_{name}{lane}"] = mult
+        m.d.comb += [mult.a.eq(a), mult.b.eq(piece), mult.ce_a.eq(ce_a), mult.ce_b.eq(1), mult.ce_p.eq(ce_p)]
+        pieces[name] = mult.p
+    return pieces
 
 
 def _model() -> str:

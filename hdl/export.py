@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,23 @@ from systolix.arch.config import AcceleratorConfig
 from systolix.cache import cache_dir
 
 __all__ = ["design_key", "verilog_for"]
+
+
+def _portable_src(text: str) -> str:
+    """``text`` with the source locations of its ``src`` attributes relative to the installed packages
+    (``systolix/hdl/pe.py:40``, ``amaranth/lib/fifo.py:120``), so that one configuration gives one text wherever
+    systolix is installed (the SHA-256 of ``accelerator.v`` recorded in a build then means the same design)."""
+    import amaranth
+
+    import systolix.arch
+    import systolix.hdl
+
+    roots = [(str(Path(p.__file__).resolve().parent), p.__name__.replace(".", "/"))
+             for p in (systolix.hdl, systolix.arch, amaranth)]
+    roots.append((str(Path(sysconfig.get_paths()["stdlib"]).resolve()), "python"))  # contextlib's frames
+    for root, name in roots:
+        text = text.replace(f'"{root}/', f'"{name}/').replace(f"|{root}/", f"|{name}/")
+    return text
 
 
 def design_key(config: AcceleratorConfig) -> str:
@@ -96,7 +114,7 @@ def verilog_for(config: AcceleratorConfig) -> str:
     text = verilog.convert(Accelerator(config), name="accelerator", platform=VERILOG_TARGET)
     if config.spram_buffers:
         text = _uninitialised(text, ("act0", "act1", "wgt"))
-    text = _bakeable(text) + MULT18X18D_MODEL
+    text = _portable_src(_bakeable(text)) + MULT18X18D_MODEL
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

@@ -24,7 +24,7 @@ from systolix.arch.latency import mul_unit_latency
 from systolix.arch.mul_arith import PRODUCT_CLAMP_BITS, mul_param_layout
 
 from .add_unit import add_input_layout
-from .dsp import RegisteredMultiplier
+from .dsp import RegisteredMultiplier, split_multiply
 from .pipeline import elastic_handshake
 from .rounding import excess_bits, rne_shift_coarse, rne_shift_fine, rne_shift_parts
 
@@ -123,14 +123,7 @@ class MulUnit(wiring.Component):
             exact.append(mult.p)
             magnitude = Signal(17, name=f"ap_lane{lane}")
             m.d.comb += magnitude.eq(Mux(mult.p < 0, -mult.p, mult.p))
-            pieces = {}
-            for name, factor in (("lo", p.m[:17]), ("hi", p.m[17:])):
-                mult = RegisteredMultiplier(unsigned(17), unsigned(len(factor)))
-                m.submodules[f"mul_{name}{lane}"] = mult
-                m.d.comb += [mult.a.eq(magnitude), mult.b.eq(factor), mult.ce_a.eq(loads[2]), mult.ce_b.eq(1),
-                             mult.ce_p.eq(loads[3])]
-                pieces[name] = mult.p
-            partial.append(pieces)
+            partial.append(split_multiply(m, lane, magnitude, p.m, loads[2], loads[3]))
 
         # Per-layer constants in registers (``params`` is stable while items are in the unit; an item needs
         # them no sooner than 3 stages after it entered): the window shifts, the lost bits' mask, the bounds.

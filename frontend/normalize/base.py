@@ -6,8 +6,9 @@ import dataclasses
 from typing import Protocol
 
 import onnx
+from onnx import shape_inference
 
-__all__ = ["Fired", "Rewrite", "copy_model"]
+__all__ = ["Fired", "Rewrite", "copy_model", "inferred_shapes"]
 
 
 class Rewrite(Protocol):
@@ -40,3 +41,19 @@ def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
     out = onnx.ModelProto()
     out.CopyFrom(model)
     return out
+
+
+def inferred_shapes(model: onnx.ModelProto, *, fallback: bool = False) -> dict[str, list[int | None]] | None:
+    """Tensor name -> its dimensions after onnx shape inference (None for a symbolic or unknown one).
+
+    When inference fails: the shapes the model declares if ``fallback``, else None.
+    """
+    try:
+        inferred = shape_inference.infer_shapes(model)
+    except Exception:
+        if not fallback:
+            return None
+        inferred = model
+    return {v.name: [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
+                     for d in v.type.tensor_type.shape.dim]
+            for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]}

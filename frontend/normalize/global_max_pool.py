@@ -8,9 +8,9 @@ spatial size comes from shape inference; a GlobalMaxPool whose input size is unk
 from __future__ import annotations
 
 import onnx
-from onnx import helper, shape_inference
+from onnx import helper
 
-from .base import copy_model
+from .base import copy_model, inferred_shapes
 
 __all__ = ["GlobalMaxPoolAsMaxPool"]
 
@@ -21,12 +21,9 @@ class GlobalMaxPoolAsMaxPool:
     def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, str] | None:
         if not any(n.op_type == "GlobalMaxPool" for n in model.graph.node):
             return None
-        try:
-            inferred = shape_inference.infer_shapes(model)
-        except Exception:
+        shapes = inferred_shapes(model)
+        if shapes is None:
             return None
-        shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
-                  for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]}
         out = copy_model(model)
         done = 0
         for index, node in enumerate(out.graph.node):

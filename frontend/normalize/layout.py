@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+from onnx import helper, numpy_helper
 
-from .base import copy_model
+from .base import copy_model, inferred_shapes
 
 __all__ = ["CancelLayoutRoundTrips", "ReduceMeanAsGlobalPool"]
 
@@ -51,13 +51,7 @@ class _Graph:
             if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
                 self.constants[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
         self.outputs = {o.name for o in model.graph.output}
-        try:
-            inferred = shape_inference.infer_shapes(model)
-        except Exception:
-            inferred = model
-        self.shapes = {v.name: [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None
-                                for d in v.type.tensor_type.shape.dim]
-                       for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]}
+        self.shapes = inferred_shapes(model, fallback=True)
 
     def only_reader(self, tensor: str) -> onnx.NodeProto | None:
         readers = self.readers.get(tensor, [])

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+from onnx import helper, numpy_helper
 
-from .base import copy_model
+from .base import copy_model, inferred_shapes
 
 __all__ = ["AveragePoolAs1d"]
 
@@ -58,12 +58,9 @@ class AveragePoolAs1d:
     def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, str] | None:
         if not any(n.op_type in _POOLS for n in model.graph.node):
             return None
-        try:
-            inferred = shape_inference.infer_shapes(model)
-        except Exception:
+        shapes = inferred_shapes(model)
+        if shapes is None:
             return None
-        shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
-                  for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]}
         opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         out = copy_model(model)
         nodes = list(out.graph.node)

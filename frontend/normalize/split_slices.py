@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper, shape_inference
+from onnx import helper, numpy_helper
 
-from .base import copy_model
+from .base import copy_model, inferred_shapes
 
 __all__ = ["SplitAsSlices"]
 
@@ -38,12 +38,7 @@ class SplitAsSlices:
     def apply(self, model: onnx.ModelProto) -> tuple[onnx.ModelProto, str] | None:
         if not any(n.op_type == "Split" and n.domain in ("", "ai.onnx") for n in model.graph.node):
             return None
-        try:
-            inferred = shape_inference.infer_shapes(model)
-        except Exception:
-            inferred = model
-        shapes = {v.name: [d.dim_value if d.HasField("dim_value") else None for d in v.type.tensor_type.shape.dim]
-                  for v in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]}
+        shapes = inferred_shapes(model, fallback=True)
         constants = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
         out = copy_model(model)
         nodes, done, names = [], 0, {i.name for i in model.graph.initializer}

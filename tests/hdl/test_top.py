@@ -136,3 +136,23 @@ def test_verilog_depends_on_the_configuration_only(model):
     assert "reg [7:0] lut0 [255:0]" in first and "reg [7:0] lut0 [511:0]" in wider
     variant = AcceleratorConfig(**(config.to_dict() | {"add_variant": "sse2"}))
     assert verilog.convert(Accelerator(variant), name="accelerator") == first  # tables, not hardware
+
+
+def test_verilog_text_does_not_depend_on_where_systolix_is_installed():
+    """The ``src`` attributes name sources relative to their package, never the checkout or site-packages
+    path, so that one configuration gives one ``accelerator.v`` (and one SHA-256) on every machine."""
+    from pathlib import Path
+
+    import amaranth
+
+    import systolix.hdl
+    from systolix.hdl.export import verilog_for
+
+    config = AcceleratorConfig(rows=2, cols=2, act_buffer_depth=64, weight_buffer_depth=64, acc_memory_depth=16,
+                               param_memory_depth=16, program_memory_depth=16, lut_memory_depth=256,
+                               add_table_depth=256, add_variant="avx2")
+    text = verilog_for(config)
+    for root in (Path(systolix.hdl.__file__).resolve().parent, Path(amaranth.__file__).resolve().parent):
+        assert str(root) not in text
+    assert 'src = "systolix/hdl/pe.py:' in text and 'src = "amaranth/' in text
+    assert 'src = "/' not in text and "|/" not in text
