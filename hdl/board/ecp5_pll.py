@@ -13,7 +13,7 @@ from amaranth.hdl import Instance, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.errors import SystolixError
+from .pll_search import closest_setting
 
 __all__ = ["Ecp5Pll", "PllSettings", "pll_settings"]
 
@@ -38,32 +38,20 @@ def pll_settings(f_in_mhz: float, f_out_mhz: float) -> PllSettings:
     SystolixError
         If no setting is within 1% of the request.
     """
-    best = None
-    below, above = 0.0, float("inf")
-    for clki in range(1, 129):
-        if not 3.125 <= f_in_mhz / clki <= 400:
-            continue
-        for clkfb in range(1, 129):
-            f_out = f_in_mhz * clkfb / clki
-            if not 3.125 <= f_out <= 400:
+    def candidates():
+        for clki in range(1, 129):
+            if not 3.125 <= f_in_mhz / clki <= 400:
                 continue
-            for clkop in range(1, 129):
-                vco = f_out * clkop
-                if 400 <= vco <= 800:
-                    score = (abs(f_out - f_out_mhz), abs(vco - 600))
-                    if best is None or score < best[0]:
-                        best = (score, PllSettings(clki, clkfb, clkop, f_in_mhz, f_out, vco))
-                    if f_out <= f_out_mhz:
-                        below = max(below, f_out)
-                    else:
-                        above = min(above, f_out)
-    if best is None or best[0][0] > 0.01 * f_out_mhz:
-        nearest = " or ".join(f"{f:.4g}" for f in (below, above) if 0 < f < float("inf"))
-        raise SystolixError(
-            f"the ECP5 PLL cannot make {f_out_mhz:g} MHz from {f_in_mhz:g} MHz"
-            + (f" (nearest it can: {nearest} MHz)" if nearest else "")
-        )
-    return best[1]
+            for clkfb in range(1, 129):
+                f_out = f_in_mhz * clkfb / clki
+                if not 3.125 <= f_out <= 400:
+                    continue
+                for clkop in range(1, 129):
+                    vco = f_out * clkop
+                    if 400 <= vco <= 800:
+                        yield f_out, abs(vco - 600), PllSettings(clki, clkfb, clkop, f_in_mhz, f_out, vco)
+
+    return closest_setting(candidates(), f_in_mhz, f_out_mhz, "ECP5")
 
 
 class Ecp5Pll(wiring.Component):

@@ -14,7 +14,7 @@ from amaranth.hdl import Instance, Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from systolix.errors import SystolixError
+from .pll_search import closest_setting
 
 __all__ = ["Ice40Pll", "Ice40PllSettings", "ice40_pll_settings"]
 
@@ -48,8 +48,9 @@ def ice40_pll_settings(f_in_mhz: float, f_out_mhz: float) -> Ice40PllSettings:
     SystolixError
         If no setting is within 1% of the request.
     """
-    best = None
-    if 10 <= f_in_mhz <= 133:
+    def candidates():
+        if not 10 <= f_in_mhz <= 133:
+            return
         for divr in range(16):
             pfd = f_in_mhz / (divr + 1)
             if not 10 <= pfd <= 133:
@@ -61,14 +62,10 @@ def ice40_pll_settings(f_in_mhz: float, f_out_mhz: float) -> Ice40PllSettings:
                 for divq in range(1, 7):
                     f_out = vco / (1 << divq)
                     if 16 <= f_out <= 275:
-                        score = (abs(f_out - f_out_mhz), vco)
-                        if best is None or score < best[0]:
-                            filter_range = 1 + sum(pfd >= bound for bound in _FILTER_BOUNDS)
-                            best = (score, Ice40PllSettings(divr, divf, divq, filter_range, f_in_mhz, f_out, vco))
-    if best is None or best[0][0] > 0.01 * f_out_mhz:
-        raise SystolixError(f"the iCE40 PLL cannot make {f_out_mhz:g} MHz from {f_in_mhz:g} MHz "
-                            "(its output range is 16-275 MHz)")
-    return best[1]
+                        filter_range = 1 + sum(pfd >= bound for bound in _FILTER_BOUNDS)
+                        yield f_out, vco, Ice40PllSettings(divr, divf, divq, filter_range, f_in_mhz, f_out, vco)
+
+    return closest_setting(candidates(), f_in_mhz, f_out_mhz, "iCE40", "its output range is 16-275 MHz")
 
 
 class Ice40Pll(wiring.Component):
